@@ -1,0 +1,101 @@
+"""The errors the library raises on bad input or failing services; each carries a stable code and an HTTP status.
+
+Entry points map them to responses (HTTP JSON errors, Lambda responses, CLI messages with a non-zero exit);
+library code never prints or exits.
+"""
+
+from __future__ import annotations
+
+
+class VisualSearchError(Exception):
+    """Base class. `code` is a stable machine-readable string; `http_status` is what an API answers."""
+
+    code = "error"
+    http_status = 500
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidImageError(VisualSearchError):
+    """The bytes are not a decodable image (empty, truncated, corrupt, random bytes, SVG/HTML)."""
+
+    code = "invalid_image"
+    http_status = 400
+
+
+class UnsupportedImageTypeError(VisualSearchError):
+    """A well-formed file of a type this product does not index (or a request whose media type it cannot read)."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class ImageTooLargeError(VisualSearchError):
+    """Too many bytes, or too many pixels (a decompression bomb)."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class InvalidRequestError(VisualSearchError):
+    """A request that is well-formed but asks for something inconsistent (two query sources, a crop outside the image)."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class NotFoundError(VisualSearchError):
+    code = "not_found"
+    http_status = 404
+
+
+class UnauthorizedError(VisualSearchError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class FetchError(VisualSearchError):
+    """Fetching a query image by URL failed: refused by policy (400), upstream error (502), or timeout (504)."""
+
+    code = "fetch_failed"
+    http_status = 502
+
+
+class FetchRefusedError(FetchError):
+    code = "url_refused"
+    http_status = 400
+
+
+class FetchTimeoutError(FetchError):
+    code = "fetch_timeout"
+    http_status = 504
+
+
+class ModelMismatchError(VisualSearchError):
+    """The index holds vectors of another model or dimension; mixing them would give meaningless scores."""
+
+    code = "model_mismatch"
+    http_status = 409
+
+
+class IndexLockedError(VisualSearchError):
+    """Another process is already writing this index directory."""
+
+    code = "index_locked"
+    http_status = 409
+
+
+class IndexCorruptError(VisualSearchError):
+    code = "index_corrupt"
+    http_status = 500
+
+
+class BackendUnavailableError(VisualSearchError):
+    """A remote service (OpenSearch, SageMaker) could not be reached or kept failing after retries."""
+
+    code = "backend_unavailable"
+    http_status = 503
