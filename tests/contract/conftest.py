@@ -1,0 +1,45 @@
+"""One VectorIndex contract suite, run against every backend: the embedded index and a real OpenSearch node."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Callable
+
+import pytest
+
+from visual_search.ports import VectorIndex
+
+IndexFactory = Callable[..., VectorIndex]
+
+
+@pytest.fixture(params=["embedded", "opensearch"])
+def make_index(request, tmp_path):
+    """make_index(model_id="test-model", dimension=8) -> a fresh, empty, writable VectorIndex."""
+    created: list[VectorIndex] = []
+    cleanups: list[Callable[[], None]] = []
+
+    if request.param == "embedded":
+        from visual_search.local_index import LocalIndex
+
+        def factory(model_id: str = "test-model", dimension: int = 8, name: str = "index") -> VectorIndex:
+            index = LocalIndex(tmp_path / name, model_id=model_id, dimension=dimension, writable=True)
+            created.append(index)
+            return index
+    else:
+        base_url = request.getfixturevalue("opensearch_url")
+        from visual_search.opensearch_index import OpenSearchIndex
+
+        def factory(model_id: str = "test-model", dimension: int = 8, name: str = "index") -> VectorIndex:
+            index_name = f"contract-{name}-{uuid.uuid4().hex[:10]}"
+            index = OpenSearchIndex(f"{base_url}/{index_name}", model_id=model_id, dimension=dimension)
+            created.append(index)
+            cleanups.append(index.drop)
+            return index
+
+    yield factory
+    for index in created:
+        close = getattr(index, "close", None)
+        if close:
+            close()
+    for cleanup in cleanups:
+        cleanup()
