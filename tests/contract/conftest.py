@@ -27,13 +27,15 @@ def make_index(request, tmp_path):
             return index
     else:
         base_url = request.getfixturevalue("opensearch_url")
+        run_id = uuid.uuid4().hex[:10]  # one per test, so the same name reopens the same OpenSearch index
         from visual_search.opensearch_index import OpenSearchIndex
 
         def factory(model_id: str = "test-model", dimension: int = 8, name: str = "index") -> VectorIndex:
-            index_name = f"contract-{name}-{uuid.uuid4().hex[:10]}"
+            index_name = f"contract-{name}-{run_id}"
             index = OpenSearchIndex(f"{base_url}/{index_name}", model_id=model_id, dimension=dimension)
             created.append(index)
-            cleanups.append(index.drop)
+            if index.drop not in cleanups:
+                cleanups.append(index.drop)
             return index
 
     yield factory
