@@ -7,6 +7,7 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from .images import PreprocessSpec
 from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 
 
@@ -16,11 +17,13 @@ class Embedder(Protocol):
 
     `model_id` names the model and its weights (e.g. ``efficientnet-lite2-int8:9656183e``); an index refuses
     vectors of any other model_id. `embed` returns float32 of shape (len(images), dimension), each row with
-    L2 norm 1, so the dot product of two rows is their cosine similarity.
+    L2 norm 1, so the dot product of two rows is their cosine similarity. `spec` is the model's input contract;
+    callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.
     """
 
     model_id: str
     dimension: int
+    spec: PreprocessSpec
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 

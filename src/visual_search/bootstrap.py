@@ -1,0 +1,61 @@
+"""The one place where adapters are chosen from Settings and wired into the services. Imports are lazy so that
+a Lambda function, which has neither ONNX Runtime nor faiss, can build its services from the same code."""
+
+from __future__ import annotations
+
+from .ports import Embedder, ImageStore, VectorIndex
+from .settings import Settings
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    if settings.embedder == "sagemaker":
+        from .sagemaker_embedder import SageMakerEmbedder
+
+        if not settings.sagemaker_endpoint:
+            raise ValueError("VISUAL_SEARCH_SAGEMAKER_ENDPOINT must name the endpoint when the embedder is sagemaker")
+        return SageMakerEmbedder(settings.sagemaker_endpoint)
+    if settings.embedder != "local":
+        raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
+    from .onnx_embedder import load_embedder
+
+    return load_embedder(settings.model, threads=settings.threads, calibration_dir=settings.calibration_dir)
+
+
+def open_index(settings: Settings, *, writable: bool, embedder: Embedder | None = None) -> VectorIndex:
+    """Open (or, when writable, create) the configured index. With an embedder, the index is bound to its
+    model and refuses another; without one, it is opened read-only for whatever model made it."""
+    model_id = embedder.model_id if embedder else None
+    dimension = embedder.dimension if embedder else None
+    if settings.index_is_opensearch:
+        from .opensearch_index import OpenSearchIndex
+
+        return OpenSearchIndex(settings.index, model_id=model_id, dimension=dimension)
+    from .local_index import LocalIndex
+
+    return LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=writable)
+
+
+def build_image_store(location: str) -> ImageStore:
+    if location.startswith("s3://"):
+        from .s3_image_store import S3ImageStore
+
+        return S3ImageStore.from_url(location)
+    from .local_image_store import LocalFolderStore
+
+    return LocalFolderStore(location)
+
+
+def build_search_service(settings: Settings, *, embedder: Embedder | None = None):
+    from .search_service import SearchService
+
+    embedder = embedder or build_embedder(settings)
+    index = open_index(settings, writable=False, embedder=embedder)
+    return SearchService(embedder, index, max_pixels=settings.max_pixels)
+
+
+def build_indexing_service(settings: Settings, *, embedder: Embedder | None = None, batch_size: int = 32):
+    from .indexing_service import IndexingService
+
+    embedder = embedder or build_embedder(settings)
+    index = open_index(settings, writable=True, embedder=embedder)
+    return IndexingService(embedder, index, batch_size=batch_size, max_pixels=settings.max_pixels)
