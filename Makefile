@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine: `make demo` runs the product, `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_INDEX ?= var/demo-index
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install system-deps opensearch-start opensearch-stop demo demo-index test test-fast bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,opensearch,aws,test]'
+	$(BIN)/python -m pip install --quiet -r requirements-tools.txt
+	touch $@
+
+# Debian's chromium for the browser tests, and Java for OpenSearch (apt-get as root, or through sudo).
+system-deps:
+	scripts/install-system-deps.sh
+
+opensearch-start:
+	scripts/opensearch.sh start
+
+opensearch-stop:
+	scripts/opensearch.sh stop
+
+demo-index: install
+	$(BIN)/visual-search index demo/catalogue/images --labels demo/catalogue/labels.csv --index-dir $(DEMO_INDEX)
+
+demo: demo-index
+	@echo "Open http://$(HOST):$(PORT) in a browser (Ctrl+C stops the server)."
+	$(BIN)/visual-search serve --index-dir $(DEMO_INDEX) --host $(HOST) --port $(PORT)
+
+# Every test, with the real services: installs what is missing, starts OpenSearch, stops it afterwards.
+test: install system-deps
+	scripts/run-tests.sh
+
+bench: install
+	scripts/run-benchmarks.sh
+
+clean:
+	rm -rf $(VENV) var artifacts .pytest_cache

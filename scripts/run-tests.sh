@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every test against real services: starts a local OpenSearch node (stopped afterwards if this script
+# started it), then pytest. Extra arguments go to pytest. Under CI=true a service that cannot start fails the run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${VENV:-.venv}/bin
+
+started_opensearch=0
+if ! scripts/opensearch.sh status >/dev/null 2>&1; then
+  if scripts/opensearch.sh start; then
+    started_opensearch=1
+  elif [ "${CI:-}" = "true" ]; then
+    echo "run-tests: OpenSearch could not start; under CI=true that fails the run" >&2
+    exit 1
+  else
+    echo "run-tests: OpenSearch could not start; its tests will skip (see scripts/opensearch.sh)" >&2
+  fi
+fi
+stop_opensearch() { [ "$started_opensearch" = 1 ] && scripts/opensearch.sh stop >/dev/null 2>&1; }
+trap stop_opensearch EXIT
+
+mkdir -p artifacts
+"$BIN/python" -m pytest -q -p no:cacheprovider --timeout=900 "$@"
+status=$?
+[ "$status" = 5 ] && { echo "run-tests: pytest collected no tests" >&2; status=1; }
+exit "$status"
