@@ -16,8 +16,8 @@ from PIL import Image, ImageOps
 
 from .errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
 
-# The formats the product indexes; MPO is the multi-picture JPEG many phones write.
-SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+# The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = 64_000_000  # a 12 MP phone photo is far below; a 30000x30000 "bomb" is far above
 
@@ -93,6 +93,7 @@ def decode_image(
     """
     if not data:
         raise InvalidImageError("the file is empty")
+    Image.init()  # registers every plugin; a no-op after the first call
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
