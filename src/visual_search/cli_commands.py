@@ -26,7 +26,7 @@ def run_index(args, settings: Settings) -> int:
         return 1
     service = bootstrap.build_indexing_service(settings, batch_size=args.batch_size)
     with _progress_bar(len(items), disabled=args.quiet) as progress:
-        report = service.index(items, progress=progress.update)
+        report = service.index_items(items, progress=progress.update)
     for failure in report.failed:
         print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
     print(
@@ -98,7 +98,7 @@ def run_eval(args, settings: Settings) -> int:
         service = bootstrap.build_indexing_service(index_settings, embedder=embedder)
         items = [IndexItem(str(i), str(e.path), e.path.read_bytes, e.label) for i, e in enumerate(entries)]
         with _progress_bar(len(items), disabled=args.json) as progress:
-            report = service.index(items, progress=progress.update)
+            report = service.index_items(items, progress=progress.update)
         for failure in report.failed:
             print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
         kept = [i for i in range(len(entries)) if service.index.get_vector(str(i)) is not None]

@@ -78,7 +78,7 @@ class IndexingService:
         # Tensors can be prepared in the workers only if the embedder accepts them; otherwise it gets images.
         self._embeds_tensors = callable(getattr(embedder, "embed_tensors", None))
 
-    def index(
+    def index_items(
         self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None
     ) -> IndexReport:
         """Index every item; per-file failures go into the report. Each upserted batch is committed before the
