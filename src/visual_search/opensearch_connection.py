@@ -1,0 +1,201 @@
+"""Where an OpenSearch index lives and how to talk to it: URL forms, auth modes, retries and error translation.
+
+URL forms (the path is exactly one segment, the index name):
+  ``opensearch://host:9200/index``  plain HTTP (port 9200 when omitted)
+  ``opensearchs://host/index``      HTTPS (port 443 when omitted)
+  ``https://host/index``            HTTPS (port 443 when omitted)
+  ``http://host:9200/index``        plain HTTP (port 80 when omitted, as for any http URL)
+Auth: basic from the URL's userinfo (``http://user:pass@host:9200/index``) or an explicit BasicAuth; AWS SigV4
+(AwsSigV4Auth) for Amazon OpenSearch Service (service "es") and Serverless ("aoss"), chosen automatically for
+``*.REGION.es.amazonaws.com`` and ``*.REGION.aoss.amazonaws.com`` hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from .errors import BackendUnavailableError, InvalidRequestError, UnauthorizedError
+
+T = TypeVar("T")
+
+_SCHEMES = {"opensearch": (False, 9200), "opensearchs": (True, 443), "http": (False, 80), "https": (True, 443)}
+_AWS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?P<service>es|aoss)\.amazonaws\.com$")
+# OpenSearch's own rules: lowercase, no leading '-', '_' or '+', none of these characters, not '.' or '..'.
+_INDEX_NAME = re.compile(r"^(?![-_+.])[a-z0-9._+-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never print the password in logs or tracebacks
+        return f"BasicAuth(username={self.username!r}, password='***')"
+
+
+@dataclass(frozen=True)
+class AwsSigV4Auth:
+    """Sign every request with the default boto3 credential chain. `service` is "es" (managed) or "aoss" (Serverless)."""
+
+    region: str
+    service: str = "es"
+
+
+Auth = BasicAuth | AwsSigV4Auth | None
+
+
+@dataclass(frozen=True)
+class OpenSearchLocation:
+    host: str
+    port: int
+    use_tls: bool
+    index_name: str
+    auth: Auth = None
+
+    @property
+    def endpoint(self) -> str:
+        """The node's address without credentials, for messages."""
+        return f"{'https' if self.use_tls else 'http'}://{self.host}:{self.port}"
+
+
+def parse_opensearch_url(url: str, auth: Auth = None) -> OpenSearchLocation:
+    """Parse one of the URL forms above. An explicit `auth` wins over userinfo and over the AWS host guess."""
+    parts = urlsplit(url)
+    if parts.scheme not in _SCHEMES:
+        raise InvalidRequestError(f"not an OpenSearch URL (expected opensearch://, opensearchs://, http:// or https://): {url!r}")
+    use_tls, default_port = _SCHEMES[parts.scheme]
+    index_name = parts.path.strip("/")
+    if not parts.hostname or not _INDEX_NAME.match(index_name):
+        raise InvalidRequestError(
+            f"an OpenSearch URL needs a host and one lowercase index name as its path, e.g. opensearch://127.0.0.1:9200/products; got {parts.scheme}://{parts.hostname}/{index_name}"
+        )
+    if auth is None and parts.username:
+        auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
+    if auth is None and (aws_host := _AWS_HOST.search(parts.hostname)):
+        auth = AwsSigV4Auth(region=aws_host["region"], service=aws_host["service"])
+    return OpenSearchLocation(parts.hostname, parts.port or default_port, use_tls, index_name, auth)
+
+
+def auth_from_env(environ: Mapping[str, str] = os.environ) -> Auth:
+    """Auth named by settings-style variables; for bootstrap, so that library code itself reads no environment.
+
+    VISUAL_SEARCH_OPENSEARCH_USERNAME/_PASSWORD give basic auth; VISUAL_SEARCH_OPENSEARCH_AUTH=sigv4 gives SigV4 with
+    VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE (es|aoss, default es) and the region from AWS_REGION/AWS_DEFAULT_REGION.
+    """
+    if environ.get("VISUAL_SEARCH_OPENSEARCH_AUTH", "").lower() == "sigv4":
+        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+        if not region:
+            raise InvalidRequestError("SigV4 auth for OpenSearch needs AWS_REGION (or AWS_DEFAULT_REGION)")
+        return AwsSigV4Auth(region=region, service=environ.get("VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE", "es"))
+    if username := environ.get("VISUAL_SEARCH_OPENSEARCH_USERNAME"):
+        return BasicAuth(username, environ.get("VISUAL_SEARCH_OPENSEARCH_PASSWORD", ""))
+    return None
+
+
+def aws_signer(auth: AwsSigV4Auth):
+    """An opensearch-py urllib3 SigV4 signer over boto3's default credential chain (env, profile, role).
+
+    Raises UnauthorizedError when the chain finds no credentials. boto3 is imported here, not at module
+    import, because only AWS deployments need it.
+    """
+    if auth.service not in ("es", "aoss"):
+        raise InvalidRequestError(f"AWS service for OpenSearch must be 'es' or 'aoss', not {auth.service!r}")
+    import boto3
+    from opensearchpy import Urllib3AWSV4SignerAuth
+
+    credentials = boto3.Session(region_name=auth.region).get_credentials()
+    if credentials is None:
+        raise UnauthorizedError("no AWS credentials found for signing OpenSearch requests (env, profile or role)")
+    return Urllib3AWSV4SignerAuth(credentials, auth.region, auth.service)
+
+
+def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs: bool = True):
+    """An opensearch-py client for `location`. Its own retries are off: call_with_retries backs off instead."""
+    from opensearchpy import OpenSearch
+
+    if isinstance(location.auth, AwsSigV4Auth):
+        http_auth = aws_signer(location.auth)
+    elif isinstance(location.auth, BasicAuth):
+        http_auth = (location.auth.username, location.auth.password)
+    else:
+        http_auth = None
+    return OpenSearch(
+        hosts=[{"host": location.host, "port": location.port}],
+        use_ssl=location.use_tls,
+        verify_certs=verify_certs and location.use_tls,
+        ssl_show_warn=False,
+        http_auth=http_auth,
+        http_compress=True,  # vectors are long JSON arrays; gzip roughly halves them
+        timeout=timeout_s,
+        max_retries=0,
+    )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with jitter, for 429 (node busy), 5xx and unreachable nodes."""
+
+    attempts: int = 4
+    first_delay_s: float = 0.2
+    max_delay_s: float = 3.0
+
+    def delay_s(self, attempt: int) -> float:
+        return min(self.max_delay_s, self.first_delay_s * 2**attempt) * random.uniform(0.8, 1.2)
+
+
+def is_retryable_status(status: object) -> bool:
+    return status == 429 or (isinstance(status, int) and status >= 500)
+
+
+def call_with_retries(operation: Callable[[], T], *, what: str, endpoint: str, policy: RetryPolicy) -> T:
+    """Run `operation`, retrying on 429/5xx/connection errors; translate failures into this library's errors.
+
+    Raises UnauthorizedError (401/403, never retried), BackendUnavailableError (retries exhausted),
+    InvalidRequestError (other 4xx). opensearchpy.NotFoundError passes through for callers that expect it.
+    """
+    from opensearchpy.exceptions import (
+        AuthenticationException,
+        AuthorizationException,
+        ConnectionError,
+        NotFoundError,
+        TransportError,
+    )
+
+    last_problem = ""
+    for attempt in range(policy.attempts):
+        if attempt:
+            time.sleep(policy.delay_s(attempt - 1))
+        try:
+            return operation()
+        except (AuthenticationException, AuthorizationException) as error:
+            raise UnauthorizedError(
+                f"OpenSearch at {endpoint} refused to {what} (HTTP {error.status_code}): check the credentials "
+                f"(URL userinfo, VISUAL_SEARCH_OPENSEARCH_USERNAME/PASSWORD, or the AWS role's access policy)"
+            ) from error
+        except ConnectionError as error:
+            last_problem = f"could not connect ({_connection_cause(error)})"
+        except NotFoundError:
+            raise
+        except TransportError as error:
+            if not is_retryable_status(error.status_code):
+                raise InvalidRequestError(f"OpenSearch at {endpoint} rejected the request to {what}: {error}") from error
+            last_problem = f"answered HTTP {error.status_code} ({error.error})"
+    raise BackendUnavailableError(
+        f"OpenSearch at {endpoint} is unavailable: {last_problem}, {policy.attempts} attempts to {what}; "
+        f"is the node running? (locally: scripts/opensearch.sh start)"
+    )
+
+
+def _connection_cause(error) -> str:
+    cause = error.info if isinstance(error.info, BaseException) else error
+    text = str(cause)
+    for known in ("Connection refused", "timed out", "Name or service not known", "certificate verify failed"):
+        if known.lower() in text.lower():
+            return known.lower()
+    return text[:200]

@@ -1,0 +1,282 @@
+"""The VectorIndex for large catalogues and AWS: one OpenSearch k-NN index (HNSW, cosine) per model.
+
+Reads see every write that returned: writes use ``refresh="wait_for"`` by default, which blocks a bulk
+request until the next periodic refresh (up to ``index.refresh_interval``, 1 s by default) instead of forcing
+one per request; bulk loads that need no read-after-write can pass ``refresh=False`` and call ``refresh()``
+once at the end. Serverless (aoss) supports neither, so it defaults to False there.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Literal, Sequence, TypeVar
+
+import numpy as np
+
+from . import opensearch_documents as docs
+from .errors import InvalidRequestError, ModelMismatchError, NotFoundError
+from .opensearch_connection import (
+    Auth,
+    AwsSigV4Auth,
+    RetryPolicy,
+    build_client,
+    call_with_retries,
+    is_retryable_status,
+    parse_opensearch_url,
+)
+from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
+
+T = TypeVar("T")
+Refresh = Literal["wait_for"] | bool
+
+
+class OpenSearchIndex:
+    """A VectorIndex on an OpenSearch index named by the URL's path (see opensearch_connection for URL forms).
+
+    Creates the index when missing; raises ModelMismatchError when it exists for another model_id or dimension.
+    Raises UnauthorizedError on 401/403 and BackendUnavailableError when the node stays unreachable or keeps
+    answering 429/5xx after bounded retries. `engine` "lucene" works everywhere; "faiss" needs the k-NN native
+    libraries (Amazon OpenSearch Service has them; the Maven-built local node does not, and dies using them).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model_id: str,
+        dimension: int,
+        engine: str = "lucene",
+        m: int = 16,
+        ef_construction: int = 128,
+        ef_search: int = 100,
+        shards: int = 1,
+        replicas: int | None = None,
+        auth: Auth = None,
+        refresh: Refresh | None = None,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy = RetryPolicy(),
+        verify_certs: bool = True,
+        create: bool = True,
+    ):
+        if engine not in docs.ENGINES:
+            raise InvalidRequestError(f"engine must be one of {docs.ENGINES}, not {engine!r}")
+        if dimension < 1:
+            raise InvalidRequestError(f"dimension must be positive, not {dimension}")
+        self.location = parse_opensearch_url(url, auth)
+        self.index_name = self.location.index_name
+        self.model_id = model_id
+        self.dimension = dimension
+        self.engine = engine
+        self.ef_search = ef_search
+        serverless = isinstance(self.location.auth, AwsSigV4Auth) and self.location.auth.service == "aoss"
+        if refresh is None:
+            refresh = False if serverless else "wait_for"
+        self.refresh_policy: Refresh = refresh
+        self._timeout_s = timeout_s
+        self._verify_certs = verify_certs
+        self._retry = retry
+        self._client = None
+        self._check_or_create(
+            create,
+            docs.index_body(
+                model_id=model_id, dimension=dimension, engine=engine, m=m,
+                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas,
+            ),
+        )
+
+    @classmethod
+    def open_existing(cls, url: str, **options: Any) -> "OpenSearchIndex":
+        """Open an index created earlier, reading model_id, dimension and engine from its mapping.
+
+        For readers that do not load the model (stats, get). Raises NotFoundError when the index is missing.
+        """
+        location = parse_opensearch_url(url, options.get("auth"))
+        probe = cls.__new__(cls)
+        probe.location, probe.index_name, probe._client = location, location.index_name, None
+        probe._timeout_s, probe._verify_certs = options.get("timeout_s", 10.0), options.get("verify_certs", True)
+        probe._retry = options.get("retry", RetryPolicy())
+        meta, vector_mapping = probe._read_mapping()
+        if meta is None:
+            raise NotFoundError(f"OpenSearch index {location.index_name!r} does not exist at {location.endpoint}")
+        engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
+        return cls(url, model_id=meta["model_id"], dimension=int(meta["dimension"]), engine=engine, create=False, **options)
+
+    # -- VectorIndex -------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        vectors = self._checked_vectors(vectors, expected_rows=len(records))
+        if not records:
+            return
+        actions = [
+            [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
+            for record, vector in zip(records, vectors)
+        ]
+        self._bulk(actions, what=f"upsert {len(records)} records")
+
+    def delete(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
+        items = self._bulk(actions, what=f"delete {len(actions)} keys")
+        return sum(1 for item in items if item["delete"].get("result") == "deleted")
+
+    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        if not keys:
+            return {}
+        answer = self._call(
+            lambda client: client.mget(
+                index=self.index_name, body={"ids": list(dict.fromkeys(keys))}, params={"_source_excludes": docs.VECTOR_FIELD}
+            ),
+            what="get records",
+        )
+        return {doc["_id"]: docs.record_from_source(doc["_source"]) for doc in answer["docs"] if doc.get("found")}
+
+    def get_vector(self, key: str) -> np.ndarray | None:
+        answer = self._call(
+            lambda client: client.mget(
+                index=self.index_name, body={"ids": [key]}, params={"_source_includes": docs.VECTOR_FIELD}
+            ),
+            what="get a vector",
+        )
+        found = [doc for doc in answer["docs"] if doc.get("found")]
+        return np.asarray(found[0]["_source"][docs.VECTOR_FIELD], dtype=np.float32) if found else None
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        exclude_keys: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """At most k hits (capped at 10,000, OpenSearch's limit) by descending cosine similarity."""
+        query_vector = self._checked_vectors(np.asarray(vector).reshape(1, -1), expected_rows=1)[0]
+        if k < 1:
+            return []
+        body = docs.knn_query(
+            query_vector, min(k, docs.MAX_K), engine=self.engine, ef_search=self.ef_search,
+            filters=filters, exclude_keys=exclude_keys,
+        )
+        answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="search")
+        hits = [
+            SearchHit(docs.record_from_source(hit["_source"]), docs.cosine_from_score(hit["_score"]))
+            for hit in answer["hits"]["hits"]
+        ]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)
+
+    def count(self) -> int:
+        return int(self._call(lambda client: client.count(index=self.index_name), what="count")["count"])
+
+    def stats(self) -> IndexStats:
+        answer = self._call(
+            lambda client: client.search(index=self.index_name, body=docs.labels_aggregation()), what="read stats"
+        )
+        labels = {bucket["key"]: bucket["doc_count"] for bucket in answer["aggregations"]["labels"]["buckets"]}
+        return IndexStats(
+            count=int(answer["hits"]["total"]["value"]), dimension=self.dimension, model_id=self.model_id,
+            labels=labels, backend="opensearch",
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Make every write so far visible to search (for bulk loads written with refresh=False)."""
+        self._call(lambda client: client.indices.refresh(index=self.index_name), what="refresh")
+
+    def drop(self) -> None:
+        """Delete the whole index; a missing index is fine. Works after close() (it reconnects)."""
+        self._call(
+            lambda client: client.indices.delete(index=self.index_name, params={"ignore_unavailable": "true"}),
+            what="delete the index",
+        )
+
+    def close(self) -> None:
+        """Release pooled connections. The object stays usable: the next call reconnects."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> "OpenSearchIndex":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"OpenSearchIndex({self.location.endpoint}/{self.index_name}, model_id={self.model_id!r}, dimension={self.dimension})"
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[Any], T], *, what: str) -> T:
+        if self._client is None:
+            self._client = build_client(self.location, timeout_s=self._timeout_s, verify_certs=self._verify_certs)
+        client = self._client
+        return call_with_retries(
+            lambda: operation(client), what=f"{what} in {self.index_name!r}", endpoint=self.location.endpoint, policy=self._retry
+        )
+
+    def _bulk(self, actions: list[list[dict[str, Any]]], *, what: str) -> list[dict[str, Any]]:
+        """Send bulk actions (each its header line and optional document); items rejected with 429/5xx (a full
+        write queue) are resent with the same backoff. Returns the per-item results that settled."""
+        params = {} if self.refresh_policy is False else {"refresh": str(self.refresh_policy).lower()}
+        pending, settled = actions, []
+        for attempt in range(self._retry.attempts):
+            body = [line for action in pending for line in action]
+            answer = self._call(lambda client: client.bulk(body=body, params=params), what=what)
+            busy: list[list[dict[str, Any]]] = []
+            for action, item in zip(pending, answer["items"]):
+                ((kind, outcome),) = item.items()
+                status = outcome.get("status", 200)
+                if is_retryable_status(status) and attempt + 1 < self._retry.attempts:
+                    busy.append(action)
+                elif status >= 300 and not (kind == "delete" and status == 404):
+                    raise InvalidRequestError(f"OpenSearch refused to {what}: {outcome.get('error')}")
+                else:
+                    settled.append(item)
+            if not busy:
+                break
+            pending = busy
+            time.sleep(self._retry.delay_s(attempt))
+        return settled
+
+    def _read_mapping(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
+
+        try:
+            answer = self._call(lambda client: client.indices.get_mapping(index=self.index_name), what="read the mapping")
+        except OpenSearchNotFound:
+            return None, {}
+        mappings = next(iter(answer.values()))["mappings"]
+        return mappings.get("_meta") or {}, (mappings.get("properties") or {}).get(docs.VECTOR_FIELD) or {}
+
+    def _check_or_create(self, create: bool, body: dict[str, Any]) -> None:
+        from opensearchpy.exceptions import RequestError
+
+        meta, vector_mapping = self._read_mapping()
+        if meta is None and create:
+            try:
+                self._call(lambda client: client.indices.create(index=self.index_name, body=body), what="create the index")
+                return
+            except InvalidRequestError as error:  # another process created it first: check theirs below
+                if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
+                    raise
+            meta, vector_mapping = self._read_mapping()
+        if meta is None:
+            raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
+        theirs = (meta.get("model_id"), meta.get("dimension") or vector_mapping.get("dimension"))
+        if theirs != (self.model_id, self.dimension):
+            raise ModelMismatchError(
+                f"OpenSearch index {self.index_name!r} holds vectors of model {theirs[0]!r} with dimension {theirs[1]}, "
+                f"not {self.model_id!r} with dimension {self.dimension}: use another index name, or re-index into a new one"
+            )
+
+    def _checked_vectors(self, vectors: np.ndarray, *, expected_rows: int) -> np.ndarray:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
+            raise ModelMismatchError(
+                f"vectors of shape {vectors.shape} do not fit index {self.index_name!r} of dimension {self.dimension}"
+            )
+        if vectors.shape[0] != expected_rows:
+            raise InvalidRequestError(f"{expected_rows} records but {vectors.shape[0]} vectors")
+        if not np.isfinite(vectors).all():
+            raise InvalidRequestError("vectors contain NaN or infinity")
+        return vectors
