@@ -60,12 +60,18 @@ class LocalIndex:
         database = self.directory / DATABASE_FILE_NAME
         if writable:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._writer_lock = WriterLock(self.directory)
         elif not database.exists():
             raise NotFoundError(f"no index at {self.directory} (no {DATABASE_FILE_NAME}); index some images first")
         try:
             self._store = IndexStore(database)
-            self.model_id, self.dimension = self._open_schema(model_id, dimension)
+            # The model check comes before the writer lock: a wrong model is the more useful error to report.
+            meta = self._stored_meta()
+            if meta:
+                self.model_id, self.dimension = self._check_model(meta, model_id, dimension)
+            if writable:
+                self._writer_lock = WriterLock(self.directory)
+            if not meta:
+                self.model_id, self.dimension = self._create(model_id, dimension)
         except sqlite3.DatabaseError as error:
             self.close()
             raise IndexCorruptError(f"{database} is not a readable index database: {error}") from error
@@ -81,15 +87,22 @@ class LocalIndex:
         self._seen_removal = 0
         self._loaded_through_seq = 0
 
-    def _open_schema(self, model_id: str | None, dimension: int | None) -> tuple[str, int]:
-        meta = self._store.meta() if self._has_schema() else {}
-        if not meta:
-            if not self.writable:
-                raise NotFoundError(f"no index at {self.directory} yet; index some images first")
-            if not model_id or not dimension or dimension < 1:
-                raise ValueError("creating an index needs the model_id and a positive dimension of its vectors")
-            self._store.create_schema(model_id, int(dimension), time.time())
-            return model_id, int(dimension)
+    def _stored_meta(self) -> dict[str, str]:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        return self._store.meta() if self._store.connection.execute(query).fetchone() else {}
+
+    def _create(self, model_id: str | None, dimension: int | None) -> tuple[str, int]:
+        if not self.writable:
+            raise NotFoundError(f"no index at {self.directory} yet; index some images first")
+        meta = self._stored_meta()  # a writer that held the lock before ours may have created it meanwhile
+        if meta:
+            return self._check_model(meta, model_id, dimension)
+        if not model_id or not isinstance(dimension, int) or dimension < 1:
+            raise ValueError("creating an index needs the model_id and a positive dimension of its vectors")
+        self._store.create_schema(model_id, dimension, time.time())
+        return model_id, dimension
+
+    def _check_model(self, meta: dict[str, str], model_id: str | None, dimension: int | None) -> tuple[str, int]:
         if meta.get("format_version") != FORMAT_VERSION:
             raise IndexCorruptError(f"{self.directory} has index format {meta.get('format_version')!r}, "
                                     f"this version reads {FORMAT_VERSION!r}")
@@ -98,13 +111,9 @@ class LocalIndex:
             raise ModelMismatchError(
                 f"the index at {self.directory} holds vectors of model {stored_model!r} (dimension "
                 f"{stored_dimension}), not {model_id!r} (dimension {dimension}); mixing models gives meaningless "
-                "scores: re-index into a new directory, or open with the model that built it"
+                "scores: index into a new directory, or open this one with the model that built it"
             )
         return stored_model, stored_dimension
-
-    def _has_schema(self) -> bool:
-        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        return self._store.connection.execute(query).fetchone() is not None
 
     @property
     def _db(self) -> IndexStore:
