@@ -1,0 +1,139 @@
+"""Reading a search request body (JSON, multipart/form-data or a raw image) into fields and image bytes.
+
+Pure functions over bytes, with no web framework, so the local server and the Lambda handler read bodies the
+same way. Raises UnsupportedImageTypeError (415) for media types it cannot read, InvalidRequestError (400) for
+malformed bodies and bad base64, ImageTooLargeError (413) for images over the limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field
+from email.message import Message
+
+from .errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError
+
+ACCEPTED_TYPES = "application/json, multipart/form-data (field 'file') or an image/* body"
+_DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^;,]*)*?);base64,", re.IGNORECASE)
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+_URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
+_FORM_FIELDS = ("k", "filters", "crop", "key", "url")  # JSON-valued or plain form fields besides `file`
+
+
+@dataclass
+class ParsedBody:
+    """The request's fields (validated later against SearchRequest) and, for uploads, the raw image bytes."""
+
+    fields: dict = field(default_factory=dict)
+    image: bytes | None = None
+
+
+def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """("multipart/form-data", {"boundary": ...}) from a Content-Type header value."""
+    message = Message()
+    message["content-type"] = content_type or ""
+    params = {name.lower(): value for name, value in message.get_params(failobj=[])[1:]}
+    return message.get_content_type().lower() if content_type else "", params
+
+
+def max_body_bytes(max_image_bytes: int) -> int:
+    """The largest body worth reading: an image of the limit, base64-encoded, plus room for the other fields."""
+    return max_image_bytes * 4 // 3 + 64 * 1024
+
+
+def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> ParsedBody:
+    kind, params = media_type(content_type)
+    if kind == "application/json" or kind.endswith("+json"):
+        return ParsedBody(fields=_json_object(body))
+    if kind == "multipart/form-data":
+        return _parse_multipart(body, params.get("boundary", ""), max_image_bytes)
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        _check_size(len(body), max_image_bytes)
+        return ParsedBody(image=body)
+    raise UnsupportedImageTypeError(
+        f"cannot read a {kind or 'request without a content type'} body: send {ACCEPTED_TYPES}"
+    )
+
+
+def decode_base64_image(text: str, max_image_bytes: int) -> bytes:
+    """Bytes of a base64 string or data URL. The size is checked before decoding, so a huge string is cheap."""
+    match = _DATA_URL.match(text)
+    payload = text[match.end():] if match else text
+    payload = "".join(payload.split())  # line-wrapped base64 (MIME style) is valid
+    _check_size(len(payload) * 3 // 4, max_image_bytes)
+    if not _BASE64.fullmatch(payload):
+        raise InvalidRequestError("image is not valid base64", code="invalid_base64")
+    try:
+        # Accept the URL-safe alphabet too; padding is optional in practice, so restore it.
+        return base64.b64decode(payload.translate(_URLSAFE_TO_STANDARD) + "=" * (-len(payload) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError("image is not valid base64", code="invalid_base64") from None
+
+
+def _json_object(body: bytes) -> dict:
+    try:
+        value = json.loads(body or b"null")
+    except (UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("the body is not valid JSON", code="invalid_json") from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError("the body must be a JSON object", code="invalid_json")
+    return value
+
+
+def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> ParsedBody:
+    if not boundary:
+        raise InvalidRequestError("the multipart body has no boundary", code="invalid_multipart")
+    parsed = ParsedBody()
+    delimiter = b"--" + boundary.encode("latin-1")
+    for raw_part in body.split(delimiter)[1:]:
+        if raw_part.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = raw_part.partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        disposition = _header(head, "content-disposition")
+        name = _param(disposition, "name")
+        if name == "file":
+            _check_size(len(content), max_image_bytes)
+            parsed.image = content
+        elif name in _FORM_FIELDS:
+            text = content.decode("utf-8", errors="replace")
+            parsed.fields[name] = _form_value(name, text)
+        elif name:
+            parsed.fields[name] = content.decode("utf-8", errors="replace")  # refused later as an extra field
+    if parsed.image is None and not any(name in parsed.fields for name in ("key", "url")):
+        raise InvalidRequestError("the multipart body has no 'file' field", code="invalid_multipart")
+    return parsed
+
+
+def _form_value(name: str, text: str):
+    if name in ("filters", "crop"):
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise InvalidRequestError(f"the form field {name!r} must be JSON", code="invalid_multipart") from None
+    return text
+
+
+def _header(head: bytes, wanted: str) -> str:
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == wanted:
+            return value.strip()
+    return ""
+
+
+def _param(header_value: str, wanted: str) -> str | None:
+    message = Message()
+    message["content-disposition"] = header_value
+    return message.get_param(wanted, header="content-disposition")
+
+
+def _check_size(size: int, max_image_bytes: int) -> None:
+    if size > max_image_bytes:
+        raise ImageTooLargeError(f"the image is over the {max_image_bytes:,}-byte limit")

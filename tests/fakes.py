@@ -1,0 +1,31 @@
+"""Small deterministic stand-ins for the ports, for fast API tests (end-to-end tests use the real model)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from visual_search.images import PreprocessSpec
+
+
+class HistogramEmbedder:
+    """A colour-histogram Embedder: 4x4x4 RGB bins of a 64 px thumbnail, square-rooted and L2-normalised.
+
+    The same image always gives the same unit vector (score 1.0 against itself); similar colours score high.
+    """
+
+    model_id = "fake-rgb-histogram-v1"
+    dimension = 64
+    spec = PreprocessSpec()
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.stack([self._embed_one(image) for image in images]).astype(np.float32)
+
+    def _embed_one(self, image: Image.Image) -> np.ndarray:
+        pixels = np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.uint8)
+        bins = (pixels // 64).reshape(-1, 3).astype(np.int64)
+        counts = np.bincount(bins[:, 0] * 16 + bins[:, 1] * 4 + bins[:, 2], minlength=64).astype(np.float64)
+        vector = np.sqrt(counts)
+        return vector / np.linalg.norm(vector)
