@@ -1,0 +1,146 @@
+"""Every hostile case through the Lambda search handler in-process, as API Gateway HTTP API (payload v2) events:
+the same documented status and code as the local server, JSON error bodies, no stack trace, the index unchanged."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from visual_search.aws.http_events import handle_http_event
+from visual_search.search_api import SearchApi
+
+from conftest import IndexSnapshot, assert_no_stack_trace
+from corpus import FILE_CASES, MULTIPART, REQUEST_CASES, b64, multipart_body
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def http_api_event(method: str, path: str, body: bytes | None = None, content_type: str | None = None) -> dict:
+    """An HTTP API v2 event as API Gateway sends it: text JSON bodies as text, anything else base64-encoded."""
+    headers = {"accept": "*/*", "user-agent": "pytest", "host": "abc123.execute-api.us-east-1.amazonaws.com"}
+    if content_type:
+        headers["content-type"] = content_type
+    event = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
+                     "userAgent": "pytest"},
+            "requestId": "hostile-test",
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": "27/Nov/2026:17:00:00 +0000",
+            "timeEpoch": 1795798800000,
+        },
+        "isBase64Encoded": False,
+    }
+    if body is not None:
+        headers["content-length"] = str(len(body))
+        textual = (content_type or "").startswith("application/json")
+        try:
+            event["body"] = body.decode("utf-8") if textual else None
+        except UnicodeDecodeError:
+            event["body"] = None
+        if event["body"] is None:
+            event["body"] = base64.b64encode(body).decode("ascii")
+            event["isBase64Encoded"] = True
+    return event
+
+
+@pytest.fixture(scope="module")
+def invoke(hostile_search_service):
+    api = SearchApi(hostile_search_service, url_for=lambda record: f"https://images.example/{record.key}?X-Amz-Expires=300")
+    index = hostile_search_service.index
+
+    def call(event: dict) -> dict:
+        response = handle_http_event(event, api, index, lambda key: f"https://images.example/{key}?X-Amz-Expires=300")
+        assert isinstance(response["statusCode"], int) and isinstance(response["body"], str)
+        return response
+
+    return call
+
+
+@pytest.fixture(scope="module")
+def snapshot_before(hostile_index_dir) -> IndexSnapshot:
+    return IndexSnapshot.of(hostile_index_dir)
+
+
+def check_response(response: dict, expected, index_dir, snapshot_before, invoke) -> None:
+    status, text = response["statusCode"], response["body"]
+    assert status < 500, f"a server error: {status} {text[:300]}"
+    assert_no_stack_trace(text)
+    assert response["headers"]["content-type"].startswith("application/json")
+    body = json.loads(text)
+    if expected.ok:
+        assert status == 200, text[:300]
+        assert body["results"] and all(result["url"].startswith("https://") for result in body["results"])
+    else:
+        assert (status, body["error"]["code"]) == (expected.status, expected.code), text[:300]
+    assert IndexSnapshot.of(index_dir) == snapshot_before, "a query changed the index"
+    health = invoke(http_api_event("GET", "/health"))
+    assert health["statusCode"] == 200
+
+
+@pytest.mark.parametrize("channel", ["multipart", "base64_json", "raw_body"])
+@pytest.mark.parametrize("case", FILE_CASES, ids=lambda case: case.name)
+def test_hostile_file_gets_its_documented_answer(case, channel, invoke, hostile_index_dir, snapshot_before):
+    if channel == "multipart":
+        content_type, body = MULTIPART, multipart_body({"k": "5"}, {"file": (case.filename, case.data, "image/jpeg")})
+    elif channel == "base64_json":
+        content_type, body = "application/json", json.dumps({"image": b64(case.data), "k": 5}).encode()
+    else:
+        content_type, body = "image/jpeg", case.data
+    response = invoke(http_api_event("POST", "/search", body, content_type))
+    check_response(response, case.expected, hostile_index_dir, snapshot_before, invoke)
+
+
+@pytest.mark.parametrize("case", REQUEST_CASES, ids=lambda case: case.name)
+def test_hostile_request_gets_its_documented_answer(case, invoke, hostile_index_dir, snapshot_before):
+    response = invoke(http_api_event("POST", "/search", case.body, case.content_type))
+    check_response(response, case.expected, hostile_index_dir, snapshot_before, invoke)
+
+
+def test_body_flagged_base64_that_is_not_base64_is_a_400(invoke):
+    event = http_api_event("POST", "/search", b"{}", "application/json")
+    event.update(body="%%% not base64 %%%", isBase64Encoded=True)
+    response = invoke(event)
+    assert response["statusCode"] == 400
+    assert_no_stack_trace(response["body"])
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda event: event.pop("requestContext"),
+        lambda event: event.update(headers=None),
+        lambda event: event.update(body=None),
+        lambda event: event.update(routeKey="$default", rawPath="/nowhere"),
+        lambda event: event["requestContext"]["http"].update(method="DELETE"),
+    ],
+    ids=["no_request_context", "null_headers", "null_body", "unknown_route", "wrong_method"],
+)
+def test_malformed_events_get_json_errors_not_exceptions(mutate, invoke):
+    event = http_api_event("POST", "/search", b'{"k": 3}', "application/json")
+    mutate(event)
+    response = invoke(event)
+    assert 400 <= response["statusCode"] < 500
+    assert "error" in json.loads(response["body"])
+    assert_no_stack_trace(response["body"])
+
+
+@pytest.mark.parametrize("key", ["../../etc/passwd", "", "no-such-key.jpg", "a" * 3000])
+def test_image_route_redirects_only_to_indexed_images(key, invoke):
+    event = http_api_event("GET", f"/images/{key}")
+    event["routeKey"] = "GET /images/{key+}"
+    event["pathParameters"] = {"key": key}
+    response = invoke(event)
+    assert response["statusCode"] == 404
+    assert "location" not in response["headers"]
