@@ -236,6 +236,11 @@ class LocalIndex:
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
+    @property
+    def ann_size(self) -> int:
+        """Points (tombstones included) in the HNSW graph the last search used; 0 means searches are exact."""
+        return self._graph.size if self._graph is not None else 0
+
     def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
         with self._mutex:
             return self._db.records_by_key(list(keys))
