@@ -41,7 +41,9 @@ def system_resolver(host: str, port: int) -> list[str]:
 def is_public_address(address: IPAddress) -> bool:
     """True only for globally routable unicast addresses, looking inside IPv6 forms that embed an IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
+        if address.ipv4_mapped is not None:
+            return is_public_address(address.ipv4_mapped)  # ::ffff:a.b.c.d is a.b.c.d on a dual-stack socket
+        embedded = address.sixtofour
         if embedded is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
         if address.teredo:
