@@ -15,6 +15,7 @@ const state = {
   crop: null,         // {x, y, w, h} as fractions of the shown photo
   labels: new Set(),
   searchSeq: 0,
+  revealResults: false, // after a new query on a narrow screen, scroll the results into view
 };
 
 // ---- API -------------------------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ function setQuery(query, previewSrc, caption) {
   $("drop-empty").hidden = true;
   $("preview").hidden = false;
   renderCrop();
+  state.revealResults = window.matchMedia("(max-width: 900px)").matches;
   search();
 }
 
@@ -151,6 +153,10 @@ async function search() {
     });
     if (seq !== state.searchSeq) return;     // a newer search has started; drop this answer
     renderResults(response);
+    if (state.revealResults) {
+      state.revealResults = false;
+      $("results-heading").scrollIntoView({ behavior: "smooth", block: "start" });
+    }
   } catch (err) {
     if (seq !== state.searchSeq) return;
     renderResults(null);
@@ -392,10 +398,13 @@ function setupSources() {
     });
   }
   const zone = $("drop-zone");
-  zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("dragging"); });
-  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  let dragDepth = 0;   // dragenter/dragleave also fire for child elements; count them to avoid flicker
+  zone.addEventListener("dragenter", (event) => { event.preventDefault(); dragDepth++; zone.classList.add("dragging"); });
+  zone.addEventListener("dragover", (event) => event.preventDefault());
+  zone.addEventListener("dragleave", () => { if (--dragDepth <= 0) { dragDepth = 0; zone.classList.remove("dragging"); } });
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
+    dragDepth = 0;
     zone.classList.remove("dragging");
     const file = firstImageFile(event.dataTransfer);
     if (file) setImageQuery(file);

@@ -124,6 +124,30 @@ def test_pasting_an_image_from_the_clipboard_searches_with_it(page):
     assert top_result(page)[0] == QUERY_KEY
 
 
+def test_dropping_a_photo_on_the_drop_zone_searches_with_it(page):
+    drop = f"""async () => {{
+        const blob = await (await fetch('/images/{QUERY_KEY}')).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'dropped.jpg', {{type: 'image/jpeg'}}));
+        const zone = document.getElementById('drop-zone');
+        zone.dispatchEvent(new DragEvent('dragenter', {{dataTransfer: data, bubbles: true, cancelable: true}}));
+        zone.dispatchEvent(new DragEvent('drop', {{dataTransfer: data, bubbles: true, cancelable: true}}));
+    }}"""
+    search_and_wait(page, lambda: page.evaluate(drop))
+    assert top_result(page)[0] == QUERY_KEY
+    assert "dragging" not in page.get_attribute("#drop-zone", "class")
+
+
+def test_a_label_chip_built_from_stats_filters_the_results(page):
+    search_and_wait(page, lambda: page.set_input_files("#file-input", str(DEMO_CATALOGUE / "images" / QUERY_KEY)))
+    chip = page.locator("#chips .chip[data-label='Shoes']")
+    body = search_and_wait(page, chip.click)
+    assert body["filters"] == {"label": ["Shoes"]}
+    assert chip.get_attribute("aria-pressed") == "true"
+    labels = page.locator("#results .result-label").all_inner_texts()
+    assert labels and set(labels) == {"Shoes"}
+
+
 def test_an_allow_listed_image_url_is_fetched_and_searched(page, photo_host):
     page.fill("#url-input", f"http://{photo_host}/photo.jpg")
     body = search_and_wait(page, lambda: page.click("#url-button"))
@@ -156,6 +180,8 @@ def test_dragging_a_box_on_the_preview_searches_that_region(page):
     body = search_and_wait(page, drag)
     assert body["crop"] == pytest.approx({"x": 0.25, "y": 0.25, "w": 0.5, "h": 0.5}, abs=0.02)
     assert page.locator("#crop-box").is_visible()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "crop.png"))
     # The keyboard moves the box too: focus it, nudge it right, press Enter to search again.
     page.focus("#crop-box")
     page.keyboard.press("ArrowRight")
@@ -185,6 +211,12 @@ def test_desktop_and_mobile_layouts_render_results_without_horizontal_scrolling(
         page.wait_for_function("[...document.querySelectorAll('#results img')].slice(0, 6).every(i => i.complete)")
         overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
         assert overflow <= 0, f"{name} layout scrolls sideways by {overflow} px"
+        if name == "mobile":
+            heading_top = page.evaluate("document.getElementById('results-heading').getBoundingClientRect().top")
+            assert 0 <= heading_top < 200, "on a phone, a new query scrolls its results into view"
+            page.screenshot(path=str(SCREENSHOTS / "mobile-results.png"))
+            page.evaluate("window.scrollTo(0, 0)")
+            page.wait_for_timeout(300)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=(name == "mobile"))
         if name == "desktop":
             page.screenshot(path=str(REPO_ROOT / "docs" / "screenshot.png"))
