@@ -10,8 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .ann import HnswGraph, HnswParams, faiss_available, load_sidecar, remove_sidecars
+from .ann import HnswParams, remove_sidecars
 from .errors import IndexCorruptError, ModelMismatchError, NotFoundError
+from .local_index_graph import GraphSidecar
 from .local_index_input import checked_k, checked_records, unit_query, unit_rows
 from .local_index_lock import WriterLock
 from .local_index_matrix import VectorMatrix
@@ -81,8 +82,7 @@ class LocalIndex:
         if writable:
             remove_sidecars(self.directory, keep=self._store.meta()["ann_file"])
         self._matrix = VectorMatrix(self.dimension)
-        self._graph: HnswGraph | None = None
-        self._graph_file = ""
+        self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw)
         self._seen_generation = -1  # -1: nothing loaded yet
         self._seen_removal = 0
         self._loaded_through_seq = 0
@@ -137,7 +137,7 @@ class LocalIndex:
         with self._mutex:
             with self._db.write():
                 self._db.replace(records, unit)
-            self._maintain_graph(min_tail=None)
+            self._sidecar.maintain(self.ann_threshold, min_tail=None)
 
     def delete(self, keys: Sequence[str]) -> int:
         """Remove these keys in one transaction; unknown keys are ignored. Returns how many were removed."""
@@ -153,48 +153,7 @@ class LocalIndex:
         """Bring the HNSW sidecar up to date now (build, extend or rebuild), instead of at the next trigger."""
         self._require_writable()
         with self._mutex:
-            self._maintain_graph(min_tail=1)
-
-    def _maintain_graph(self, min_tail: int | None) -> None:
-        """Build, extend, rebuild or drop the sidecar graph.
-
-        `min_tail` is how many rows the graph must be missing before it is extended; None (after an upsert)
-        means as many as it holds, so graph work stays proportional to the rows indexed (doubling).
-        """
-        meta = self._db.meta()
-        live, graph_size = int(meta["record_count"]), int(meta["ann_size"])
-        if min_tail is None and live >= self.ann_threshold and meta["ann_file"]:
-            if self._db.last_seq() - int(meta["ann_watermark"]) < graph_size:
-                return  # cheap exit for most upserts: not even the issued seqs reach the graph's size
-        if live < self.ann_threshold or not faiss_available():
-            if meta["ann_file"]:
-                self._publish_graph(None)
-            return
-        with self._db.snapshot():
-            graph = self._graph_for(meta)
-            covered_live = self._db.count_vectors_through(graph.watermark) if graph else 0
-            if graph is not None and graph.size - covered_live > 0.2 * graph.size:
-                graph = None  # too many tombstones: over-fetching past them would cost more than a rebuild
-            elif graph is not None and live - covered_live < (graph.size if min_tail is None else min_tail):
-                return
-            graph = graph or HnswGraph.empty(self.dimension, self.hnsw)
-            for seqs, vectors in self._db.vectors_after(graph.watermark, self.dimension):
-                graph.add(seqs, vectors, int(seqs[-1]))
-        self._publish_graph(graph)
-
-    def _graph_for(self, meta: dict[str, str]) -> HnswGraph | None:
-        if meta["ann_file"] == self._graph_file:
-            return self._graph
-        return load_sidecar(self.directory, meta["ann_file"], int(meta["ann_watermark"]), self.hnsw)
-
-    def _publish_graph(self, graph: HnswGraph | None) -> None:
-        """Save the graph under a new name, point the database at it in one commit, then delete the old file."""
-        name = graph.save(self.directory) if graph is not None else ""
-        with self._db.write():
-            self._db.set_meta({"ann_file": name, "ann_watermark": str(graph.watermark if graph else 0),
-                               "ann_size": str(graph.size if graph else 0)})
-        remove_sidecars(self.directory, keep=name)
-        self._graph, self._graph_file = graph, name
+            self._sidecar.maintain(self.ann_threshold, min_tail=1)
 
     # -- reads --------------------------------------------------------------------------------------------
 
@@ -214,24 +173,26 @@ class LocalIndex:
         for seqs, vectors in self._db.vectors_after(self._loaded_through_seq, self.dimension):
             self._matrix.append(seqs, vectors)
             self._loaded_through_seq = int(seqs[-1])
-        if meta["ann_file"] != self._graph_file:
-            self._graph = self._graph_for(meta)
-            self._graph_file = meta["ann_file"] if self._graph is not None else ""
-            if self._graph is None and meta["ann_file"]:
-                return  # the writer replaced the file meanwhile: search exactly, retry at the next search
+        if not self._sidecar.follow(meta):
+            return  # leaving the generation unseen makes the next search retry
         self._seen_generation = generation
 
     def search(
-        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None, exclude_keys: Sequence[str] = ()
+        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None, exclude_keys: Sequence[str] = (),
+        *, exact: bool = False,
     ) -> list[SearchHit]:
-        """At most k hits by descending cosine score; fewer only when fewer records match. `vector`: unit (dimension,)."""
+        """At most k hits by descending cosine score; fewer only when fewer records match. `vector`: unit (dimension,).
+
+        `exact=True` skips the HNSW graph (ground truth for evaluations and benchmarks).
+        """
         query = unit_query(vector, self.dimension)
         k = checked_k(k)
         with self._mutex, self._db.snapshot():
             self._refresh()
             excluded = np.asarray(self._db.seqs_of_keys(list(exclude_keys)), dtype=np.int64)
             only = self._db.seqs_matching(filters) if filters is not None and not filters.is_empty else None
-            seqs, scores = nearest(self._matrix, self._graph, query, k, only_seqs=only,
+            graph = None if exact else self._sidecar.graph
+            seqs, scores = nearest(self._matrix, graph, query, k, only_seqs=only,
                                    excluded_seqs=excluded, exact_below=self.ann_threshold)
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
@@ -239,7 +200,7 @@ class LocalIndex:
     @property
     def ann_size(self) -> int:
         """Points (tombstones included) in the HNSW graph the last search used; 0 means searches are exact."""
-        return self._graph.size if self._graph is not None else 0
+        return self._sidecar.graph.size if self._sidecar.graph is not None else 0
 
     def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
         with self._mutex:
@@ -285,9 +246,9 @@ class LocalIndex:
         """Bring the HNSW sidecar up to date (writer, when enough rows are uncovered), then release everything."""
         with self._mutex:
             try:
-                if self._store is not None and self.writable and hasattr(self, "_matrix"):
+                if self._store is not None and self.writable and hasattr(self, "_sidecar"):
                     graph_size = int(self._store.meta()["ann_size"])
-                    self._maintain_graph(min_tail=max(1000, graph_size // 10))
+                    self._sidecar.maintain(self.ann_threshold, min_tail=max(1000, graph_size // 10))
             finally:
                 if self._store is not None:
                     self._store.close()
@@ -295,7 +256,8 @@ class LocalIndex:
                 if self._writer_lock is not None:
                     self._writer_lock.release()
                     self._writer_lock = None
-                self._graph = None
+                if hasattr(self, "_sidecar"):
+                    self._sidecar.graph = None  # frees the graph's memory even if the caller keeps this object
 
     def __enter__(self) -> LocalIndex:
         return self
