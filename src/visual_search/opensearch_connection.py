@@ -13,16 +13,12 @@ Auth: basic from the URL's userinfo (``http://user:pass@host:9200/index``) or an
 from __future__ import annotations
 
 import os
-import random
 import re
-import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
-from .errors import BackendUnavailableError, InvalidRequestError, UnauthorizedError
-
-T = TypeVar("T")
+from .errors import InvalidRequestError, UnauthorizedError
 
 _SCHEMES = {"opensearch": (False, 9200), "opensearchs": (True, 443), "http": (False, 80), "https": (True, 443)}
 _AWS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?P<service>es|aoss)\.amazonaws\.com$")
@@ -116,7 +112,7 @@ def aws_signer(auth: AwsSigV4Auth):
 
 
 def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs: bool = True):
-    """An opensearch-py client for `location`. Its own retries are off: call_with_retries backs off instead."""
+    """An opensearch-py client for `location`. Its own retries are off: OpenSearchSession backs off instead."""
     from opensearchpy import OpenSearch
 
     if isinstance(location.auth, AwsSigV4Auth):
@@ -135,67 +131,3 @@ def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs
         timeout=timeout_s,
         max_retries=0,
     )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff with jitter, for 429 (node busy), 5xx and unreachable nodes."""
-
-    attempts: int = 4
-    first_delay_s: float = 0.2
-    max_delay_s: float = 3.0
-
-    def delay_s(self, attempt: int) -> float:
-        return min(self.max_delay_s, self.first_delay_s * 2**attempt) * random.uniform(0.8, 1.2)
-
-
-def is_retryable_status(status: object) -> bool:
-    return status == 429 or (isinstance(status, int) and status >= 500)
-
-
-def call_with_retries(operation: Callable[[], T], *, what: str, endpoint: str, policy: RetryPolicy) -> T:
-    """Run `operation`, retrying on 429/5xx/connection errors; translate failures into this library's errors.
-
-    Raises UnauthorizedError (401/403, never retried), BackendUnavailableError (retries exhausted),
-    InvalidRequestError (other 4xx). opensearchpy.NotFoundError passes through for callers that expect it.
-    """
-    from opensearchpy.exceptions import (
-        AuthenticationException,
-        AuthorizationException,
-        ConnectionError,
-        NotFoundError,
-        TransportError,
-    )
-
-    last_problem = ""
-    for attempt in range(policy.attempts):
-        if attempt:
-            time.sleep(policy.delay_s(attempt - 1))
-        try:
-            return operation()
-        except (AuthenticationException, AuthorizationException) as error:
-            raise UnauthorizedError(
-                f"OpenSearch at {endpoint} refused to {what} (HTTP {error.status_code}): check the credentials "
-                f"(URL userinfo, VISUAL_SEARCH_OPENSEARCH_USERNAME/PASSWORD, or the AWS role's access policy)"
-            ) from error
-        except ConnectionError as error:
-            last_problem = f"could not connect ({_connection_cause(error)})"
-        except NotFoundError:
-            raise
-        except TransportError as error:
-            if not is_retryable_status(error.status_code):
-                raise InvalidRequestError(f"OpenSearch at {endpoint} rejected the request to {what}: {error}") from error
-            last_problem = f"answered HTTP {error.status_code} ({error.error})"
-    raise BackendUnavailableError(
-        f"OpenSearch at {endpoint} is unavailable: {last_problem}, {policy.attempts} attempts to {what}; "
-        f"is the node running? (locally: scripts/opensearch.sh start)"
-    )
-
-
-def _connection_cause(error) -> str:
-    cause = error.info if isinstance(error.info, BaseException) else error
-    text = str(cause)
-    for known in ("Connection refused", "timed out", "Name or service not known", "certificate verify failed"):
-        if known.lower() in text.lower():
-            return known.lower()
-    return text[:200]

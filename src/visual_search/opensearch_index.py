@@ -8,22 +8,14 @@ once at the end. Serverless (aoss) supports neither, so it defaults to False the
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Literal, Sequence, TypeVar
 
 import numpy as np
 
 from . import opensearch_documents as docs
 from .errors import InvalidRequestError, ModelMismatchError, NotFoundError
-from .opensearch_connection import (
-    Auth,
-    AwsSigV4Auth,
-    RetryPolicy,
-    build_client,
-    call_with_retries,
-    is_retryable_status,
-    parse_opensearch_url,
-)
+from .opensearch_connection import Auth, AwsSigV4Auth, parse_opensearch_url
+from .opensearch_session import OpenSearchSession, RetryPolicy
 from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 
 T = TypeVar("T")
@@ -72,10 +64,7 @@ class OpenSearchIndex:
         if refresh is None:
             refresh = False if serverless else "wait_for"
         self.refresh_policy: Refresh = refresh
-        self._timeout_s = timeout_s
-        self._verify_certs = verify_certs
-        self._retry = retry
-        self._client = None
+        self._session = OpenSearchSession(self.location, timeout_s=timeout_s, verify_certs=verify_certs, retry=retry)
         self._check_or_create(
             create,
             docs.index_body(
@@ -91,11 +80,14 @@ class OpenSearchIndex:
         For readers that do not load the model (stats, get). Raises NotFoundError when the index is missing.
         """
         location = parse_opensearch_url(url, options.get("auth"))
-        probe = cls.__new__(cls)
-        probe.location, probe.index_name, probe._client = location, location.index_name, None
-        probe._timeout_s, probe._verify_certs = options.get("timeout_s", 10.0), options.get("verify_certs", True)
-        probe._retry = options.get("retry", RetryPolicy())
-        meta, vector_mapping = probe._read_mapping()
+        session = OpenSearchSession(
+            location, timeout_s=options.get("timeout_s", 10.0), verify_certs=options.get("verify_certs", True),
+            retry=options.get("retry", RetryPolicy()),
+        )
+        try:
+            meta, vector_mapping = read_index_meta(session, location.index_name)
+        finally:
+            session.close()
         if meta is None:
             raise NotFoundError(f"OpenSearch index {location.index_name!r} does not exist at {location.endpoint}")
         engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
@@ -111,13 +103,13 @@ class OpenSearchIndex:
             [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
             for record, vector in zip(records, vectors)
         ]
-        self._bulk(actions, what=f"upsert {len(records)} records")
+        self._session.bulk(actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}")
 
     def delete(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
         actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
-        items = self._bulk(actions, what=f"delete {len(actions)} keys")
+        items = self._session.bulk(actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}")
         return sum(1 for item in items if item["delete"].get("result") == "deleted")
 
     def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
@@ -191,9 +183,7 @@ class OpenSearchIndex:
 
     def close(self) -> None:
         """Release pooled connections. The object stays usable: the next call reconnects."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._session.close()
 
     def __enter__(self) -> "OpenSearchIndex":
         return self
@@ -207,51 +197,12 @@ class OpenSearchIndex:
     # -- internals ---------------------------------------------------------------------------------
 
     def _call(self, operation: Callable[[Any], T], *, what: str) -> T:
-        if self._client is None:
-            self._client = build_client(self.location, timeout_s=self._timeout_s, verify_certs=self._verify_certs)
-        client = self._client
-        return call_with_retries(
-            lambda: operation(client), what=f"{what} in {self.index_name!r}", endpoint=self.location.endpoint, policy=self._retry
-        )
-
-    def _bulk(self, actions: list[list[dict[str, Any]]], *, what: str) -> list[dict[str, Any]]:
-        """Send bulk actions (each its header line and optional document); items rejected with 429/5xx (a full
-        write queue) are resent with the same backoff. Returns the per-item results that settled."""
-        params = {} if self.refresh_policy is False else {"refresh": str(self.refresh_policy).lower()}
-        pending, settled = actions, []
-        for attempt in range(self._retry.attempts):
-            body = [line for action in pending for line in action]
-            answer = self._call(lambda client: client.bulk(body=body, params=params), what=what)
-            busy: list[list[dict[str, Any]]] = []
-            for action, item in zip(pending, answer["items"]):
-                ((kind, outcome),) = item.items()
-                status = outcome.get("status", 200)
-                if is_retryable_status(status) and attempt + 1 < self._retry.attempts:
-                    busy.append(action)
-                elif status >= 300 and not (kind == "delete" and status == 404):
-                    raise InvalidRequestError(f"OpenSearch refused to {what}: {outcome.get('error')}")
-                else:
-                    settled.append(item)
-            if not busy:
-                break
-            pending = busy
-            time.sleep(self._retry.delay_s(attempt))
-        return settled
-
-    def _read_mapping(self) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-        from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
-
-        try:
-            answer = self._call(lambda client: client.indices.get_mapping(index=self.index_name), what="read the mapping")
-        except OpenSearchNotFound:
-            return None, {}
-        mappings = next(iter(answer.values()))["mappings"]
-        return mappings.get("_meta") or {}, (mappings.get("properties") or {}).get(docs.VECTOR_FIELD) or {}
+        return self._session.call(operation, what=f"{what} in {self.index_name!r}")
 
     def _check_or_create(self, create: bool, body: dict[str, Any]) -> None:
         from opensearchpy.exceptions import RequestError
 
-        meta, vector_mapping = self._read_mapping()
+        meta, vector_mapping = read_index_meta(self._session, self.index_name)
         if meta is None and create:
             try:
                 self._call(lambda client: client.indices.create(index=self.index_name, body=body), what="create the index")
@@ -259,10 +210,15 @@ class OpenSearchIndex:
             except InvalidRequestError as error:  # another process created it first: check theirs below
                 if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
                     raise
-            meta, vector_mapping = self._read_mapping()
+            meta, vector_mapping = read_index_meta(self._session, self.index_name)
         if meta is None:
             raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
-        theirs = (meta.get("model_id"), meta.get("dimension") or vector_mapping.get("dimension"))
+        if "model_id" not in meta:
+            raise ModelMismatchError(
+                f"OpenSearch index {self.index_name!r} was not created by visual-search (its mapping has no _meta.model_id); "
+                f"choose another index name"
+            )
+        theirs = (meta["model_id"], meta.get("dimension") or vector_mapping.get("dimension"))
         if theirs != (self.model_id, self.dimension):
             raise ModelMismatchError(
                 f"OpenSearch index {self.index_name!r} holds vectors of model {theirs[0]!r} with dimension {theirs[1]}, "
@@ -280,3 +236,15 @@ class OpenSearchIndex:
         if not np.isfinite(vectors).all():
             raise InvalidRequestError("vectors contain NaN or infinity")
         return vectors
+
+
+def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The index's mapping `_meta` ({} when it has none) and its vector field mapping; (None, {}) when missing."""
+    from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
+
+    try:
+        answer = session.call(lambda client: client.indices.get_mapping(index=index_name), what=f"read the mapping of {index_name!r}")
+    except OpenSearchNotFound:
+        return None, {}
+    mappings = next(iter(answer.values()))["mappings"]
+    return mappings.get("_meta") or {}, (mappings.get("properties") or {}).get(docs.VECTOR_FIELD) or {}

@@ -66,7 +66,7 @@ def test_opening_with_another_model_or_dimension_is_refused(index_url):
 
 def test_an_index_not_made_by_this_library_is_refused(opensearch_url, index_url):
     node_json(opensearch_url, "/" + index_url.rsplit("/", 1)[1], method="PUT", body={})
-    with pytest.raises(ModelMismatchError):
+    with pytest.raises(ModelMismatchError, match="not created by visual-search"):
         OpenSearchIndex(index_url, model_id="model-a", dimension=8)
 
 

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from visual_search.errors import BackendUnavailableError, UnauthorizedError
-from visual_search.opensearch_connection import AwsSigV4Auth, RetryPolicy
+from visual_search.opensearch_connection import AwsSigV4Auth
 from visual_search.opensearch_index import OpenSearchIndex
+from visual_search.opensearch_session import RetryPolicy
 
 QUICK_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
 ERROR_BODIES = {
@@ -44,7 +45,8 @@ class ScriptedServer:
 
             def _handle(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                server.requests.append((self.command, self.path, {name.lower(): value for name, value in self.headers.items()}))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                server.requests.append((self.command, self.path, headers))
                 if server.statuses or not server.upstream:
                     status = server.statuses.pop(0) if server.statuses else server.last_status
                     server.last_status = status
