@@ -1,0 +1,94 @@
+"""Schema-driven fuzzing of the local HTTP API (schemathesis, in-process ASGI): no 5xx, and every response matches
+the OpenAPI schema the server publishes (status documented, content type and body as declared).
+
+Bounded: 40 examples per operation, no shrinking phase, well under two minutes. Name resolution is confined to
+loopback for the duration, so a generated `url` can never make the server reach beyond this machine.
+
+(schemathesis' own pytest fixture integration does not run under pytest 9, so each operation's hypothesis
+strategy is driven here directly; a test checks that every operation of the schema is covered.)
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from visual_search.server import create_app
+from visual_search.settings import Settings
+
+from conftest import assert_no_stack_trace
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+OPERATIONS = [("POST", "/search"), ("GET", "/images/{key}"), ("GET", "/health"), ("GET", "/stats")]
+BOUNDED = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+
+
+@pytest.fixture(scope="module")
+def api_schema(hostile_index_dir, hostile_search_service, tmp_path_factory):
+    app = create_app(
+        Settings(index=str(hostile_index_dir), url_timeout_s=1.0),
+        search_service=hostile_search_service,
+        frontend_dir=tmp_path_factory.mktemp("no-ui"),
+    )
+    return schemathesis.openapi.from_asgi("/openapi.json", app)
+
+
+@pytest.fixture
+def loopback_only_dns(monkeypatch):
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in ("localhost", "127.0.0.1", "::1", None):
+            raise socket.gaierror(socket.EAI_NONAME, "name resolution is disabled in this test")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_the_schema_lists_exactly_the_fuzzed_operations(api_schema):
+    listed = {(result.ok().method.upper(), result.ok().path) for result in api_schema.get_all_operations()}
+    assert listed == set(OPERATIONS)
+
+
+# Positive: requests that fit the schema. Negative (only POST /search has a body to break): requests that do not,
+# which must be refused with a 4xx. The GET routes take no input a schema could forbid.
+RUNS = [(method, path, GenerationMode.POSITIVE) for method, path in OPERATIONS] + [
+    ("POST", "/search", GenerationMode.NEGATIVE)
+]
+
+
+@pytest.mark.timeout(110)
+@pytest.mark.parametrize("method, path, mode", RUNS, ids=[f"{m} {p} {g.value}" for m, p, g in RUNS])
+def test_generated_requests_get_no_5xx_and_schema_conformant_answers(method, path, mode, api_schema, loopback_only_dns):
+    operation = api_schema[path][method]
+    checks = CHECKS + ([negative_data_rejection] if mode is GenerationMode.NEGATIVE else [])
+    statuses: list[int] = []
+
+    @BOUNDED
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case):
+        response = case.call_and_validate(checks=checks)
+        assert response.status_code < 500
+        assert_no_stack_trace(response.text)
+        statuses.append(response.status_code)
+
+    run()
+    assert statuses, "no request was generated"
