@@ -52,6 +52,10 @@ class _LazySearchApi:
         self._api: SearchApi | None = None
         self._lock = threading.Lock()
 
+    async def ready(self) -> SearchApi:
+        """The API, built in a worker thread the first time (loading a model blocks)."""
+        return self._api if self._api is not None else await run_in_threadpool(self.get)
+
     def get(self) -> SearchApi:
         if self._api is None:
             with self._lock:
@@ -103,7 +107,7 @@ def create_app(
     )
     async def search(request: Request) -> JSONResponse:
         """Find the catalogue images most similar to an image, an image URL or an indexed key."""
-        api = await run_in_threadpool(services.get)
+        api = await services.ready()
         body = await read_body_capped(request, api.max_body_bytes)
         if body is None:
             status, payload = error_result(ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit"))
@@ -114,7 +118,7 @@ def create_app(
     @app.get("/images/{key:path}", responses={404: {"model": ErrorResponse}, 200: {"content": {"image/*": {}}}})
     async def image(key: str) -> FileResponse:
         """The indexed image file of `key` (local indexes only; an S3-backed record has no local file)."""
-        api = await run_in_threadpool(services.get)
+        api = await services.ready()
         record = (await run_in_threadpool(api.service.index.get, [key])).get(key)
         path = Path(record.uri) if record and not record.uri.startswith("s3://") else None
         if path is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
@@ -123,13 +127,13 @@ def create_app(
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> JSONResponse:
-        status, payload = (await run_in_threadpool(services.get)).health()
+        status, payload = (await services.ready()).health()
         return JSONResponse(payload, status_code=status)
 
     @app.get("/stats", response_model=StatsResponse, responses=_ERRORS, dependencies=needs_key)
     async def stats() -> JSONResponse:
         """How many images are indexed, per label, and with which model."""
-        status, payload = await run_in_threadpool((await run_in_threadpool(services.get)).stats)
+        status, payload = await run_in_threadpool((await services.ready()).stats)
         return JSONResponse(payload, status_code=status)
 
     @app.get("/config.json", include_in_schema=False)
