@@ -80,11 +80,9 @@ class VectorMatrix:
             return np.zeros(len(seqs), dtype=bool)
         return (self._seqs[rows] == seqs) & self._alive[rows]
 
-    def vectors_after(self, seq: int) -> tuple[np.ndarray, np.ndarray]:
-        """Live (seqs, vectors) with seq above `seq`: the rows an approximate index does not cover yet."""
+    def live_count_after(self, seq: int) -> int:
         start = int(np.searchsorted(self._seqs[: self._rows], seq, side="right"))
-        live = start + np.flatnonzero(self._alive[start : self._rows])
-        return self._seqs[live], self._vectors[live]
+        return int(np.count_nonzero(self._alive[start : self._rows]))
 
     def top_k(
         self, query: np.ndarray, k: int, *, only_seqs: np.ndarray | None = None, after_seq: int = 0,

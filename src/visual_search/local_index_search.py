@@ -31,7 +31,7 @@ def nearest(
     """
     if graph is None or (only_seqs is not None and len(only_seqs) < exact_below):
         return matrix.top_k(query, k, only_seqs=only_seqs, excluded_seqs=excluded_seqs)
-    covered_live = matrix.live_count - len(matrix.vectors_after(graph.watermark)[0])
+    covered_live = matrix.live_count - matrix.live_count_after(graph.watermark)
     eligible_fraction = covered_live / max(graph.size, 1)
     if only_seqs is not None:
         eligible_fraction *= len(only_seqs) / max(matrix.live_count, 1)
