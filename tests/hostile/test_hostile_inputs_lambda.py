@@ -1,18 +1,19 @@
-"""Every hostile case through the Lambda search handler in-process, as API Gateway HTTP API (payload v2) events:
+"""Every hostile case through the Lambda search handler (functions/search/app.py) in-process, as HTTP API v2 events:
 the same documented status and code as the local server, JSON error bodies, no stack trace, the index unchanged."""
 
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 
 import pytest
 
-from visual_search.aws.http_events import handle_http_event
+from visual_search.aws import handlers
 from visual_search.search_api import SearchApi
 
 from conftest import IndexSnapshot, assert_no_stack_trace
-from corpus import FILE_CASES, MULTIPART, REQUEST_CASES, b64, multipart_body
+from corpus import FILE_CASES, MULTIPART, REPO_ROOT, REQUEST_CASES, b64, multipart_body
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,17 +56,32 @@ def http_api_event(method: str, path: str, body: bytes | None = None, content_ty
     return event
 
 
+def load_search_function():
+    """functions/search/app.py, the module SAM deploys as SearchFunction (its `lambda_handler`)."""
+    path = REPO_ROOT / "functions" / "search" / "app.py"
+    spec = importlib.util.spec_from_file_location("search_function_app", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def invoke(hostile_search_service):
-    api = SearchApi(hostile_search_service, url_for=lambda record: f"https://images.example/{record.key}?X-Amz-Expires=300")
-    index = hostile_search_service.index
+    """Calls the deployed handler, its cached runtime (normally built from the environment: SageMaker,
+    OpenSearch, S3) replaced by the local search service and a stand-in for presigned URLs."""
+    presign = lambda key: f"https://images.example/{key}?X-Amz-Expires=300"  # noqa: E731
+    api = SearchApi(hostile_search_service, url_for=lambda record: presign(record.key))
+    runtime = handlers.SearchRuntime(api=api, index=hostile_search_service.index, image_url=presign)
+    lambda_handler = load_search_function().lambda_handler
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(handlers, "_search_runtime", handlers._Lazy(lambda: runtime))
 
-    def call(event: dict) -> dict:
-        response = handle_http_event(event, api, index, lambda key: f"https://images.example/{key}?X-Amz-Expires=300")
-        assert isinstance(response["statusCode"], int) and isinstance(response["body"], str)
-        return response
+        def call(event: dict) -> dict:
+            response = lambda_handler(event, None)
+            assert isinstance(response["statusCode"], int) and isinstance(response["body"], str)
+            return response
 
-    return call
+        yield call
 
 
 @pytest.fixture(scope="module")
