@@ -59,12 +59,16 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory, photo_host):
-    images = DEMO_CATALOGUE / "images"
+def catalogue(tmp_path_factory):
+    """A search service over the demo catalogue, indexed once for the module."""
     labels = read_labels(DEMO_CATALOGUE / "labels.csv")
-    service = index_folder(images, tmp_path_factory.mktemp("index") / "idx", search_embedder(), labels)
+    return index_folder(DEMO_CATALOGUE / "images", tmp_path_factory.mktemp("index") / "idx", search_embedder(), labels)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory, photo_host, catalogue):
     settings = Settings(index=str(tmp_path_factory.mktemp("unused")), url_allowlist=(photo_host,))
-    with serving(create_app(settings, search_service=service)) as url:
+    with serving(create_app(settings, search_service=catalogue)) as url:
         yield url
 
 
@@ -198,6 +202,24 @@ def test_a_file_that_is_not_an_image_shows_the_apis_error_message(page):
     error.wait_for()
     assert "not a readable image" in error.inner_text()
     assert page.locator("#results .result").count() == 0
+
+
+def test_with_an_api_key_the_ui_asks_for_it_once_and_then_searches(browser, catalogue, tmp_path):
+    settings = Settings(index=str(tmp_path), api_key="shop-key-123")
+    with serving(create_app(settings, search_service=catalogue)) as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.locator("#api-key-form").is_visible()
+        assert page.locator("#chips .chip").count() == 0  # /stats was refused without the key
+        page.fill("#api-key-input", "shop-key-123")
+        page.click("#api-key-form button")
+        page.locator("#chips .chip[data-label='Shoes']").wait_for()
+        assert page.locator("#api-key-form").is_hidden()
+        search_and_wait(page, lambda: page.set_input_files("#file-input", str(DEMO_CATALOGUE / "images" / QUERY_KEY)))
+        assert top_result(page)[0] == QUERY_KEY
+        context.close()
 
 
 def test_desktop_and_mobile_layouts_render_results_without_horizontal_scrolling(browser, base_url):
