@@ -11,13 +11,14 @@ from typing import Sequence
 import numpy as np
 
 from .ann import HnswParams, remove_sidecars
-from .errors import IndexCorruptError, ModelMismatchError, NotFoundError
+from .errors import IndexCorruptError, NotFoundError
 from .local_index_graph import GraphSidecar
+from .local_index_identity import checked_identity, checked_new_identity
 from .local_index_input import checked_k, checked_records, unit_query, unit_rows
 from .local_index_lock import WriterLock
 from .local_index_matrix import VectorMatrix
 from .local_index_search import nearest
-from .local_index_store import DATABASE_FILE_NAME, FORMAT_VERSION, IndexStore
+from .local_index_store import DATABASE_FILE_NAME, IndexStore
 from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 
 DEFAULT_ANN_THRESHOLD = 20_000
@@ -68,7 +69,7 @@ class LocalIndex:
             # The model check comes before the writer lock: a wrong model is the more useful error to report.
             meta = self._stored_meta()
             if meta:
-                self.model_id, self.dimension = self._check_model(meta, model_id, dimension)
+                self.model_id, self.dimension = checked_identity(self.directory, meta, model_id, dimension)
             if writable:
                 self._writer_lock = WriterLock(self.directory)
             if not meta:
@@ -96,24 +97,10 @@ class LocalIndex:
             raise NotFoundError(f"no index at {self.directory} yet; index some images first")
         meta = self._stored_meta()  # a writer that held the lock before ours may have created it meanwhile
         if meta:
-            return self._check_model(meta, model_id, dimension)
-        if not model_id or not isinstance(dimension, int) or dimension < 1:
-            raise ValueError("creating an index needs the model_id and a positive dimension of its vectors")
+            return checked_identity(self.directory, meta, model_id, dimension)
+        model_id, dimension = checked_new_identity(model_id, dimension)
         self._store.create_schema(model_id, dimension, time.time())
         return model_id, dimension
-
-    def _check_model(self, meta: dict[str, str], model_id: str | None, dimension: int | None) -> tuple[str, int]:
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise IndexCorruptError(f"{self.directory} has index format {meta.get('format_version')!r}, "
-                                    f"this version reads {FORMAT_VERSION!r}")
-        stored_model, stored_dimension = meta["model_id"], int(meta["dimension"])
-        if (model_id is not None and model_id != stored_model) or (dimension is not None and dimension != stored_dimension):
-            raise ModelMismatchError(
-                f"the index at {self.directory} holds vectors of model {stored_model!r} (dimension "
-                f"{stored_dimension}), not {model_id!r} (dimension {dimension}); mixing models gives meaningless "
-                "scores: index into a new directory, or open this one with the model that built it"
-            )
-        return stored_model, stored_dimension
 
     @property
     def _db(self) -> IndexStore:
