@@ -182,6 +182,7 @@ def test_a_multipart_body_without_a_file_is_a_bad_request(client):
 def test_indexed_images_are_served_by_key_and_unknown_keys_are_404(client):
     response = client.get("/images/hat.jpg")
     assert response.status_code == 200 and response.content == HAT
+    assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-type"] == "image/jpeg"
     assert_error(client.get("/images/nope.jpg"), 404, "not_found")
     assert_error(client.get("/images/../../etc/passwd"), 404)
