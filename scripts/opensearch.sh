@@ -5,7 +5,8 @@
 #   scripts/opensearch.sh stop     stop the node this script started (pid file); no-op when stopped
 #   scripts/opensearch.sh status   print whether it runs and its cluster health; exit 0 only when it answers
 #
-# Everything lives in var/opensearch/ of this checkout (git-ignored): the unpacked node, its data and logs.
+# Everything lives in var/opensearch/ of this checkout (git-ignored): the unpacked node, its data and logs
+# (in /var/tmp when run as root from a checkout the service user cannot reach, such as one under /root).
 # Artefacts come from Maven Central through scripts/opensearch/pom.xml and are cached in ~/.m2.
 # The node listens on 127.0.0.1:9200 only, plain HTTP, no security plugin (the integ-test distribution has
 # none), discovery.type=single-node. OpenSearch refuses to run as root, so as root the script runs it as the
@@ -26,7 +27,26 @@ PORT="${OPENSEARCH_PORT:-9200}"
 HEAP="${OPENSEARCH_HEAP:-1g}"
 START_TIMEOUT_S="${OPENSEARCH_START_TIMEOUT_S:-180}"
 SERVICE_USER="${OPENSEARCH_SERVICE_USER:-opensearch}"
-VAR_DIR="${OPENSEARCH_VAR_DIR:-$REPO_DIR/var/opensearch}"
+
+# OpenSearch refuses to run as root, so as root it runs as this system user, who must be able to reach
+# VAR_DIR through every parent directory. A checkout under /root (mode 700) is not reachable: then the
+# node lives in /var/tmp instead, in a folder named after the checkout so that stop/status find it again.
+default_var_dir() {
+    local wanted="$REPO_DIR/var/opensearch"
+    if [[ "$(id -u)" -eq 0 ]] && id "$SERVICE_USER" >/dev/null 2>&1 \
+        && ! runuser -u "$SERVICE_USER" -- test -x "$REPO_DIR" 2>/dev/null; then
+        wanted="/var/tmp/visual-search-opensearch-$(echo -n "$REPO_DIR" | md5sum | cut -c1-8)"
+    fi
+    echo "$wanted"
+}
+ensure_service_user_exists() {
+    [[ "$(id -u)" -eq 0 ]] || return 0
+    id "$SERVICE_USER" >/dev/null 2>&1 && return 0
+    echo "opensearch.sh: creating system user $SERVICE_USER (OpenSearch refuses to run as root)" >&2
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
+}
+[[ "${1:-}" == start ]] && ensure_service_user_exists
+VAR_DIR="${OPENSEARCH_VAR_DIR:-$(default_var_dir)}"
 HOME_DIR="$VAR_DIR/opensearch-$OPENSEARCH_VERSION"
 DATA_DIR="$VAR_DIR/data"
 LOG_DIR="$VAR_DIR/logs"
@@ -67,16 +87,11 @@ find_java_home() {
     dirname "$(dirname "$(readlink -f "$(command -v java)")")"
 }
 
-ensure_service_user() {
-    [[ "$(id -u)" -eq 0 ]] || return 0
-    if ! id "$SERVICE_USER" >/dev/null 2>&1; then
-        log "creating system user $SERVICE_USER (OpenSearch refuses to run as root)"
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$SERVICE_USER"
-    fi
-    # The node must reach its directory through every parent: a checkout under /root would not be reachable.
+ensure_var_dir_reachable() {
     mkdir -p "$VAR_DIR"
+    [[ "$(id -u)" -eq 0 ]] || return 0
     runuser -u "$SERVICE_USER" -- test -x "$VAR_DIR" \
-        || die "user $SERVICE_USER cannot reach $VAR_DIR (a parent directory is not world-searchable); set OPENSEARCH_VAR_DIR to a reachable path, e.g. /var/tmp/visual-search-opensearch"
+        || die "user $SERVICE_USER cannot reach $VAR_DIR (a parent directory is not searchable by others); set OPENSEARCH_VAR_DIR to a reachable path"
 }
 
 install_node() {
@@ -85,10 +100,11 @@ install_node() {
     command -v unzip >/dev/null || die "unzip not found: install Debian's unzip package"
     local download_dir="$VAR_DIR/downloads"
     log "fetching OpenSearch $OPENSEARCH_VERSION, k-NN $KNN_VERSION and lang-painless from Maven Central (cached in ~/.m2)"
-    mvn -q -B -f "$HELPER_DIR/pom.xml" dependency:copy \
+    mkdir -p "$download_dir"
+    mvn -q -B -Dstyle.color=never -f "$HELPER_DIR/pom.xml" dependency:copy \
         -Dopensearch.version="$OPENSEARCH_VERSION" -Dknn.version="$KNN_VERSION" \
-        -Ddist.dir="$download_dir/dist" -Dpainless.dir="$download_dir/lang-painless" \
-        || die "Maven could not fetch the artefacts (see above)"
+        -Ddist.dir="$download_dir/dist" -Dpainless.dir="$download_dir/lang-painless" >"$VAR_DIR/maven.log" 2>&1 \
+        || { cat "$VAR_DIR/maven.log" >&2; die "Maven could not fetch the artefacts (its output is above)"; }
 
     rm -rf "$HOME_DIR"
     unzip -q "$download_dir/dist/opensearch-$OPENSEARCH_VERSION.zip" -d "$VAR_DIR"
@@ -105,13 +121,15 @@ install_node() {
         > "$painless_dir/plugin-descriptor.properties"
     cp "$HELPER_DIR/lang-painless/plugin-security.policy" "$painless_dir/"
 
-    # k-NN: the Maven zip carries only Java code, no libopensearchknn_* JNI libraries, so the faiss and
-    # nmslib engines fail at index creation; the lucene engine is pure Java. The plugin loads its JNI
-    # libraries lazily (on first faiss/nmslib use), so the node itself starts fine without them.
+    # k-NN: the Maven zip carries only Java code, no libopensearchknn_* JNI libraries. The plugin loads them
+    # lazily, so the node starts and the lucene engine (pure Java) works. faiss/nmslib do NOT: creating such
+    # an index is accepted, but the first write throws UnsatisfiedLinkError, which OpenSearch treats as
+    # fatal, and the node exits (seen with 2.19.1.0). Use engine="lucene" with this node.
     JAVA_HOME="$JAVA_HOME" OPENSEARCH_JAVA_HOME="$JAVA_HOME" "$HOME_DIR/bin/opensearch-plugin" install --batch \
-        "file://$download_dir/dist/opensearch-knn-$KNN_VERSION.zip" >/dev/null \
-        || die "installing the k-NN plugin failed"
+        "file://$download_dir/dist/opensearch-knn-$KNN_VERSION.zip" >"$VAR_DIR/plugin-install.log" 2>&1 \
+        || { cat "$VAR_DIR/plugin-install.log" >&2; die "installing the k-NN plugin failed"; }
     touch "$INSTALLED_MARKER"
+    rm -rf "$download_dir"  # ~60 MB; ~/.m2 keeps the originals
     log "installed into $HOME_DIR"
 }
 
@@ -127,8 +145,6 @@ network.host: 127.0.0.1
 http.port: $PORT
 transport.port: 9300-9399
 discovery.type: single-node
-# One node cannot hold replicas; keep new indices green rather than yellow.
-cluster.default_number_of_replicas: 0
 # Test and benchmark data is small; do not refuse writes when the shared disk is fairly full.
 cluster.routing.allocation.disk.threshold_enabled: false
 EOF
@@ -169,7 +185,9 @@ cmd_start() {
     fi
     JAVA_HOME="$(find_java_home)"
     export JAVA_HOME
-    ensure_service_user
+    ensure_var_dir_reachable
+    [[ -n "${OPENSEARCH_VAR_DIR:-}" || "$VAR_DIR" == "$REPO_DIR/var/opensearch" ]] \
+        || log "using $VAR_DIR: user $SERVICE_USER cannot reach $REPO_DIR"
     install_node
     write_config
     rm -f "$PID_FILE"
