@@ -1,0 +1,179 @@
+"""The Lambda entry points. Services are built on the first invocation of a container (not at import time, so
+a cold start that fails reports its error per request) and reused by the invocations after it.
+
+Configuration comes from VISUAL_SEARCH_* environment variables (see settings.py); SEARCH_SETTINGS and
+INDEX_SETTINGS name the ones each function reads, and the template test checks that template.yaml sets them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .. import bootstrap
+from ..errors import VisualSearchError
+from ..indexing_service import IndexingService
+from ..ports import ImageStore, VectorIndex
+from ..search_api import SearchApi
+from ..settings import Settings
+from .http_events import handle_http_event
+from .s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
+from .s3_events import parse_event
+
+logger = logging.getLogger(__name__)
+
+SEARCH_SETTINGS = (
+    "index", "embedder", "sagemaker_endpoint", "image_store", "max_upload_bytes", "url_allowlist",
+    "url_timeout_s", "presigned_url_expiry_s",
+)
+INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "image_store")
+INDEX_BATCH_SIZE = 16  # images per endpoint request batch; an SQS batch is usually smaller
+
+
+class IndexBatchFailedError(VisualSearchError):
+    """Some objects of a direct (non-SQS) S3 invocation failed; raising makes Lambda retry the event and then
+    send it to the function's on-failure destination."""
+
+    code = "index_batch_failed"
+    http_status = 500
+
+
+@dataclass
+class SearchRuntime:
+    api: SearchApi
+    index: VectorIndex
+    image_url: Callable[[str], str]
+
+
+def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
+    from ..url_fetch import UrlFetcher
+
+    service = bootstrap.build_search_service(settings)
+    fetcher = UrlFetcher(
+        allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
+    )
+    api = SearchApi(
+        service,
+        url_for=lambda record: store.url_for(record.key),
+        fetcher=fetcher,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    return SearchRuntime(api=api, index=service.index, image_url=store.url_for)
+
+
+def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
+    embedder = bootstrap.build_embedder(settings)
+    index = bootstrap.open_index(settings, writable=True, embedder=embedder)
+    indexing = IndexingService(
+        embedder, SequencedIndex(index), batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
+    )
+    return S3EventIndexer(indexing, store_for_bucket)
+
+
+def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool]:
+    """(the handler's response, whether anything failed). For SQS the response is the partial batch failure
+    report; for a direct S3 invocation it summarises the outcomes."""
+    parsed = parse_event(event)
+    try:
+        outcomes = indexer.apply(parsed.objects)
+    except VisualSearchError as exc:
+        # The index or the bucket is unreachable: nothing was applied reliably, so every message is redelivered.
+        logger.error("indexing failed for the whole batch: %s", exc.message)
+        outcomes = [EventOutcome(obj, "failed", exc.message) for obj in parsed.objects]
+    for outcome in outcomes:
+        log = logger.error if outcome.failed else logger.info
+        log(json.dumps({"key": outcome.event.key, "event": outcome.event.event_name, "status": outcome.status,
+                        "reason": outcome.reason, "sequencer": outcome.event.sequencer}))
+    failed = [outcome for outcome in outcomes if outcome.failed]
+    if parsed.from_sqs:
+        failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [o.event.message_id for o in failed]))
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
+    summary = {status: [o.event.key for o in outcomes if o.status == status]
+               for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")}
+    summary["failed"] = [{"key": o.event.key, "reason": o.reason} for o in failed]
+    return summary, bool(failed)
+
+
+class _Lazy:
+    """A value built by `factory` on first use, once, under a lock; reset() drops it (tests, new settings)."""
+
+    def __init__(self, factory: Callable[[], object]):
+        self._factory = factory
+        self._value = None
+        self._lock = threading.Lock()
+
+    def get(self):
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._factory()
+        return self._value
+
+    def reset(self) -> None:
+        with self._lock:
+            self._value = None
+
+
+def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
+    from ..s3_image_store import S3ImageStore
+
+    stores: dict[str, ImageStore] = {}
+    lock = threading.Lock()
+
+    def store_for_bucket(bucket: str) -> ImageStore:
+        with lock:
+            if bucket not in stores:
+                shared_client = next(iter(stores.values())).client if stores else None
+                stores[bucket] = S3ImageStore(
+                    bucket, client=shared_client, presigned_url_expiry_s=settings.presigned_url_expiry_s
+                )
+            return stores[bucket]
+
+    return store_for_bucket
+
+
+def _configured_store(settings: Settings) -> ImageStore:
+    if settings.image_store and settings.image_store.startswith("s3://"):
+        from ..s3_image_store import S3ImageStore
+
+        return S3ImageStore.from_url(settings.image_store, presigned_url_expiry_s=settings.presigned_url_expiry_s)
+    if not settings.image_store:
+        raise ValueError("VISUAL_SEARCH_IMAGE_STORE must name the images bucket (s3://bucket)")
+    return bootstrap.build_image_store(settings.image_store)
+
+
+def _search_runtime_from_env() -> SearchRuntime:
+    settings = Settings.from_env()
+    return build_search_runtime(settings, _configured_store(settings))
+
+
+def _event_indexer_from_env() -> S3EventIndexer:
+    settings = Settings.from_env()
+    return build_event_indexer(settings, _s3_store_factory(settings))
+
+
+_search_runtime = _Lazy(_search_runtime_from_env)
+_event_indexer = _Lazy(_event_indexer_from_env)
+
+
+def search_handler(event: dict, context=None) -> dict:
+    """SearchFunction: HTTP API v2 event in, proxy response out."""
+    runtime: SearchRuntime = _search_runtime.get()
+    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url)
+
+
+def index_handler(event: dict, context=None) -> dict:
+    """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure)."""
+    response, failed = handle_index_event(event, _event_indexer.get())
+    if failed and "batchItemFailures" not in response:
+        raise IndexBatchFailedError(f"some objects were not indexed: {json.dumps(response['failed'])}")
+    return response
+
+
+def reset_cached_services() -> None:
+    """Forget the services built from the environment, so the next invocation rebuilds them."""
+    _search_runtime.reset()
+    _event_indexer.reset()

@@ -1,0 +1,42 @@
+"""The offline twin of `sam local invoke`: run a Lambda handler in-process on an event, against local adapters
+(the embedded index, the in-process model, a local folder standing in for the bucket) or whatever the settings
+name (an OpenSearch URL, the SageMaker endpoint, an s3:// store)."""
+
+from __future__ import annotations
+
+import os
+
+from .. import bootstrap
+from ..settings import Settings
+from .handlers import build_event_indexer, build_search_runtime, handle_index_event
+from .http_events import handle_http_event
+
+
+def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
+    """The handler's response to `event`. kind is "search" or "index". `settings.image_store` is the folder
+    (or s3:// URL) that plays the bucket; every bucket named in an event maps to it. Defaults to the
+    current directory."""
+    store = bootstrap.build_image_store(settings.image_store or os.getcwd())
+    if kind == "search":
+        runtime = build_search_runtime(settings, store)
+        try:
+            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url)
+        finally:
+            _close(runtime.index)
+    if kind == "index":
+        indexer = build_event_indexer(settings, lambda _bucket: store)
+        try:
+            response, _failed = handle_index_event(event, indexer)
+            return response
+        finally:
+            _close(indexer.indexing.index)
+    raise ValueError(f"unknown handler {kind!r}: use search or index")
+
+
+def _close(index) -> None:
+    # The embedded index holds a writer lock and open files; OpenSearch has nothing to close.
+    inner = getattr(index, "inner", index)
+    close = getattr(inner, "close", None)
+    if callable(close):
+        close()
+

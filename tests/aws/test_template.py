@@ -1,0 +1,202 @@
+"""template.yaml, transformed offline with samtranslator, and the invariants the deployment relies on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
+from visual_search.images import IMAGE_SUFFIXES
+from visual_search.settings import ENV_PREFIX, Settings
+
+from conftest import REPO_ROOT
+
+TEMPLATE = REPO_ROOT / "template.yaml"
+PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Region", "AWS::StackName", "AWS::StackId", "AWS::Partition",
+                     "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+
+
+class _NoManagedPolicies:
+    """samtranslator asks IAM for managed policy ARNs only when a function lists policies by name; ours do not."""
+
+    def load(self):
+        return {}
+
+
+@pytest.fixture(scope="module")
+def source() -> dict:
+    from cfnlint.decode import cfn_yaml
+
+    return cfn_yaml.loads(TEMPLATE.read_text())
+
+
+@pytest.fixture(scope="module")
+def transformed(source) -> dict:
+    from samtranslator.translator.arn_generator import ArnGenerator
+    from samtranslator.translator.transform import transform
+
+    # The translator asks boto3 for a region only to fill in pseudo parameters; a test run configures none.
+    ArnGenerator.BOTO_SESSION_REGION_NAME = "us-east-1"
+    packaged = json.loads(json.dumps(source))
+    for resource in packaged["Resources"].values():  # what `sam package` does: local folders become S3 objects
+        for name in ("CodeUri", "ContentUri"):
+            if name in resource.get("Properties", {}):
+                resource["Properties"][name] = f"s3://artifacts/{resource['Properties'][name].strip('/')}.zip"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        return json.loads(json.dumps(transform(packaged, {}, _NoManagedPolicies())))
+
+
+def walk(node):
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def test_every_ref_getatt_and_sub_variable_resolves(transformed):
+    names = set(transformed["Resources"]) | set(transformed.get("Parameters", {})) | PSEUDO_PARAMETERS
+    unresolved = []
+    for node in walk(transformed):
+        if not isinstance(node, dict):
+            continue
+        if "Ref" in node and node["Ref"] not in names:
+            unresolved.append(("Ref", node["Ref"]))
+        if "Fn::GetAtt" in node:
+            target = node["Fn::GetAtt"]
+            resource = target[0] if isinstance(target, list) else target.split(".")[0]
+            if resource not in transformed["Resources"]:
+                unresolved.append(("GetAtt", resource))
+        if "Fn::Sub" in node:
+            text, local = (node["Fn::Sub"], {}) if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"]
+            for variable in re.findall(r"\$\{([^}!]+)\}", text):
+                if variable.split(".")[0] not in names | set(local):
+                    unresolved.append(("Sub", variable))
+    assert not unresolved
+
+
+def _policy_statements(transformed):
+    for resource in transformed["Resources"].values():
+        properties = resource.get("Properties", {})
+        documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
+        documents += [properties[name] for name in ("PolicyDocument", "AccessPolicies") if name in properties]
+        for document in documents:
+            yield from document["Statement"]
+
+
+def test_no_iam_statement_allows_a_wildcard_action(transformed):
+    actions = []
+    for statement in _policy_statements(transformed):
+        listed = statement.get("Action", [])
+        actions += [listed] if isinstance(listed, str) else listed
+    assert actions and not [action for action in actions if "*" in action]
+    assert "es:ESHttpPut" in actions and "es:*" not in actions
+
+
+def test_opensearch_is_reachable_only_by_the_two_function_roles(transformed):
+    domain = transformed["Resources"]["SearchDomain"]["Properties"]
+    principals = [statement["Principal"]["AWS"] for statement in domain["AccessPolicies"]["Statement"]]
+    assert principals == [{"Fn::GetAtt": ["IndexFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
+    assert domain["EncryptionAtRestOptions"]["Enabled"] and domain["NodeToNodeEncryptionOptions"]["Enabled"]
+    assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
+
+
+def test_cors_never_allows_every_origin(transformed):
+    names = {"alloworigins", "allowedorigins"}  # the HTTP API's OpenAPI body spells it allowOrigins
+    origins = [value for node in walk(transformed) if isinstance(node, dict)
+               for key, value in node.items() if key.lower() in names]
+    assert len(origins) >= 2  # the HTTP API and the images bucket
+    assert "*" not in json.dumps(origins)
+    cors = transformed["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
+    assert set(cors) >= {"allowOrigins", "allowMethods", "allowHeaders"}, "SAM replaced the CORS object"
+
+
+def test_buckets_are_private_and_encrypted(transformed):
+    for name in ("ImagesBucket", "FrontendBucket"):
+        bucket = transformed["Resources"][name]["Properties"]
+        assert all(bucket["PublicAccessBlockConfiguration"].values())
+        assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+
+
+def test_both_functions_set_exactly_the_settings_they_read(source):
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    for function, wanted in (("SearchFunction", SEARCH_SETTINGS), ("IndexFunction", INDEX_SETTINGS)):
+        variables = source["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert set(wanted) <= fields, "the handlers name a setting that does not exist"
+        assert {ENV_PREFIX + name.upper() for name in wanted} == {v for v in variables if v.startswith(ENV_PREFIX)}
+    assert source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_EMBEDDER"] == "sagemaker"
+
+
+def test_bucket_notifications_cover_every_image_suffix_in_both_cases(source):
+    rules = source["Resources"]["ImagesBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
+    wanted = {suffix for lower in IMAGE_SUFFIXES for suffix in (lower, lower.upper())}
+    for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*"):
+        suffixes = {rule["Filter"]["S3Key"]["Rules"][0]["Value"] for rule in rules if rule["Event"] == event}
+        assert suffixes == wanted
+
+
+def test_queue_policy_names_the_bucket_without_a_reference_cycle(source):
+    bucket = source["Resources"]["ImagesBucket"]
+    assert bucket["DependsOn"] == "IndexQueuePolicy"
+    policy = json.dumps(source["Resources"]["IndexQueuePolicy"])
+    assert '"Ref": "ImagesBucket"' not in policy and '["ImagesBucket"' not in policy
+    assert "visual-search-images-${AWS::AccountId}-${Suffix}" in policy
+    assert json.dumps(bucket["Properties"]["BucketName"]).count("${Suffix}") == 1
+
+
+def test_index_function_reports_partial_batch_failures_and_failures_reach_a_dlq(transformed):
+    mapping = next(r for r in transformed["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping")
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    queue = transformed["Resources"]["IndexQueue"]["Properties"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["IndexDeadLetterQueue", "Arn"]}
+
+
+def test_core_layer_is_built_from_the_one_source_tree(source):
+    layer = source["Resources"]["CoreLayer"]
+    assert layer["Properties"]["ContentUri"] == "src/" and layer["Metadata"]["BuildMethod"].startswith("python3")
+    assert not list((REPO_ROOT / "layers").rglob("*.py")), "a copy of the library under layers/"
+    requirements = (REPO_ROOT / "layers" / "deps" / "requirements.txt").read_text().lower()
+    for heavy in ("onnxruntime", "faiss", "fastapi", "torch", "visual"):
+        assert not re.search(rf"^{heavy}", requirements, re.MULTILINE), heavy
+
+
+def test_outputs_name_what_the_deploy_guide_uses(source):
+    assert {"ApiUrl", "FrontendUrl", "ImagesBucketName", "OpenSearchEndpoint", "EmbeddingEndpointName"} <= set(
+        source["Outputs"]
+    )
+
+
+def test_cfn_lint_finds_no_error_or_warning():
+    from cfnlint.api import ManualArgs, lint
+
+    matches = lint(TEMPLATE.read_text(), config=ManualArgs(regions=["us-east-1"]))
+    serious = [match for match in matches if not match.rule.id.startswith("I")]  # informational hints aside
+    assert not serious, "\n".join(str(match) for match in serious)
+
+
+def _sam_cli() -> str | None:
+    return os.environ.get("VISUAL_SEARCH_SAM_CLI") or shutil.which("sam") or (
+        "/tmp/samvenv/bin/sam" if Path("/tmp/samvenv/bin/sam").exists() else None
+    )
+
+
+@pytest.mark.parametrize("arguments", [["--lint"], ["--region", "us-east-1"]], ids=["lint", "region"])
+def test_sam_validate_passes_offline(arguments):
+    sam = _sam_cli()
+    if sam is None:
+        pytest.skip("aws-sam-cli is not installed (pip install aws-sam-cli, or set VISUAL_SEARCH_SAM_CLI)")
+    environment = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    result = subprocess.run([sam, "validate", "--template-file", str(TEMPLATE), *arguments], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=240, env=environment)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "is a valid SAM Template" in result.stdout + result.stderr
