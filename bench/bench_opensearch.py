@@ -53,19 +53,29 @@ def machine_facts(base_url: str) -> dict:
     with urllib.request.urlopen(base_url, timeout=10) as response:
         node = json.loads(response.read())
     memory_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    cpu_model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "")
+    cpu_model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
+    )
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(), "cpu_model": cpu_model, "memory_gib": round(memory_kib / 2**20, 1),
-        "platform": platform.platform(), "python": platform.python_version(),
-        "opensearch": node["version"]["number"], "node_url": base_url,
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(memory_kib / 2**20, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "opensearch": node["version"]["number"],
+        "node_url": base_url,
     }
 
 
 def percentiles_ms(samples_s: list[float]) -> dict:
     values = np.asarray(samples_s) * 1000
-    return {"p50_ms": round(float(np.percentile(values, 50)), 2), "p95_ms": round(float(np.percentile(values, 95)), 2),
-            "mean_ms": round(float(values.mean()), 2), "queries": len(values)}
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p95_ms": round(float(np.percentile(values, 95)), 2),
+        "mean_ms": round(float(values.mean()), 2),
+        "queries": len(values),
+    }
 
 
 def time_queries(index: OpenSearchIndex, queries: np.ndarray, k: int, filters_for) -> tuple[list[float], list[int]]:
@@ -100,11 +110,26 @@ def main() -> None:
         vectors, labels = clustered_unit_vectors(args.n, args.dimension, args.labels_count, args.seed)
         source = {"synthetic": f"{args.labels_count} clusters, centre + 1.2 x unit noise, seed {args.seed}"}
     count, dimension = vectors.shape
-    records = [ImageRecord(key=f"bench/{number:06d}.jpg", uri=f"/bench/{number:06d}.jpg", content_hash="0" * 64,
-                           width=512, height=512, label=label) for number, label in enumerate(labels)]
+    records = [
+        ImageRecord(
+            key=f"bench/{number:06d}.jpg",
+            uri=f"/bench/{number:06d}.jpg",
+            content_hash="0" * 64,
+            width=512,
+            height=512,
+            label=label,
+        )
+        for number, label in enumerate(labels)
+    ]
 
-    index = OpenSearchIndex(f"{args.url}/bench-{uuid.uuid4().hex[:8]}", model_id="bench", dimension=dimension,
-                            engine=args.engine, refresh=False, timeout_s=120)
+    index = OpenSearchIndex(
+        f"{args.url}/bench-{uuid.uuid4().hex[:8]}",
+        model_id="bench",
+        dimension=dimension,
+        engine=args.engine,
+        refresh=False,
+        timeout_s=120,
+    )
     try:
         started = time.perf_counter()
         for start in range(0, count, args.batch):
@@ -120,16 +145,34 @@ def main() -> None:
         time_queries(index, queries[:20], args.k, lambda number: None)  # warm the HNSW graph and caches
         plain, _ = time_queries(index, queries, args.k, lambda number: None)
         filtered, returned = time_queries(
-            index, queries, args.k,
-            lambda number: SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]})) if distinct_labels else None,
+            index,
+            queries,
+            args.k,
+            lambda number: (
+                SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]}))
+                if distinct_labels
+                else None
+            ),
         )
         report = {
             "machine": machine_facts(args.url),
-            "parameters": {"n": count, "dimension": dimension, "k": args.k, "batch": args.batch, "engine": args.engine,
-                           "m": 16, "ef_construction": 128, "ef_search": 100, "source": source,
-                           "labels": len(distinct_labels)},
-            "indexing": {"bulk_s": round(bulk_s, 2), "with_final_refresh_s": round(indexed_s, 2),
-                         "docs_per_s": round(count / indexed_s, 1)},
+            "parameters": {
+                "n": count,
+                "dimension": dimension,
+                "k": args.k,
+                "batch": args.batch,
+                "engine": args.engine,
+                "m": 16,
+                "ef_construction": 128,
+                "ef_search": 100,
+                "source": source,
+                "labels": len(distinct_labels),
+            },
+            "indexing": {
+                "bulk_s": round(bulk_s, 2),
+                "with_final_refresh_s": round(indexed_s, 2),
+                "docs_per_s": round(count / indexed_s, 1),
+            },
             "query_no_filter": percentiles_ms(plain),
             "query_label_filter": {**percentiles_ms(filtered), "min_hits_returned": int(min(returned))},
         }

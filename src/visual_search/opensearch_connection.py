@@ -37,7 +37,7 @@ class BasicAuth:
 
 @dataclass(frozen=True)
 class AwsSigV4Auth:
-    """Sign every request with the default boto3 credential chain. `service` is "es" (managed) or "aoss" (Serverless)."""
+    """Sign requests with boto3's default credential chain; `service` is "es" (managed) or "aoss" (Serverless)."""
 
     region: str
     service: str = "es"
@@ -64,12 +64,15 @@ def parse_opensearch_url(url: str, auth: Auth = None) -> OpenSearchLocation:
     """Parse one of the URL forms above. An explicit `auth` wins over userinfo and over the AWS host guess."""
     parts = urlsplit(url)
     if parts.scheme not in _SCHEMES:
-        raise InvalidRequestError(f"not an OpenSearch URL (expected opensearch://, opensearchs://, http:// or https://): {url!r}")
+        raise InvalidRequestError(
+            f"not an OpenSearch URL (expected opensearch://, opensearchs://, http:// or https://): {url!r}"
+        )
     use_tls, default_port = _SCHEMES[parts.scheme]
     index_name = parts.path.strip("/")
     if not parts.hostname or not _INDEX_NAME.match(index_name):
         raise InvalidRequestError(
-            f"an OpenSearch URL needs a host and one lowercase index name as its path, e.g. opensearch://127.0.0.1:9200/products; got {parts.scheme}://{parts.hostname}/{index_name}"
+            "an OpenSearch URL needs a host and one lowercase index name as its path, "
+            f"e.g. opensearch://127.0.0.1:9200/products; got {parts.scheme}://{parts.hostname}/{index_name}"
         )
     if auth is None and parts.username:
         auth = BasicAuth(unquote(parts.username), unquote(parts.password or ""))
@@ -127,7 +130,8 @@ def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs
         verify_certs=verify_certs and location.use_tls,
         ssl_show_warn=False,
         http_auth=http_auth,
-        http_compress=True,  # vectors are long JSON arrays; gzip roughly halves them
+        # Vectors are long JSON arrays that gzip roughly halves: worth it over a network, not over loopback.
+        http_compress=location.host not in ("127.0.0.1", "localhost", "::1"),
         timeout=timeout_s,
         max_retries=0,
     )

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .errors import InvalidRequestError, ModelMismatchError
 from .records import ImageRecord, SearchFilters
 
 VECTOR_FIELD = "vector"
@@ -70,6 +71,35 @@ def index_body(
             },
         },
     }
+
+
+def model_mismatch(
+    meta: Mapping[str, Any], vector_mapping: Mapping[str, Any], *, model_id: str, dimension: int
+) -> str | None:
+    """Why an existing index's mapping cannot hold this model's vectors, or None when it can."""
+    if "model_id" not in meta:
+        return "was not created by visual-search (its mapping has no _meta.model_id); choose another index name"
+    theirs = (meta["model_id"], meta.get("dimension") or vector_mapping.get("dimension"))
+    if theirs == (model_id, dimension):
+        return None
+    return (
+        f"holds vectors of model {theirs[0]!r} with dimension {theirs[1]}, not {model_id!r} with dimension "
+        f"{dimension}: use another index name, or re-index into a new one"
+    )
+
+
+def checked_vectors(vectors: np.ndarray, dimension: int, *, rows: int, index_name: str) -> np.ndarray:
+    """`vectors` as float32 (rows, dimension); ModelMismatchError for another width, InvalidRequestError otherwise."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise ModelMismatchError(
+            f"vectors of shape {vectors.shape} do not fit index {index_name!r} of dimension {dimension}"
+        )
+    if vectors.shape[0] != rows:
+        raise InvalidRequestError(f"{rows} records but {vectors.shape[0]} vectors")
+    if not np.isfinite(vectors).all():
+        raise InvalidRequestError("vectors contain NaN or infinity")
+    return vectors
 
 
 def document(record: ImageRecord, vector: np.ndarray, model_id: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 from . import opensearch_documents as docs
 from .errors import InvalidRequestError, ModelMismatchError, NotFoundError
 from .opensearch_connection import Auth, AwsSigV4Auth, parse_opensearch_url
-from .opensearch_session import OpenSearchSession, RetryPolicy
+from .opensearch_session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
 from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ class OpenSearchIndex:
         auth: Auth = None,
         refresh: Refresh | None = None,
         timeout_s: float = 10.0,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = DEFAULT_RETRY,
         verify_certs: bool = True,
         create: bool = True,
     ):
@@ -68,8 +68,14 @@ class OpenSearchIndex:
         self._check_or_create(
             create,
             docs.index_body(
-                model_id=model_id, dimension=dimension, engine=engine, m=m,
-                ef_construction=ef_construction, ef_search=ef_search, shards=shards, replicas=replicas,
+                model_id=model_id,
+                dimension=dimension,
+                engine=engine,
+                m=m,
+                ef_construction=ef_construction,
+                ef_search=ef_search,
+                shards=shards,
+                replicas=replicas,
             ),
         )
 
@@ -81,8 +87,10 @@ class OpenSearchIndex:
         """
         location = parse_opensearch_url(url, options.get("auth"))
         session = OpenSearchSession(
-            location, timeout_s=options.get("timeout_s", 10.0), verify_certs=options.get("verify_certs", True),
-            retry=options.get("retry", RetryPolicy()),
+            location,
+            timeout_s=options.get("timeout_s", 10.0),
+            verify_certs=options.get("verify_certs", True),
+            retry=options.get("retry", DEFAULT_RETRY),
         )
         try:
             meta, vector_mapping = read_index_meta(session, location.index_name)
@@ -91,25 +99,31 @@ class OpenSearchIndex:
         if meta is None:
             raise NotFoundError(f"OpenSearch index {location.index_name!r} does not exist at {location.endpoint}")
         engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
-        return cls(url, model_id=meta["model_id"], dimension=int(meta["dimension"]), engine=engine, create=False, **options)
+        return cls(
+            url, model_id=meta["model_id"], dimension=int(meta["dimension"]), engine=engine, create=False, **options
+        )
 
     # -- VectorIndex -------------------------------------------------------------------------------
 
     def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
-        vectors = self._checked_vectors(vectors, expected_rows=len(records))
+        vectors = docs.checked_vectors(vectors, self.dimension, rows=len(records), index_name=self.index_name)
         if not records:
             return
         actions = [
             [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
-            for record, vector in zip(records, vectors)
+            for record, vector in zip(records, vectors, strict=True)
         ]
-        self._session.bulk(actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}")
+        self._session.bulk(
+            actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}"
+        )
 
     def delete(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
         actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
-        items = self._session.bulk(actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}")
+        items = self._session.bulk(
+            actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}"
+        )
         return sum(1 for item in items if item["delete"].get("result") == "deleted")
 
     def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
@@ -117,7 +131,9 @@ class OpenSearchIndex:
             return {}
         answer = self._call(
             lambda client: client.mget(
-                index=self.index_name, body={"ids": list(dict.fromkeys(keys))}, params={"_source_excludes": docs.VECTOR_FIELD}
+                index=self.index_name,
+                body={"ids": list(dict.fromkeys(keys))},
+                params={"_source_excludes": docs.VECTOR_FIELD},
             ),
             what="get records",
         )
@@ -141,12 +157,18 @@ class OpenSearchIndex:
         exclude_keys: Sequence[str] = (),
     ) -> list[SearchHit]:
         """At most k hits (capped at 10,000, OpenSearch's limit) by descending cosine similarity."""
-        query_vector = self._checked_vectors(np.asarray(vector).reshape(1, -1), expected_rows=1)[0]
+        query_vector = docs.checked_vectors(
+            np.asarray(vector).reshape(1, -1), self.dimension, rows=1, index_name=self.index_name
+        )[0]
         if k < 1:
             return []
         body = docs.knn_query(
-            query_vector, min(k, docs.MAX_K), engine=self.engine, ef_search=self.ef_search,
-            filters=filters, exclude_keys=exclude_keys,
+            query_vector,
+            min(k, docs.MAX_K),
+            engine=self.engine,
+            ef_search=self.ef_search,
+            filters=filters,
+            exclude_keys=exclude_keys,
         )
         answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="search")
         hits = [
@@ -164,8 +186,11 @@ class OpenSearchIndex:
         )
         labels = {bucket["key"]: bucket["doc_count"] for bucket in answer["aggregations"]["labels"]["buckets"]}
         return IndexStats(
-            count=int(answer["hits"]["total"]["value"]), dimension=self.dimension, model_id=self.model_id,
-            labels=labels, backend="opensearch",
+            count=int(answer["hits"]["total"]["value"]),
+            dimension=self.dimension,
+            model_id=self.model_id,
+            labels=labels,
+            backend="opensearch",
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -192,7 +217,8 @@ class OpenSearchIndex:
         self.close()
 
     def __repr__(self) -> str:
-        return f"OpenSearchIndex({self.location.endpoint}/{self.index_name}, model_id={self.model_id!r}, dimension={self.dimension})"
+        where = f"{self.location.endpoint}/{self.index_name}"
+        return f"OpenSearchIndex({where}, model_id={self.model_id!r}, dimension={self.dimension})"
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -205,7 +231,9 @@ class OpenSearchIndex:
         meta, vector_mapping = read_index_meta(self._session, self.index_name)
         if meta is None and create:
             try:
-                self._call(lambda client: client.indices.create(index=self.index_name, body=body), what="create the index")
+                self._call(
+                    lambda client: client.indices.create(index=self.index_name, body=body), what="create the index"
+                )
                 return
             except InvalidRequestError as error:  # another process created it first: check theirs below
                 if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
@@ -213,29 +241,9 @@ class OpenSearchIndex:
             meta, vector_mapping = read_index_meta(self._session, self.index_name)
         if meta is None:
             raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
-        if "model_id" not in meta:
-            raise ModelMismatchError(
-                f"OpenSearch index {self.index_name!r} was not created by visual-search (its mapping has no _meta.model_id); "
-                f"choose another index name"
-            )
-        theirs = (meta["model_id"], meta.get("dimension") or vector_mapping.get("dimension"))
-        if theirs != (self.model_id, self.dimension):
-            raise ModelMismatchError(
-                f"OpenSearch index {self.index_name!r} holds vectors of model {theirs[0]!r} with dimension {theirs[1]}, "
-                f"not {self.model_id!r} with dimension {self.dimension}: use another index name, or re-index into a new one"
-            )
-
-    def _checked_vectors(self, vectors: np.ndarray, *, expected_rows: int) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise ModelMismatchError(
-                f"vectors of shape {vectors.shape} do not fit index {self.index_name!r} of dimension {self.dimension}"
-            )
-        if vectors.shape[0] != expected_rows:
-            raise InvalidRequestError(f"{expected_rows} records but {vectors.shape[0]} vectors")
-        if not np.isfinite(vectors).all():
-            raise InvalidRequestError("vectors contain NaN or infinity")
-        return vectors
+        problem = docs.model_mismatch(meta, vector_mapping, model_id=self.model_id, dimension=self.dimension)
+        if problem:
+            raise ModelMismatchError(f"OpenSearch index {self.index_name!r} {problem}")
 
 
 def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
@@ -243,7 +251,9 @@ def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[s
     from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
 
     try:
-        answer = session.call(lambda client: client.indices.get_mapping(index=index_name), what=f"read the mapping of {index_name!r}")
+        answer = session.call(
+            lambda client: client.indices.get_mapping(index=index_name), what=f"read the mapping of {index_name!r}"
+        )
     except OpenSearchNotFound:
         return None, {}
     mappings = next(iter(answer.values()))["mappings"]

@@ -30,6 +30,9 @@ class RetryPolicy:
         return min(self.max_delay_s, self.first_delay_s * 2**attempt) * random.uniform(0.8, 1.2)
 
 
+DEFAULT_RETRY = RetryPolicy()
+
+
 def is_retryable_status(status: object) -> bool:
     return status == 429 or (isinstance(status, int) and status >= 500)
 
@@ -49,7 +52,9 @@ class OpenSearchSession:
         if self._client is None:
             self._client = build_client(self.location, timeout_s=self._timeout_s, verify_certs=self._verify_certs)
         client = self._client
-        return call_with_retries(lambda: operation(client), what=what, endpoint=self.location.endpoint, policy=self.retry)
+        return call_with_retries(
+            lambda: operation(client), what=what, endpoint=self.location.endpoint, policy=self.retry
+        )
 
     def bulk(self, actions: list[list[dict[str, Any]]], *, refresh: str | bool, what: str) -> list[dict[str, Any]]:
         """Send bulk actions (each its header line and optional document) and return the settled items.
@@ -62,9 +67,9 @@ class OpenSearchSession:
         pending, settled = actions, []
         for attempt in range(self.retry.attempts):
             body = [line for action in pending for line in action]
-            answer = self.call(lambda client: client.bulk(body=body, params=params), what=what)
+            answer = self.call(lambda client, body=body: client.bulk(body=body, params=params), what=what)
             busy: list[list[dict[str, Any]]] = []
-            for action, item in zip(pending, answer["items"]):
+            for action, item in zip(pending, answer["items"], strict=True):
                 ((kind, outcome),) = item.items()
                 status = outcome.get("status", 200)
                 if is_retryable_status(status) and attempt + 1 < self.retry.attempts:
@@ -111,7 +116,9 @@ def call_with_retries(operation: Callable[[], T], *, what: str, endpoint: str, p
             raise
         except TransportError as error:
             if not is_retryable_status(error.status_code):
-                raise InvalidRequestError(f"OpenSearch at {endpoint} rejected the request to {what}: {error}") from error
+                raise InvalidRequestError(
+                    f"OpenSearch at {endpoint} rejected the request to {what}: {error}"
+                ) from error
             last_problem = f"answered HTTP {error.status_code} ({error.error})"
     raise BackendUnavailableError(
         f"OpenSearch at {endpoint} is unavailable: {last_problem}, {policy.attempts} attempts to {what}; "

@@ -27,13 +27,23 @@ from visual_search.opensearch_connection import (
 )
 def test_each_url_form_names_endpoint_tls_and_index(url, endpoint, use_tls):
     location = parse_opensearch_url(url)
-    assert (location.endpoint, location.use_tls, location.index_name, location.auth) == (endpoint, use_tls, "products", None)
+    assert (location.endpoint, location.use_tls, location.index_name, location.auth) == (
+        endpoint,
+        use_tls,
+        "products",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
     "url",
-    ["s3://bucket/products", "opensearch://127.0.0.1:9200", "opensearch://127.0.0.1:9200/Products",
-     "opensearch://127.0.0.1:9200/a/b", "opensearch:///products"],
+    [
+        "s3://bucket/products",
+        "opensearch://127.0.0.1:9200",
+        "opensearch://127.0.0.1:9200/Products",
+        "opensearch://127.0.0.1:9200/a/b",
+        "opensearch:///products",
+    ],
 )
 def test_urls_without_one_valid_index_name_are_refused(url):
     with pytest.raises(InvalidRequestError):
@@ -64,9 +74,15 @@ def test_explicit_auth_wins_over_the_host_guess():
 
 def test_auth_from_env_reads_basic_and_sigv4_settings():
     assert auth_from_env({}) is None
-    assert auth_from_env({"VISUAL_SEARCH_OPENSEARCH_USERNAME": "u", "VISUAL_SEARCH_OPENSEARCH_PASSWORD": "p"}) == BasicAuth("u", "p")
     assert auth_from_env(
-        {"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4", "AWS_REGION": "eu-west-1", "VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE": "aoss"}
+        {"VISUAL_SEARCH_OPENSEARCH_USERNAME": "u", "VISUAL_SEARCH_OPENSEARCH_PASSWORD": "p"}
+    ) == BasicAuth("u", "p")
+    assert auth_from_env(
+        {
+            "VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4",
+            "AWS_REGION": "eu-west-1",
+            "VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE": "aoss",
+        }
     ) == AwsSigV4Auth("eu-west-1", "aoss")
     with pytest.raises(InvalidRequestError, match="AWS_REGION"):
         auth_from_env({"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4"})
@@ -75,8 +91,12 @@ def test_auth_from_env_reads_basic_and_sigv4_settings():
 @pytest.fixture
 def fake_aws_credentials(monkeypatch):
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTESTS0000", "AWS_SECRET_ACCESS_KEY": "fake-secret", "AWS_SESSION_TOKEN": "fake-token",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "AKIAFAKEFORTESTS0000",
+        "AWS_SECRET_ACCESS_KEY": "fake-secret",
+        "AWS_SESSION_TOKEN": "fake-token",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_EC2_METADATA_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
 
@@ -93,8 +113,16 @@ def test_a_sigv4_signer_signs_offline_from_the_boto3_credential_chain(fake_aws_c
 
 
 def test_sigv4_without_any_credentials_is_an_unauthorized_error(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN",
-                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")

@@ -22,13 +22,23 @@ def unit_rows(rng: np.random.Generator, rows: int, dimension: int) -> np.ndarray
 
 
 def record(key: str, label: str | None = None, **attributes: str) -> ImageRecord:
-    return ImageRecord(key=key, uri=f"/catalogue/{key}", content_hash="0" * 64, width=640, height=480,
-                       label=label, attributes=attributes, indexed_at=1_700_000_000.5)
+    return ImageRecord(
+        key=key,
+        uri=f"/catalogue/{key}",
+        content_hash="0" * 64,
+        width=640,
+        height=480,
+        label=label,
+        attributes=attributes,
+        indexed_at=1_700_000_000.5,
+    )
 
 
 def node_json(base_url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -52,7 +62,9 @@ def test_new_index_maps_a_cosine_hnsw_vector_of_the_embedder_dimension(opensearc
     assert vector["method"]["parameters"] == {"m": 8, "ef_construction": 64}
     assert settings["knn"] == "true"
     assert mappings["_meta"]["model_id"] == "lite2:abc" and mappings["_meta"]["dimension"] == 12
-    assert {mappings["properties"][name]["type"] for name in ("key", "label", "content_hash", "model_id")} == {"keyword"}
+    assert {mappings["properties"][name]["type"] for name in ("key", "label", "content_hash", "model_id")} == {
+        "keyword"
+    }
     assert mappings["properties"]["width"]["type"] == "integer"
 
 
@@ -127,7 +139,9 @@ def test_a_selective_label_filter_still_returns_k_hits(index_url):
 
     by_attribute = index.search(common_centre, k=10, filters=SearchFilters(attributes={"colour": frozenset({"blue"})}))
     assert sorted(hit.record.key for hit in by_attribute) == ["r0", "r1", "r2", "r3"]
-    excluded = index.search(common_centre, k=20, filters=SearchFilters(labels=frozenset({"rare"})), exclude_keys=["r0", "r5"])
+    excluded = index.search(
+        common_centre, k=20, filters=SearchFilters(labels=frozenset({"rare"})), exclude_keys=["r0", "r5"]
+    )
     assert len(excluded) == 10 and not {"r0", "r5"} & {hit.record.key for hit in excluded}
 
 

@@ -132,7 +132,9 @@ def test_refused_credentials_give_an_unauthorized_error_without_retrying(status)
 
 def test_a_closed_port_gives_a_connection_refused_message():
     port = closed_port()
-    with pytest.raises(BackendUnavailableError, match=rf"127\.0\.0\.1:{port}.*connection refused.*opensearch\.sh start"):
+    with pytest.raises(
+        BackendUnavailableError, match=rf"127\.0\.0\.1:{port}.*connection refused.*opensearch\.sh start"
+    ):
         OpenSearchIndex(f"opensearch://127.0.0.1:{port}/products", model_id="m", dimension=4, retry=QUICK_RETRY)
 
 
@@ -154,8 +156,13 @@ def test_sigv4_auth_signs_each_request_with_the_service_and_region(monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with ScriptedServer([403]) as server:
         with pytest.raises(UnauthorizedError):
-            OpenSearchIndex(f"{server.url}/products", model_id="m", dimension=4, retry=QUICK_RETRY,
-                            auth=AwsSigV4Auth(region="eu-west-1", service="aoss"))
+            OpenSearchIndex(
+                f"{server.url}/products",
+                model_id="m",
+                dimension=4,
+                retry=QUICK_RETRY,
+                auth=AwsSigV4Auth(region="eu-west-1", service="aoss"),
+            )
     headers = server.requests[0][2]
     assert headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAFAKEFORTESTS0000/")
     assert "/eu-west-1/aoss/aws4_request" in headers["authorization"]
