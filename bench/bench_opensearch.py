@@ -64,6 +64,8 @@ def machine_facts(base_url: str) -> dict:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "opensearch": node["version"]["number"],
+        # Other work on a 2-core machine skews every figure: record how busy it was.
+        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
         "node_url": base_url,
     }
 
@@ -122,6 +124,7 @@ def main() -> None:
         for number, label in enumerate(labels)
     ]
 
+    facts = machine_facts(args.url)
     index = OpenSearchIndex(
         f"{args.url}/bench-{uuid.uuid4().hex[:8]}",
         model_id="bench",
@@ -155,7 +158,7 @@ def main() -> None:
             ),
         )
         report = {
-            "machine": machine_facts(args.url),
+            "machine": {**facts, "load_average_at_end": [round(load, 2) for load in os.getloadavg()]},
             "parameters": {
                 "n": count,
                 "dimension": dimension,
