@@ -5,6 +5,7 @@ The full run (8 clients, 60 s, RSS growth < 10%) is `bench/load_test.py`; its fi
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import pytest
 
@@ -17,6 +18,7 @@ pytestmark = [needs_local_model, pytest.mark.timeout(240)]
 def load_bench_module():
     spec = importlib.util.spec_from_file_location("load_test", REPO_ROOT / "bench" / "load_test.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
