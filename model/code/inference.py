@@ -1,0 +1,61 @@
+"""SageMaker inference handlers for the embedding endpoint, thin over the visual_search core library.
+
+Runs in SageMaker's PyTorch inference container (see docs/DEPLOY.md); the archive's code/ folder holds this file,
+requirements.txt (onnxruntime) and a copy of the visual_search package made at build time from src/. The wire
+format is visual_search.sagemaker_protocol: application/x-image or JSON {"image": base64} in,
+{"predictions": [[...]], "model_id": ...} out.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from visual_search import sagemaker_protocol as protocol
+from visual_search.errors import UnsupportedImageTypeError, VisualSearchError
+from visual_search.sagemaker_model import load_endpoint_embedder
+
+# model_fn runs once per worker before any request; input_fn and output_fn receive no model, so they read it here.
+_served = {}
+
+
+def model_fn(model_dir):
+    threads = int(os.environ.get("VISUAL_SEARCH_THREADS", "0")) or None
+    embedder = load_endpoint_embedder(model_dir, intra_op_threads=threads)
+    _served["embedder"] = embedder
+    return embedder
+
+
+def input_fn(request_body, request_content_type):
+    """Decoded RGB images (list) or a DescribeRequest."""
+    embedder = _served["embedder"]
+    try:
+        return protocol.decode_request(request_body, request_content_type, spec=embedder.spec)
+    except VisualSearchError as exc:
+        raise _toolkit_error(exc) from None
+
+
+def predict_fn(input_object, model):
+    if isinstance(input_object, protocol.DescribeRequest):
+        return protocol.DescribeRequest()
+    return model.embed(input_object)
+
+
+def output_fn(prediction, accept):
+    accept = (accept or "application/json").split(";")[0].strip().lower()
+    if accept not in ("application/json", "*/*"):
+        raise _toolkit_error(UnsupportedImageTypeError(f"the endpoint answers application/json, not {accept}"))
+    embedder = _served["embedder"]
+    if isinstance(prediction, protocol.DescribeRequest):
+        return protocol.encode_description(embedder)
+    return protocol.encode_response(np.asarray(prediction), embedder.model_id)
+
+
+def _toolkit_error(exc: VisualSearchError) -> Exception:
+    """The container toolkit answers its own error type with the given status (400, 413, 415) instead of 500."""
+    try:
+        from sagemaker_inference.errors import GenericInferenceToolkitError
+    except ImportError:  # in-process tests, or a container without the toolkit
+        return exc
+    return GenericInferenceToolkitError(exc.http_status, exc.message)

@@ -1,0 +1,115 @@
+"""model/build_model_archive.py and the inference script it packs, run in-process: both content types, and the
+endpoint's vector for a photo equals the in-process embedder's (the same pixels reach the same model)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from visual_search import sagemaker_protocol
+from visual_search.images import decode_image
+
+from conftest import REPO_ROOT
+
+pytest.importorskip("onnxruntime")
+MODEL = "lite2-fp32"  # int8 needs a calibration run; the archive code path is the same
+
+
+@pytest.fixture(scope="module")
+def archive_dir(tmp_path_factory) -> Path:
+    spec = importlib.util.spec_from_file_location("build_model_archive", REPO_ROOT / "model" / "build_model_archive.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    output = tmp_path_factory.mktemp("archive") / "model.tar.gz"
+    builder.build_archive(MODEL, output)
+    extracted = output.parent / "extracted"
+    with tarfile.open(output) as archive:
+        archive.extractall(extracted, filter="data")
+    return extracted
+
+
+@pytest.fixture(scope="module")
+def inference(archive_dir):
+    spec = importlib.util.spec_from_file_location("inference", archive_dir / "code" / "inference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def local_embedder():
+    from visual_search.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder.from_name(MODEL)
+
+
+def test_archive_holds_the_model_the_script_and_the_library_from_src(archive_dir):
+    assert (archive_dir / "model.onnx").stat().st_size > 1_000_000
+    assert "onnxruntime" in (archive_dir / "code" / "requirements.txt").read_text()
+    packed = archive_dir / "code" / "visual_search"
+    source = REPO_ROOT / "src" / "visual_search"
+    for name in ("images.py", "sagemaker_protocol.py", "onnx_embedder.py"):
+        assert (packed / name).read_bytes() == (source / name).read_bytes()
+    assert not list(packed.rglob("__pycache__"))
+
+
+def _invoke(inference, model, body, content_type):
+    return json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model),
+                                          "application/json"))
+
+
+def test_both_content_types_give_the_local_embedders_vector(inference, archive_dir, local_embedder, demo_photos):
+    model = inference.model_fn(str(archive_dir))
+    assert model.model_id == local_embedder.model_id
+    photo = demo_photos[0].read_bytes()
+    expected = local_embedder.embed([decode_image(photo, min_size_px=local_embedder.spec.size_px).image])[0]
+
+    as_image = _invoke(inference, model, photo, "application/x-image")
+    as_json = _invoke(inference, model, json.dumps({"image": base64.b64encode(photo).decode()}), "application/json")
+    for answer in (as_image, as_json):
+        assert answer["model_id"] == local_embedder.model_id
+        vector = np.asarray(answer["predictions"][0], dtype=np.float32)
+        np.testing.assert_allclose(vector, expected, atol=1e-6)
+
+
+def test_the_sagemaker_embedders_png_path_gives_the_local_vector(inference, archive_dir, local_embedder, demo_photos):
+    """What SageMakerEmbedder sends (the decoded pixels as PNG, in a JSON batch) embeds like the local path."""
+    model = inference.model_fn(str(archive_dir))
+    images = [decode_image(p.read_bytes(), min_size_px=model.spec.size_px).image for p in demo_photos[:3]]
+    body, content_type = sagemaker_protocol.encode_images_request(images)
+    vectors, model_id = sagemaker_protocol.decode_response(
+        inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "*/*"), 3
+    )
+    np.testing.assert_allclose(vectors, local_embedder.embed(images), atol=1e-6)
+
+
+def test_describe_and_bad_requests(inference, archive_dir):
+    model = inference.model_fn(str(archive_dir))
+    description = sagemaker_protocol.decode_description(
+        inference.output_fn(inference.predict_fn(inference.input_fn(b'{"describe": true}', "application/json"), model),
+                            "application/json")
+    )
+    assert (description.dimension, description.spec) == (model.dimension, model.spec)
+    from visual_search.errors import InvalidImageError, UnsupportedImageTypeError
+
+    with pytest.raises(InvalidImageError):
+        inference.input_fn(b"not an image", "application/x-image")
+    with pytest.raises(UnsupportedImageTypeError):
+        inference.input_fn(b"x", "text/csv")
+
+
+def test_the_packed_code_imports_its_own_library_copy(archive_dir):
+    code = archive_dir / "code"
+    script = "import sys; sys.path.insert(0, '.'); import inference, visual_search; print(visual_search.__file__)"
+    result = subprocess.run([sys.executable, "-c", script], cwd=code, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()).resolve().is_relative_to(code.resolve())
