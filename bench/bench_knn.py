@@ -111,7 +111,7 @@ def bench_index(vectors: np.ndarray, queries: np.ndarray, directory: Path, param
     return figures
 
 
-def bench_exact_only(generator: EmbeddingLikeGenerator, count: int, queries_count: int) -> dict:
+def bench_exact_only(generator: EmbeddingLikeGenerator, count: int, queries_count: int, why: str) -> dict:
     """Exact search on the in-memory matrix alone (no SQLite), generated in chunks to bound peak memory."""
     matrix, latents = VectorMatrix(DIMENSION), []
     matrix.reserve(count)
@@ -125,7 +125,7 @@ def bench_exact_only(generator: EmbeddingLikeGenerator, count: int, queries_coun
         started = time.perf_counter()
         matrix.top_k(query, 10)
         durations.append(time.perf_counter() - started)
-    return {"count": count, "exact_in_memory": percentiles_ms(durations), "hnsw": "skipped: build too slow"}
+    return {"count": count, "exact_in_memory": percentiles_ms(durations), "hnsw": f"skipped: {why}"}
 
 
 def machine_facts() -> dict:
@@ -148,27 +148,39 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--max-ann-size", type=int, default=100_000)
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--budget-s", type=float, default=540.0, help="skip HNSW builds projected to overrun this")
     arguments = parser.parse_args()
     params = HnswParams()
     report: dict = {"machine": machine_facts(), "hnsw_params": params.__dict__, "k": 10, "results": []}
     generator = EmbeddingLikeGenerator()
+    started, seconds_per_vector = time.perf_counter(), None  # upsert + HNSW build cost, learnt from the first size
     with tempfile.TemporaryDirectory(prefix="bench-knn-") as scratch:
-        for size in arguments.sizes:
-            if size > arguments.max_ann_size:
+        for size in sorted(arguments.sizes):
+            remaining_s = arguments.budget_s - (time.perf_counter() - started)
+            projected_s = size * seconds_per_vector * 1.3 if seconds_per_vector else 0.0
+            if size > arguments.max_ann_size or projected_s > remaining_s:
                 if size * DIMENSION * 4 * 1.5 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"):
                     report["results"].append({"count": size, "skipped": "not enough free memory"})
                     continue
-                report["results"].append({"data": "embedding-like", **bench_exact_only(generator, size, arguments.queries)})
+                why = (f"projected build {projected_s:.0f} s exceeds the remaining budget {remaining_s:.0f} s"
+                       if size <= arguments.max_ann_size else f"above --max-ann-size {arguments.max_ann_size}")
+                report["results"].append({"data": "embedding-like", **bench_exact_only(generator, size, arguments.queries, why)})
                 continue
             vectors, latent = generator.catalogue(size, seed=size)
             queries = generator.queries(latent, arguments.queries, seed=size + 1)
             figures = bench_index(vectors, queries, Path(scratch) / f"like-{size}", params)
+            seconds_per_vector = (figures["upsert_s"] + figures["hnsw_build_s"]) / size
             report["results"].append({"data": "embedding-like", **figures})
             del vectors, latent
         smallest = min(arguments.sizes)
-        hard = gaussian_clusters(smallest + arguments.queries, seed=3)
-        figures = bench_index(hard[:smallest], hard[smallest:], Path(scratch) / "gaussian", params)
-        report["results"].append({"data": "gaussian-clusters (hard, high intrinsic dimension)", **figures})
+        remaining_s = arguments.budget_s - (time.perf_counter() - started)
+        hard_data = "gaussian-clusters (hard, high intrinsic dimension)"
+        if seconds_per_vector and smallest * seconds_per_vector * 1.3 > remaining_s:
+            report["results"].append({"data": hard_data, "count": smallest, "skipped": "over the time budget"})
+        else:
+            hard = gaussian_clusters(smallest + arguments.queries, seed=3)
+            figures = bench_index(hard[:smallest], hard[smallest:], Path(scratch) / "gaussian", params)
+            report["results"].append({"data": hard_data, **figures})
     report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(report, indent=2)
     if arguments.output:
