@@ -11,6 +11,7 @@ import pytest
 
 from visual_search.aws import handlers
 from visual_search.search_api import SearchApi
+from visual_search.url_fetch import UrlFetcher
 
 from conftest import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, REPO_ROOT, REQUEST_CASES, b64, multipart_body
@@ -70,7 +71,8 @@ def invoke(hostile_search_service):
     """Calls the deployed handler, its cached runtime (normally built from the environment: SageMaker,
     OpenSearch, S3) replaced by the local search service and a stand-in for presigned URLs."""
     presign = lambda key: f"https://images.example/{key}?X-Amz-Expires=300"  # noqa: E731
-    api = SearchApi(hostile_search_service, url_for=lambda record: presign(record.key))
+    # The fetcher the deployed function builds (allow-list empty): URL queries are refused before any connection.
+    api = SearchApi(hostile_search_service, url_for=lambda record: presign(record.key), fetcher=UrlFetcher(timeout_s=2.0))
     runtime = handlers.SearchRuntime(api=api, index=hostile_search_service.index, image_url=presign)
     lambda_handler = load_search_function().lambda_handler
     with pytest.MonkeyPatch.context() as patch:
@@ -160,3 +162,16 @@ def test_image_route_redirects_only_to_indexed_images(key, invoke):
     response = invoke(event)
     assert response["statusCode"] == 404
     assert "location" not in response["headers"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://169.254.169.254/latest/meta-data/iam/security-credentials/", "http://localhost:9/x.jpg",
+     "http://10.0.0.1/x.jpg", "http://[::ffff:169.254.169.254]/", "http://0x7f.1/x.jpg", "http://2130706433/",
+     "file:///etc/passwd", "gopher://127.0.0.1:70/_x"],
+)
+def test_url_queries_to_private_targets_are_refused_by_the_lambda_handler_too(url, invoke):
+    # The fetcher's own SSRF list is tests/unit/test_url_fetch.py; this checks the Lambda path applies it.
+    response = invoke(http_api_event("POST", "/search", json.dumps({"url": url}).encode(), "application/json"))
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"]["code"] == "url_refused"
