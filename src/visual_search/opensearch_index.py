@@ -35,8 +35,8 @@ class OpenSearchIndex:
         self,
         url: str,
         *,
-        model_id: str,
-        dimension: int,
+        model_id: str | None,
+        dimension: int | None,
         engine: str = "lucene",
         m: int = 16,
         ef_construction: int = 128,
@@ -50,14 +50,17 @@ class OpenSearchIndex:
         verify_certs: bool = True,
         create: bool = True,
     ):
+        """model_id/dimension None: open an existing index for whatever model made it (NotFoundError if none).
+
+        m, ef_construction, engine, shards and replicas apply only when this call creates the index; an existing
+        index keeps its own (its engine is read back from the mapping).
+        """
         if engine not in docs.ENGINES:
             raise InvalidRequestError(f"engine must be one of {docs.ENGINES}, not {engine!r}")
-        if dimension < 1:
+        if dimension is not None and dimension < 1:
             raise InvalidRequestError(f"dimension must be positive, not {dimension}")
         self.location = parse_opensearch_url(url, auth)
         self.index_name = self.location.index_name
-        self.model_id = model_id
-        self.dimension = dimension
         self.engine = engine
         self.ef_search = ef_search
         serverless = isinstance(self.location.auth, AwsSigV4Auth) and self.location.auth.service == "aoss"
@@ -65,9 +68,9 @@ class OpenSearchIndex:
             refresh = False if serverless else "wait_for"
         self.refresh_policy: Refresh = refresh
         self._session = OpenSearchSession(self.location, timeout_s=timeout_s, verify_certs=verify_certs, retry=retry)
-        self._check_or_create(
-            create,
-            docs.index_body(
+        new_index = None
+        if create and model_id is not None and dimension is not None:
+            new_index = docs.index_body(
                 model_id=model_id,
                 dimension=dimension,
                 engine=engine,
@@ -76,32 +79,17 @@ class OpenSearchIndex:
                 ef_search=ef_search,
                 shards=shards,
                 replicas=replicas,
-            ),
-        )
+            )
+        self.model_id, self.dimension = self._check_or_create(model_id, dimension, new_index)
 
     @classmethod
     def open_existing(cls, url: str, **options: Any) -> "OpenSearchIndex":
         """Open an index created earlier, reading model_id, dimension and engine from its mapping.
 
-        For readers that do not load the model (stats, get). Raises NotFoundError when the index is missing.
+        For readers that do not load the model (stats, get, search by a stored key's vector).
+        Raises NotFoundError when the index is missing.
         """
-        location = parse_opensearch_url(url, options.get("auth"))
-        session = OpenSearchSession(
-            location,
-            timeout_s=options.get("timeout_s", 10.0),
-            verify_certs=options.get("verify_certs", True),
-            retry=options.get("retry", DEFAULT_RETRY),
-        )
-        try:
-            meta, vector_mapping = read_index_meta(session, location.index_name)
-        finally:
-            session.close()
-        if meta is None:
-            raise NotFoundError(f"OpenSearch index {location.index_name!r} does not exist at {location.endpoint}")
-        engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
-        return cls(
-            url, model_id=meta["model_id"], dimension=int(meta["dimension"]), engine=engine, create=False, **options
-        )
+        return cls(url, model_id=None, dimension=None, create=False, **options)
 
     # -- VectorIndex -------------------------------------------------------------------------------
 
@@ -225,25 +213,34 @@ class OpenSearchIndex:
     def _call(self, operation: Callable[[Any], T], *, what: str) -> T:
         return self._session.call(operation, what=f"{what} in {self.index_name!r}")
 
-    def _check_or_create(self, create: bool, body: dict[str, Any]) -> None:
+    def _check_or_create(
+        self, model_id: str | None, dimension: int | None, new_index: dict[str, Any] | None
+    ) -> tuple[str, int]:
+        """The index's (model_id, dimension), creating it from `new_index` when missing and one is given."""
         from opensearchpy.exceptions import RequestError
 
         meta, vector_mapping = read_index_meta(self._session, self.index_name)
-        if meta is None and create:
+        if meta is None and new_index is not None:
             try:
                 self._call(
-                    lambda client: client.indices.create(index=self.index_name, body=body), what="create the index"
+                    lambda client: client.indices.create(index=self.index_name, body=new_index), what="create it"
                 )
-                return
+                return model_id, dimension
             except InvalidRequestError as error:  # another process created it first: check theirs below
                 if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
                     raise
             meta, vector_mapping = read_index_meta(self._session, self.index_name)
         if meta is None:
             raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
-        problem = docs.model_mismatch(meta, vector_mapping, model_id=self.model_id, dimension=self.dimension)
+        self.engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
+        if model_id is None:
+            model_id = meta.get("model_id")
+        if dimension is None:
+            dimension = meta.get("dimension") or vector_mapping.get("dimension")
+        problem = docs.model_mismatch(meta, vector_mapping, model_id=model_id, dimension=dimension)
         if problem:
             raise ModelMismatchError(f"OpenSearch index {self.index_name!r} {problem}")
+        return model_id, int(dimension)
 
 
 def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:

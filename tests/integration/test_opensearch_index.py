@@ -88,9 +88,24 @@ def test_open_existing_reads_model_and_dimension_from_the_mapping(index_url):
     assert (reopened.model_id, reopened.dimension, reopened.engine) == ("lite2:abc", 8, "lucene")
 
 
+def test_without_a_model_the_constructor_opens_the_existing_index_read_mostly(index_url):
+    rng = np.random.default_rng(6)
+    vectors = unit_rows(rng, 3, 8)
+    OpenSearchIndex(index_url, model_id="lite2:abc", dimension=8).upsert(
+        [record("a"), record("b"), record("c")], vectors
+    )
+    reader = OpenSearchIndex(index_url, model_id=None, dimension=None)
+    assert (reader.model_id, reader.dimension) == ("lite2:abc", 8)
+    assert reader.search(reader.get_vector("b"), k=1)[0].record.key == "b"
+    with pytest.raises(ModelMismatchError):
+        OpenSearchIndex(index_url, model_id="other-model", dimension=None)
+
+
 def test_open_existing_of_a_missing_index_raises_not_found(index_url):
     with pytest.raises(NotFoundError):
         OpenSearchIndex.open_existing(index_url)
+    with pytest.raises(NotFoundError):
+        OpenSearchIndex(index_url, model_id=None, dimension=None)
 
 
 def test_upserting_the_same_keys_twice_replaces_rather_than_duplicates(index_url):
