@@ -60,8 +60,8 @@ class OpenSearchSession:
         """Send bulk actions (each its header line and optional document) and return the settled items.
 
         A bulk request can succeed while single items are rejected with 429 (the write queue is full): those
-        items are resent with the same backoff. Any other failed item raises InvalidRequestError; a delete of
-        a missing document (404) is a success.
+        items are resent with the same backoff, then raise BackendUnavailableError. Any other failed item raises
+        InvalidRequestError; a delete of a missing document (404) is a success.
         """
         params = {} if refresh is False else {"refresh": str(refresh).lower()}
         pending, settled = actions, []
@@ -74,6 +74,11 @@ class OpenSearchSession:
                 status = outcome.get("status", 200)
                 if is_retryable_status(status) and attempt + 1 < self.retry.attempts:
                     busy.append(action)
+                elif is_retryable_status(status):
+                    raise BackendUnavailableError(
+                        f"OpenSearch at {self.location.endpoint} kept refusing items with HTTP {status} "
+                        f"({self.retry.attempts} attempts to {what}): {outcome.get('error')}"
+                    )
                 elif status >= 300 and not (kind == "delete" and status == 404):
                     raise InvalidRequestError(f"OpenSearch refused to {what}: {outcome.get('error')}")
                 else:

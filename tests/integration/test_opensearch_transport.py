@@ -15,12 +15,14 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 
 from visual_search.errors import BackendUnavailableError, UnauthorizedError
 from visual_search.opensearch_connection import AwsSigV4Auth
 from visual_search.opensearch_index import OpenSearchIndex
 from visual_search.opensearch_session import RetryPolicy
+from visual_search.records import ImageRecord
 
 QUICK_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
 ERROR_BODIES = {
@@ -34,8 +36,8 @@ ERROR_BODIES = {
 class ScriptedServer:
     """Answers the first requests with `statuses`; afterwards forwards to `upstream`, or repeats the last status."""
 
-    def __init__(self, statuses: list[int], upstream: str | None = None):
-        self.statuses, self.upstream = list(statuses), upstream
+    def __init__(self, statuses: list[int], upstream: str | None = None, bulk_rejections: int = 0):
+        self.statuses, self.upstream, self.bulk_rejections = list(statuses), upstream, bulk_rejections
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         server = self
 
@@ -47,6 +49,23 @@ class ScriptedServer:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 server.requests.append((self.command, self.path, headers))
+                if server.bulk_rejections and "_bulk" in self.path:
+                    # A bulk request that succeeds as a whole while every item is refused with 429.
+                    server.bulk_rejections -= 1
+                    actions = [json.loads(line) for line in body.splitlines() if line.strip()]
+                    items = [
+                        {kind: {"status": 429, "error": {"type": "es_rejected_execution_exception"}}}
+                        for action in actions
+                        for kind in action
+                        if kind in ("index", "delete")
+                    ]
+                    payload = json.dumps({"took": 1, "errors": True, "items": items}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 if server.statuses or not server.upstream:
                     status = server.statuses.pop(0) if server.statuses else server.last_status
                     server.last_status = status
@@ -103,6 +122,35 @@ def test_two_429_answers_are_retried_and_the_third_attempt_succeeds(opensearch_u
             assert index.count() == 0
             assert len(server.requests) >= 3
             assert index.search([1.0, 0.0, 0.0, 0.0], k=3) == []
+        finally:
+            index.drop()
+
+
+@pytest.mark.opensearch
+def test_bulk_items_refused_with_429_are_resent_until_they_are_stored(opensearch_url):
+    name = f"it-bulk-{uuid.uuid4().hex[:8]}"
+    with ScriptedServer([], upstream=opensearch_url, bulk_rejections=2) as server:
+        index = OpenSearchIndex(f"{server.url}/{name}", model_id="m", dimension=4, retry=QUICK_RETRY)
+        try:
+            records = [
+                ImageRecord(key=f"k{n}", uri=f"/k{n}.jpg", content_hash="0" * 64, width=1, height=1) for n in range(3)
+            ]
+            index.upsert(records, np.eye(4, dtype=np.float32)[:3])
+            assert index.count() == 3
+            assert sum("_bulk" in path for _, path, _ in server.requests) == 3
+        finally:
+            index.drop()
+
+
+@pytest.mark.opensearch
+def test_bulk_items_refused_on_every_attempt_give_backend_unavailable(opensearch_url):
+    name = f"it-bulk-{uuid.uuid4().hex[:8]}"
+    with ScriptedServer([], upstream=opensearch_url, bulk_rejections=QUICK_RETRY.attempts) as server:
+        index = OpenSearchIndex(f"{server.url}/{name}", model_id="m", dimension=4, retry=QUICK_RETRY)
+        try:
+            record = ImageRecord(key="k", uri="/k.jpg", content_hash="0" * 64, width=1, height=1)
+            with pytest.raises(BackendUnavailableError, match="kept refusing items with HTTP 429"):
+                index.upsert([record], np.eye(4, dtype=np.float32)[:1])
         finally:
             index.drop()
 
