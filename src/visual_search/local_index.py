@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -22,6 +23,8 @@ from .local_index_store import DATABASE_FILE_NAME, IndexStore
 from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 
 DEFAULT_ANN_THRESHOLD = 20_000
+
+logger = logging.getLogger(__name__)
 
 
 class LocalIndex:
@@ -124,7 +127,12 @@ class LocalIndex:
         with self._mutex:
             with self._db.write():
                 self._db.replace(records, unit)
-            self._sidecar.maintain(self.ann_threshold, min_tail=None)
+            try:
+                self._sidecar.maintain(self.ann_threshold, min_tail=None)
+            except OSError as error:
+                # The upsert is committed; the graph only speeds searches up, so a failed save (disk full)
+                # must not make the caller believe its records were lost. The next trigger retries.
+                logger.warning("could not update the HNSW sidecar of %s: %s", self.directory, error)
 
     def delete(self, keys: Sequence[str]) -> int:
         """Remove these keys in one transaction; unknown keys are ignored. Returns how many were removed."""
