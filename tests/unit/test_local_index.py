@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import numpy as np
 import pytest
@@ -196,3 +197,28 @@ def test_a_closed_index_says_so(writer):
     writer.close()
     with pytest.raises(ValueError, match="closed"):
         writer.count()
+
+
+def test_threads_can_search_while_another_thread_upserts(writer):
+    vectors = unit_vectors(400)
+    all_records = records(400)
+    writer.upsert(all_records[:10], vectors[:10])
+    failures: list[BaseException] = []
+
+    def search_repeatedly() -> None:
+        try:
+            for i in range(40):
+                hits = writer.search(vectors[i % 10], 5)
+                assert len(hits) == 5 and hits[0].record.key == f"item-{i % 10}"
+        except BaseException as failure:  # collected: an exception in a thread would not fail the test
+            failures.append(failure)
+
+    threads = [threading.Thread(target=search_repeatedly) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for start in range(10, 400, 30):
+        writer.upsert(all_records[start : start + 30], vectors[start : start + 30])
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert writer.count() == 400
