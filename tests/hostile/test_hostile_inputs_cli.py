@@ -93,7 +93,7 @@ def test_search_refuses_a_bad_k_with_a_message(cli_index):
     def search(k):
         return run_cli("search", str(demo_photo_paths()[0]), "--index-dir", str(cli_index), "-k", k)
 
-    bad_ks = ["0", "101", "-1", "a", "2.5", ""]
+    bad_ks = ["0", "101", "-1", "a", "2.5", "", "true"]
     with ThreadPoolExecutor(3) as pool:
         results = dict(zip(bad_ks, pool.map(search, bad_ks)))
     for k, result in results.items():

@@ -12,7 +12,7 @@ from visual_search.server import create_app
 from visual_search.settings import Settings
 
 from conftest import IndexSnapshot, assert_no_stack_trace
-from corpus import FILE_CASES, MULTIPART, REQUEST_CASES, FileCase, b64, multipart_body
+from corpus import FILE_CASES, MULTIPART, FileCase, b64, multipart_body, request_params
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -71,7 +71,7 @@ def test_hostile_file_gets_its_documented_answer(case, channel, client, hostile_
     check_answer(response, case.expected, hostile_index_dir, snapshot_before, client)
 
 
-@pytest.mark.parametrize("case", REQUEST_CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize("case", request_params(pytest))
 def test_hostile_request_gets_its_documented_answer(case, client, hostile_index_dir, snapshot_before):
     headers = {"content-type": case.content_type} if case.content_type else {}
     response = client.post("/search", content=case.body, headers=headers)

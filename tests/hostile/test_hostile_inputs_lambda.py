@@ -14,7 +14,7 @@ from visual_search.search_api import SearchApi
 from visual_search.url_fetch import UrlFetcher
 
 from conftest import IndexSnapshot, assert_no_stack_trace
-from corpus import FILE_CASES, MULTIPART, REPO_ROOT, REQUEST_CASES, b64, multipart_body
+from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -120,7 +120,7 @@ def test_hostile_file_gets_its_documented_answer(case, channel, invoke, hostile_
     check_response(response, case.expected, hostile_index_dir, snapshot_before, invoke)
 
 
-@pytest.mark.parametrize("case", REQUEST_CASES, ids=lambda case: case.name)
+@pytest.mark.parametrize("case", request_params(pytest))
 def test_hostile_request_gets_its_documented_answer(case, invoke, hostile_index_dir, snapshot_before):
     response = invoke(http_api_event("POST", "/search", case.body, case.content_type))
     check_response(response, case.expected, hostile_index_dir, snapshot_before, invoke)
