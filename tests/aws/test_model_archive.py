@@ -18,7 +18,7 @@ from PIL import Image
 from visual_search import sagemaker_protocol
 from visual_search.images import decode_image
 
-from conftest import REPO_ROOT
+from aws_fixtures import REPO_ROOT
 
 pytest.importorskip("onnxruntime")
 MODEL = "lite2-fp32"  # int8 needs a calibration run; the archive code path is the same

@@ -18,7 +18,7 @@ from visual_search.aws.handlers import build_event_indexer, handle_index_event
 from visual_search.s3_image_store import S3ImageStore
 from visual_search.settings import Settings
 
-from conftest import REGION, s3_event, sqs_batch
+from aws_fixtures import REGION, s3_event, sqs_batch
 
 BUCKET = "visual-search-images-123456789012-abcdef012345"
 
@@ -49,7 +49,7 @@ def upload(s3, key: str, data: bytes) -> None:
 
 
 def search_event(body: dict) -> dict:
-    from conftest import load_event
+    from aws_fixtures import load_event
 
     event = load_event("search-key.json")
     event["body"] = json.dumps(body)
@@ -78,7 +78,7 @@ def test_uploaded_photos_are_indexed_from_sqs_and_found_with_presigned_urls(lamb
 
 
 def test_image_route_redirects_to_a_presigned_url_of_an_indexed_key(lambda_env, bucket, demo_photos):
-    from conftest import load_event
+    from aws_fixtures import load_event
 
     upload(bucket, "a b.jpg", demo_photos[0].read_bytes())
     handlers.index_handler({"Records": [s3_event(BUCKET, "a b.jpg", created=True, sequencer="01")]}, None)

@@ -14,7 +14,7 @@ import pytest
 from visual_search.aws.local_invoke import invoke_local
 from visual_search.settings import Settings
 
-from conftest import DEMO_IMAGES, EVENTS_DIR, load_event
+from aws_fixtures import DEMO_IMAGES, EVENTS_DIR, load_event
 
 EVENT_KEYS = ("images/00588f87.jpg", "images/0090ca2c.jpg")
 

@@ -16,7 +16,7 @@ from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
 from visual_search.images import IMAGE_SUFFIXES
 from visual_search.settings import ENV_PREFIX, Settings
 
-from conftest import REPO_ROOT
+from aws_fixtures import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "template.yaml"
 PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Region", "AWS::StackName", "AWS::StackId", "AWS::Partition",
