@@ -3,6 +3,8 @@ a Lambda function, which has neither ONNX Runtime nor faiss, can build its servi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .ports import Embedder, ImageStore, VectorIndex
 from .settings import Settings
 
@@ -16,9 +18,21 @@ def build_embedder(settings: Settings) -> Embedder:
         return SageMakerEmbedder(settings.sagemaker_endpoint)
     if settings.embedder != "local":
         raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
-    from .onnx_embedder import load_embedder
+    from .onnx_embedder import OnnxEmbedder
 
-    return load_embedder(settings.model, threads=settings.threads, calibration_dir=settings.calibration_dir)
+    calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
+    return OnnxEmbedder.from_name(
+        settings.model,
+        calibration_dir=Path(calibration_dir) if calibration_dir else None,
+        cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+        intra_op_threads=settings.threads,
+    )
+
+
+def _bundled_calibration_photos() -> Path | None:
+    """The demo catalogue of a source checkout: real photos to calibrate the int8 model on, when none are set."""
+    candidate = Path(__file__).resolve().parents[2] / "demo" / "catalogue" / "images"
+    return candidate if candidate.is_dir() else None
 
 
 def open_index(settings: Settings, *, writable: bool, embedder: Embedder | None = None) -> VectorIndex:

@@ -35,6 +35,7 @@ class Settings:
     sagemaker_endpoint: str | None = None
     image_store: str | None = None
     calibration_dir: str | None = None
+    cache_dir: str | None = None
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     url_allowlist: tuple[str, ...] = ()
