@@ -12,7 +12,7 @@
 # none), discovery.type=single-node. OpenSearch refuses to run as root, so as root the script runs it as the
 # system user `opensearch` (created when missing).
 #
-# Environment (all optional): OPENSEARCH_PORT (9200), OPENSEARCH_HEAP (1g), OPENSEARCH_START_TIMEOUT_S (180),
+# Environment (all optional): OPENSEARCH_PORT (9200), OPENSEARCH_HEAP (1g), OPENSEARCH_START_TIMEOUT_S (300),
 # OPENSEARCH_VAR_DIR (var/opensearch of this checkout), OPENSEARCH_SERVICE_USER (opensearch),
 # OPENSEARCH_JAVA_HOME (the Java 17 found on the machine).
 set -euo pipefail
@@ -25,7 +25,7 @@ REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
 HELPER_DIR="$SCRIPT_DIR/opensearch"
 PORT="${OPENSEARCH_PORT:-9200}"
 HEAP="${OPENSEARCH_HEAP:-1g}"
-START_TIMEOUT_S="${OPENSEARCH_START_TIMEOUT_S:-180}"
+START_TIMEOUT_S="${OPENSEARCH_START_TIMEOUT_S:-300}"
 SERVICE_USER="${OPENSEARCH_SERVICE_USER:-opensearch}"
 
 # OpenSearch refuses to run as root, so as root it runs as this system user, who must be able to reach
@@ -51,6 +51,8 @@ HOME_DIR="$VAR_DIR/opensearch-$OPENSEARCH_VERSION"
 DATA_DIR="$VAR_DIR/data"
 LOG_DIR="$VAR_DIR/logs"
 PID_FILE="$VAR_DIR/opensearch.pid"
+NODE_LOG="$LOG_DIR/visual-search-local.log"
+NODE_LOG_LINES_BEFORE=0
 INSTALLED_MARKER="$HOME_DIR/.installed-knn-$KNN_VERSION"
 BASE_URL="http://127.0.0.1:$PORT"
 
@@ -153,6 +155,18 @@ EOF
     fi
 }
 
+show_failure_log() {
+    # Java stack traces bury the cause: first the error lines, then the plain tail.
+    # The node log is appended across starts: show only what this start wrote (stdout.log is rewritten).
+    local this_start
+    this_start="$( { cat "$LOG_DIR/stdout.log"; tail -n +"$((NODE_LOG_LINES_BEFORE + 1))" "$NODE_LOG"; } 2>/dev/null \
+        | grep -v -E "^\s+at |JVM arguments" )"
+    log "errors logged in $LOG_DIR by this start:"
+    grep -E "ERROR|FATAL|Caused by|Exception" <<<"$this_start" | tail -n 12 >&2 || true
+    log "last log lines:"
+    tail -n 25 <<<"$this_start" >&2 || true
+}
+
 wait_for_health() {
     local pid="$1" deadline=$((SECONDS + START_TIMEOUT_S)) answer
     while ((SECONDS < deadline)); do
@@ -161,15 +175,15 @@ wait_for_health() {
             return 0
         fi
         if ! kill -0 "$pid" 2>/dev/null; then
-            log "the node exited during start-up; last log lines:"
-            tail -n 60 "$LOG_DIR/visual-search-local.log" "$LOG_DIR/stdout.log" 2>/dev/null >&2 || true
+            log "the node exited during start-up"
+            show_failure_log
             rm -f "$PID_FILE"
             exit 1
         fi
         sleep 1
     done
-    log "no green/yellow health within ${START_TIMEOUT_S}s; last log lines:"
-    tail -n 60 "$LOG_DIR/visual-search-local.log" "$LOG_DIR/stdout.log" 2>/dev/null >&2 || true
+    log "no green/yellow health within ${START_TIMEOUT_S}s (pid $pid still running; stop it with: $0 stop)"
+    show_failure_log
     exit 1
 }
 
@@ -191,13 +205,13 @@ cmd_start() {
     install_node
     write_config
     rm -f "$PID_FILE"
+    NODE_LOG_LINES_BEFORE="$(wc -l <"$NODE_LOG" 2>/dev/null || echo 0)"
     log "starting (heap $HEAP, Java $JAVA_HOME)"
     # -d daemonises, -p writes the pid file. Heap flags come after jvm.options, so they win.
     as_service_user env JAVA_HOME="$JAVA_HOME" OPENSEARCH_JAVA_HOME="$JAVA_HOME" \
         OPENSEARCH_JAVA_OPTS="-Xms$HEAP -Xmx$HEAP ${OPENSEARCH_EXTRA_JAVA_OPTS:-}" \
         "$HOME_DIR/bin/opensearch" -d -p "$PID_FILE" >"$LOG_DIR/stdout.log" 2>&1 \
-        || { log "the launcher failed; its output:"; tail -n 60 "$LOG_DIR/stdout.log" >&2; \
-             tail -n 60 "$LOG_DIR/visual-search-local.log" >&2 2>/dev/null || true; exit 1; }
+        || { log "the launcher failed"; show_failure_log; exit 1; }
     local waited=0
     until [[ -s "$PID_FILE" ]] || ((waited >= 30)); do sleep 1; waited=$((waited + 1)); done
     [[ -s "$PID_FILE" ]] || die "no pid file after 30s; see $LOG_DIR"
