@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 import pytest
 
 from aws_fixtures import DEMO_IMAGES, REGION, ColourGridEmbedder, LoopbackEndpoint

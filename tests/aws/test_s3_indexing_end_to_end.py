@@ -192,7 +192,6 @@ def test_every_delivery_order_of_three_events_converges_to_the_bucket_state(
                   s3_event(BUCKET, "item.jpg", created=True, sequencer="0A02"),
                   s3_event(BUCKET, "item.jpg", created=False, sequencer="0A03")]
     settings = Settings(embedder="sagemaker", sagemaker_endpoint="embedding-endpoint")
-    from visual_search.sagemaker_embedder import SageMakerEmbedder
     from visual_search.images import sha256_hex
 
     for number, order in enumerate(itertools.permutations(range(3))):
