@@ -1,7 +1,7 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
-Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs, and
-the frontend/ folder at /. The model loads once, at startup (or at the first request when no lifespan runs).
+Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
+SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup (or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import __version__
+from . import __version__, sagemaker_protocol
 from .api_models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
-from .errors import ImageTooLargeError, NotFoundError
+from .errors import ImageTooLargeError, NotFoundError, VisualSearchError
 from .images import IMAGE_SUFFIXES
 from .ports import Embedder
 from .records import ImageRecord
@@ -135,6 +135,24 @@ def create_app(
         """How many images are indexed, per label, and with which model."""
         status, payload = await run_in_threadpool((await services.ready()).stats)
         return JSONResponse(payload, status_code=status)
+
+    @app.post("/endpoints/{endpoint_name}/invocations", tags=["sagemaker"], responses=_ERRORS)
+    async def sagemaker_invocations(endpoint_name: str, request: Request) -> Response:
+        """SageMaker runtime's InvokeEndpoint, served by the in-process model: boto3's sagemaker-runtime client
+        with `endpoint_url` pointed here lets the AWS index handler run unchanged on a laptop."""
+        api = await services.ready()
+        body = await read_body_capped(request, api.max_body_bytes)
+        try:
+            if body is None:
+                raise ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit")
+            payload = await run_in_threadpool(
+                sagemaker_protocol.invoke, api.service.embedder, body, request.headers.get("content-type"),
+                max_pixels=settings.max_pixels,
+            )
+            return Response(payload, media_type="application/json")
+        except VisualSearchError as exc:  # unexpected errors go to the app's logged, detail-free 500 handler
+            status, payload = sagemaker_protocol.error_response(exc)
+            return Response(payload, status_code=status, media_type="application/json")
 
     @app.get("/config.json", include_in_schema=False)
     async def config() -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fakes import HistogramEmbedder
+from fakes import HistogramEmbedder
 from visual_search.errors import InvalidImageError, InvalidRequestError, NotFoundError
 from visual_search.images import CropBox
 from visual_search.indexing_service import IndexingService, IndexItem

@@ -1,0 +1,68 @@
+"""The local server answers SageMaker's InvokeEndpoint route with the in-process model, through boto3 itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+from PIL import Image
+
+from fakes import HistogramEmbedder
+from live_server import index_folder, serving
+from visual_search.sagemaker_embedder import SageMakerEmbedder
+from visual_search.server import create_app
+from visual_search.settings import Settings
+
+PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
+FIXTURE = PHOTOS / "hat.jpg"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    embedder = HistogramEmbedder()
+    service = index_folder(PHOTOS, tmp_path_factory.mktemp("index"), embedder)
+    with serving(create_app(Settings(index="unused"), search_service=service)) as base_url:
+        yield base_url, embedder
+
+
+def runtime_client(base_url: str):
+    return boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", endpoint_url=base_url,
+        aws_access_key_id="local", aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def test_invoke_endpoint_returns_the_in_process_models_vector(server):
+    live, embedder = server
+    with open(FIXTURE, "rb") as handle:
+        data = handle.read()
+    answer = runtime_client(live).invoke_endpoint(
+        EndpointName="visual-search-embedder", ContentType="application/x-image", Body=data
+    )
+    predictions = np.asarray(json.loads(answer["Body"].read())["predictions"], dtype=np.float32)
+    from visual_search.images import decode_image
+
+    expected = embedder.embed([decode_image(data, min_size_px=embedder.spec.size_px).image])
+    assert predictions.shape == (1, embedder.dimension)
+    np.testing.assert_allclose(predictions, expected, atol=1e-6)
+
+
+def test_the_sagemaker_embedder_client_works_against_the_local_route(server):
+    live, embedder = server
+    client = SageMakerEmbedder("visual-search-embedder", client=runtime_client(live))
+    image = Image.open(FIXTURE).convert("RGB")
+    np.testing.assert_allclose(client.embed([image, image]), embedder.embed([image, image]), atol=1e-6)
+
+
+def test_a_non_image_invocation_is_a_4xx_with_a_message(server):
+    live, _ = server
+    with pytest.raises(Exception) as failure:
+        runtime_client(live).invoke_endpoint(
+            EndpointName="x", ContentType="application/x-image", Body=b"not an image"
+        )
+    assert "400" in str(failure.value) or "invalid_image" in str(failure.value)
