@@ -35,9 +35,12 @@ def _bundled_calibration_photos() -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-def open_index(settings: Settings, *, writable: bool, embedder: Embedder | None = None) -> VectorIndex:
+def open_index(
+    settings: Settings, *, writable: bool, embedder: Embedder | None = None, create_if_missing: bool = False
+) -> VectorIndex:
     """Open (or, when writable, create) the configured index. With an embedder, the index is bound to its
-    model and refuses another; without one, it is opened read-only for whatever model made it."""
+    model and refuses another; without one, it is opened read-only for whatever model made it.
+    `create_if_missing` lets a reader (the server) start on an empty index instead of failing."""
     model_id = embedder.model_id if embedder else None
     dimension = embedder.dimension if embedder else None
     if settings.index_is_opensearch:
@@ -46,6 +49,8 @@ def open_index(settings: Settings, *, writable: bool, embedder: Embedder | None 
         return OpenSearchIndex(settings.index, model_id=model_id, dimension=dimension)
     from .local_index import LocalIndex
 
+    if create_if_missing and not writable and embedder and not LocalIndex.exists(settings.index):
+        LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=True).close()
     return LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=writable)
 
 
@@ -59,11 +64,11 @@ def build_image_store(location: str) -> ImageStore:
     return LocalFolderStore(location)
 
 
-def build_search_service(settings: Settings, *, embedder: Embedder | None = None):
+def build_search_service(settings: Settings, *, embedder: Embedder | None = None, create_if_missing: bool = False):
     from .search_service import SearchService
 
     embedder = embedder or build_embedder(settings)
-    index = open_index(settings, writable=False, embedder=embedder)
+    index = open_index(settings, writable=False, embedder=embedder, create_if_missing=create_if_missing)
     return SearchService(embedder, index, max_pixels=settings.max_pixels)
 
 

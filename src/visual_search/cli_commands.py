@@ -25,8 +25,11 @@ def run_index(args, settings: Settings) -> int:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
         return 1
     service = bootstrap.build_indexing_service(settings, batch_size=args.batch_size)
-    with _progress_bar(len(items), disabled=args.quiet) as progress:
-        report = service.index_items(items, progress=progress.update)
+    try:
+        with _progress_bar(len(items), disabled=args.quiet) as progress:
+            report = service.index_items(items, progress=progress.update)
+    finally:
+        _close(service.index)  # lets the embedded index bring its HNSW graph up to date and release its lock
     for failure in report.failed:
         print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
     print(
@@ -63,7 +66,10 @@ def run_search(args, settings: Settings) -> int:
 
 def run_remove(args, settings: Settings) -> int:
     service = bootstrap.build_indexing_service(settings)
-    removed = service.remove(args.keys)
+    try:
+        removed = service.remove(args.keys)
+    finally:
+        _close(service.index)
     print(f"removed {removed} of {len(args.keys)} keys", file=sys.stderr)
     return 0 if removed else 1
 
@@ -156,6 +162,12 @@ def _items_from_paths(paths: list[str], labels: dict[Path, CatalogueEntry]) -> I
                             entry.label if entry else None, entry.attributes if entry else {})
         else:
             print(f"skipped {location}: no such file or folder", file=sys.stderr)
+
+
+def _close(index) -> None:
+    close = getattr(index, "close", None)
+    if close:
+        close()
 
 
 class _progress_bar:

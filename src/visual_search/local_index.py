@@ -237,6 +237,11 @@ class LocalIndex:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 
+    @staticmethod
+    def exists(directory: str | Path) -> bool:
+        """Whether `directory` holds an index (a reader can open it)."""
+        return (Path(directory) / DATABASE_FILE_NAME).is_file()
+
     def close(self) -> None:
         """Bring the HNSW sidecar up to date (writer, when enough rows are uncovered), then release everything."""
         with self._mutex:

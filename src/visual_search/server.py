@@ -69,7 +69,7 @@ class _LazySearchApi:
         if service is None:
             from .bootstrap import build_search_service
 
-            service = build_search_service(settings, embedder=self._embedder)
+            service = build_search_service(settings, embedder=self._embedder, create_if_missing=True)
         fetcher = UrlFetcher(
             allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
         )
