@@ -20,6 +20,8 @@ stop_opensearch() { [ "$started_opensearch" = 1 ] && scripts/opensearch.sh stop 
 trap stop_opensearch EXIT
 
 mkdir -p artifacts
+# The venv first on PATH, so tests find its tools (sam) the way a user who activated it would.
+export PATH="$PWD/$BIN:$PATH"
 "$BIN/python" -m pytest -q -p no:cacheprovider --timeout=900 "$@"
 status=$?
 [ "$status" = 5 ] && { echo "run-tests: pytest collected no tests" >&2; status=1; }

@@ -54,11 +54,11 @@ def open_index(
     return LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=writable)
 
 
-def build_image_store(location: str) -> ImageStore:
+def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:
     if location.startswith("s3://"):
         from .s3_image_store import S3ImageStore
 
-        return S3ImageStore.from_url(location)
+        return S3ImageStore.from_url(location, presigned_url_expiry_s=presigned_url_expiry_s)
     from .local_image_store import LocalFolderStore
 
     return LocalFolderStore(location)

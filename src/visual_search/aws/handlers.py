@@ -136,13 +136,9 @@ def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
 
 
 def _configured_store(settings: Settings) -> ImageStore:
-    if settings.image_store and settings.image_store.startswith("s3://"):
-        from ..s3_image_store import S3ImageStore
-
-        return S3ImageStore.from_url(settings.image_store, presigned_url_expiry_s=settings.presigned_url_expiry_s)
     if not settings.image_store:
         raise ValueError("VISUAL_SEARCH_IMAGE_STORE must name the images bucket (s3://bucket)")
-    return bootstrap.build_image_store(settings.image_store)
+    return bootstrap.build_image_store(settings.image_store, presigned_url_expiry_s=settings.presigned_url_expiry_s)
 
 
 def _search_runtime_from_env() -> SearchRuntime:
