@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need: chromium (browser tests) and a Java 17 runtime (OpenSearch).
+# Installs the Debian packages the tests need: chromium (browser tests), and Java 17, Maven, unzip and curl
+# (scripts/opensearch.sh fetches and runs a local OpenSearch node).
 # Uses apt-get as root, or through sudo; otherwise says what to install (those tests then skip locally).
 set -euo pipefail
 
@@ -7,6 +8,8 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -44,9 +44,13 @@ def open_index(
     model_id = embedder.model_id if embedder else None
     dimension = embedder.dimension if embedder else None
     if settings.index_is_opensearch:
+        from .opensearch_connection import auth_from_env
         from .opensearch_index import OpenSearchIndex
 
-        return OpenSearchIndex(settings.index, model_id=model_id, dimension=dimension)
+        return OpenSearchIndex(
+            settings.index, model_id=model_id, dimension=dimension, auth=auth_from_env(),
+            create=writable or create_if_missing,
+        )
     from .local_index import LocalIndex
 
     if create_if_missing and not writable and embedder and not LocalIndex.exists(settings.index):
