@@ -109,7 +109,7 @@ def machine_facts() -> dict:
     except (OSError, ValueError, IndexError):
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "os": platform.platform(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "load_average_1m_at_start": round(os.getloadavg()[0], 2)}
 
 
 class LoopbackImageServer:
@@ -292,6 +292,7 @@ def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, image
         "rss_mib": {"after_start": round(rss_started / 2**20, 1), "baseline_after_warmup": round(rss_baseline / 2**20, 1),
                     "end": round(rss_end / 2**20, 1)},
         "rss_growth": round(growth, 4),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "passed": server_errors == 0 and transport_errors == 0 and growth < MAX_RSS_GROWTH and alive,
     }
 

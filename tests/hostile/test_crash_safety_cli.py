@@ -35,6 +35,7 @@ from corpus import demo_photo_paths
 pytestmark = [needs_local_model, pytest.mark.timeout(300)]
 
 BATCH_SIZE = 4  # small batches commit often, so a kill lands between many commits
+CATALOGUE_PHOTOS = 160  # enough for a kill to land mid-run, few enough to index twice quickly
 KILL_AFTER_KEYS = 24
 READER = Path(__file__).with_name("index_reader.py")
 SUMMARY = re.compile(r"indexed (\d+), unchanged (\d+), failed (\d+)")
@@ -42,9 +43,9 @@ SUMMARY = re.compile(r"indexed (\d+), unchanged (\d+), failed (\d+)")
 
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> Path:
-    """A private copy of the demo catalogue's photos (the index command reads a folder)."""
+    """A private copy of demo catalogue photos (the index command reads a folder)."""
     folder = tmp_path_factory.mktemp("catalogue")
-    for photo in demo_photo_paths():
+    for photo in demo_photo_paths()[:CATALOGUE_PHOTOS]:
         shutil.copy(photo, folder / photo.name)
     return folder
 
