@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_embedding.py [--images DIR] [--calibration-dir DIR] [--seconds 10] [--out r.json]
 
-Decoding and preprocessing happen once, before timing, so the figures are the model's alone. Two settings:
-single stream (1 thread, batch 1: one shopper's query) and all cores (every core, batch 16: bulk indexing).
+Decoding and preprocessing happen once, before timing, so the figures are the model's alone. Three settings:
+single stream (1 thread, batch 1: one shopper's query), all cores (every core in one run, batch 16) and
+N streams (batch 16 split into one chunk per core, each run single-threaded at the same time: bulk indexing).
 Besides wall-clock images/s it reports images per CPU-second and the load average, because on a shared
 machine other processes steal cores: `cpu_img_per_s x threads` estimates what an idle machine would do.
 """
@@ -64,7 +65,7 @@ def measure(embedder, tensors: np.ndarray, batch_size: int, seconds: float) -> d
             embedder.embed_tensors(tensors[start : start + batch_size])
             images += batch_size
     wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
-    threads = embedder.intra_op_threads
+    threads = embedder.intra_op_threads * embedder.streams
     return {
         "threads": threads,
         "batch_size": batch_size,
@@ -95,8 +96,11 @@ def main() -> None:
     for name in args.models.split(","):
         model = resolve_model(name, calibration_dir=args.calibration_dir)
         tensors = load_tensors(args.images, args.count, model.spec)
-        for setting, threads, batch in (("single stream", 1, 1), ("all cores", os.cpu_count() or 1, args.batch_size)):
-            embedder = OnnxEmbedder(model, intra_op_threads=threads, batch_size=batch)
+        cores = os.cpu_count() or 1
+        settings = (("single stream", 1, 1, 1), ("all cores", cores, args.batch_size, 1),
+                    (f"{cores} streams", 1, args.batch_size, cores))
+        for setting, threads, batch, streams in settings:
+            embedder = OnnxEmbedder(model, intra_op_threads=threads, batch_size=batch, streams=streams)
             results.append({"model": name, "model_id": model.model_id, "setting": setting,
                             **measure(embedder, tensors, batch, args.seconds)})
     report = {"machine": facts, "results": results}

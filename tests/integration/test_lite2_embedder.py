@@ -224,3 +224,9 @@ def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("VISUAL_SEARCH_CACHE_DIR")
     assert model_cache_dir().name == "models" and "visual-search" in str(model_cache_dir())
     assert os.environ.get("VISUAL_SEARCH_CACHE_DIR") is None
+
+
+def test_parallel_streams_give_the_same_vectors_in_the_same_order(fp32, photos):
+    streamed = OnnxEmbedder(fp32.model, intra_op_threads=1, batch_size=2, streams=2)
+    images = list(photos.values())
+    np.testing.assert_allclose(streamed.embed(images), fp32.embed(images), atol=1e-5)
