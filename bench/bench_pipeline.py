@@ -62,7 +62,7 @@ def main() -> int:
     paths = sorted(p for p in args.images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: args.count]
     results = {"machine": machine_facts(images=len(paths), batch_size=BATCH), "models": {}}
     for name in args.models:
-        embedder = build_embedder(Settings(model=name))
+        embedder = build_embedder(Settings(model=name), bulk=True)
         model_rate = model_only(embedder, paths)
         pipeline_rate, indexed = pipeline(embedder, paths)
         results["models"][name] = {

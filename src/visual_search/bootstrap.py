@@ -3,13 +3,17 @@ a Lambda function, which has neither ONNX Runtime nor faiss, can build its servi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .ports import Embedder, ImageStore, VectorIndex
 from .settings import Settings
 
 
-def build_embedder(settings: Settings) -> Embedder:
+def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
+    """The configured embedder. `bulk` tunes the in-process model for throughput (indexing) rather than for one
+    query's latency: one thread per ONNX Runtime run and one run per core at once, which measured ~1.8x the
+    throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly)."""
     if settings.embedder == "sagemaker":
         from .sagemaker_embedder import SageMakerEmbedder
 
@@ -20,12 +24,14 @@ def build_embedder(settings: Settings) -> Embedder:
         raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
     from .onnx_embedder import OnnxEmbedder
 
+    cores = os.cpu_count() or 1
     calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
     return OnnxEmbedder.from_name(
         settings.model,
         calibration_dir=Path(calibration_dir) if calibration_dir else None,
         cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
-        intra_op_threads=settings.threads,
+        intra_op_threads=(1 if bulk else cores) if settings.threads is None else settings.threads,
+        streams=cores if bulk and settings.threads is None else 1,
     )
 
 
@@ -79,6 +85,6 @@ def build_search_service(settings: Settings, *, embedder: Embedder | None = None
 def build_indexing_service(settings: Settings, *, embedder: Embedder | None = None, batch_size: int = 32):
     from .indexing_service import IndexingService
 
-    embedder = embedder or build_embedder(settings)
+    embedder = embedder or build_embedder(settings, bulk=True)
     index = open_index(settings, writable=True, embedder=embedder)
     return IndexingService(embedder, index, batch_size=batch_size, max_pixels=settings.max_pixels)

@@ -93,7 +93,7 @@ def run_eval(args, settings: Settings) -> int:
 
     from .evaluation import score_retrieval
 
-    embedder = bootstrap.build_embedder(settings)
+    embedder = bootstrap.build_embedder(settings, bulk=True)
     if args.resize:
         embedder.spec = replace(embedder.spec, resize=args.resize)
     gallery = [entry for entry in read_catalogue_csv(args.gallery) if entry.label]

@@ -22,19 +22,6 @@ from .onnx_models import ResolvedModel, resolve_model
 DEFAULT_BATCH_SIZE = 16  # large enough to amortise per-run overhead, small enough to keep latency and memory low
 
 
-def load_embedder(
-    model: str | Path, *, threads: int | None = None, calibration_dir: str | Path | None = None
-) -> "OnnxEmbedder":
-    """What bootstrap calls: "lite2-int8" (needs `calibration_dir`), "lite2-fp32" or a custom config path.
-
-    Builds and caches the model on first use (see onnx_models); the session itself starts on the first embed.
-    Raises ModelFileError.
-    """
-    return OnnxEmbedder.from_name(
-        model, calibration_dir=Path(calibration_dir) if calibration_dir else None, intra_op_threads=threads
-    )
-
-
 class OnnxEmbedder:
     """Embeds images with an ONNX model. `embed` returns float32 (N, dimension) rows of L2 norm 1.
 
