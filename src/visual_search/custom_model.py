@@ -28,7 +28,8 @@ import math
 from pathlib import Path
 
 from .images import PreprocessSpec
-from .lite2_weights import ModelFileError, file_sha256
+from .errors import ModelFileError
+from .lite2_weights import file_sha256
 from .onnx_models import ResolvedModel
 
 _REQUIRED_KEYS = ("onnx_path", "input_size_px", "mean", "std", "input_name", "output_name")

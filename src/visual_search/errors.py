@@ -94,6 +94,13 @@ class IndexCorruptError(VisualSearchError):
     http_status = 500
 
 
+class ModelFileError(VisualSearchError):
+    """A model, weights or model-config file is missing, unreadable, corrupt or inconsistent."""
+
+    code = "model_unavailable"
+    http_status = 500
+
+
 class BackendUnavailableError(VisualSearchError):
     """A remote service (OpenSearch, SageMaker) could not be reached or kept failing after retries."""
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import VisualSearchError
 from .images import IMAGE_SUFFIXES, PreprocessSpec, decode_image, to_model_input
-from .lite2_weights import ModelFileError
+from .errors import ModelFileError
 
 # Bump when the recipe below changes: the quantised file, and so the vectors, change with it.
 QUANTIZER_VERSION = 1

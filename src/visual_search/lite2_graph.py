@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .images import PreprocessSpec
-from .lite2_weights import ModelFileError
+from .errors import ModelFileError
 
 if TYPE_CHECKING:
     import onnx

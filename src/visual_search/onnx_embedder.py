@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .images import PreprocessSpec, to_model_input
-from .lite2_weights import ModelFileError
+from .errors import ModelFileError
 from .onnx_models import ResolvedModel, resolve_model
 
 DEFAULT_BATCH_SIZE = 16  # large enough to amortise per-run overhead, small enough to keep latency and memory low

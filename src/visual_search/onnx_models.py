@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from .images import PreprocessSpec
-from .lite2_weights import ModelFileError, default_weights_path, file_sha256
+from .errors import ModelFileError
+from .lite2_weights import default_weights_path, file_sha256
 
 BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
 CACHE_DIR_ENV = "VISUAL_SEARCH_CACHE_DIR"

@@ -15,7 +15,7 @@ from .records import ImageRecord, IndexStats, SearchFilters, SearchHit
 class Embedder(Protocol):
     """Turns decoded RGB images into unit-length vectors.
 
-    `model_id` names the model and its weights (e.g. ``efficientnet-lite2-int8:9656183e``); an index refuses
+    `model_id` names the model and its weights (e.g. ``efficientnet-lite2-fp32:9656183e-b1``); an index refuses
     vectors of any other model_id. `embed` returns float32 of shape (len(images), dimension), each row with
     L2 norm 1, so the dot product of two rows is their cosine similarity. `spec` is the model's input contract;
     callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.

@@ -76,7 +76,7 @@ def decode_base64_image(text: str, max_image_bytes: int) -> bytes:
 def _json_object(body: bytes) -> dict:
     try:
         value = json.loads(body or b"null")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting deeper than ~1000 levels
         raise InvalidRequestError("the body is not valid JSON", code="invalid_json") from None
     if not isinstance(value, dict):
         raise InvalidRequestError("the body must be a JSON object", code="invalid_json")
@@ -115,7 +115,7 @@ def _form_value(name: str, text: str):
     if name in ("filters", "crop"):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidRequestError(f"the form field {name!r} must be JSON", code="invalid_multipart") from None
     return text
 

@@ -70,7 +70,6 @@ class RequestCase:
     content_type: str | None
     make_body: Callable[[], bytes]
     expected: Expected
-    known_bug: str | None = None  # a reported, not yet fixed defect: the tests expect it to fail (strict xfail)
 
     @property
     def body(self) -> bytes:
@@ -364,10 +363,6 @@ def _nan_crop() -> bytes:
     return json.dumps({"image": b64(real_jpeg()), "crop": {"x": float("nan"), "y": 0, "w": 0.5, "h": 0.5}}).encode()
 
 
-_RECURSION_BUG = (
-    "request_bodies.py: json.loads raises RecursionError (not a ValueError) past ~1000 nesting levels; "
-    "_json_object/_form_value catch only ValueError, so the API answers 500 internal_error instead of 400"
-)
 
 
 REQUEST_CASES: list[RequestCase] = [
@@ -417,14 +412,13 @@ REQUEST_CASES: list[RequestCase] = [
     RequestCase("unknown_key", "application/json", json_body(key="no/such/key.jpg"), Expected(404, "not_found")),
     RequestCase("malformed_json", "application/json", lambda: b'{"image": "abc", "k": 3', Expected(400, "invalid_json")),
     RequestCase("json_array_body", "application/json", lambda: b"[1, 2, 3]", Expected(400, "invalid_json")),
-    RequestCase("deeply_nested_json_body", "application/json", lambda: b"[" * 100_000, Expected(400, "invalid_json"),
-                known_bug=_RECURSION_BUG),
+    RequestCase("deeply_nested_json_body", "application/json", lambda: b"[" * 100_000, Expected(400, "invalid_json")),
     RequestCase("deeply_nested_json_field", "application/json",
                 lambda: b'{"key": "x", "filters": {"label": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
-                Expected(400, "invalid_json"), known_bug=_RECURSION_BUG),
+                Expected(400, "invalid_json")),
     RequestCase("multipart_deeply_nested_crop", MULTIPART,
                 lambda: multipart_body({"crop": "[" * 100_000}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
-                Expected(400, "invalid_multipart"), known_bug=_RECURSION_BUG),
+                Expected(400, "invalid_multipart")),
     RequestCase("json_not_utf8", "application/json", lambda: b'{"image": "\xff\xfe"}', Expected(400, "invalid_json")),
     RequestCase("empty_json_body", "application/json", lambda: b"", Expected(400, "invalid_json")),
     RequestCase("multipart_without_file_field", MULTIPART, lambda: multipart_body({"k": "5"}),
@@ -442,12 +436,8 @@ REQUEST_CASES: list[RequestCase] = [
 
 
 def request_params(pytest_module) -> list:
-    """REQUEST_CASES as pytest params, the ones with a known, reported bug marked xfail(strict=True)."""
-    return [
-        pytest_module.param(case, id=case.name, marks=[pytest_module.mark.xfail(strict=True, reason=case.known_bug)])
-        if case.known_bug else pytest_module.param(case, id=case.name)
-        for case in REQUEST_CASES
-    ]
+    """REQUEST_CASES as pytest params, named after the case."""
+    return [pytest_module.param(case, id=case.name) for case in REQUEST_CASES]
 
 
 REQUEST_CASE_NAMES = [case.name for case in REQUEST_CASES]

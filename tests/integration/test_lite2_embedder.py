@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from visual_search.images import decode_image
-from visual_search.lite2_weights import ModelFileError, default_weights_path
+from visual_search.errors import ModelFileError
+from visual_search.lite2_weights import default_weights_path
 from visual_search.onnx_embedder import OnnxEmbedder
 from visual_search.onnx_models import resolve_model
 from visual_search.ports import Embedder
