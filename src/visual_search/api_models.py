@@ -1,8 +1,8 @@
 """The HTTP API's request and response bodies: the one definition shared by the local server and the Lambda handlers.
 
 Pydantic only (no FastAPI), so a Lambda function can import it. A body that does not fit these models is a
-422 `validation_error`; a body that fits but names zero or several query sources is a 400 `invalid_request`
-(see search_api.py), as is a crop that does not lie inside the image.
+422 `validation_error`; a body that fits but names zero or several query sources is a 400 `ambiguous_query`
+(see search_api.py); a crop that does not lie inside the image is a 400 `invalid_request`.
 """
 
 from __future__ import annotations

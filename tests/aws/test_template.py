@@ -106,9 +106,27 @@ def test_no_iam_statement_allows_a_wildcard_action(transformed):
 def test_opensearch_is_reachable_only_by_the_two_function_roles(transformed):
     domain = transformed["Resources"]["SearchDomain"]["Properties"]
     principals = [statement["Principal"]["AWS"] for statement in domain["AccessPolicies"]["Statement"]]
-    assert principals == [{"Fn::GetAtt": ["IndexFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
+    index_role, search_role = {"Fn::GetAtt": ["IndexFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}
+    assert principals and all(principal in (index_role, search_role) for principal in principals)
+    assert index_role in principals and search_role in principals
     assert domain["EncryptionAtRestOptions"]["Enabled"] and domain["NodeToNodeEncryptionOptions"]["Enabled"]
     assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
+
+
+def test_the_search_role_can_only_read_the_index(transformed):
+    """POST is how OpenSearch writes (_bulk, _doc, _delete_by_query): the search function may POST only queries."""
+    role = transformed["Resources"]["SearchFunctionRole"]["Properties"]
+    domain = transformed["Resources"]["SearchDomain"]["Properties"]["AccessPolicies"]["Statement"]
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    statements += [s for s in domain if s["Principal"]["AWS"] == {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
+    posting = [s for s in statements if "es:ESHttpPost" in s["Action"]]
+    assert posting
+    for statement in posting:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources:
+            text = json.dumps(resource)
+            assert re.search(r"/(_search|_mget|_count)\"", text), f"search role may POST to {text}"
+    assert not [s for s in statements if {"es:ESHttpPut", "es:ESHttpDelete"} & set(s["Action"])]
 
 
 def test_cors_never_allows_every_origin(transformed):
