@@ -7,6 +7,7 @@ names; an unexpected exception is logged and answered 500 `internal_error` witho
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from typing import Callable, Protocol
@@ -14,7 +15,7 @@ from typing import Callable, Protocol
 from pydantic import ValidationError
 
 from .api_models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
-from .errors import ImageTooLargeError, InvalidRequestError, VisualSearchError
+from .errors import ImageTooLargeError, InvalidRequestError, UnauthorizedError, VisualSearchError
 from .images import CropBox
 from .records import ImageRecord
 from .request_bodies import decode_base64_image, max_body_bytes, parse_body
@@ -24,6 +25,15 @@ logger = logging.getLogger(__name__)
 
 ApiResult = tuple[int, dict]
 UrlFor = Callable[[ImageRecord], str]
+API_KEY_HEADER = "X-API-Key"
+
+
+def check_api_key(expected: str | None, given: str | None) -> None:
+    """Raises UnauthorizedError unless `given` is the configured key (compared in constant time); no key, no check."""
+    if not expected:
+        return
+    if not hmac.compare_digest((given or "").encode(), expected.encode()):
+        raise UnauthorizedError(f"a valid {API_KEY_HEADER} header is required")
 
 
 class ImageFetcher(Protocol):

@@ -5,7 +5,6 @@ All are off by default because the server binds 127.0.0.1; they matter once it l
 
 from __future__ import annotations
 
-import hmac
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,10 +13,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import UnauthorizedError, VisualSearchError
-from .search_api import describe_validation_errors, error_body, error_result
+from .errors import VisualSearchError
+from .search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_body, error_result
 
-API_KEY_HEADER = "X-API-Key"
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 # auto_error=False: a missing key is answered by our own 401 JSON, not FastAPI's 403 text.
@@ -28,11 +26,7 @@ def api_key_checker(expected: str | None):
     """A dependency that refuses requests without the configured key (constant-time compare); a no-op if unset."""
 
     def check(request: Request) -> None:
-        if not expected:
-            return
-        given = request.headers.get(API_KEY_HEADER, "")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise UnauthorizedError(f"a valid {API_KEY_HEADER} header is required")
+        check_api_key(expected, request.headers.get(API_KEY_HEADER))
 
     return check
 

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 SEARCH_SETTINGS = (
     "index", "embedder", "sagemaker_endpoint", "image_store", "max_upload_bytes", "url_allowlist",
-    "url_timeout_s", "presigned_url_expiry_s",
+    "url_timeout_s", "presigned_url_expiry_s", "api_key",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "image_store")
 INDEX_BATCH_SIZE = 16  # images per endpoint request batch; an SQS batch is usually smaller
@@ -46,6 +46,7 @@ class SearchRuntime:
     api: SearchApi
     index: VectorIndex
     image_url: Callable[[str], str]
+    api_key: str | None = None
 
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
@@ -61,7 +62,7 @@ def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime
         fetcher=fetcher,
         max_upload_bytes=settings.max_upload_bytes,
     )
-    return SearchRuntime(api=api, index=service.index, image_url=store.url_for)
+    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=settings.api_key)
 
 
 def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
@@ -158,7 +159,7 @@ _event_indexer = _Lazy(_event_indexer_from_env)
 def search_handler(event: dict, context=None) -> dict:
     """SearchFunction: HTTP API v2 event in, proxy response out."""
     runtime: SearchRuntime = _search_runtime.get()
-    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url)
+    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key)
 
 
 def index_handler(event: dict, context=None) -> dict:

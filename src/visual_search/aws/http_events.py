@@ -13,15 +13,20 @@ from typing import Callable
 
 from ..errors import InvalidRequestError, NotFoundError
 from ..ports import VectorIndex
-from ..search_api import SearchApi, error_body, error_result
+from ..search_api import API_KEY_HEADER, SearchApi, check_api_key, error_body, error_result
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 
 
-def handle_http_event(event: dict, api: SearchApi, index: VectorIndex, image_url: Callable[[str], str]) -> dict:
-    """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses)."""
+def handle_http_event(
+    event: dict, api: SearchApi, index: VectorIndex, image_url: Callable[[str], str], *, api_key: str | None = None
+) -> dict:
+    """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses).
+    With `api_key` set, /search and /stats need it in the X-API-Key header, as on the local server."""
     method, path = _route(event)
     try:
+        if path in ("/search", "/stats"):
+            check_api_key(api_key, _header(event, API_KEY_HEADER.lower()))
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
             return _json_response(*api.handle_search(body, _header(event, "content-type")))

@@ -1,0 +1,50 @@
+"""With an API key configured, the Lambda search handler refuses /search and /stats without it, as the local server does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from live_server import index_folder
+from visual_search.aws.http_events import handle_http_event
+from visual_search.search_api import SearchApi
+
+PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
+
+
+def event(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> dict:
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "headers": {"content-type": "image/jpeg", **(headers or {})},
+        "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+    }
+
+
+@pytest.fixture(scope="module")
+def answer(tmp_path_factory):
+    service = index_folder(PHOTOS, tmp_path_factory.mktemp("index"))
+    api = SearchApi(service, url_for=lambda record: f"https://signed.example/{record.key}")
+
+    def call(evt: dict) -> tuple[int, dict]:
+        response = handle_http_event(evt, api, service.index, lambda key: key, api_key="s3cret")
+        return response["statusCode"], json.loads(response["body"] or "{}")
+
+    return call
+
+
+def test_search_and_stats_without_the_key_are_401(answer):
+    photo = (PHOTOS / "hat.jpg").read_bytes()
+    for evt in (event("POST", "/search", photo), event("GET", "/stats"),
+                event("POST", "/search", photo, {"x-api-key": "wrong"})):
+        status, body = answer(evt)
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+def test_the_right_key_is_let_through_and_health_needs_none(answer):
+    status, body = answer(event("POST", "/search", (PHOTOS / "hat.jpg").read_bytes(), {"x-api-key": "s3cret"}))
+    assert status == 200 and body["results"][0]["key"] == "hat.jpg"
+    assert answer(event("GET", "/health"))[0] == 200
