@@ -6,7 +6,7 @@ DEMO_INDEX ?= var/demo-index
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install system-deps opensearch-start opensearch-stop demo demo-index test test-fast bench clean
+.PHONY: install system-deps opensearch-start opensearch-stop demo demo-index test bench screenshot clean
 
 install: $(VENV)/.installed
 
@@ -43,3 +43,7 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var artifacts .pytest_cache
+
+# Re-takes the README's screenshot (docs/screenshot.png) with the real model in Debian's chromium.
+screenshot: install
+	VISUAL_SEARCH_UPDATE_README_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k layouts
