@@ -82,25 +82,29 @@ class IndexingService:
         self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None
     ) -> IndexReport:
         """Index every item; per-file failures go into the report. Each upserted batch is committed before the
-        next is embedded, so an interrupted run keeps what it finished and a re-run skips it."""
+        next is embedded, so an interrupted run keeps what it finished and a re-run skips it. `progress(n)` is
+        called as items are settled: a new image once its batch is committed, so what it counts survives a crash."""
         started = time.perf_counter()
         report = IndexReport()
         batch: list[_Prepared] = []
+        settle = progress or (lambda count: None)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="index-prepare") as pool:
             for item, outcome in self._prepare_in_order(items, pool):
                 if outcome is _UNCHANGED:
                     report.unchanged += 1
+                    settle(1)
                 elif isinstance(outcome, IndexFailure):
                     report.failed.append(outcome)
+                    settle(1)
                 else:
                     batch.append(outcome)
                     if len(batch) >= self.batch_size:
                         self._embed_and_upsert(batch, report)
+                        settle(len(batch))
                         batch = []
-                if progress:
-                    progress(1)
             if batch:
                 self._embed_and_upsert(batch, report)
+                settle(len(batch))
         report.seconds = time.perf_counter() - started
         return report
 

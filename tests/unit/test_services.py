@@ -113,3 +113,18 @@ def test_a_bad_query_leaves_the_index_unchanged(services):
     with pytest.raises(InvalidImageError):
         searcher.search_image(b"\xff\xd8\xff garbage")
     assert indexer.index.count() == 1 and np.array_equal(indexer.index.get_vector("a.png"), before)
+
+
+def test_progress_counts_a_new_image_only_once_its_batch_is_committed(services):
+    indexer, _ = services
+    seen = []
+
+    def progress(count):
+        seen.append((count, indexer.index.count()))
+
+    indexer.index_items([item(f"{n}.png", png(rgb)) for n, rgb in COLOURS.items()], progress=progress)
+    settled = 0
+    for count, committed in seen:
+        settled += count
+        assert committed >= settled  # never reports more than the index holds
+    assert settled == len(COLOURS)
