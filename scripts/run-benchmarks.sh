@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every benchmark in bench/ on this machine and keeps their JSON in artifacts/bench/ (figures for
+# docs/BENCHMARKS.md). Needs a quiet machine: each reports the load average it started with. OpenSearch's
+# benchmark needs a node (scripts/opensearch.sh start); it is skipped with a message when none answers.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${VENV:-.venv}/bin
+out=artifacts/bench
+mkdir -p "$out"
+run() { local name=$1; shift; echo "== $name" >&2; "$BIN/python" "$@" > "$out/$name.json" || echo "$name failed" >&2; }
+
+run embedding bench/bench_embedding.py
+run pipeline bench/bench_pipeline.py
+run knn bench/bench_knn.py
+run server-latency bench/bench_server_latency.py
+run load bench/load_test.py
+if scripts/opensearch.sh status >/dev/null 2>&1; then
+  run opensearch bench/bench_opensearch.py
+else
+  echo "opensearch: skipped; start a node with scripts/opensearch.sh start" >&2
+fi
+echo "results in $out/" >&2
