@@ -1,4 +1,5 @@
-"""Benchmark OpenSearchIndex on a real node: bulk indexing rate and k-NN query latency with and without a filter.
+"""Benchmark OpenSearchIndex on a real node beside the embedded index, on the same vectors: bulk indexing rate,
+k-NN query latency with and without a label filter, and OpenSearch's recall@k against exact search.
 
 Usage (node from `scripts/opensearch.sh start`):
   .venv/bin/python bench/bench_opensearch.py [--n 5756] [--dimension 1280] [--queries 200]
@@ -17,10 +18,13 @@ import os
 import platform
 import time
 import urllib.request
+import tempfile
 import uuid
+from pathlib import Path
 
 import numpy as np
 
+from visual_search.local_index import LocalIndex
 from visual_search.opensearch_index import OpenSearchIndex
 from visual_search.records import ImageRecord, SearchFilters
 
@@ -90,6 +94,32 @@ def time_queries(index: OpenSearchIndex, queries: np.ndarray, k: int, filters_fo
     return latencies, returned
 
 
+def measure(index, records, vectors, queries, distinct_labels, k, batch) -> tuple[dict, list[list[str]]]:
+    """Bulk indexing rate and query latency with and without a label filter; also the unfiltered hits' keys."""
+    count = len(records)
+    started = time.perf_counter()
+    for start in range(0, count, batch):
+        index.upsert(records[start : start + batch], vectors[start : start + batch])
+    if hasattr(index, "refresh"):
+        index.refresh()
+    indexed_s = time.perf_counter() - started
+    assert index.count() == count
+    time_queries(index, queries[:20], k, lambda number: None)  # warm the HNSW graph and caches
+    plain, _ = time_queries(index, queries, k, lambda number: None)
+    filtered, returned = time_queries(
+        index, queries, k,
+        lambda number: SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]}))
+        if distinct_labels else None,
+    )
+    hits = [[hit.record.key for hit in index.search(query, k)] for query in queries]
+    figures = {
+        "indexing": {"seconds": round(indexed_s, 2), "docs_per_s": round(count / indexed_s, 1)},
+        "query_no_filter": percentiles_ms(plain),
+        "query_label_filter": {**percentiles_ms(filtered), "min_hits_returned": int(min(returned))},
+    }
+    return figures, hits
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=os.environ.get("VISUAL_SEARCH_TEST_OPENSEARCH_URL", "http://127.0.0.1:9200"))
@@ -125,7 +155,12 @@ def main() -> None:
     ]
 
     facts = machine_facts(args.url)
-    index = OpenSearchIndex(
+    rng = np.random.default_rng(args.seed + 1)
+    queries = vectors[rng.integers(0, count, size=args.queries)]
+    distinct_labels = sorted({label for label in labels if label})
+    workload = (records, vectors, queries, distinct_labels, args.k, args.batch)
+
+    opensearch = OpenSearchIndex(
         f"{args.url}/bench-{uuid.uuid4().hex[:8]}",
         model_id="bench",
         dimension=dimension,
@@ -134,54 +169,35 @@ def main() -> None:
         timeout_s=120,
     )
     try:
-        started = time.perf_counter()
-        for start in range(0, count, args.batch):
-            index.upsert(records[start : start + args.batch], vectors[start : start + args.batch])
-        bulk_s = time.perf_counter() - started
-        index.refresh()
-        indexed_s = time.perf_counter() - started
-        assert index.count() == count
-
-        rng = np.random.default_rng(args.seed + 1)
-        queries = vectors[rng.integers(0, count, size=args.queries)]
-        distinct_labels = sorted({label for label in labels if label})
-        time_queries(index, queries[:20], args.k, lambda number: None)  # warm the HNSW graph and caches
-        plain, _ = time_queries(index, queries, args.k, lambda number: None)
-        filtered, returned = time_queries(
-            index,
-            queries,
-            args.k,
-            lambda number: (
-                SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]}))
-                if distinct_labels
-                else None
-            ),
-        )
-        report = {
-            "machine": {**facts, "load_average_at_end": [round(load, 2) for load in os.getloadavg()]},
-            "parameters": {
-                "n": count,
-                "dimension": dimension,
-                "k": args.k,
-                "batch": args.batch,
-                "engine": args.engine,
-                "m": 16,
-                "ef_construction": 128,
-                "ef_search": 100,
-                "source": source,
-                "labels": len(distinct_labels),
-            },
-            "indexing": {
-                "bulk_s": round(bulk_s, 2),
-                "with_final_refresh_s": round(indexed_s, 2),
-                "docs_per_s": round(count / indexed_s, 1),
-            },
-            "query_no_filter": percentiles_ms(plain),
-            "query_label_filter": {**percentiles_ms(filtered), "min_hits_returned": int(min(returned))},
-        }
+        opensearch_figures, opensearch_hits = measure(opensearch, *workload)
     finally:
-        index.drop()
-        index.close()
+        opensearch.drop()
+        opensearch.close()
+    with tempfile.TemporaryDirectory() as scratch:
+        embedded = LocalIndex(Path(scratch) / "index", model_id="bench", dimension=dimension, writable=True)
+        try:
+            embedded_figures, exact_hits = measure(embedded, *workload)
+        finally:
+            embedded.close()
+    # The embedded index is exact at this size: it is the ground truth for OpenSearch's approximate HNSW.
+    recall = np.mean([len(set(a) & set(b)) / max(1, len(b)) for a, b in zip(opensearch_hits, exact_hits)])
+    report = {
+        "machine": {**facts, "load_average_at_end": [round(load, 2) for load in os.getloadavg()]},
+        "parameters": {
+            "n": count,
+            "dimension": dimension,
+            "k": args.k,
+            "batch": args.batch,
+            "engine": args.engine,
+            "m": 16,
+            "ef_construction": 128,
+            "ef_search": 100,
+            "source": source,
+            "labels": len(distinct_labels),
+        },
+        "opensearch": {**opensearch_figures, "recall_at_k_vs_exact": round(float(recall), 4)},
+        "embedded": embedded_figures,
+    }
     print(json.dumps(report, indent=2))
 
 
