@@ -5,7 +5,7 @@ and measures in this process, in the same run, the floor: JPEG decode (as the se
 time. "Overhead" is the server's p50 minus (decode p50 + model p50): HTTP, parsing, validation, index search
 and response shaping. Prints machine facts and one JSON document; the request count is bounded.
 
-    .venv/bin/python bench/bench_server_latency.py [--model lite2-int8] [--requests 200] [--out result.json]
+    .venv/bin/python bench/bench_server_latency.py [--model lite2-fp32] [--requests 200] [--out result.json]
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def machine() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite2-int8")
+    parser.add_argument("--model", default="lite2-fp32")
     parser.add_argument("--requests", type=int, default=200, help="per scenario for the 400 px photo")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--out", type=Path)

@@ -1,6 +1,6 @@
 """Builds model.tar.gz for the SageMaker embedding endpoint from the same ONNX model the laptop uses.
 
-    python model/build_model_archive.py --model lite2-int8 --calibration-dir demo/catalogue/images -o model.tar.gz
+    python model/build_model_archive.py -o model.tar.gz   # lite2-fp32, the product's default model
     aws s3 cp model.tar.gz s3://MY-BUCKET/visual-search/model.tar.gz   # then deploy with ModelDataUrl=that URL
 
 Layout (what SageMaker's PyTorch inference container expects):
@@ -53,7 +53,7 @@ def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite2-int8", help="lite2-int8 (default), lite2-fp32 or a model .json")
+    parser.add_argument("--model", default="lite2-fp32", help="lite2-fp32 (default), lite2-int8 or a model .json")
     parser.add_argument("--calibration-dir", type=Path, help="photos to calibrate lite2-int8 on (as for the CLI)")
     parser.add_argument("-o", "--output", type=Path, default=Path("model.tar.gz"))
     args = parser.parse_args(argv)

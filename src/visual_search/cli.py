@@ -45,7 +45,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="index directory, or an OpenSearch URL such as opensearch://127.0.0.1:9200/products "
         "(default: $VISUAL_SEARCH_INDEX, else a per-user data directory)",
     )
-    common.add_argument("--model", help="lite2-int8 (default), lite2-fp32, or a custom model's JSON config")
+    common.add_argument("--model", help="lite2-fp32 (default), lite2-int8 (faster indexing), or a custom model's JSON config")
     common.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
 
     parser = argparse.ArgumentParser(prog="visual-search", description="Visual product search.")

@@ -23,13 +23,14 @@ class Settings:
     """Everything an entry point can configure. Each field's environment variable is VISUAL_SEARCH_<FIELD>.
 
     index: an index directory, or an OpenSearch URL (opensearch://host:9200/name, https://host/name).
-    model: "lite2-int8", "lite2-fp32", or the path of a custom ONNX model's JSON config.
+    model: "lite2-fp32" (the default), "lite2-int8", or the path of a custom ONNX model's JSON config.
     embedder: "local" (ONNX Runtime in-process) or "sagemaker" (the endpoint named by sagemaker_endpoint).
     image_store: where catalogue images live for the AWS paths: an s3://bucket/prefix URL or a folder.
     """
 
     index: str = field(default_factory=default_index_location)
-    model: str = "lite2-int8"
+    # fp32 is the default: see README "Model and preprocessing" for the measurements behind the choice.
+    model: str = "lite2-fp32"
     threads: int | None = None
     embedder: str = "local"
     sagemaker_endpoint: str | None = None
