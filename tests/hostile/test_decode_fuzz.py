@@ -10,7 +10,6 @@ Runs are random locally and derandomized under CI=true, so CI is reproducible.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
