@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 out=artifacts/bench
 mkdir -p "$out"
-run() { local name=$1; shift; echo "== $name" >&2; "$BIN/python" "$@" > "$out/$name.json" || echo "$name failed" >&2; }
+run() { local name=$1; shift; echo "== $name" >&2; "$BIN/python" "$@" > "$out/$name.out" || echo "$name failed" >&2; }
+clothing=${CLOTHING_DIR:-../shared/datasets/clothing}
 
 run embedding bench/bench_embedding.py
 run pipeline bench/bench_pipeline.py
@@ -15,7 +16,15 @@ run knn bench/bench_knn.py
 run server-latency bench/bench_server_latency.py
 run load bench/load_test.py
 if scripts/opensearch.sh status >/dev/null 2>&1; then
-  run opensearch bench/bench_opensearch.py
+  if [ -d "$clothing/images" ]; then
+    # The real vectors of every clothing photo, from the product's own indexing command.
+    "$BIN/python" bench/clothing_csv.py --dataset "$clothing" --out var/clothing.csv
+    "$BIN/visual-search" index "$clothing/images" --labels var/clothing.csv --index-dir var/clothing-index --quiet
+    "$BIN/python" bench/export_vectors.py var/clothing-index var/clothing-vectors
+    run opensearch bench/bench_opensearch.py --vectors var/clothing-vectors.npy --labels var/clothing-vectors.labels.txt
+  else
+    run opensearch bench/bench_opensearch.py
+  fi
 else
   echo "opensearch: skipped; start a node with scripts/opensearch.sh start" >&2
 fi
