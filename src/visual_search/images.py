@@ -6,6 +6,7 @@ Every path (CLI indexing, local server queries, Lambda handlers, the SageMaker i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import warnings
@@ -145,10 +146,22 @@ def to_model_input(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
         fitted = ImageOps.contain(image, (size, size), Image.Resampling.BICUBIC)
         resized = Image.new("RGB", (size, size), (255, 255, 255))
         resized.paste(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
-    pixels = np.asarray(resized, dtype=np.float32)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(((pixels - mean) * inv_std).transpose(2, 0, 1))
+    channels = np.asarray(resized).transpose(2, 0, 1)  # uint8 CHW, a view
+    lookup = _normalisation_table(spec.mean, spec.std)
+    tensor = np.empty(channels.shape, dtype=np.float32)
+    for channel in range(3):
+        # A 256-entry table per channel gives the same float32 values as (x - mean) / std at a third of the cost.
+        np.take(lookup[channel], channels[channel], out=tensor[channel])
+    return tensor
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32 (3, 256): entry [c, x] is (x - mean[c]) * (1 / std[c]), computed in float32."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    table = (values - np.asarray(mean, dtype=np.float32)[:, None]) * (1.0 / np.asarray(std, dtype=np.float32))[:, None]
+    table.setflags(write=False)
+    return table
 
 
 def _orientation(image: Image.Image) -> int:
