@@ -1,0 +1,69 @@
+"""The demo catalogue indexed into a real OpenSearch node through the CLI agrees with the embedded index: its
+top-10 matches exact search, and the local server answers a photo query with the same top result."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from visual_search.bootstrap import build_embedder
+from visual_search.cli import main
+from visual_search.local_index import LocalIndex
+from visual_search.opensearch_index import OpenSearchIndex
+from visual_search.server import create_app
+from visual_search.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "demo" / "catalogue"
+QUERIES = ["e3348ff1.jpg", "22d0ec9a.jpg", "986d3a7e.jpg"]  # a blazer, shoes, a dress from the demo catalogue
+
+
+@pytest.fixture(scope="module")
+def indexes(opensearch_url, tmp_path_factory):
+    opensearch_index_url = f"{opensearch_url}/e2e-demo-{uuid.uuid4().hex[:8]}"
+    embedded_dir = tmp_path_factory.mktemp("embedded")
+    for target in (opensearch_index_url, str(embedded_dir)):
+        command = ["index", str(DEMO / "images"), "--labels", str(DEMO / "labels.csv"), "--index", target, "--quiet"]
+        assert main(command) == 0
+    yield opensearch_index_url, embedded_dir
+    OpenSearchIndex(opensearch_index_url, model_id=None, dimension=None).drop()
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return build_embedder(Settings())
+
+
+def test_opensearch_top_10_agrees_with_exact_search_on_the_demo_catalogue(indexes):
+    opensearch_index_url, embedded_dir = indexes
+    with LocalIndex(embedded_dir, writable=False) as exact:
+        opensearch = OpenSearchIndex(opensearch_index_url, model_id=exact.model_id, dimension=exact.dimension)
+        assert opensearch.count() == exact.count() == len(list((DEMO / "images").glob("*.jpg")))
+        keys = sorted(exact.keys_with_hashes())[::3]  # about 100 queries across the catalogue
+        recalls = []
+        for key in keys:
+            vector = exact.get_vector(key)
+            truth = {hit.record.key for hit in exact.search(vector, 10, exact=True)}
+            found = {hit.record.key for hit in opensearch.search(vector, 10)}
+            recalls.append(len(truth & found) / len(truth))
+        opensearch.close()
+    assert np.mean(recalls) >= 0.98, f"recall@10 {np.mean(recalls):.3f} over {len(keys)} queries"
+
+
+def test_the_local_server_over_opensearch_gives_the_embedded_indexes_top_result(indexes, embedder):
+    opensearch_index_url, embedded_dir = indexes
+    answers = {}
+    for name, index in (("opensearch", opensearch_index_url), ("embedded", str(embedded_dir))):
+        with TestClient(create_app(Settings(index=index), embedder=embedder)) as client:
+            answers[name] = [
+                client.post("/search", files={"file": (q, (DEMO / "images" / q).read_bytes(), "image/jpeg")}).json()
+                for q in QUERIES
+            ]
+    for query, over_opensearch, embedded in zip(QUERIES, answers["opensearch"], answers["embedded"]):
+        assert over_opensearch["results"][0]["key"] == embedded["results"][0]["key"] == query
+        assert over_opensearch["results"][0]["score"] == pytest.approx(embedded["results"][0]["score"], abs=1e-3)
+        assert over_opensearch["results"][0]["label"] == embedded["results"][0]["label"]
