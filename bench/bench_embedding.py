@@ -12,39 +12,18 @@ machine other processes steal cores: `cpu_img_per_s x threads` estimates what an
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = Path("/work/shared/datasets/clothing/images")
 DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"
-
-
-def machine_facts() -> dict:
-    import onnxruntime
-
-    cpu_model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model,
-        "cores": os.cpu_count(),
-        "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-        "load_average_1m_at_start": os.getloadavg()[0],
-    }
 
 
 def load_tensors(folder: Path, count: int, spec) -> np.ndarray:
@@ -91,7 +70,9 @@ def main() -> None:
     from visual_search.onnx_embedder import OnnxEmbedder
     from visual_search.onnx_models import resolve_model
 
-    facts = machine_facts()
+    import onnxruntime
+
+    facts = machine_facts(onnxruntime=onnxruntime.__version__)
     results = []
     for name in args.models.split(","):
         model = resolve_model(name, calibration_dir=args.calibration_dir)

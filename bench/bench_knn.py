@@ -13,10 +13,8 @@ in-memory matrix (an HNSW build of 1M x 1280 takes ~20 min on 2 cores), and skip
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +25,8 @@ from visual_search.ann import HnswParams
 from visual_search.local_index import LocalIndex
 from visual_search.local_index_matrix import VectorMatrix
 from visual_search.records import ImageRecord
+
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 DIMENSION = 1280
 LATENT = 96
@@ -132,20 +132,6 @@ def bench_exact_only(generator: EmbeddingLikeGenerator, count: int, queries_coun
     return {"count": count, "exact_in_memory": percentiles_ms(durations), "hnsw": f"skipped: {why}"}
 
 
-def machine_facts() -> dict:
-    import faiss
-
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    # Load average matters: on a shared 2-core machine other processes' work inflates every figure.
-    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": model, "cores": os.cpu_count(), "memory_gib": round(memory_gib, 1),
-            "load_average_1m_at_start": round(os.getloadavg()[0], 2),
-            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-            "python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
@@ -155,7 +141,7 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=540.0, help="skip HNSW builds projected to overrun this")
     arguments = parser.parse_args()
     params = HnswParams()
-    report: dict = {"machine": machine_facts(), "hnsw_params": params.__dict__, "k": 10, "results": []}
+    report: dict = {"machine": machine_facts(blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default")), "hnsw_params": params.__dict__, "k": 10, "results": []}
     generator = EmbeddingLikeGenerator()
     started, seconds_per_vector = time.perf_counter(), None  # upsert + HNSW build cost, learnt from the first size
     with tempfile.TemporaryDirectory(prefix="bench-knn-") as scratch:

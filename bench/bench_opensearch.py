@@ -12,10 +12,8 @@ Prints one JSON document: machine facts, date, parameters and the figures. The i
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import time
 import urllib.request
 import tempfile
@@ -27,6 +25,8 @@ import numpy as np
 from visual_search.local_index import LocalIndex
 from visual_search.opensearch_index import OpenSearchIndex
 from visual_search.records import ImageRecord, SearchFilters
+
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 
 def clustered_unit_vectors(count: int, dimension: int, labels: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -53,25 +53,10 @@ def load_vectors(path: str, labels_path: str | None) -> tuple[np.ndarray, list[s
     return vectors, labels
 
 
-def machine_facts(base_url: str) -> dict:
+def node_facts(base_url: str) -> dict:
     with urllib.request.urlopen(base_url, timeout=10) as response:
         node = json.loads(response.read())
-    memory_kib = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
-    cpu_model = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
-    )
-    return {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gib": round(memory_kib / 2**20, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "opensearch": node["version"]["number"],
-        # Other work on a 2-core machine skews every figure: record how busy it was.
-        "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
-        "node_url": base_url,
-    }
+    return machine_facts(opensearch=node["version"]["number"], node_url=base_url)
 
 
 def percentiles_ms(samples_s: list[float]) -> dict:
@@ -154,7 +139,7 @@ def main() -> None:
         for number, label in enumerate(labels)
     ]
 
-    facts = machine_facts(args.url)
+    facts = node_facts(args.url)
     rng = np.random.default_rng(args.seed + 1)
     queries = vectors[rng.integers(0, count, size=args.queries)]
     distinct_labels = sorted({label for label in labels if label})

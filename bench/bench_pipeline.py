@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_facts  # noqa: E402
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 from visual_search.bootstrap import build_embedder  # noqa: E402
 from visual_search.images import IMAGE_SUFFIXES, decode_image, to_model_input  # noqa: E402

@@ -14,7 +14,6 @@ import argparse
 import io
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
@@ -22,7 +21,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -33,6 +31,8 @@ from visual_search.images import decode_image
 from visual_search.indexing_service import IndexingService, IndexItem
 from visual_search.local_index import LocalIndex
 from visual_search.settings import Settings
+
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO / "demo" / "catalogue" / "images"
@@ -135,15 +135,6 @@ def start_server(settings_env: dict, port: int) -> subprocess.Popen:
     raise RuntimeError("the server did not become healthy within 120 s")
 
 
-def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    import onnxruntime
-
-    return {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(), "onnxruntime": onnxruntime.__version__}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="lite2-fp32")
@@ -156,7 +147,7 @@ def main() -> None:
         settings = Settings(index=str(Path(workdir) / "index"), model=args.model)
         embedder = build_embedder(settings)
         photos = {"400px": PHOTO_400.read_bytes(), "12mp": twelve_megapixel_jpeg()}
-        result = {"machine": machine(), "model": args.model, "model_id": embedder.model_id,
+        result = {"machine": machine_facts(), "model": args.model, "model_id": embedder.model_id,
                   "indexed": build_index(settings, embedder), "scenarios": {}}
         server = start_server({"VISUAL_SEARCH_INDEX": settings.index, "VISUAL_SEARCH_MODEL": args.model}, args.port)
         try:

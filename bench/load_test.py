@@ -25,7 +25,6 @@ import functools
 import http.server
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -35,10 +34,11 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
+
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"
@@ -91,25 +91,6 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def machine_facts() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory_gib = None
-    try:
-        total_kib = int(Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1])
-        memory_gib = round(total_kib / 1024 / 1024, 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": memory_gib, "os": platform.platform(),
-            "python": platform.python_version()}
 
 
 class LoopbackImageServer:
@@ -273,7 +254,6 @@ def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, image
     all_latencies = sorted(latency for s in stats.values() for latency in s.latencies_ms)
     return {
         "benchmark": "load_test",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_facts(),
         "config": {"clients": clients, "duration_s": duration_s, "warmup_s": warmup_s, "catalogue_images": len(catalogue),
                    "mix": weights, "model": health.get("model_id"), "seed": seed},

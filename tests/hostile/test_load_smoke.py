@@ -15,7 +15,8 @@ from corpus import REPO_ROOT
 pytestmark = [needs_local_model, pytest.mark.timeout(240)]
 
 
-def load_bench_module():
+def load_bench_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "bench"))  # as when run as `python bench/load_test.py`
     spec = importlib.util.spec_from_file_location("load_test", REPO_ROOT / "bench" / "load_test.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
@@ -26,7 +27,7 @@ def load_bench_module():
 def test_short_load_run_has_no_5xx_and_every_kind_succeeds(monkeypatch):
     for name in ("VISUAL_SEARCH_API_KEY", "VISUAL_SEARCH_INDEX", "VISUAL_SEARCH_INDEX_DIR"):
         monkeypatch.delenv(name, raising=False)
-    load_test = load_bench_module()
+    load_test = load_bench_module(monkeypatch)
     report = load_test.run(clients=2, duration_s=5.0, warmup_s=1.0, images=24)
     assert report["server_errors_5xx"] == 0
     assert report["transport_errors"] == 0
