@@ -29,3 +29,24 @@ class HistogramEmbedder:
         counts = np.bincount(bins[:, 0] * 16 + bins[:, 1] * 4 + bins[:, 2], minlength=64).astype(np.float64)
         vector = np.sqrt(counts)
         return vector / np.linalg.norm(vector)
+
+
+class ColourGridEmbedder:
+    """A tiny deterministic Embedder for tests that need no ONNX model: the image's 4x4 colour layout, centred
+    and L2-normalised (48 dimensions). The same pixels give the same vector; different photos differ."""
+
+    model_id = "test-colour-grid:1"
+    dimension = 48
+    spec = PreprocessSpec()
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed(self, images) -> np.ndarray:
+        self.calls += 1
+        rows = []
+        for image in images:
+            grid = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BOX), dtype=np.float32).ravel()
+            grid = grid - grid.mean()
+            rows.append(grid / max(float(np.linalg.norm(grid)), 1e-6))
+        return np.stack(rows).astype(np.float32)

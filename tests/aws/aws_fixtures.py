@@ -12,37 +12,13 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
 
 from visual_search import sagemaker_protocol
-from visual_search.images import PreprocessSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"
 EVENTS_DIR = REPO_ROOT / "events"
 REGION = "us-east-1"
-
-
-class ColourGridEmbedder:
-    """A tiny deterministic Embedder for tests that need no ONNX model: the image's 4x4 colour layout, centred
-    and L2-normalised (48 dimensions). The same pixels give the same vector; different photos differ."""
-
-    model_id = "test-colour-grid:1"
-    dimension = 48
-    spec = PreprocessSpec()
-
-    def __init__(self):
-        self.calls = 0
-
-    def embed(self, images) -> np.ndarray:
-        self.calls += 1
-        rows = []
-        for image in images:
-            grid = np.asarray(image.convert("RGB").resize((4, 4), Image.Resampling.BOX), dtype=np.float32).ravel()
-            grid = grid - grid.mean()
-            rows.append(grid / max(float(np.linalg.norm(grid)), 1e-6))
-        return np.stack(rows).astype(np.float32)
 
 
 class LoopbackEndpoint:

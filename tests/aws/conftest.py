@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from aws_fixtures import DEMO_IMAGES, REGION, ColourGridEmbedder, LoopbackEndpoint
+from aws_fixtures import DEMO_IMAGES, REGION, LoopbackEndpoint
+from fakes import ColourGridEmbedder
 
 
 @pytest.fixture
