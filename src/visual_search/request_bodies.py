@@ -98,6 +98,8 @@ def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> Parsed
             content = content[:-2]
         disposition = _header(head, "content-disposition")
         name = _param(disposition, "name")
+        if name and (name in parsed.fields or (name == "file" and parsed.image is not None)):
+            raise InvalidRequestError(f"the form field {name!r} is given twice", code="invalid_multipart")
         if name == "file":
             _check_size(len(content), max_image_bytes)
             parsed.image = content
@@ -114,9 +116,12 @@ def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> Parsed
 def _form_value(name: str, text: str):
     if name in ("filters", "crop"):
         try:
-            return json.loads(text)
+            value = json.loads(text)
         except (ValueError, RecursionError):
-            raise InvalidRequestError(f"the form field {name!r} must be JSON", code="invalid_multipart") from None
+            value = None
+        if not isinstance(value, dict):
+            raise InvalidRequestError(f"the form field {name!r} must be a JSON object", code="invalid_multipart")
+        return value
     return text
 
 

@@ -430,6 +430,12 @@ REQUEST_CASES: list[RequestCase] = [
     RequestCase("multipart_crop_not_json", MULTIPART,
                 lambda: multipart_body({"crop": "{x:1"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
                 Expected(400, "invalid_multipart")),
+    RequestCase("multipart_filters_not_an_object", MULTIPART,
+                lambda: multipart_body({"filters": "null"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
+                Expected(400, "invalid_multipart")),
+    RequestCase("multipart_field_given_twice", MULTIPART,
+                lambda: multipart_body({"k": "5"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}).replace(
+                    b'name="k"', b'name="file"'), Expected(400, "invalid_multipart")),
     RequestCase("multipart_file_random_bytes", MULTIPART,
                 lambda: multipart_body({}, {"file": ("a.jpg", _random_bytes(), "image/jpeg")}), INVALID_IMAGE),
 ]
