@@ -20,7 +20,7 @@ from .settings import Settings
 
 def run_index(args, settings: Settings) -> int:
     labels = {entry.path: entry for entry in read_catalogue_csv(args.labels)} if args.labels else {}
-    items = list(_items_from_paths(args.paths, labels))
+    items = _without_duplicate_keys(_items_from_paths(args.paths, labels))
     if not items:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
         return 1
@@ -162,6 +162,18 @@ def _items_from_paths(paths: list[str], labels: dict[Path, CatalogueEntry]) -> I
                             entry.label if entry else None, entry.attributes if entry else {})
         else:
             print(f"skipped {location}: no such file or folder", file=sys.stderr)
+
+
+def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
+    """Two sources with one key (the same file name given twice, overlapping folders) would overwrite each other:
+    keep the first and report the others."""
+    first_by_key: dict[str, IndexItem] = {}
+    for item in items:
+        if item.key in first_by_key:
+            print(f"skipped {item.uri}: same key {item.key!r} as {first_by_key[item.key].uri}", file=sys.stderr)
+        else:
+            first_by_key[item.key] = item
+    return list(first_by_key.values())
 
 
 def _close(index) -> None:

@@ -97,6 +97,11 @@ class IndexingService:
                     report.failed.append(outcome)
                     settle(1)
                 else:
+                    if any(prepared.record.key == outcome.record.key for prepared in batch):
+                        # The same key twice in a run: commit the first so the second replaces it, as a re-run would.
+                        self._embed_and_upsert(batch, report)
+                        settle(len(batch))
+                        batch = []
                     batch.append(outcome)
                     if len(batch) >= self.batch_size:
                         self._embed_and_upsert(batch, report)
@@ -133,6 +138,7 @@ class IndexingService:
             if (
                 known is not None
                 and known.content_hash == content_hash
+                and known.uri == item.uri
                 and known.label == item.label
                 and dict(known.attributes) == dict(item.attributes)
             ):

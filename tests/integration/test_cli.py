@@ -107,3 +107,15 @@ def test_a_labels_csv_without_a_path_column_is_a_clear_error(catalogue, tmp_path
     bad.write_text("file,label\na.jpg,Shoes\n")
     assert main(["index", str(catalogue / "images"), "--labels", str(bad), "--index-dir", str(tmp_path / "i")]) == 1
     assert "'path' column" in capsys.readouterr().err
+
+
+def test_two_sources_with_one_key_keep_the_first_and_report_the_second(catalogue, tmp_path, capsys):
+    photo = sorted((catalogue / "images").glob("*.jpg"))[0]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(sorted((catalogue / "images").glob("*.jpg"))[1], other / photo.name)
+    index_dir = tmp_path / "index"
+    capsys.readouterr()
+    assert main(["index", str(photo), str(other / photo.name), "--index-dir", str(index_dir), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped {other / photo.name}: same key" in err and "indexed 1," in err

@@ -128,3 +128,18 @@ def test_progress_counts_a_new_image_only_once_its_batch_is_committed(services):
         settled += count
         assert committed >= settled  # never reports more than the index holds
     assert settled == len(COLOURS)
+
+
+def test_the_same_key_twice_in_one_run_is_indexed_once_with_the_last_bytes(services):
+    indexer, searcher = services
+    report = indexer.index_items([item("a.png", png(COLOURS["red"])), item("a.png", png(COLOURS["blue"]))])
+    assert report.failed == [] and indexer.index.count() == 1
+    assert searcher.search_image(png(COLOURS["blue"]), k=1).hits[0].score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_same_bytes_from_another_place_update_the_records_uri(services):
+    indexer, _ = services
+    data = png(COLOURS["red"])
+    indexer.index_items([IndexItem("a.png", "/old/a.png", read=lambda: data)])
+    report = indexer.index_items([IndexItem("a.png", "/new/a.png", read=lambda: data)])
+    assert report.indexed == 1 and indexer.index.get(["a.png"])["a.png"].uri == "/new/a.png"
