@@ -15,6 +15,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Iterable
@@ -111,6 +112,11 @@ class UrlFetcher:
 
     def _get(self, target: "_Target", deadline: float) -> tuple[int, dict[str, str], bytes]:
         connection = target.connection(_remaining(deadline), self._ssl_context)
+        # Socket timeouts bound each read, not the exchange: a server trickling header bytes would restart them
+        # forever. A watchdog shuts the socket down at the deadline, whatever phase the exchange is in.
+        watchdog = threading.Timer(_remaining(deadline), _shut_down, args=(connection,))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             connection.request("GET", target.path, headers={"Accept": "image/*", "User-Agent": "visual-search"})
             sock = connection.sock  # kept: http.client drops its reference once the response will close the socket
@@ -124,11 +130,14 @@ class UrlFetcher:
             return response.status, headers, self._read_capped(sock, response, deadline)
         except (TimeoutError, socket.timeout):
             raise FetchTimeoutError(f"fetching the image URL took longer than {self.timeout_s:g} s") from None
-        except ssl.SSLError as exc:
-            raise FetchError(f"TLS with the image host failed ({exc.reason or exc})") from None
         except (OSError, http.client.HTTPException) as exc:
+            if time.monotonic() >= deadline:  # the watchdog cut it
+                raise FetchTimeoutError(f"fetching the image URL took longer than {self.timeout_s:g} s") from None
+            if isinstance(exc, ssl.SSLError):
+                raise FetchError(f"TLS with the image host failed ({exc.reason or exc})") from None
             raise FetchError(f"fetching the image URL failed ({type(exc).__name__})") from None
         finally:
+            watchdog.cancel()
             connection.close()
 
     def _read_capped(self, sock: socket.socket, response, deadline: float) -> bytes:
@@ -139,6 +148,8 @@ class UrlFetcher:
             sock.settimeout(_remaining(deadline))
             chunk = response.read1(_CHUNK_BYTES)
             if not chunk:
+                if time.monotonic() >= deadline:  # not the end of the body: the watchdog shut the socket
+                    raise FetchTimeoutError(f"fetching the image URL took longer than {self.timeout_s:g} s")
                 return b"".join(chunks)
             received += len(chunk)
             if received > self.max_bytes:
@@ -168,7 +179,7 @@ class _PinnedHTTPConnection(http.client.HTTPConnection):
         self._pinned_address = address
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
+        self.raw_sock = self.sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -179,8 +190,18 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self._pinned_address = address
 
     def connect(self) -> None:
-        sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.raw_sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(self.raw_sock, server_hostname=self.host)
+
+
+def _shut_down(connection: http.client.HTTPConnection) -> None:
+    """Unblocks any read on the connection's socket (the TCP one, so a TLS handshake in progress stops too)."""
+    sock = getattr(connection, "raw_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _remaining(deadline: float) -> float:

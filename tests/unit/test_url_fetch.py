@@ -193,3 +193,38 @@ def test_public_addresses_are_public(address):
 def test_ip_spellings_are_normalised(spelling, address):
     parsed = parse_ip(spelling)
     assert (str(parsed) if parsed else None) == address
+
+
+def test_trickled_headers_time_out_at_the_total_deadline_too():
+    """Each byte arrives before a per-read timeout would fire; only a deadline on the whole exchange stops it."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.2):
+                try:
+                    connection.sendall(b"a")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    port = listener.getsockname()[1]
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchTimeoutError) as caught:
+            UrlFetcher(allowlist=[f"127.0.0.1:{port}"], timeout_s=1.0).fetch(f"http://127.0.0.1:{port}/photo.jpg")
+    finally:
+        stop.set()
+        listener.close()
+    assert caught.value.http_status == 504
+    assert time.monotonic() - started < 2.0
