@@ -12,9 +12,10 @@ from .errors import InvalidRequestError
 
 @dataclass(frozen=True)
 class CatalogueEntry:
-    path: Path  # absolute
+    path: Path  # absolute, for files
     label: str | None
     attributes: dict[str, str] = field(default_factory=dict)
+    listed_path: str = ""  # as written in the CSV: an object key, for s3:// catalogues
 
 
 def read_catalogue_csv(csv_path: str | Path) -> list[CatalogueEntry]:
@@ -44,6 +45,7 @@ def read_catalogue_csv(csv_path: str | Path) -> list[CatalogueEntry]:
                     path=(base / row["path"].strip()).resolve(),
                     label=(row.get("label") or "").strip() or None,
                     attributes=attributes,
+                    listed_path=row["path"].strip(),
                 )
             )
     return entries

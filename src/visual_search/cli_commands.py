@@ -19,7 +19,9 @@ from .settings import Settings
 
 
 def run_index(args, settings: Settings) -> int:
-    labels = {entry.path: entry for entry in read_catalogue_csv(args.labels)} if args.labels else {}
+    entries = read_catalogue_csv(args.labels) if args.labels else []
+    # Files are matched by resolved path; S3 objects by the key as the CSV writes it.
+    labels = {entry.path: entry for entry in entries} | {entry.listed_path: entry for entry in entries}
     items = _without_duplicate_keys(_items_from_paths(args.paths, labels))
     if not items:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
@@ -143,13 +145,13 @@ def run_invoke(args, settings: Settings) -> int:
     return 0
 
 
-def _items_from_paths(paths: list[str], labels: dict[Path, CatalogueEntry]) -> Iterator[IndexItem]:
+def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
     for location in paths:
         if location.startswith("s3://") or Path(location).is_dir():
             store = bootstrap.build_image_store(location)
             for key in store.list_keys():
                 uri = store.uri(key)
-                entry = labels.get(Path(uri)) if not location.startswith("s3://") else None
+                entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
                 yield IndexItem(key, uri, (lambda s=store, k=key: s.read(k)),
                                 entry.label if entry else None, entry.attributes if entry else {})
         elif Path(location).is_file():

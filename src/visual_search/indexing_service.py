@@ -140,7 +140,7 @@ class IndexingService:
                 and known.content_hash == content_hash
                 and known.uri == item.uri
                 and known.label == item.label
-                and dict(known.attributes) == dict(item.attributes)
+                and all(known.attributes.get(name) == value for name, value in item.attributes.items())
             ):
                 return _UNCHANGED
             decoded = decode_image(data, min_size_px=self.embedder.spec.size_px, max_pixels=self.max_pixels)
@@ -158,7 +158,8 @@ class IndexingService:
             width=decoded.width,
             height=decoded.height,
             label=item.label,
-            attributes=dict(item.attributes),
+            # Attributes the item does not set are kept (e.g. the S3 event path's sequencer), as events do.
+            attributes={**(known.attributes if known else {}), **item.attributes},
             indexed_at=time.time(),
         )
         return _Prepared(record, model_input)

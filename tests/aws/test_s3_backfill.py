@@ -22,13 +22,19 @@ def test_backfill_indexes_every_image_under_the_prefix_and_a_rerun_changes_nothi
     s3.put_object(Bucket="catalogue", Key="shop/readme.txt", Body=b"not an image")
     s3.put_object(Bucket="catalogue", Key="other/hat.jpg", Body=(PHOTOS / "hat.jpg").read_bytes())
     index_dir = tmp_path / "index"
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label,colour\nshop/hat.jpg,Hat,brown\nshop/shoes.jpg,Shoes,\n")
+    command = ["index", "s3://catalogue/shop/", "--labels", str(labels), "--index-dir", str(index_dir), "--quiet"]
 
-    assert main(["index", "s3://catalogue/shop/", "--index-dir", str(index_dir), "--quiet"]) == 0
+    assert main(command) == 0
     with LocalIndex(index_dir, writable=False) as index:
         assert sorted(index.keys_with_hashes()) == sorted(f"shop/{photo.name}" for photo in photos)
-        assert index.get(["shop/hat.jpg"])["shop/hat.jpg"].uri == "s3://catalogue/shop/hat.jpg"
+        hat = index.get(["shop/hat.jpg"])["shop/hat.jpg"]
+        assert hat.uri == "s3://catalogue/shop/hat.jpg"
+        assert (hat.label, dict(hat.attributes)) == ("Hat", {"colour": "brown"})
+        assert index.get(["shop/shoes.jpg"])["shop/shoes.jpg"].label == "Shoes"
 
-    assert main(["index", "s3://catalogue/shop/", "--index-dir", str(index_dir), "--quiet"]) == 0
+    assert main(command) == 0
     assert f"indexed 0, unchanged {len(photos)}" in capsys.readouterr().err
 
     capsys.readouterr()

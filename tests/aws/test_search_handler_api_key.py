@@ -48,3 +48,18 @@ def test_the_right_key_is_let_through_and_health_needs_none(answer):
     status, body = answer(event("POST", "/search", (PHOTOS / "hat.jpg").read_bytes(), {"x-api-key": "s3cret"}))
     assert status == 200 and body["results"][0]["key"] == "hat.jpg"
     assert answer(event("GET", "/health"))[0] == 200
+
+
+def test_before_anything_is_indexed_every_route_answers_a_json_503(tmp_path, monkeypatch):
+    from visual_search.aws import handlers
+
+    monkeypatch.setenv("VISUAL_SEARCH_INDEX", str(tmp_path / "no-index-yet"))
+    monkeypatch.setenv("VISUAL_SEARCH_IMAGE_STORE", str(tmp_path))
+    handlers.reset_cached_services()
+    try:
+        for evt in (event("GET", "/health"), event("POST", "/search", (PHOTOS / "hat.jpg").read_bytes())):
+            response = handlers.search_handler(evt)
+            assert response["statusCode"] == 503
+            assert json.loads(response["body"])["error"]["code"] == "index_not_ready"
+    finally:
+        handlers.reset_cached_services()

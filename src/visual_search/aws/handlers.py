@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .. import bootstrap
-from ..errors import VisualSearchError
+from ..errors import NotFoundError, VisualSearchError
 from ..indexing_service import IndexingService
 from ..ports import ImageStore, VectorIndex
-from ..search_api import SearchApi
+from ..search_api import SearchApi, error_body, error_result
 from ..settings import Settings
-from .http_events import handle_http_event
+from .http_events import handle_http_event, json_response
 from .s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
 from .s3_events import parse_event
 
@@ -157,8 +157,17 @@ _event_indexer = _Lazy(_event_indexer_from_env)
 
 
 def search_handler(event: dict, context=None) -> dict:
-    """SearchFunction: HTTP API v2 event in, proxy response out."""
-    runtime: SearchRuntime = _search_runtime.get()
+    """SearchFunction: HTTP API v2 event in, proxy response out. A cold start that fails (no index yet, a
+    backend down) answers each request with a JSON error and is retried on the next one."""
+    try:
+        runtime: SearchRuntime = _search_runtime.get()
+    except NotFoundError:
+        logger.warning("the search index does not exist yet", exc_info=True)
+        return json_response(503, error_body(
+            "index_not_ready", "the catalogue is empty: upload images to the bucket and they will be indexed"
+        ))
+    except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
+        return json_response(*error_result(exc))
     return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key)
 
 

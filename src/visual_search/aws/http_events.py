@@ -29,17 +29,17 @@ def handle_http_event(
             check_api_key(api_key, _header(event, API_KEY_HEADER.lower()))
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
-            return _json_response(*api.handle_search(body, _header(event, "content-type")))
+            return json_response(*api.handle_search(body, _header(event, "content-type")))
         if method == "GET" and path.startswith("/images/"):
             key = (event.get("pathParameters") or {}).get("key") or path[len("/images/"):]
             return _redirect_to_image(key, index, image_url)
         if method == "GET" and path == "/health":
-            return _json_response(*api.health())
+            return json_response(*api.health())
         if method == "GET" and path == "/stats":
-            return _json_response(*api.stats())
-        return _json_response(404, error_body("not_found", f"no route for {method} {path}"))
+            return json_response(*api.stats())
+        return json_response(404, error_body("not_found", f"no route for {method} {path}"))
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
-        return _json_response(*error_result(exc))
+        return json_response(*error_result(exc))
 
 
 def _route(event: dict) -> tuple[str, str]:
@@ -85,7 +85,7 @@ def _redirect_to_image(key: str, index: VectorIndex, image_url: Callable[[str], 
     return {"statusCode": 302, "headers": {"location": image_url(key), "cache-control": "no-store"}, "body": ""}
 
 
-def _json_response(status: int, payload: dict) -> dict:
+def json_response(status: int, payload: dict) -> dict:
     return {
         "statusCode": status,
         "headers": dict(JSON_HEADERS),
