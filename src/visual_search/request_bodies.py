@@ -47,7 +47,7 @@ def max_body_bytes(max_image_bytes: int) -> int:
 def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> ParsedBody:
     kind, params = media_type(content_type)
     if kind == "application/json" or kind.endswith("+json"):
-        return ParsedBody(fields=_json_object(body))
+        return ParsedBody(fields=json_object(body))
     if kind == "multipart/form-data":
         return _parse_multipart(body, params.get("boundary", ""), max_image_bytes)
     if kind.startswith("image/") or kind == "application/octet-stream":
@@ -73,7 +73,7 @@ def decode_base64_image(text: str, max_image_bytes: int) -> bytes:
         raise InvalidRequestError("image is not valid base64", code="invalid_base64") from None
 
 
-def _json_object(body: bytes) -> dict:
+def json_object(body: bytes) -> dict:
     try:
         value = json.loads(body or b"null")
     except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nesting deeper than ~1000 levels

@@ -12,7 +12,6 @@ per image in request order; a describe answers `{"model_id", "dimension", "spec"
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -21,13 +20,15 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .errors import InvalidRequestError, UnsupportedImageTypeError, VisualSearchError
+from .errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError, VisualSearchError
 from .images import DEFAULT_MAX_PIXELS, PreprocessSpec, decode_image
 from .ports import Embedder
+from .request_bodies import decode_base64_image, json_object
 
 IMAGE_CONTENT_TYPE = "application/x-image"
 JSON_CONTENT_TYPE = "application/json"
 MAX_IMAGES_PER_REQUEST = 64
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # per image, encoded; SageMaker itself caps a request at 6 MB
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def decode_request(
         raise UnsupportedImageTypeError(
             f"the endpoint reads {IMAGE_CONTENT_TYPE} or {JSON_CONTENT_TYPE}, not {kind or 'no content type'}"
         )
-    payload = body if isinstance(body, (dict, list)) else _parse_json(_as_bytes(body))
+    payload = body if isinstance(body, (dict, list)) else json_object(_as_bytes(body))
     if not isinstance(payload, dict):
         raise InvalidRequestError('the JSON body must be an object: {"image": "<base64>"}')
     if payload.get("describe") is True:
@@ -95,10 +96,19 @@ def decode_request(
         raise InvalidRequestError('the JSON body needs "image" (a base64 string) or "images" (a list of them)')
     if not 1 <= len(encoded) <= MAX_IMAGES_PER_REQUEST:
         raise InvalidRequestError(f"send 1 to {MAX_IMAGES_PER_REQUEST} images per request, not {len(encoded)}")
-    return [
-        decode_image(_base64_bytes(text), min_size_px=spec.size_px, max_pixels=max_pixels).image
-        for text in encoded
-    ]
+    images, decoded_pixels = [], 0
+    for text in encoded:
+        if not isinstance(text, str):
+            raise InvalidRequestError("each image must be a base64 string")
+        image = decode_image(
+            decode_base64_image(text, MAX_IMAGE_BYTES), min_size_px=spec.size_px, max_pixels=max_pixels
+        ).image
+        # The pixel limit holds for the whole request, so a batch cannot multiply the memory one image may take.
+        decoded_pixels += image.width * image.height
+        if decoded_pixels > max_pixels:
+            raise ImageTooLargeError(f"the images of one request decode to over {max_pixels:,} pixels")
+        images.append(image)
+    return images
 
 
 def encode_response(vectors: np.ndarray, model_id: str) -> bytes:
@@ -114,7 +124,7 @@ def encode_description(embedder: Embedder) -> bytes:
 
 def decode_response(body: bytes, expected_rows: int) -> tuple[np.ndarray, str | None]:
     """(float32 array (expected_rows, dimension), the model_id the endpoint reported or None)."""
-    payload = _parse_json(body)
+    payload = json_object(body)
     predictions = payload.get("predictions") if isinstance(payload, dict) else None
     if not isinstance(predictions, list) or len(predictions) != expected_rows:
         raise InvalidRequestError(f"the endpoint's answer has no {expected_rows} predictions")
@@ -122,7 +132,7 @@ def decode_response(body: bytes, expected_rows: int) -> tuple[np.ndarray, str | 
 
 
 def decode_description(body: bytes) -> EndpointDescription:
-    payload = _parse_json(body)
+    payload = json_object(body)
     try:
         spec = payload["spec"]
         return EndpointDescription(
@@ -162,19 +172,3 @@ def _as_bytes(body) -> bytes:
     raise InvalidRequestError(f"cannot read a request body of type {type(body).__name__}")
 
 
-def _parse_json(data: bytes):
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequestError(f"the body is not valid JSON ({exc})") from None
-
-
-def _base64_bytes(text) -> bytes:
-    if not isinstance(text, str):
-        raise InvalidRequestError("each image must be a base64 string")
-    if text.startswith("data:") and "," in text:
-        text = text.split(",", 1)[1]
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError("an image is not valid base64") from None

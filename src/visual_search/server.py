@@ -136,7 +136,7 @@ def create_app(
         status, payload = await run_in_threadpool((await services.ready()).stats)
         return JSONResponse(payload, status_code=status)
 
-    @app.post("/endpoints/{endpoint_name}/invocations", tags=["sagemaker"], responses=_ERRORS)
+    @app.post("/endpoints/{endpoint_name}/invocations", tags=["sagemaker"], responses=_ERRORS, dependencies=needs_key)
     async def sagemaker_invocations(endpoint_name: str, request: Request) -> Response:
         """SageMaker runtime's InvokeEndpoint, served by the in-process model: boto3's sagemaker-runtime client
         with `endpoint_url` pointed here lets the AWS index handler run unchanged on a laptop."""

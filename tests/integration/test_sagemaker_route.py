@@ -66,3 +66,25 @@ def test_a_non_image_invocation_is_a_4xx_with_a_message(server):
             EndpointName="x", ContentType="application/x-image", Body=b"not an image"
         )
     assert "400" in str(failure.value) or "invalid_image" in str(failure.value)
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(server):
+    live, _ = server
+    import httpx
+
+    answer = httpx.post(f"{live}/endpoints/x/invocations", content=b"[" * 200_000,
+                        headers={"content-type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
+
+
+def test_with_an_api_key_the_route_needs_it(tmp_path):
+    import httpx
+
+    embedder = HistogramEmbedder()
+    service = index_folder(PHOTOS, tmp_path / "index", embedder)
+    with serving(create_app(Settings(index="unused", api_key="s3cret"), search_service=service)) as base_url:
+        url = f"{base_url}/endpoints/x/invocations"
+        body = FIXTURE.read_bytes()
+        assert httpx.post(url, content=body, headers={"content-type": "application/x-image"}).status_code == 401
+        allowed = httpx.post(url, content=body, headers={"content-type": "application/x-image", "x-api-key": "s3cret"})
+        assert allowed.status_code == 200 and len(allowed.json()["predictions"][0]) == embedder.dimension
