@@ -8,10 +8,11 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 from . import bootstrap
 from .catalogue_csv import CatalogueEntry, read_catalogue_csv
-from .errors import VisualSearchError
+from .errors import InvalidRequestError, VisualSearchError
 from .images import IMAGE_SUFFIXES
 from .indexing_service import IndexItem
 from .records import SearchFilters
@@ -36,7 +37,7 @@ def run_index(args, settings: Settings) -> int:
         print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
     print(
         f"indexed {report.indexed}, unchanged {report.unchanged}, failed {len(report.failed)} "
-        f"in {report.seconds:.1f} s ({report.images_per_s:.0f} images/s); index: {settings.index}",
+        f"in {report.seconds:.1f} s ({report.images_per_s:.0f} images/s); index: {_shown(settings.index)}",
         file=sys.stderr,
     )
     nothing_indexed = report.indexed == 0 and report.unchanged == 0
@@ -67,11 +68,12 @@ def run_search(args, settings: Settings) -> int:
 
 
 def run_remove(args, settings: Settings) -> int:
-    service = bootstrap.build_indexing_service(settings)
+    # Deleting needs no model: the index is opened for whichever model made it.
+    index = bootstrap.open_index(settings, writable=True)
     try:
-        removed = service.remove(args.keys)
+        removed = index.delete(list(args.keys))
     finally:
-        _close(service.index)
+        _close(index)
     print(f"removed {removed} of {len(args.keys)} keys", file=sys.stderr)
     return 0 if removed else 1
 
@@ -82,7 +84,7 @@ def run_stats(args, settings: Settings) -> int:
         print(json.dumps({"count": stats.count, "dimension": stats.dimension, "model": stats.model_id,
                           "backend": stats.backend, "labels": dict(stats.labels)}))
         return 0
-    print(f"index:     {settings.index} ({stats.backend})")
+    print(f"index:     {_shown(settings.index)} ({stats.backend})")
     print(f"images:    {stats.count}")
     print(f"model:     {stats.model_id or '-'} ({stats.dimension or '-'} dimensions)")
     for label, count in sorted(stats.labels.items(), key=lambda item: -item[1]):
@@ -109,9 +111,14 @@ def run_eval(args, settings: Settings) -> int:
             report = service.index_items(items, progress=progress.update)
         for failure in report.failed:
             print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
-        kept = [i for i in range(len(entries)) if service.index.get_vector(str(i)) is not None]
-        vectors = np.stack([service.index.get_vector(str(i)) for i in kept])
-        return vectors, [entries[i].label for i in kept]
+        try:
+            vectors = {i: service.index.get_vector(str(i)) for i in range(len(entries))}
+        finally:
+            _close(service.index)
+        kept = [i for i, vector in vectors.items() if vector is not None]
+        if not kept:
+            raise InvalidRequestError(f"none of the {len(entries)} labelled images of the {name} could be embedded")
+        return np.stack([vectors[i] for i in kept]), [entries[i].label for i in kept]
 
     with tempfile.TemporaryDirectory(prefix="visual-search-eval-") as scratch:
         gallery_vectors, gallery_labels = embed_all(gallery, "gallery", scratch)
@@ -176,6 +183,14 @@ def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
         else:
             first_by_key[item.key] = item
     return list(first_by_key.values())
+
+
+def _shown(location: str) -> str:
+    """The index location without any password an OpenSearch URL carries (user:password@host)."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
 
 
 def _close(index) -> None:

@@ -119,3 +119,18 @@ def test_two_sources_with_one_key_keep_the_first_and_report_the_second(catalogue
     assert main(["index", str(photo), str(other / photo.name), "--index-dir", str(index_dir), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert f"skipped {other / photo.name}: same key" in err and "indexed 1," in err
+
+
+def test_remove_needs_no_model(index_dir, capsys):
+    """Deleting keys never loads (or builds) a model, so it works whatever model made the index."""
+    capsys.readouterr()
+    assert main(["remove", "no-such-key.jpg", "--index-dir", str(index_dir), "--model", "/no/such/model.json"]) == 1
+    assert "removed 0 of 1" in capsys.readouterr().err
+
+
+def test_eval_of_a_gallery_with_no_readable_image_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "broken.jpg").write_bytes(b"not a photo")
+    (tmp_path / "gallery.csv").write_text("path,label\nbroken.jpg,Shoes\n")
+    assert main(["eval", "--gallery", str(tmp_path / "gallery.csv"), "--json"]) == 1
+    err = capsys.readouterr().err
+    assert "could be embedded" in err and "Traceback" not in err
