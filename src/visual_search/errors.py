@@ -106,3 +106,10 @@ class BackendUnavailableError(VisualSearchError):
 
     code = "backend_unavailable"
     http_status = 503
+
+
+class BackendUnauthorizedError(BackendUnavailableError):
+    """A backend (OpenSearch, SageMaker) refused this service's own credentials: a deployment problem, so an API
+    answers 503, never the 401 that would ask the shopper for a key."""
+
+    code = "backend_unauthorized"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
-from .errors import InvalidRequestError, UnauthorizedError
+from .errors import InvalidRequestError, BackendUnauthorizedError
 
 _SCHEMES = {"opensearch": (False, 9200), "opensearchs": (True, 443), "http": (False, 80), "https": (True, 443)}
 _AWS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?P<service>es|aoss)\.amazonaws\.com$")
@@ -100,7 +100,7 @@ def auth_from_env(environ: Mapping[str, str] = os.environ) -> Auth:
 def aws_signer(auth: AwsSigV4Auth):
     """An opensearch-py urllib3 SigV4 signer over boto3's default credential chain (env, profile, role).
 
-    Raises UnauthorizedError when the chain finds no credentials. boto3 is imported here, not at module
+    Raises BackendUnauthorizedError when the chain finds no credentials. boto3 is imported here, not at module
     import, because only AWS deployments need it.
     """
     if auth.service not in ("es", "aoss"):
@@ -110,7 +110,7 @@ def aws_signer(auth: AwsSigV4Auth):
 
     credentials = boto3.Session(region_name=auth.region).get_credentials()
     if credentials is None:
-        raise UnauthorizedError("no AWS credentials found for signing OpenSearch requests (env, profile or role)")
+        raise BackendUnauthorizedError("no AWS credentials found for signing OpenSearch requests (env, profile or role)")
     return Urllib3AWSV4SignerAuth(credentials, auth.region, auth.service)
 
 

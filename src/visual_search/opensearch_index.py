@@ -26,7 +26,7 @@ class OpenSearchIndex:
     """A VectorIndex on an OpenSearch index named by the URL's path (see opensearch_connection for URL forms).
 
     Creates the index when missing; raises ModelMismatchError when it exists for another model_id or dimension.
-    Raises UnauthorizedError on 401/403 and BackendUnavailableError when the node stays unreachable or keeps
+    Raises BackendUnauthorizedError on 401/403 and BackendUnavailableError when the node stays unreachable or keeps
     answering 429/5xx after bounded retries. `engine` "lucene" works everywhere; "faiss" needs the k-NN native
     libraries (Amazon OpenSearch Service has them; the Maven-built local node does not, and dies using them).
     """

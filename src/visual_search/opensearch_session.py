@@ -1,7 +1,7 @@
 """Calls to one OpenSearch node with bounded backoff, translated into this library's errors.
 
 Retried: HTTP 429 (a full queue), 5xx and connection failures, with exponential backoff and jitter.
-Never retried: 401/403 (UnauthorizedError) and other 4xx (InvalidRequestError). When attempts run out:
+Never retried: 401/403 (BackendUnauthorizedError) and other 4xx (InvalidRequestError). When attempts run out:
 BackendUnavailableError, whose message names the endpoint and the last problem.
 """
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
-from .errors import BackendUnavailableError, InvalidRequestError, UnauthorizedError
+from .errors import BackendUnauthorizedError, BackendUnavailableError, InvalidRequestError
 from .opensearch_connection import OpenSearchLocation, build_client
 
 T = TypeVar("T")
@@ -111,7 +111,7 @@ def call_with_retries(operation: Callable[[], T], *, what: str, endpoint: str, p
         try:
             return operation()
         except (AuthenticationException, AuthorizationException) as error:
-            raise UnauthorizedError(
+            raise BackendUnauthorizedError(
                 f"OpenSearch at {endpoint} refused to {what} (HTTP {error.status_code}): check the credentials "
                 f"(URL userinfo, VISUAL_SEARCH_OPENSEARCH_USERNAME/PASSWORD, or the AWS role's access policy)"
             ) from error

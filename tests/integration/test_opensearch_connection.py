@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.errors import InvalidRequestError, UnauthorizedError
+from visual_search.errors import InvalidRequestError, BackendUnauthorizedError
 from visual_search.opensearch_connection import (
     AwsSigV4Auth,
     BasicAuth,
@@ -127,7 +127,7 @@ def test_sigv4_without_any_credentials_is_an_unauthorized_error(monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with pytest.raises(UnauthorizedError, match="no AWS credentials"):
+    with pytest.raises(BackendUnauthorizedError, match="no AWS credentials"):
         aws_signer(AwsSigV4Auth("eu-west-1", "es"))
 
 

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from visual_search.errors import BackendUnavailableError, UnauthorizedError
+from visual_search.errors import BackendUnavailableError, BackendUnauthorizedError
 from visual_search.opensearch_connection import AwsSigV4Auth
 from visual_search.opensearch_index import OpenSearchIndex
 from visual_search.opensearch_session import RetryPolicy
@@ -173,9 +173,10 @@ def test_5xx_answers_are_retried_too():
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_credentials_give_an_unauthorized_error_without_retrying(status):
     with ScriptedServer([status]) as server:
-        with pytest.raises(UnauthorizedError, match=rf"HTTP {status}.*credentials"):
+        with pytest.raises(BackendUnauthorizedError, match=rf"HTTP {status}.*credentials") as refused:
             OpenSearchIndex(f"{server.url}/products", model_id="m", dimension=4, retry=QUICK_RETRY)
     assert len(server.requests) == 1
+    assert refused.value.http_status == 503  # the service's credentials: never a 401 asking the shopper for a key
 
 
 def test_a_closed_port_gives_a_connection_refused_message():
@@ -189,7 +190,7 @@ def test_a_closed_port_gives_a_connection_refused_message():
 def test_url_userinfo_is_sent_as_basic_auth_and_never_shown_in_messages():
     with ScriptedServer([401]) as server:
         url = server.url.replace("http://", "http://shop%40example:s3cret@")
-        with pytest.raises(UnauthorizedError) as raised:
+        with pytest.raises(BackendUnauthorizedError) as raised:
             OpenSearchIndex(f"{url}/products", model_id="m", dimension=4, retry=QUICK_RETRY)
     authorization = server.requests[0][2]["authorization"]
     assert authorization == "Basic " + base64.b64encode(b"shop@example:s3cret").decode()
@@ -203,7 +204,7 @@ def test_sigv4_auth_signs_each_request_with_the_service_and_region(monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with ScriptedServer([403]) as server:
-        with pytest.raises(UnauthorizedError):
+        with pytest.raises(BackendUnauthorizedError):
             OpenSearchIndex(
                 f"{server.url}/products",
                 model_id="m",
