@@ -102,7 +102,7 @@ class OpenSearchIndex:
             for record, vector in zip(records, vectors, strict=True)
         ]
         self._session.bulk(
-            actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}"
+            self.index_name, actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}"
         )
 
     def delete(self, keys: Sequence[str]) -> int:
@@ -110,7 +110,7 @@ class OpenSearchIndex:
             return 0
         actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
         items = self._session.bulk(
-            actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}"
+            self.index_name, actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}"
         )
         return sum(1 for item in items if item["delete"].get("result") == "deleted")
 

@@ -56,8 +56,11 @@ class OpenSearchSession:
             lambda: operation(client), what=what, endpoint=self.location.endpoint, policy=self.retry
         )
 
-    def bulk(self, actions: list[list[dict[str, Any]]], *, refresh: str | bool, what: str) -> list[dict[str, Any]]:
-        """Send bulk actions (each its header line and optional document) and return the settled items.
+    def bulk(
+        self, index: str, actions: list[list[dict[str, Any]]], *, refresh: str | bool, what: str
+    ) -> list[dict[str, Any]]:
+        """Send bulk actions (each its header line and optional document) to `index`'s own _bulk endpoint (so
+        IAM can scope writes to the index) and return the settled items.
 
         A bulk request can succeed while single items are rejected with 429 (the write queue is full): those
         items are resent with the same backoff, then raise BackendUnavailableError. Any other failed item raises
@@ -67,7 +70,7 @@ class OpenSearchSession:
         pending, settled = actions, []
         for attempt in range(self.retry.attempts):
             body = [line for action in pending for line in action]
-            answer = self.call(lambda client, body=body: client.bulk(body=body, params=params), what=what)
+            answer = self.call(lambda client, body=body: client.bulk(body=body, index=index, params=params), what=what)
             busy: list[list[dict[str, Any]]] = []
             for action, item in zip(pending, answer["items"], strict=True):
                 ((kind, outcome),) = item.items()

@@ -129,6 +129,19 @@ def test_the_search_role_can_only_read_the_index(transformed):
     assert not [s for s in statements if {"es:ESHttpPut", "es:ESHttpDelete"} & set(s["Action"])]
 
 
+def test_no_role_reaches_opensearch_beyond_the_products_index(transformed):
+    """Every es: statement names the index (and what is under it), never the domain's cluster APIs."""
+    statements = [s for resource in transformed["Resources"].values() if resource["Type"] == "AWS::IAM::Role"
+                  for policy in resource["Properties"].get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
+    statements += transformed["Resources"]["SearchDomain"]["Properties"]["AccessPolicies"]["Statement"]
+    es_statements = [s for s in statements if any(a.startswith("es:") for a in s["Action"])]
+    assert es_statements
+    for statement in es_statements:
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in resources:
+            assert "${OpenSearchIndexName}" in json.dumps(resource), f"{statement.get('Sid')} reaches {resource}"
+
+
 def test_cors_never_allows_every_origin(transformed):
     names = {"alloworigins", "allowedorigins"}  # the HTTP API's OpenAPI body spells it allowOrigins
     origins = [value for node in walk(transformed) if isinstance(node, dict)
