@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        settings = Settings.from_env(index=args.index_dir, model=args.model, threads=args.threads)
+        settings = Settings.from_env(
+            index=args.index_dir, model=args.model, threads=args.threads, calibration_dir=args.calibration_dir
+        )
         return args.run(args, settings)
     except VisualSearchError as exc:
         print(f"visual-search: {exc.message}", file=sys.stderr)
@@ -47,6 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--model", help="lite2-fp32 (default), lite2-int8 (faster indexing), or a custom model's JSON config")
     common.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    common.add_argument("--calibration-dir", metavar="DIR",
+                        help="real photos to calibrate lite2-int8 on (default: the bundled demo catalogue)")
 
     parser = argparse.ArgumentParser(prog="visual-search", description="Visual product search.")
     parser.add_argument("--version", action="version", version=f"visual-search {__version__}")

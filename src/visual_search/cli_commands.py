@@ -32,7 +32,7 @@ def run_index(args, settings: Settings) -> int:
         with _progress_bar(len(items), disabled=args.quiet) as progress:
             report = service.index_items(items, progress=progress.update)
     finally:
-        _close(service.index)  # lets the embedded index bring its HNSW graph up to date and release its lock
+        service.index.close()  # lets the embedded index bring its HNSW graph up to date and release its lock
     for failure in report.failed:
         print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
     print(
@@ -73,7 +73,7 @@ def run_remove(args, settings: Settings) -> int:
     try:
         removed = index.delete(list(args.keys))
     finally:
-        _close(index)
+        index.close()
     print(f"removed {removed} of {len(args.keys)} keys", file=sys.stderr)
     return 0 if removed else 1
 
@@ -114,7 +114,7 @@ def run_eval(args, settings: Settings) -> int:
         try:
             vectors = {i: service.index.get_vector(str(i)) for i in range(len(entries))}
         finally:
-            _close(service.index)
+            service.index.close()
         kept = [i for i, vector in vectors.items() if vector is not None]
         if not kept:
             raise InvalidRequestError(f"none of the {len(entries)} labelled images of the {name} could be embedded")
@@ -192,11 +192,6 @@ def _shown(location: str) -> str:
         return location
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
 
-
-def _close(index) -> None:
-    close = getattr(index, "close", None)
-    if close:
-        close()
 
 
 class _progress_bar:

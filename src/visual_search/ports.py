@@ -60,6 +60,9 @@ class VectorIndex(Protocol):
 
     def stats(self) -> IndexStats: ...
 
+    def close(self) -> None:
+        """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""
+
 
 @runtime_checkable
 class ImageStore(Protocol):

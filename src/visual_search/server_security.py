@@ -10,16 +10,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import VisualSearchError
 from .search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_body, error_result
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-
-# auto_error=False: a missing key is answered by our own 401 JSON, not FastAPI's 403 text.
-api_key_scheme = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="needed when api_key is set")
 
 
 def api_key_checker(expected: str | None):

@@ -22,21 +22,14 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
         try:
             return handle_http_event(event, runtime.api, runtime.index, runtime.image_url)
         finally:
-            _close(runtime.index)
+            runtime.index.close()
     if kind == "index":
         indexer = build_event_indexer(settings, lambda _bucket: store)
         try:
             response, _failed = handle_index_event(event, indexer)
             return response
         finally:
-            _close(indexer.indexing.index)
+            indexer.indexing.index.close()
     raise ValueError(f"unknown handler {kind!r}: use search or index")
 
-
-def _close(index) -> None:
-    # The embedded index holds a writer lock and open files; OpenSearch has nothing to close.
-    inner = getattr(index, "inner", index)
-    close = getattr(inner, "close", None)
-    if callable(close):
-        close()
 
