@@ -53,15 +53,35 @@ def open_index(
         from .opensearch_connection import auth_from_env
         from .opensearch_index import OpenSearchIndex
 
+        url, options = _opensearch_options(settings.index)
         return OpenSearchIndex(
-            settings.index, model_id=model_id, dimension=dimension, auth=auth_from_env(),
-            create=writable or create_if_missing,
+            url, model_id=model_id, dimension=dimension, auth=auth_from_env(), create=writable or create_if_missing,
+            **options,
         )
     from .local_index import LocalIndex
 
     if create_if_missing and not writable and embedder and not LocalIndex.exists(settings.index):
         LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=True).close()
     return LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=writable)
+
+
+_OPENSEARCH_OPTIONS = {"engine": str, "m": int, "ef_construction": int, "ef_search": int}
+
+
+def _opensearch_options(location: str) -> tuple[str, dict]:
+    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    parts = urlsplit(location)
+    options = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in _OPENSEARCH_OPTIONS:
+            raise ValueError(f"unknown OpenSearch option {name!r} in the index URL: use {', '.join(_OPENSEARCH_OPTIONS)}")
+        try:
+            options[name] = _OPENSEARCH_OPTIONS[name](value)
+        except ValueError:
+            raise ValueError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
+    return urlunsplit(parts._replace(query="")), options
 
 
 def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:

@@ -67,3 +67,22 @@ def test_the_local_server_over_opensearch_gives_the_embedded_indexes_top_result(
         assert over_opensearch["results"][0]["key"] == embedded["results"][0]["key"] == query
         assert over_opensearch["results"][0]["score"] == pytest.approx(embedded["results"][0]["score"], abs=1e-3)
         assert over_opensearch["results"][0]["label"] == embedded["results"][0]["label"]
+
+
+def test_hnsw_settings_ride_in_the_index_url(opensearch_url, embedder):
+    from visual_search.bootstrap import open_index
+
+    url = f"{opensearch_url}/hnsw-options-{uuid.uuid4().hex[:8]}"
+    index = open_index(Settings(index=f"{url}?m=8&ef_construction=64&ef_search=40"), writable=True, embedder=embedder)
+    try:
+        assert index.ef_search == 40
+        import httpx
+
+        method = httpx.get(f"{url}/_mapping").json()
+        method = next(iter(method.values()))["mappings"]["properties"]
+        vector_field = next(field for field in method.values() if field.get("type") == "knn_vector")
+        assert vector_field["method"]["parameters"] == {"m": 8, "ef_construction": 64}
+    finally:
+        index.drop()
+    with pytest.raises(ValueError, match="unknown OpenSearch option"):
+        open_index(Settings(index=f"{url}?shards=3"), writable=True, embedder=embedder)
