@@ -70,6 +70,16 @@ class PreprocessSpec:
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     resize: str = "center_crop"
 
+    @classmethod
+    def from_dict(cls, values: dict) -> "PreprocessSpec":
+        """The inverse of dataclasses.asdict (how a model archive and an endpoint describe their input)."""
+        return cls(
+            size_px=int(values["size_px"]),
+            mean=tuple(float(v) for v in values["mean"]),
+            std=tuple(float(v) for v in values["std"]),
+            resize=str(values["resize"]),
+        )
+
     def __post_init__(self) -> None:
         if self.resize not in ("squash", "center_crop", "pad"):
             raise ValueError(f"unknown resize policy {self.resize!r}: use squash, center_crop or pad")

@@ -44,8 +44,7 @@ def load_endpoint_embedder(directory: Path, *, intra_op_threads: int | None = No
     spec = description.pop("spec")
     model = ResolvedModel(
         onnx_path=directory / ONNX_FILE,
-        spec=PreprocessSpec(size_px=spec["size_px"], mean=tuple(spec["mean"]), std=tuple(spec["std"]),
-                            resize=spec["resize"]),
+        spec=PreprocessSpec.from_dict(spec),
         **description,
     )
     return OnnxEmbedder(model, intra_op_threads=intra_op_threads)

@@ -138,12 +138,7 @@ def decode_description(body: bytes) -> EndpointDescription:
         return EndpointDescription(
             model_id=str(payload["model_id"]),
             dimension=int(payload["dimension"]),
-            spec=PreprocessSpec(
-                size_px=int(spec["size_px"]),
-                mean=tuple(spec["mean"]),
-                std=tuple(spec["std"]),
-                resize=str(spec["resize"]),
-            ),
+            spec=PreprocessSpec.from_dict(spec),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidRequestError(f"the endpoint's description is malformed ({exc})") from None
