@@ -98,3 +98,20 @@ def test_sample_events_have_the_shape_sam_generates(name, generator):
         expected["headers"] = shape(ours)["headers"]  # header names vary per request
     assert shape(ours) == expected
     assert all(path.suffix == ".json" for path in EVENTS_DIR.iterdir())
+
+
+def test_the_url_event_fetches_an_allow_listed_image_host(settings):
+    """The search-url event's shape with its address pointed at a loopback image host that the settings allow."""
+    from loopback_image_host import image_host
+
+    assert invoke_local("index", load_event("s3-put.json"), settings)["indexed"] == [EVENT_KEYS[0]]
+    photo = (Path(settings.image_store) / EVENT_KEYS[0]).read_bytes()
+    with image_host(photo) as (port, log):
+        event = load_event("search-url.json")
+        event["body"] = json.dumps({**json.loads(event["body"]), "url": f"http://127.0.0.1:{port}/photo.jpg"})
+        allowed = settings.with_overrides(url_allowlist=(f"127.0.0.1:{port}",))
+        response = invoke_local("search", event, allowed)
+    assert response["statusCode"] == 200, response["body"]
+    top = body(response)["results"][0]
+    assert top["key"] == EVENT_KEYS[0] and top["score"] > 0.999
+    assert log.requests, "the image host was never asked"
