@@ -27,7 +27,7 @@ DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"
 
 
 def load_tensors(folder: Path, count: int, spec) -> np.ndarray:
-    from visual_search.images import IMAGE_SUFFIXES, decode_image, to_model_input
+    from visual_search.core.images import IMAGE_SUFFIXES, decode_image, to_model_input
 
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[-count:]
     if not paths:
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from visual_search.onnx_embedder import OnnxEmbedder
-    from visual_search.onnx_models import resolve_model
+    from visual_search.embedders.onnx.embedder import OnnxEmbedder
+    from visual_search.embedders.onnx.registry import resolve_model
 
     import onnxruntime
 

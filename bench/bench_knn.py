@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.ann import HnswParams
-from visual_search.local_index import LocalIndex
-from visual_search.local_index_matrix import VectorMatrix
-from visual_search.records import ImageRecord
+from visual_search.indexes.local.hnsw import HnswParams
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.indexes.local.matrix import VectorMatrix
+from visual_search.core.records import ImageRecord
 
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 

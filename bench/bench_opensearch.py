@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.local_index import LocalIndex
-from visual_search.opensearch_index import OpenSearchIndex
-from visual_search.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.core.records import ImageRecord, SearchFilters
 
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 

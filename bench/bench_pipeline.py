@@ -20,10 +20,10 @@ import numpy as np
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 from visual_search.bootstrap import build_embedder  # noqa: E402
-from visual_search.images import IMAGE_SUFFIXES, decode_image, to_model_input  # noqa: E402
-from visual_search.indexing_service import IndexingService, IndexItem  # noqa: E402
-from visual_search.local_index import LocalIndex  # noqa: E402
-from visual_search.settings import Settings  # noqa: E402
+from visual_search.core.images import IMAGE_SUFFIXES, decode_image, to_model_input  # noqa: E402
+from visual_search.services.indexing import IndexingService, IndexItem  # noqa: E402
+from visual_search.indexes.local.index import LocalIndex  # noqa: E402
+from visual_search.core.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "clothing" / "images"

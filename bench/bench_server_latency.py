@@ -27,17 +27,17 @@ import httpx
 from PIL import Image
 
 from visual_search.bootstrap import build_embedder
-from visual_search.images import decode_image
-from visual_search.indexing_service import IndexingService, IndexItem
-from visual_search.local_index import LocalIndex
-from visual_search.settings import Settings
+from visual_search.core.images import decode_image
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.core.settings import Settings
 
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO / "demo" / "catalogue" / "images"
 PHOTO_400 = REPO / "tests" / "fixtures" / "photos" / "hat.jpg"
-SERVER_CODE = "import sys; from visual_search.server import run_server; from visual_search.settings import Settings; " \
+SERVER_CODE = "import sys; from visual_search.server.app import run_server; from visual_search.core.settings import Settings; " \
               "run_server(Settings.from_env(), port=int(sys.argv[1]))"
 
 

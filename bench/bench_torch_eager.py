@@ -43,9 +43,9 @@ def main() -> int:
     except ImportError as exc:
         print(f"bench_torch_eager: skipped, the torch-reference extra is not installed ({exc})", file=sys.stderr)
         return 0
-    from visual_search.images import decode_image, to_model_input
-    from visual_search.lite2_weights import default_weights_path
-    from visual_search.onnx_embedder import OnnxEmbedder
+    from visual_search.core.images import decode_image, to_model_input
+    from visual_search.embedders.lite2.weights import default_weights_path
+    from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)

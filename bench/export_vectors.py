@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.local_index import LocalIndex
+from visual_search.indexes.local.index import LocalIndex
 
 
 def main() -> int:

@@ -118,7 +118,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def visual_search_command() -> list[str]:
     script = Path(sys.executable).with_name("visual-search")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "visual_search.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "visual_search.cli.main"]
 
 
 def build_index(index_dir: Path, images: list[Path], env: dict) -> None:

@@ -24,8 +24,8 @@ CODE = Path(__file__).resolve().parent / "code"
 
 def build_archive(model_name: str, output: Path, *, calibration_dir: Path | None = None) -> str:
     """Writes the archive to `output` and returns the model_id it serves."""
-    from visual_search.onnx_models import resolve_model
-    from visual_search.sagemaker_model import save_endpoint_model
+    from visual_search.embedders.onnx.registry import resolve_model
+    from visual_search.embedders.sagemaker.model_directory import save_endpoint_model
 
     model = resolve_model(model_name, calibration_dir=calibration_dir)
     with tempfile.TemporaryDirectory() as staging:

@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from visual_search.images import PreprocessSpec
+from visual_search.core.images import PreprocessSpec
 
 
 class HistogramEmbedder:

@@ -12,9 +12,9 @@ from typing import Iterator
 
 import uvicorn
 
-from visual_search.indexing_service import IndexingService, IndexItem
-from visual_search.local_index import LocalIndex
-from visual_search.search_service import SearchService
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.search import SearchService
 
 from fakes import HistogramEmbedder
 

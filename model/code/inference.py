@@ -2,7 +2,7 @@
 
 Runs in SageMaker's PyTorch inference container (see docs/DEPLOY.md); the archive's code/ folder holds this file,
 requirements.txt (onnxruntime) and a copy of the visual_search package made at build time from src/. The wire
-format is visual_search.sagemaker_protocol: application/x-image or JSON {"image": base64} in,
+format is visual_search.embedders.sagemaker.protocol: application/x-image or JSON {"image": base64} in,
 {"predictions": [[...]], "model_id": ...} out.
 """
 
@@ -12,9 +12,9 @@ import os
 
 import numpy as np
 
-from visual_search import sagemaker_protocol as protocol
-from visual_search.errors import UnsupportedImageTypeError, VisualSearchError
-from visual_search.sagemaker_model import load_endpoint_embedder
+from visual_search.embedders.sagemaker import protocol as protocol
+from visual_search.core.errors import UnsupportedImageTypeError, VisualSearchError
+from visual_search.embedders.sagemaker.model_directory import load_endpoint_embedder
 
 # model_fn runs once per worker before any request; input_fn and output_fn receive no model, so they read it here.
 _served = {}

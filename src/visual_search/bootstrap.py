@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .ports import Embedder, ImageStore, VectorIndex
-from .settings import Settings
+from visual_search.core.ports import Embedder, ImageStore, VectorIndex
+from visual_search.core.settings import Settings
 
 
 def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
@@ -15,14 +15,14 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
     query's latency: one thread per ONNX Runtime run and one run per core at once, which measured ~1.8x the
     throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly)."""
     if settings.embedder == "sagemaker":
-        from .sagemaker_embedder import SageMakerEmbedder
+        from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 
         if not settings.sagemaker_endpoint:
             raise ValueError("VISUAL_SEARCH_SAGEMAKER_ENDPOINT must name the endpoint when the embedder is sagemaker")
         return SageMakerEmbedder(settings.sagemaker_endpoint)
     if settings.embedder != "local":
         raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
-    from .onnx_embedder import OnnxEmbedder
+    from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
     calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
@@ -50,15 +50,15 @@ def open_index(
     model_id = embedder.model_id if embedder else None
     dimension = embedder.dimension if embedder else None
     if settings.index_is_opensearch:
-        from .opensearch_connection import auth_from_env
-        from .opensearch_index import OpenSearchIndex
+        from visual_search.indexes.opensearch.connection import auth_from_env
+        from visual_search.indexes.opensearch.index import OpenSearchIndex
 
         url, options = _opensearch_options(settings.index)
         return OpenSearchIndex(
             url, model_id=model_id, dimension=dimension, auth=auth_from_env(), create=writable or create_if_missing,
             **options,
         )
-    from .local_index import LocalIndex
+    from visual_search.indexes.local.index import LocalIndex
 
     if create_if_missing and not writable and embedder and not LocalIndex.exists(settings.index):
         LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=True).close()
@@ -86,16 +86,16 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
 
 def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:
     if location.startswith("s3://"):
-        from .s3_image_store import S3ImageStore
+        from visual_search.stores.s3 import S3ImageStore
 
         return S3ImageStore.from_url(location, presigned_url_expiry_s=presigned_url_expiry_s)
-    from .local_image_store import LocalFolderStore
+    from visual_search.stores.local_folder import LocalFolderStore
 
     return LocalFolderStore(location)
 
 
 def build_search_service(settings: Settings, *, embedder: Embedder | None = None, create_if_missing: bool = False):
-    from .search_service import SearchService
+    from visual_search.services.search import SearchService
 
     embedder = embedder or build_embedder(settings)
     index = open_index(settings, writable=False, embedder=embedder, create_if_missing=create_if_missing)
@@ -103,7 +103,7 @@ def build_search_service(settings: Settings, *, embedder: Embedder | None = None
 
 
 def build_indexing_service(settings: Settings, *, embedder: Embedder | None = None, batch_size: int = 32):
-    from .indexing_service import IndexingService
+    from visual_search.services.indexing import IndexingService
 
     embedder = embedder or build_embedder(settings, bulk=True)
     index = open_index(settings, writable=True, embedder=embedder)

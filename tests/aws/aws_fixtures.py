@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
-from visual_search import sagemaker_protocol
+from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from visual_search.aws.s3_events import is_later, parse_event
-from visual_search.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
-from visual_search.s3_image_store import S3ImageStore
-from visual_search.sagemaker_embedder import SageMakerEmbedder
+from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
+from visual_search.stores.s3 import S3ImageStore
+from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 
 from aws_fixtures import REGION, s3_event, sqs_batch
 
@@ -61,7 +61,7 @@ def test_embedder_batches_under_the_payload_limit_and_does_not_retry_a_model_rej
     client = embedder.client
     with pytest.raises(Exception) as raised:
         client.invoke_endpoint(EndpointName="e", Body=b"junk", ContentType="application/x-image")
-    from visual_search.sagemaker_embedder import classify_failure
+    from visual_search.embedders.sagemaker.client import classify_failure
 
     retryable, reason = classify_failure(raised.value)
     assert not retryable and "400" in reason  # the model refused the image: retrying cannot help

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visual_search import sagemaker_protocol
-from visual_search.images import decode_image
+from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
+from visual_search.core.images import decode_image
 
 from aws_fixtures import REPO_ROOT
 
@@ -46,7 +46,7 @@ def inference(archive_dir):
 
 @pytest.fixture(scope="module")
 def local_embedder():
-    from visual_search.onnx_embedder import OnnxEmbedder
+    from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     return OnnxEmbedder.from_name(MODEL)
 
@@ -56,7 +56,7 @@ def test_archive_holds_the_model_the_script_and_the_library_from_src(archive_dir
     assert "onnxruntime" in (archive_dir / "code" / "requirements.txt").read_text()
     packed = archive_dir / "code" / "visual_search"
     source = REPO_ROOT / "src" / "visual_search"
-    for name in ("images.py", "sagemaker_protocol.py", "onnx_embedder.py"):
+    for name in ("core/images.py", "embedders/sagemaker/protocol.py", "embedders/onnx/embedder.py"):
         assert (packed / name).read_bytes() == (source / name).read_bytes()
     assert not list(packed.rglob("__pycache__"))
 
@@ -98,7 +98,7 @@ def test_describe_and_bad_requests(inference, archive_dir):
                             "application/json")
     )
     assert (description.dimension, description.spec) == (model.dimension, model.spec)
-    from visual_search.errors import InvalidImageError, UnsupportedImageTypeError
+    from visual_search.core.errors import InvalidImageError, UnsupportedImageTypeError
 
     with pytest.raises(InvalidImageError):
         inference.input_fn(b"not an image", "application/x-image")

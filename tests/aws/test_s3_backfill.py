@@ -7,8 +7,8 @@ from pathlib import Path
 
 import boto3
 
-from visual_search.cli import main
-from visual_search.local_index import LocalIndex
+from visual_search.cli.main import main
+from visual_search.indexes.local.index import LocalIndex
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 

@@ -15,8 +15,8 @@ import pytest
 
 from visual_search.aws import handlers
 from visual_search.aws.handlers import build_event_indexer, handle_index_event
-from visual_search.s3_image_store import S3ImageStore
-from visual_search.settings import Settings
+from visual_search.stores.s3 import S3ImageStore
+from visual_search.core.settings import Settings
 
 from aws_fixtures import REGION, s3_event, sqs_batch
 
@@ -109,7 +109,7 @@ def test_corrupt_object_is_logged_and_reported_while_the_rest_is_indexed(lambda_
 def test_throttling_is_retried_then_the_message_is_reported_for_the_dead_letter_queue(
     lambda_env, bucket, demo_photos, loopback_endpoint, monkeypatch
 ):
-    monkeypatch.setattr("visual_search.sagemaker_embedder.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("visual_search.embedders.sagemaker.client.time.sleep", lambda seconds: None)
     upload(bucket, "a.jpg", demo_photos[0].read_bytes())
     handlers.index_handler({"Records": []}, None)  # builds the services (describe call) before throttling starts
     embedder = handlers._event_indexer.get().indexing.embedder
@@ -192,7 +192,7 @@ def test_every_delivery_order_of_three_events_converges_to_the_bucket_state(
                   s3_event(BUCKET, "item.jpg", created=True, sequencer="0A02"),
                   s3_event(BUCKET, "item.jpg", created=False, sequencer="0A03")]
     settings = Settings(embedder="sagemaker", sagemaker_endpoint="embedding-endpoint")
-    from visual_search.images import sha256_hex
+    from visual_search.core.hashing import sha256_hex
 
     for number, order in enumerate(itertools.permutations(range(3))):
         def factory(number=number):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from visual_search.aws.local_invoke import invoke_local
-from visual_search.settings import Settings
+from visual_search.core.settings import Settings
 
 from aws_fixtures import DEMO_IMAGES, EVENTS_DIR, load_event
 

@@ -10,7 +10,7 @@ import pytest
 
 from live_server import index_folder
 from visual_search.aws.http_events import handle_http_event
-from visual_search.search_api import SearchApi
+from visual_search.api.search_api import SearchApi
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 

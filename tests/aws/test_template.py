@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
-from visual_search.images import IMAGE_SUFFIXES
-from visual_search.settings import ENV_PREFIX, Settings
+from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.settings import ENV_PREFIX, Settings
 
 from aws_fixtures import REPO_ROOT
 

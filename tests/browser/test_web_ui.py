@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 from live_server import free_port, index_folder, read_labels, serving
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 import pytest
 
-from visual_search.ports import VectorIndex
+from visual_search.core.ports import VectorIndex
 
 IndexFactory = Callable[..., VectorIndex]
 
@@ -19,7 +19,7 @@ def make_index(request, tmp_path):
     cleanups: list[Callable[[], None]] = []
 
     if request.param == "embedded":
-        from visual_search.local_index import LocalIndex
+        from visual_search.indexes.local.index import LocalIndex
 
         def factory(model_id: str = "test-model", dimension: int = 8, name: str = "index") -> VectorIndex:
             index = LocalIndex(tmp_path / name, model_id=model_id, dimension=dimension, writable=True)
@@ -28,7 +28,7 @@ def make_index(request, tmp_path):
     else:
         base_url = request.getfixturevalue("opensearch_url")
         run_id = uuid.uuid4().hex[:10]  # one per test, so the same name reopens the same OpenSearch index
-        from visual_search.opensearch_index import OpenSearchIndex
+        from visual_search.indexes.opensearch.index import OpenSearchIndex
 
         def factory(model_id: str = "test-model", dimension: int = 8, name: str = "index") -> VectorIndex:
             index_name = f"contract-{name}-{run_id}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.errors import NotFoundError
-from visual_search.local_image_store import LocalFolderStore
-from visual_search.s3_image_store import S3ImageStore
+from visual_search.core.errors import NotFoundError
+from visual_search.stores.local_folder import LocalFolderStore
+from visual_search.stores.s3 import S3ImageStore
 
 OBJECTS = {
     "a/one.jpg": b"\xff\xd8one",

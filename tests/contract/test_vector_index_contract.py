@@ -11,8 +11,8 @@ import math
 import numpy as np
 import pytest
 
-from visual_search.errors import ModelMismatchError
-from visual_search.records import ImageRecord, SearchFilters
+from visual_search.core.errors import ModelMismatchError
+from visual_search.core.records import ImageRecord, SearchFilters
 
 DIMENSION = 8
 QUERY = np.eye(DIMENSION, dtype=np.float32)[0]

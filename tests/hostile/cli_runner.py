@@ -32,11 +32,11 @@ def run_cli(*args: str, timeout_s: float = 120, check_trace: bool = True) -> sub
 
 
 def local_model_available() -> bool:
-    return VISUAL_SEARCH.exists() and importlib.util.find_spec("visual_search.onnx_embedder") is not None
+    return VISUAL_SEARCH.exists() and importlib.util.find_spec("visual_search.embedders.onnx.embedder") is not None
 
 
 # The CLI runs the real in-process model: skipped locally while its module is missing, never skipped in CI.
 needs_local_model = pytest.mark.skipif(
     not local_model_available() and os.environ.get("CI", "").lower() != "true",
-    reason="the in-process ONNX embedder (visual_search.onnx_embedder) is not installed yet",
+    reason="the in-process ONNX embedder (visual_search.embedders.onnx.embedder) is not installed yet",
 )

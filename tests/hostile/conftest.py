@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visual_search.indexing_service import IndexingService, IndexItem
-from visual_search.local_index import LocalIndex
-from visual_search.search_service import SearchService
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.search import SearchService
 
 from corpus import demo_photo_paths, known_key
 from fakes import HistogramEmbedder

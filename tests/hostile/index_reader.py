@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from visual_search.errors import NotFoundError
-from visual_search.local_index import LocalIndex
+from visual_search.core.errors import NotFoundError
+from visual_search.indexes.local.index import LocalIndex
 
 
 def main() -> int:

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from visual_search.errors import VisualSearchError
-from visual_search.images import sha256_hex
-from visual_search.local_index import LocalIndex
+from visual_search.core.errors import VisualSearchError
+from visual_search.core.hashing import sha256_hex
+from visual_search.indexes.local.index import LocalIndex
 
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
 from conftest import assert_no_stack_trace

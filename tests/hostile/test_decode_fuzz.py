@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from visual_search.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageTypeError
-from visual_search.images import PreprocessSpec, decode_image, to_model_input
+from visual_search.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageTypeError
+from visual_search.core.images import PreprocessSpec, decode_image, to_model_input
 
 from corpus import encode, real_image
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from visual_search.local_index import LocalIndex
+from visual_search.indexes.local.index import LocalIndex
 
-from visual_search.images import IMAGE_SUFFIXES
+from visual_search.core.images import IMAGE_SUFFIXES
 
 from cli_runner import needs_local_model, run_cli
 from conftest import IndexSnapshot

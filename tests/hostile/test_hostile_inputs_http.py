@@ -8,8 +8,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 from conftest import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, FileCase, b64, multipart_body, request_params

@@ -10,8 +10,8 @@ import json
 import pytest
 
 from visual_search.aws import handlers
-from visual_search.search_api import SearchApi
-from visual_search.url_fetch import UrlFetcher
+from visual_search.api.search_api import SearchApi
+from visual_search.api.url_fetch import UrlFetcher
 
 from conftest import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params

@@ -26,8 +26,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 from conftest import assert_no_stack_trace
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from visual_search.cli import main
+from visual_search.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "catalogue"

@@ -13,12 +13,12 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
-from visual_search.images import decode_image
-from visual_search.errors import ModelFileError
-from visual_search.lite2_weights import default_weights_path
-from visual_search.onnx_embedder import OnnxEmbedder
-from visual_search.onnx_models import resolve_model
-from visual_search.ports import Embedder
+from visual_search.core.images import decode_image
+from visual_search.core.errors import ModelFileError
+from visual_search.embedders.lite2.weights import default_weights_path
+from visual_search.embedders.onnx.embedder import OnnxEmbedder
+from visual_search.embedders.onnx.registry import resolve_model
+from visual_search.core.ports import Embedder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 # Plausible ImageNet-1k classes (the first name of each entry) for each fixture photo.
@@ -218,7 +218,7 @@ def test_a_custom_config_naming_a_missing_output_is_refused(tmp_path):
 
 
 def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
-    from visual_search.onnx_models import model_cache_dir
+    from visual_search.embedders.onnx.registry import model_cache_dir
 
     monkeypatch.setenv("VISUAL_SEARCH_CACHE_DIR", str(tmp_path))
     assert model_cache_dir() == tmp_path

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.errors import InvalidRequestError, BackendUnauthorizedError
-from visual_search.opensearch_connection import (
+from visual_search.core.errors import InvalidRequestError, BackendUnauthorizedError
+from visual_search.indexes.opensearch.connection import (
     AwsSigV4Auth,
     BasicAuth,
     auth_from_env,

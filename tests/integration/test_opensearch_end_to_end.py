@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from visual_search.bootstrap import build_embedder
-from visual_search.cli import main
-from visual_search.local_index import LocalIndex
-from visual_search.opensearch_index import OpenSearchIndex
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.cli.main import main
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "catalogue"

@@ -9,9 +9,9 @@ import uuid
 import numpy as np
 import pytest
 
-from visual_search.errors import ModelMismatchError, NotFoundError
-from visual_search.opensearch_index import OpenSearchIndex
-from visual_search.records import ImageRecord, SearchFilters
+from visual_search.core.errors import ModelMismatchError, NotFoundError
+from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.core.records import ImageRecord, SearchFilters
 
 pytestmark = pytest.mark.opensearch
 

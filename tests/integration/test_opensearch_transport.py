@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from visual_search.errors import BackendUnavailableError, BackendUnauthorizedError
-from visual_search.opensearch_connection import AwsSigV4Auth
-from visual_search.opensearch_index import OpenSearchIndex
-from visual_search.opensearch_session import RetryPolicy
-from visual_search.records import ImageRecord
+from visual_search.core.errors import BackendUnavailableError, BackendUnauthorizedError
+from visual_search.indexes.opensearch.connection import AwsSigV4Auth
+from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.indexes.opensearch.session import RetryPolicy
+from visual_search.core.records import ImageRecord
 
 QUICK_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
 ERROR_BODIES = {

@@ -13,9 +13,9 @@ from PIL import Image
 
 from fakes import HistogramEmbedder
 from live_server import index_folder, serving
-from visual_search.sagemaker_embedder import SageMakerEmbedder
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.embedders.sagemaker.client import SageMakerEmbedder
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 FIXTURE = PHOTOS / "hat.jpg"
@@ -45,7 +45,7 @@ def test_invoke_endpoint_returns_the_in_process_models_vector(server):
         EndpointName="visual-search-embedder", ContentType="application/x-image", Body=data
     )
     predictions = np.asarray(json.loads(answer["Body"].read())["predictions"], dtype=np.float32)
-    from visual_search.images import decode_image
+    from visual_search.core.images import decode_image
 
     expected = embedder.embed([decode_image(data, min_size_px=embedder.spec.size_px).image])
     assert predictions.shape == (1, embedder.dimension)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 from live_server import index_folder
 

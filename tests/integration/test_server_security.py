@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from visual_search.search_service import SearchService
-from visual_search.server import create_app
-from visual_search.settings import Settings
+from visual_search.services.search import SearchService
+from visual_search.server.app import create_app
+from visual_search.core.settings import Settings
 
 from fakes import HistogramEmbedder
 from live_server import index_folder, serving

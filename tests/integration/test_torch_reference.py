@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from visual_search.images import decode_image, to_model_input
-from visual_search.onnx_embedder import OnnxEmbedder
+from visual_search.core.images import decode_image, to_model_input
+from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
 torch = pytest.importorskip("torch")
 reference = pytest.importorskip("efficientnet_lite_pytorch")
@@ -22,7 +22,7 @@ PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
-    from visual_search.lite2_graph import LITE2_PREPROCESS
+    from visual_search.embedders.lite2.graph import LITE2_PREPROCESS
 
     photos = sorted(PHOTOS.glob("*.jpg"))
     assert photos, "the fixture photos are missing"
@@ -31,7 +31,7 @@ def batch() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def torch_outputs(batch):
-    from visual_search.lite2_weights import default_weights_path
+    from visual_search.embedders.lite2.weights import default_weights_path
 
     model = reference.EfficientNet.from_pretrained("efficientnet-lite2", weights_path=str(default_weights_path()))
     model.eval()

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visual_search.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
-from visual_search.images import CropBox, PreprocessSpec, crop_image, decode_image, sha256_hex, to_model_input
+from visual_search.core.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.hashing import sha256_hex
+from visual_search.core.images import CropBox, PreprocessSpec, crop_image, decode_image, to_model_input
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

@@ -10,8 +10,8 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 
-from visual_search.errors import ModelFileError
-from visual_search.lite2_weights import default_weights_path, load_state_dict
+from visual_search.core.errors import ModelFileError
+from visual_search.embedders.lite2.weights import default_weights_path, load_state_dict
 
 MAGIC = 119547037146038801333356
 

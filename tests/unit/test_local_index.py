@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from visual_search.errors import IndexCorruptError, IndexLockedError, ModelMismatchError, NotFoundError
-from visual_search.local_index import LocalIndex
-from visual_search.local_index_store import DATABASE_FILE_NAME
-from visual_search.records import ImageRecord, SearchFilters
+from visual_search.core.errors import IndexCorruptError, IndexLockedError, ModelMismatchError, NotFoundError
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.indexes.local.store import DATABASE_FILE_NAME
+from visual_search.core.records import ImageRecord, SearchFilters
 
 DIMENSION = 16
 
@@ -93,7 +93,7 @@ def test_a_reader_sees_each_commit_of_the_writer_at_its_next_search(writer):
 
 
 def test_a_reader_far_behind_a_trimmed_change_log_reloads_everything(writer, monkeypatch):
-    import visual_search.local_index_store as store
+    import visual_search.indexes.local.store as store
 
     monkeypatch.setattr(store, "_REMOVAL_LOG_LIMIT", 10)
     monkeypatch.setattr(store, "_REMOVAL_LOG_KEPT", 2)

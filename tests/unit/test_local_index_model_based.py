@@ -8,8 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visual_search.local_index import LocalIndex
-from visual_search.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.core.records import ImageRecord, SearchFilters
 
 DIMENSION = 8
 KEYS = [f"k{i}" for i in range(12)]

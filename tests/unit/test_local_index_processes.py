@@ -11,9 +11,9 @@ import textwrap
 import numpy as np
 import pytest
 
-from visual_search.errors import IndexLockedError
-from visual_search.local_index import LocalIndex
-from visual_search.records import ImageRecord
+from visual_search.core.errors import IndexLockedError
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.core.records import ImageRecord
 
 DIMENSION = 32
 
@@ -23,8 +23,8 @@ WRITER_LOOP = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from visual_search.local_index import LocalIndex
-    from visual_search.records import ImageRecord
+    from visual_search.indexes.local.index import LocalIndex
+    from visual_search.core.records import ImageRecord
 
     index = LocalIndex(sys.argv[1], model_id="m", dimension=32, writable=True, ann_threshold=300)
     rng = np.random.default_rng(0)
@@ -45,7 +45,7 @@ WRITER_LOOP = textwrap.dedent(
 LOCK_HOLDER = textwrap.dedent(
     """
     import sys
-    from visual_search.local_index import LocalIndex
+    from visual_search.indexes.local.index import LocalIndex
 
     index = LocalIndex(sys.argv[1], model_id="m", dimension=32, writable=True)
     print("locked", flush=True)
@@ -58,7 +58,7 @@ READER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from visual_search.local_index import LocalIndex
+    from visual_search.indexes.local.index import LocalIndex
 
     index = LocalIndex(sys.argv[1])
     for _ in sys.stdin:

@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from fakes import HistogramEmbedder
-from visual_search.errors import InvalidImageError, InvalidRequestError, NotFoundError
-from visual_search.images import CropBox
-from visual_search.indexing_service import IndexingService, IndexItem
-from visual_search.local_index import LocalIndex
-from visual_search.records import SearchFilters
-from visual_search.search_service import SearchService
+from visual_search.core.errors import InvalidImageError, InvalidRequestError, NotFoundError
+from visual_search.core.images import CropBox
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.core.records import SearchFilters
+from visual_search.services.search import SearchService
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 40)}
 

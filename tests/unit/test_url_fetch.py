@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from visual_search.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
-from visual_search.url_fetch import UrlFetcher
-from visual_search.url_policy import is_public_address, parse_ip
+from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.api.url_fetch import UrlFetcher
+from visual_search.api.url_policy import is_public_address, parse_ip
 
 from loopback_image_host import image_host
 

@@ -13,15 +13,15 @@ import threading
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import bootstrap
-from ..errors import NotFoundError, VisualSearchError
-from ..indexing_service import IndexingService
-from ..ports import ImageStore, VectorIndex
-from ..search_api import SearchApi, error_body, error_result
-from ..settings import Settings
-from .http_events import handle_http_event, json_response
-from .s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
-from .s3_events import parse_event
+from visual_search import bootstrap
+from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.services.indexing import IndexingService
+from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.api.search_api import SearchApi, error_body, error_result
+from visual_search.core.settings import Settings
+from visual_search.aws.http_events import handle_http_event, json_response
+from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
+from visual_search.aws.s3_events import parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class SearchRuntime:
 
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
-    from ..url_fetch import UrlFetcher
+    from visual_search.api.url_fetch import UrlFetcher
 
     service = bootstrap.build_search_service(settings)
     fetcher = UrlFetcher(
@@ -119,7 +119,7 @@ class _Lazy:
 
 
 def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
-    from ..s3_image_store import S3ImageStore
+    from visual_search.stores.s3 import S3ImageStore
 
     stores: dict[str, ImageStore] = {}
     lock = threading.Lock()

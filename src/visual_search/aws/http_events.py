@@ -11,9 +11,9 @@ import binascii
 import json
 from typing import Callable
 
-from ..errors import InvalidRequestError, NotFoundError
-from ..ports import VectorIndex
-from ..search_api import API_KEY_HEADER, SearchApi, check_api_key, error_body, error_result
+from visual_search.core.errors import InvalidRequestError, NotFoundError
+from visual_search.core.ports import VectorIndex
+from visual_search.api.search_api import API_KEY_HEADER, SearchApi, check_api_key, error_body, error_result
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
-from .. import bootstrap
-from ..settings import Settings
-from .handlers import build_event_indexer, build_search_runtime, handle_index_event
-from .http_events import handle_http_event
+from visual_search import bootstrap
+from visual_search.core.settings import Settings
+from visual_search.aws.handlers import build_event_indexer, build_search_runtime, handle_index_event
+from visual_search.aws.http_events import handle_http_event
 
 
 def invoke_local(kind: str, event: dict, settings: Settings) -> dict:

@@ -16,12 +16,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..errors import NotFoundError, VisualSearchError
-from ..images import IMAGE_SUFFIXES
-from ..indexing_service import IndexingService, IndexItem
-from ..ports import ImageStore, VectorIndex
-from ..records import ImageRecord
-from .s3_events import ObjectEvent, is_later
+from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.core.records import ImageRecord
+from visual_search.aws.s3_events import ObjectEvent, is_later
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,103 @@
+"""The HTTP API's request and response bodies: the one definition shared by the local server and the Lambda handlers.
+
+Pydantic only (no FastAPI), so a Lambda function can import it. A body that does not fit these models is a
+422 `validation_error`; a body that fits but names zero or several query sources is a 400 `ambiguous_query`
+(see search_api.py); a crop that does not lie inside the image is a 400 `invalid_request`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from visual_search.core.records import SearchFilters
+from visual_search.core.records import MAX_K
+
+DEFAULT_K = 12
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused rather than ignored: a misspelt "filter" must not silently search everything.
+    model_config = ConfigDict(extra="forbid")
+
+
+class CropRequest(_Strict):
+    """A region of the query image as fractions of its (EXIF-oriented) width and height."""
+
+    x: float = Field(allow_inf_nan=False, description="left edge, 0-1")
+    y: float = Field(allow_inf_nan=False, description="top edge, 0-1")
+    w: float = Field(allow_inf_nan=False, description="width, > 0, x + w <= 1")
+    h: float = Field(allow_inf_nan=False, description="height, > 0, y + h <= 1")
+
+
+class FiltersRequest(_Strict):
+    """Only return images whose label is one of `label` and whose attributes take one of the listed values."""
+
+    label: Optional[list[str]] = Field(default=None, max_length=200)
+    attributes: Optional[dict[str, list[str]]] = None
+
+    def to_filters(self) -> SearchFilters:
+        return SearchFilters(
+            labels=frozenset(self.label) if self.label else None,
+            attributes={name: frozenset(values) for name, values in (self.attributes or {}).items()},
+        )
+
+
+class SearchRequest(_Strict):
+    """Exactly one of `image`, `url` or `key` names the query."""
+
+    image: Optional[str] = Field(
+        default=None, description="the query photo, base64-encoded; a data URL (data:image/jpeg;base64,...) is accepted"
+    )
+    url: Optional[str] = Field(default=None, max_length=2048, description="an http(s) address of the query photo")
+    key: Optional[str] = Field(
+        default=None, max_length=1024, description='an indexed image\'s key: "more like this" without re-embedding'
+    )
+    k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="how many results, 1-100")
+    filters: Optional[FiltersRequest] = None
+    crop: Optional[CropRequest] = None
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k_is_not_a_boolean(cls, value):
+        # Pydantic's lax mode would read true as 1; a boolean k is a client bug worth reporting.
+        if isinstance(value, bool):
+            raise ValueError("k must be a whole number, not a boolean")
+        return value
+
+
+class SearchResult(BaseModel):
+    key: str
+    score: float = Field(description="cosine similarity: 1.0 is the same image, higher is more similar")
+    url: str = Field(description="where a browser can load the image (a server path or a presigned URL)")
+    label: Optional[str] = None
+    width: int
+    height: int
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    took_ms: float = Field(description="server-side time to handle the request, in milliseconds")
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. invalid_image, url_refused, validation_error")
+    message: str = Field(description="a sentence a shopper or developer can act on")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class StatsResponse(BaseModel):
+    count: int
+    dimension: Optional[int] = None
+    model_id: Optional[str] = None
+    labels: dict[str, int] = Field(default_factory=dict, description="records per label; unlabelled omitted")
+    backend: str
+
+
+class HealthResponse(BaseModel):
+    status: str = "ok"
+    model_id: Optional[str] = None

@@ -1,0 +1,109 @@
+"""Reading a search request body (JSON, multipart/form-data or a raw image) into fields and image bytes.
+
+Pure functions over bytes, with no web framework, so the local server and the Lambda handler read bodies the
+same way. Raises UnsupportedImageTypeError (415) for media types it cannot read, InvalidRequestError (400) for
+malformed bodies and bad base64, ImageTooLargeError (413) for images over the limit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from email.message import Message
+
+from visual_search.core.errors import InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.wire import check_image_size, json_object
+
+ACCEPTED_TYPES = "application/json, multipart/form-data (field 'file') or an image/* body"
+_FORM_FIELDS = ("k", "filters", "crop", "key", "url")  # JSON-valued or plain form fields besides `file`
+
+
+@dataclass
+class ParsedBody:
+    """The request's fields (validated later against SearchRequest) and, for uploads, the raw image bytes."""
+
+    fields: dict = field(default_factory=dict)
+    image: bytes | None = None
+
+
+def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """("multipart/form-data", {"boundary": ...}) from a Content-Type header value."""
+    message = Message()
+    message["content-type"] = content_type or ""
+    params = {name.lower(): value for name, value in message.get_params(failobj=[])[1:]}
+    return message.get_content_type().lower() if content_type else "", params
+
+
+def max_body_bytes(max_image_bytes: int) -> int:
+    """The largest body worth reading: an image of the limit, base64-encoded, plus room for the other fields."""
+    return max_image_bytes * 4 // 3 + 64 * 1024
+
+
+def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> ParsedBody:
+    kind, params = media_type(content_type)
+    if kind == "application/json" or kind.endswith("+json"):
+        return ParsedBody(fields=json_object(body))
+    if kind == "multipart/form-data":
+        return _parse_multipart(body, params.get("boundary", ""), max_image_bytes)
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        check_image_size(len(body), max_image_bytes)
+        return ParsedBody(image=body)
+    raise UnsupportedImageTypeError(
+        f"cannot read a {kind or 'request without a content type'} body: send {ACCEPTED_TYPES}"
+    )
+
+
+def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> ParsedBody:
+    if not boundary:
+        raise InvalidRequestError("the multipart body has no boundary", code="invalid_multipart")
+    parsed = ParsedBody()
+    delimiter = b"--" + boundary.encode("latin-1")
+    for raw_part in body.split(delimiter)[1:]:
+        if raw_part.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = raw_part.partition(b"\r\n\r\n")
+        if not separator:
+            continue
+        if content.endswith(b"\r\n"):
+            content = content[:-2]
+        disposition = _header(head, "content-disposition")
+        name = _param(disposition, "name")
+        if name and (name in parsed.fields or (name == "file" and parsed.image is not None)):
+            raise InvalidRequestError(f"the form field {name!r} is given twice", code="invalid_multipart")
+        if name == "file":
+            check_image_size(len(content), max_image_bytes)
+            parsed.image = content
+        elif name in _FORM_FIELDS:
+            text = content.decode("utf-8", errors="replace")
+            parsed.fields[name] = _form_value(name, text)
+        elif name:
+            parsed.fields[name] = content.decode("utf-8", errors="replace")  # refused later as an extra field
+    if parsed.image is None and not any(name in parsed.fields for name in ("key", "url")):
+        raise InvalidRequestError("the multipart body has no 'file' field", code="invalid_multipart")
+    return parsed
+
+
+def _form_value(name: str, text: str):
+    if name in ("filters", "crop"):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise InvalidRequestError(f"the form field {name!r} must be a JSON object", code="invalid_multipart")
+        return value
+    return text
+
+
+def _header(head: bytes, wanted: str) -> str:
+    for line in head.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        if name.strip().lower() == wanted:
+            return value.strip()
+    return ""
+
+
+def _param(header_value: str, wanted: str) -> str | None:
+    message = Message()
+    message["content-disposition"] = header_value
+    return message.get_param(wanted, header="content-disposition")

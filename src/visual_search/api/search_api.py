@@ -1,0 +1,153 @@
+"""Transport-neutral handling of the HTTP API: bytes and a content type in, a status and a JSON-able body out.
+
+Both the local FastAPI server and the AWS Lambda search handler call this, so they validate, fetch, search and
+answer errors identically. Every failure becomes {"error": {"code", "message"}} with the status its error class
+names; an unexpected exception is logged and answered 500 `internal_error` without a stack trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Callable, Protocol
+
+from pydantic import ValidationError
+
+from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
+from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnauthorizedError, VisualSearchError
+from visual_search.core.images import CropBox
+from visual_search.core.records import ImageRecord
+from visual_search.api.request_bodies import max_body_bytes, parse_body
+from visual_search.core.wire import decode_base64_image
+from visual_search.services.search import SearchOutcome, SearchService
+
+logger = logging.getLogger(__name__)
+
+ApiResult = tuple[int, dict]
+UrlFor = Callable[[ImageRecord], str]
+API_KEY_HEADER = "X-API-Key"
+
+
+def check_api_key(expected: str | None, given: str | None) -> None:
+    """Raises UnauthorizedError unless `given` is the configured key (compared in constant time); no key, no check."""
+    if not expected:
+        return
+    if not hmac.compare_digest((given or "").encode(), expected.encode()):
+        raise UnauthorizedError(f"a valid {API_KEY_HEADER} header is required")
+
+
+class ImageFetcher(Protocol):
+    """What SearchApi needs from url_fetch.UrlFetcher: `fetch(url).data` is the image's bytes."""
+
+    def fetch(self, url: str): ...
+
+
+class SearchApi:
+    """The API's operations over a SearchService.
+
+    `url_for(record)` is where a browser loads a result image ("/images/<key>" locally, a presigned URL in AWS).
+    `fetcher` serves `url` queries; without one they are refused. `max_upload_bytes` bounds the query image
+    (decoded); `max_body_bytes` is the largest request body worth reading (the image base64-encoded, plus fields).
+    """
+
+    def __init__(
+        self,
+        service: SearchService,
+        *,
+        url_for: UrlFor,
+        fetcher: ImageFetcher | None = None,
+        max_upload_bytes: int = 10 * 1024 * 1024,
+    ):
+        self.service = service
+        self.url_for = url_for
+        self.fetcher = fetcher
+        self.max_upload_bytes = max_upload_bytes
+        self.max_body_bytes = max_body_bytes(max_upload_bytes)
+
+    def handle_search(self, body: bytes, content_type: str | None) -> ApiResult:
+        """POST /search. Never raises: any failure is returned as (status, error body)."""
+        started = time.perf_counter()
+        try:
+            outcome = self._search(body, content_type)
+            results = [self._result(hit.record, hit.score) for hit in outcome.hits]
+            took_ms = round((time.perf_counter() - started) * 1000.0, 2)
+            return 200, SearchResponse(results=results, took_ms=took_ms).model_dump()
+        except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
+            return error_result(exc)
+
+    def stats(self) -> ApiResult:
+        try:
+            stats = self.service.stats()
+            return 200, StatsResponse(
+                count=stats.count,
+                dimension=stats.dimension,
+                model_id=stats.model_id,
+                labels=dict(stats.labels),
+                backend=stats.backend,
+            ).model_dump()
+        except Exception as exc:  # noqa: BLE001
+            return error_result(exc)
+
+    def health(self) -> ApiResult:
+        return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
+
+    def _search(self, body: bytes, content_type: str | None) -> SearchOutcome:
+        if len(body) > self.max_body_bytes:
+            raise ImageTooLargeError(f"the request is over the {self.max_upload_bytes:,}-byte image limit")
+        parsed = parse_body(body, content_type, self.max_upload_bytes)
+        request = SearchRequest.model_validate(parsed.fields)
+        image = parsed.image
+        sources = [name for name in ("image", "url", "key") if getattr(request, name) is not None]
+        if image is not None:
+            sources.insert(0, "file")
+        if len(sources) != 1:
+            named = ", ".join(sources) if sources else "none"
+            raise InvalidRequestError(f"give exactly one of image, url or key (got: {named})", code="ambiguous_query")
+        filters = request.filters.to_filters() if request.filters else None
+        if request.key is not None:
+            if request.crop is not None:
+                raise InvalidRequestError("crop applies to an image or url query, not to a key")
+            return self.service.search_key(request.key, k=request.k, filters=filters)
+        if request.image is not None:
+            image = decode_base64_image(request.image, self.max_upload_bytes)
+        elif request.url is not None:
+            if self.fetcher is None:
+                raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
+            image = self.fetcher.fetch(request.url).data
+        crop = CropBox(**request.crop.model_dump()) if request.crop else None
+        return self.service.search_image(image, k=request.k, filters=filters, crop=crop)
+
+    def _result(self, record: ImageRecord, score: float) -> SearchResult:
+        return SearchResult(
+            key=record.key,
+            score=round(float(score), 6),
+            url=self.url_for(record),
+            label=record.label,
+            width=record.width,
+            height=record.height,
+        )
+
+
+def error_body(code: str, message: str) -> dict:
+    return ErrorResponse.model_validate({"error": {"code": code, "message": message}}).model_dump()
+
+
+def error_result(exc: BaseException) -> ApiResult:
+    """(status, body) for any exception; only the library's own errors and validation errors reach the client."""
+    if isinstance(exc, VisualSearchError):
+        return exc.http_status, error_body(exc.code, exc.message)
+    if isinstance(exc, ValidationError):
+        return 422, error_body("validation_error", describe_validation_errors(exc.errors()))
+    logger.exception("unexpected error while handling a request")
+    return 500, error_body("internal_error", "the server failed to handle this request; it has been logged")
+
+
+def describe_validation_errors(errors) -> str:
+    """One line per problem, e.g. "k: Input should be less than or equal to 100", with no input values echoed."""
+    parts = []
+    for error in errors[:5]:
+        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",)) or "body"
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)
+

@@ -1,0 +1,219 @@
+"""What each `visual-search` command does, over the services that bootstrap.py builds."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+from visual_search import bootstrap
+from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
+from visual_search.core.errors import InvalidRequestError, VisualSearchError
+from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.services.indexing import IndexItem
+from visual_search.core.records import SearchFilters
+from visual_search.core.settings import Settings
+
+
+def run_index(args, settings: Settings) -> int:
+    entries = read_catalogue_csv(args.labels) if args.labels else []
+    # Files are matched by resolved path; S3 objects by the key as the CSV writes it.
+    labels = {entry.path: entry for entry in entries} | {entry.listed_path: entry for entry in entries}
+    items = _without_duplicate_keys(_items_from_paths(args.paths, labels))
+    if not items:
+        print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
+        return 1
+    service = bootstrap.build_indexing_service(settings, batch_size=args.batch_size)
+    try:
+        with _progress_bar(len(items), disabled=args.quiet) as progress:
+            report = service.index_items(items, progress=progress.update)
+    finally:
+        service.index.close()  # lets the embedded index bring its HNSW graph up to date and release its lock
+    for failure in report.failed:
+        print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
+    print(
+        f"indexed {report.indexed}, unchanged {report.unchanged}, failed {len(report.failed)} "
+        f"in {report.seconds:.1f} s ({report.images_per_s:.0f} images/s); index: {_shown(settings.index)}",
+        file=sys.stderr,
+    )
+    nothing_indexed = report.indexed == 0 and report.unchanged == 0
+    return 1 if nothing_indexed else 0
+
+
+def run_search(args, settings: Settings) -> int:
+    service = bootstrap.build_search_service(settings)
+    filters = SearchFilters(labels=frozenset(args.label)) if args.label else None
+    failures = 0
+    for image_path in args.images:
+        try:
+            outcome = service.search_image(Path(image_path).read_bytes(), k=args.k, filters=filters)
+        except (VisualSearchError, OSError) as exc:
+            failures += 1
+            print(f"visual-search: {image_path}: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+            continue
+        results = [
+            {"key": hit.record.key, "score": round(hit.score, 4), "label": hit.record.label} for hit in outcome.hits
+        ]
+        if args.json:
+            print(json.dumps({"query": image_path, "results": results}, ensure_ascii=False))
+            continue
+        print(f"{image_path} ({outcome.took_ms:.0f} ms)")
+        for rank, result in enumerate(results, 1):
+            print(f"  {rank:>3}  {result['score']:.4f}  {result['key']}  {result['label'] or ''}".rstrip())
+    return 1 if failures else 0
+
+
+def run_remove(args, settings: Settings) -> int:
+    # Deleting needs no model: the index is opened for whichever model made it.
+    index = bootstrap.open_index(settings, writable=True)
+    try:
+        removed = index.delete(list(args.keys))
+    finally:
+        index.close()
+    print(f"removed {removed} of {len(args.keys)} keys", file=sys.stderr)
+    return 0 if removed else 1
+
+
+def run_stats(args, settings: Settings) -> int:
+    stats = bootstrap.open_index(settings, writable=False).stats()
+    if args.json:
+        print(json.dumps({"count": stats.count, "dimension": stats.dimension, "model": stats.model_id,
+                          "backend": stats.backend, "labels": dict(stats.labels)}))
+        return 0
+    print(f"index:     {_shown(settings.index)} ({stats.backend})")
+    print(f"images:    {stats.count}")
+    print(f"model:     {stats.model_id or '-'} ({stats.dimension or '-'} dimensions)")
+    for label, count in sorted(stats.labels.items(), key=lambda item: -item[1]):
+        print(f"  {count:>6}  {label}")
+    return 0
+
+
+def run_eval(args, settings: Settings) -> int:
+    import numpy as np
+
+    from visual_search.services.evaluation import score_retrieval
+
+    embedder = bootstrap.build_embedder(settings, bulk=True)
+    if args.resize:
+        embedder.spec = replace(embedder.spec, resize=args.resize)
+    gallery = [entry for entry in read_catalogue_csv(args.gallery) if entry.label]
+    queries = [entry for entry in read_catalogue_csv(args.queries) if entry.label] if args.queries else None
+
+    def embed_all(entries: list[CatalogueEntry], name: str, scratch: str):
+        index_settings = settings.with_overrides(index=str(Path(scratch) / name))
+        service = bootstrap.build_indexing_service(index_settings, embedder=embedder)
+        items = [IndexItem(str(i), str(e.path), e.path.read_bytes, e.label) for i, e in enumerate(entries)]
+        with _progress_bar(len(items), disabled=args.json) as progress:
+            report = service.index_items(items, progress=progress.update)
+        for failure in report.failed:
+            print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
+        try:
+            vectors = {i: service.index.get_vector(str(i)) for i in range(len(entries))}
+        finally:
+            service.index.close()
+        kept = [i for i, vector in vectors.items() if vector is not None]
+        if not kept:
+            raise InvalidRequestError(f"none of the {len(entries)} labelled images of the {name} could be embedded")
+        return np.stack([vectors[i] for i in kept]), [entries[i].label for i in kept]
+
+    with tempfile.TemporaryDirectory(prefix="visual-search-eval-") as scratch:
+        gallery_vectors, gallery_labels = embed_all(gallery, "gallery", scratch)
+        query_vectors = query_labels = None
+        if queries is not None:
+            query_vectors, query_labels = embed_all(queries, "queries", scratch)
+    scores = score_retrieval(gallery_vectors, gallery_labels, query_vectors, query_labels, k=args.k)
+    if args.json:
+        print(json.dumps({**scores.as_dict(), "model": embedder.model_id, "resize": embedder.spec.resize}))
+    else:
+        print(f"model {embedder.model_id}, resize {embedder.spec.resize}, {scores.queries} queries")
+        print(f"recall@1 {scores.recall_at_1:.4f}  recall@{args.k} {scores.recall_at_k:.4f}  "
+              f"mAP {scores.mean_average_precision:.4f}")
+    return 0 if scores.queries else 1
+
+
+def run_serve(args, settings: Settings) -> int:
+    from visual_search.server.app import run_server
+
+    run_server(settings, host=args.host, port=args.port)
+    return 0
+
+
+def run_invoke(args, settings: Settings) -> int:
+    from visual_search.aws.local_invoke import invoke_local
+
+    event = json.loads(Path(args.event).read_text())
+    if args.bucket_dir:
+        settings = settings.with_overrides(image_store=args.bucket_dir)
+    print(json.dumps(invoke_local(args.function, event, settings), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
+    for location in paths:
+        if location.startswith("s3://") or Path(location).is_dir():
+            store = bootstrap.build_image_store(location)
+            for key in store.list_keys():
+                uri = store.uri(key)
+                entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
+                yield IndexItem(key, uri, (lambda s=store, k=key: s.read(k)),
+                                entry.label if entry else None, entry.attributes if entry else {})
+        elif Path(location).is_file():
+            path = Path(location).resolve()
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                print(f"skipped {path}: not an image file name ({', '.join(IMAGE_SUFFIXES)})", file=sys.stderr)
+                continue
+            entry = labels.get(path)
+            yield IndexItem(path.name, str(path), path.read_bytes,
+                            entry.label if entry else None, entry.attributes if entry else {})
+        else:
+            print(f"skipped {location}: no such file or folder", file=sys.stderr)
+
+
+def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
+    """Two sources with one key (the same file name given twice, overlapping folders) would overwrite each other:
+    keep the first and report the others."""
+    first_by_key: dict[str, IndexItem] = {}
+    for item in items:
+        if item.key in first_by_key:
+            print(f"skipped {item.uri}: same key {item.key!r} as {first_by_key[item.key].uri}", file=sys.stderr)
+        else:
+            first_by_key[item.key] = item
+    return list(first_by_key.values())
+
+
+def _shown(location: str) -> str:
+    """The index location without any password an OpenSearch URL carries (user:password@host)."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
+
+
+
+class _progress_bar:
+    """tqdm on stderr showing images/s; a no-op when disabled or when tqdm is not installed."""
+
+    def __init__(self, total: int, *, disabled: bool):
+        self.total, self.disabled, self._bar = total, disabled, None
+
+    def __enter__(self):
+        if not self.disabled:
+            try:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=self.total, unit="img", file=sys.stderr, dynamic_ncols=True)
+            except ImportError:
+                pass
+        return self
+
+    def update(self, count: int = 1) -> None:
+        if self._bar is not None:
+            self._bar.update(count)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.close()

@@ -1,0 +1,208 @@
+"""Image decoding, validation and model preprocessing: the one place where bytes become model input.
+
+Every path (CLI indexing, local server queries, Lambda handlers, the SageMaker inference script) decodes with
+`decode_image` and preprocesses with `to_model_input`, so the same photo gives the same vector everywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from visual_search.core.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
+
+# The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
+SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 64_000_000  # a 12 MP phone photo is far below; a 30000x30000 "bomb" is far above
+
+# Orientation values 5-8 swap width and height.
+_TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A region of the (EXIF-oriented) image as fractions of its width and height, each in [0, 1]."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def validate(self) -> None:
+        values = (self.x, self.y, self.w, self.h)
+        if not all(np.isfinite(v) for v in values):
+            raise InvalidRequestError("crop values must be finite numbers")
+        if self.x < 0 or self.y < 0 or self.w <= 0 or self.h <= 0 or self.x + self.w > 1.0001 or self.y + self.h > 1.0001:
+            raise InvalidRequestError("crop must lie inside the image: 0 <= x, y; w, h > 0; x + w <= 1; y + h <= 1")
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An RGB image ready for preprocessing. `width`/`height` are the full oriented size of the original file,
+    which can be larger than `image.size` when the JPEG was decoded at reduced scale (draft mode)."""
+
+    image: Image.Image
+    width: int
+    height: int
+    format: str
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a model wants its input. `mean`/`std` are in 0-255 pixel units: x' = (x - mean) / std.
+
+    `resize` is one of:
+    - "squash": the whole image resized to size_px x size_px, aspect ratio not kept;
+    - "center_crop": the short side resized to size_px, then the central square kept;
+    - "pad": the whole image fitted inside the square, keeping its aspect ratio, on a white background.
+    """
+
+    size_px: int = 260
+    mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    resize: str = "center_crop"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "PreprocessSpec":
+        """The inverse of dataclasses.asdict (how a model archive and an endpoint describe their input)."""
+        return cls(
+            size_px=int(values["size_px"]),
+            mean=tuple(float(v) for v in values["mean"]),
+            std=tuple(float(v) for v in values["std"]),
+            resize=str(values["resize"]),
+        )
+
+    def __post_init__(self) -> None:
+        if self.resize not in ("squash", "center_crop", "pad"):
+            raise ValueError(f"unknown resize policy {self.resize!r}: use squash, center_crop or pad")
+
+
+def decode_image(
+    data: bytes,
+    *,
+    min_size_px: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> DecodedImage:
+    """Decode and validate image bytes into an oriented RGB image.
+
+    `min_size_px` lets a large JPEG be decoded at a reduced DCT scale (draft mode) as long as both sides stay
+    at least that big: a 12 MP photo needed at 260 px decodes about 5x faster. 0 decodes in full.
+    Transparency is composited on white; animated images give their first frame; 16-bit images are scaled.
+    Raises InvalidImageError, UnsupportedImageTypeError or ImageTooLargeError.
+    """
+    if not data:
+        raise InvalidImageError("the file is empty")
+    Image.init()  # registers every plugin; a no-op after the first call
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from None
+    except Image.DecompressionBombWarning as exc:
+        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from None
+    except Exception:
+        raise _unreadable(data) from None
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"the image is {width}x{height}, over the limit of {max_pixels:,} pixels")
+    file_format = image.format or "unknown"
+    orientation = _orientation(image)
+    if orientation in _TRANSPOSING_ORIENTATIONS:
+        width, height = height, width
+    try:
+        if min_size_px and file_format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
+            image.draft("RGB", (min_size_px, min_size_px))
+        image.load()
+        image = ImageOps.exif_transpose(image) if orientation > 1 else image
+        rgb = _to_rgb(image)
+    except (ImageTooLargeError, InvalidImageError):
+        raise
+    except Exception as exc:
+        raise InvalidImageError(f"the image data is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    return DecodedImage(image=rgb, width=width, height=height, format=file_format)
+
+
+def crop_image(decoded: DecodedImage, crop: CropBox) -> Image.Image:
+    """The crop region of a decoded image; at least 1x1 pixel."""
+    crop.validate()
+    w, h = decoded.image.size
+    left, top = int(round(crop.x * w)), int(round(crop.y * h))
+    right = max(left + 1, min(w, int(round((crop.x + crop.w) * w))))
+    bottom = max(top + 1, min(h, int(round((crop.y + crop.h) * h))))
+    return decoded.image.crop((left, top, right, bottom))
+
+
+def to_model_input(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
+    """Resize per `spec.resize` with bicubic filtering, then normalise: float32 (3, size_px, size_px), CHW."""
+    size = spec.size_px
+    if spec.resize == "squash":
+        resized = image.resize((size, size), Image.Resampling.BICUBIC)
+    elif spec.resize == "center_crop":
+        resized = ImageOps.fit(image, (size, size), Image.Resampling.BICUBIC, centering=(0.5, 0.5))
+    else:
+        fitted = ImageOps.contain(image, (size, size), Image.Resampling.BICUBIC)
+        resized = Image.new("RGB", (size, size), (255, 255, 255))
+        resized.paste(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
+    channels = np.asarray(resized).transpose(2, 0, 1)  # uint8 CHW, a view
+    lookup = _normalisation_table(spec.mean, spec.std)
+    tensor = np.empty(channels.shape, dtype=np.float32)
+    for channel in range(3):
+        # A 256-entry table per channel gives the same float32 values as (x - mean) / std at a third of the cost.
+        np.take(lookup[channel], channels[channel], out=tensor[channel])
+    return tensor
+
+
+@functools.lru_cache(maxsize=8)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """float32 (3, 256): entry [c, x] is (x - mean[c]) * (1 / std[c]), computed in float32."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    table = (values - np.asarray(mean, dtype=np.float32)[:, None]) * (1.0 / np.asarray(std, dtype=np.float32))[:, None]
+    table.setflags(write=False)
+    return table
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if getattr(image, "n_frames", 1) > 1:
+        image.seek(0)
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # PIL's own conversion clips 16-bit values at 255 (a white image); scale to the 8-bit range instead.
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or array.max(initial=0) > 255 else 255.0
+        gray = np.clip(array * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info)
+    if has_alpha or (mode in ("RGB", "L") and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image if mode == "RGB" else image.convert("RGB")
+
+
+def _unreadable(data: bytes) -> Exception:
+    head = data[:512].lstrip().lower()
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        return UnsupportedImageTypeError("SVG is not supported: send a JPEG, PNG, WebP, GIF, BMP or TIFF image")
+    try:
+        other = Image.open(io.BytesIO(data))
+        return UnsupportedImageTypeError(
+            f"{other.format} images are not supported: send a JPEG, PNG, WebP, GIF, BMP or TIFF image"
+        )
+    except Exception:
+        return InvalidImageError("the data is not a readable image (JPEG, PNG, WebP, GIF, BMP or TIFF)")

@@ -1,0 +1,81 @@
+"""The three ports the services depend on; adapters implement them and bootstrap.py chooses which."""
+
+from __future__ import annotations
+
+from typing import Iterator, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from visual_search.core.images import PreprocessSpec
+from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns decoded RGB images into unit-length vectors.
+
+    `model_id` names the model and its weights (e.g. ``efficientnet-lite2-fp32:9656183e-b1``); an index refuses
+    vectors of any other model_id. `embed` returns float32 of shape (len(images), dimension), each row with
+    L2 norm 1, so the dot product of two rows is their cosine similarity. `spec` is the model's input contract;
+    callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.
+    """
+
+    model_id: str
+    dimension: int
+    spec: PreprocessSpec
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Stores one vector and one ImageRecord per key, and finds the nearest vectors by cosine similarity.
+
+    Raises ModelMismatchError when opened for, or given vectors of, another model or dimension.
+    """
+
+    def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        """Insert or replace by key. `vectors` is float32 (len(records), dimension), unit rows."""
+
+    def delete(self, keys: Sequence[str]) -> int:
+        """Remove these keys; unknown keys are ignored. Returns how many were removed."""
+
+    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        """The records of the keys that exist."""
+
+    def get_vector(self, key: str) -> np.ndarray | None:
+        """The stored unit vector of `key`, float32 (dimension,), or None."""
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        exclude_keys: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """At most k hits ordered by descending score; fewer only when fewer records match the filters."""
+
+    def count(self) -> int: ...
+
+    def stats(self) -> IndexStats: ...
+
+    def close(self) -> None:
+        """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""
+
+
+@runtime_checkable
+class ImageStore(Protocol):
+    """Where catalogue images live: a local folder or an S3 bucket. Keys use '/' separators."""
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Keys of the objects under `prefix` that have an image file suffix, in a stable order."""
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes. Raises NotFoundError for an unknown key."""
+
+    def uri(self, key: str) -> str:
+        """Where the object lives, recorded in ImageRecord.uri (an absolute path or s3://bucket/key)."""
+
+    def url_for(self, key: str) -> str:
+        """An address a browser can load the image from (a server path, or a presigned URL)."""

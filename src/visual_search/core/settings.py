@@ -1,0 +1,84 @@
+"""Settings read from environment variables (and overridden by CLI flags); the only input bootstrap.py needs."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from visual_search.core.images import DEFAULT_MAX_PIXELS
+
+ENV_PREFIX = "VISUAL_SEARCH_"
+
+
+def default_index_location() -> str:
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("visual-search")) / "index")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an entry point can configure. Each field's environment variable is VISUAL_SEARCH_<FIELD>.
+
+    index: an index directory, or an OpenSearch URL (opensearch://host:9200/name, https://host/name).
+    model: "lite2-fp32" (the default), "lite2-int8", or the path of a custom ONNX model's JSON config.
+    embedder: "local" (ONNX Runtime in-process) or "sagemaker" (the endpoint named by sagemaker_endpoint).
+    image_store: where catalogue images live for the AWS paths: an s3://bucket/prefix URL or a folder.
+    """
+
+    index: str = field(default_factory=default_index_location)
+    # fp32 is the default: see README "Model and preprocessing" for the measurements behind the choice.
+    model: str = "lite2-fp32"
+    threads: int | None = None
+    embedder: str = "local"
+    sagemaker_endpoint: str | None = None
+    image_store: str | None = None
+    calibration_dir: str | None = None
+    cache_dir: str | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    url_allowlist: tuple[str, ...] = ()
+    url_timeout_s: float = 5.0
+    api_key: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    presigned_url_expiry_s: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+        """Defaults, then VISUAL_SEARCH_* variables, then non-None `overrides` (CLI flags)."""
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for name, current in cls.__dataclass_fields__.items():
+            raw = environ.get(ENV_PREFIX + name.upper())
+            if raw is None and name == "index":
+                raw = environ.get(ENV_PREFIX + "INDEX_DIR")
+            if raw is not None and raw != "":
+                values[name] = _parse(name, raw, current.type)
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides) -> "Settings":
+        return replace(self, **{name: value for name, value in overrides.items() if value is not None})
+
+    @property
+    def index_is_opensearch(self) -> bool:
+        return self.index.startswith(("opensearch://", "opensearchs://", "http://", "https://"))
+
+
+def _parse(name: str, raw: str, type_name) -> object:
+    type_text = str(type_name)
+    if "tuple" in type_text:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if type_text.startswith("int"):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
+    if type_text.startswith("float"):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+    return raw

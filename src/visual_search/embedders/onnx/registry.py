@@ -1,0 +1,155 @@
+"""Resolves a model name ("lite2-fp32", "lite2-int8") or a custom-model JSON config to an ONNX file on disk.
+
+The built-in models are built from the installed weights once and cached under
+`$VISUAL_SEARCH_CACHE_DIR` (else the platform user cache dir, ``.../visual-search/models``), keyed by the
+weights' SHA-256, the graph builder version and, for int8, the calibration photos. A file appears in the cache
+only by an atomic rename, so another process never opens a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from visual_search.core.errors import ModelFileError
+from visual_search.core.hashing import file_sha256
+from visual_search.embedders.lite2.weights import default_weights_path
+from visual_search.embedders.onnx.resolved_model import ResolvedModel
+
+BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
+CACHE_DIR_ENV = "VISUAL_SEARCH_CACHE_DIR"
+_build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
+
+
+def model_cache_dir() -> Path:
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("visual-search")) / "models"
+
+
+def resolve_model(
+    name: str | Path,
+    *,
+    calibration_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    weights_path: Path | None = None,
+) -> ResolvedModel:
+    """"lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos) or a path to a JSON config.
+
+    The first call for a built-in model builds it (about 2 s for fp32; int8 calibration takes a minute or two);
+    later calls only hash the weights and return. Raises ModelFileError.
+    """
+    if str(name) in BUILTIN_MODELS:
+        return _resolve_lite2(str(name), calibration_dir, Path(cache_dir) if cache_dir else model_cache_dir(), weights_path)
+    if str(name).lower().endswith(".json") or Path(name).is_file():
+        from visual_search.embedders.onnx.custom_model import load_custom_model
+
+        return load_custom_model(Path(name))
+    raise ModelFileError(f"unknown model {name!r}: use one of {', '.join(BUILTIN_MODELS)} or a model config .json")
+
+
+def _resolve_lite2(name: str, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None) -> ResolvedModel:
+    from visual_search.embedders.lite2 import graph as lite2_graph
+
+    weights_path = Path(weights_path) if weights_path else default_weights_path()
+    if not weights_path.is_file():
+        raise ModelFileError(f"the weights file {weights_path} does not exist")
+    weights_hash = _remembered_sha256(weights_path, cache_dir)
+    version = f"{weights_hash[:8]}-b{lite2_graph.BUILDER_VERSION}"
+    fp32_path = cache_dir / f"efficientnet-lite2-fp32-{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}.onnx"
+    _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp))
+    common = dict(
+        spec=lite2_graph.LITE2_PREPROCESS,
+        input_name=lite2_graph.INPUT_NAME,
+        embedding_output=lite2_graph.EMBEDDING_OUTPUT,
+        dimension=lite2_graph.EMBEDDING_DIMENSION,
+        logits_output=lite2_graph.LOGITS_OUTPUT,
+    )
+    if name == "lite2-fp32":
+        return ResolvedModel(model_id=f"efficientnet-lite2-fp32:{version}", onnx_path=fp32_path, **common)
+
+    from visual_search.embedders.onnx import int8 as int8_quantize
+
+    if calibration_dir is None:
+        raise ModelFileError(
+            "lite2-int8 needs a folder of real photos to calibrate on: set VISUAL_SEARCH_CALIBRATION_DIR "
+            "(or --calibration-dir), or use lite2-fp32"
+        )
+    photos = int8_quantize.calibration_images(Path(calibration_dir))
+    calibration_hash = _remembered(
+        cache_dir, _stat_fingerprint(photos), lambda: int8_quantize.calibration_fingerprint(photos)
+    )[:8]
+    int8_version = f"{version}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}"
+    int8_path = cache_dir / f"efficientnet-lite2-int8-{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}.onnx"
+    _ensure_cached(
+        int8_path,
+        lambda tmp: int8_quantize.quantize_static_int8(fp32_path, tmp, photos, lite2_graph.LITE2_PREPROCESS, lite2_graph.INPUT_NAME),
+    )
+    return ResolvedModel(model_id=f"efficientnet-lite2-int8:{int8_version}", onnx_path=int8_path, **common)
+
+
+def _remembered_sha256(path: Path, cache_dir: Path) -> str:
+    """The file's SHA-256, recomputed only when its path, size or mtime changed (hashing 25 MB takes 0.1-0.7 s)."""
+    return _remembered(cache_dir, _stat_fingerprint([path]), lambda: file_sha256(path))
+
+
+def _stat_fingerprint(paths: list[Path]) -> str:
+    parts = []
+    for path in paths:
+        stat = path.stat()
+        parts.append(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}")
+    return "\n".join(parts)
+
+
+def _remembered(cache_dir: Path, fingerprint: str, compute: Callable[[], str]) -> str:
+    """A content hash memoised in the cache under a hash of the files' paths, sizes and mtimes (like git's index)."""
+    memo = cache_dir / f"hash-{hashlib.sha256(fingerprint.encode()).hexdigest()[:24]}.txt"
+    try:
+        remembered = memo.read_text().strip()
+        if len(remembered) == 64:
+            return remembered
+    except OSError:
+        pass
+    digest = compute()
+    try:
+        _ensure_cached(memo, lambda temporary: temporary.write_text(digest))
+    except ModelFileError:
+        pass  # an unwritable cache only costs the hash next time; building the model will report it
+    return digest
+
+
+def _build_fp32(weights_path: Path, destination: Path) -> None:
+    import onnx
+
+    from visual_search.embedders.lite2.graph import build_lite2_model
+    from visual_search.embedders.lite2.weights import load_state_dict
+
+    onnx.save(build_lite2_model(load_state_dict(weights_path)), str(destination))
+
+
+def _ensure_cached(path: Path, build: Callable[[Path], object]) -> None:
+    """Builds `path` through a temporary sibling and an atomic rename, unless it already exists."""
+    if path.is_file():
+        return
+    with _build_lock:
+        if path.is_file():
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ModelFileError(f"cannot create the model cache folder {path.parent}: {exc.strerror or exc}") from None
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            build(temporary)
+            with open(temporary, "rb") as written:
+                os.fsync(written.fileno())
+            os.replace(temporary, path)  # atomic on POSIX and Windows; a racing builder just replaces an equal file
+        finally:
+            temporary.unlink(missing_ok=True)

@@ -1,0 +1,72 @@
+"""Keeps an embedded index's HNSW graph in step with the sidecar file its database names: follow, build, publish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from visual_search.indexes.local.hnsw import HnswGraph, HnswParams, faiss_available, load_sidecar, remove_sidecars
+from visual_search.indexes.local.store import IndexStore
+
+# Beyond this fraction of tombstones, over-fetching past them costs more than rebuilding the graph.
+_REBUILD_TOMBSTONE_FRACTION = 0.2
+
+
+class GraphSidecar:
+    """The graph a LocalIndex searches with (`graph`, None for exact search) and the file it came from.
+
+    Readers only `follow` the file named in the database; the writer also `maintain`s it: builds it once the
+    index reaches the ANN threshold, extends it with rows it does not cover, rebuilds it when tombstones pile
+    up, drops it below the threshold. A new graph is saved under a new name, then named in one commit, then
+    the old file is deleted, so a crash at any point leaves the database naming a complete file.
+    """
+
+    def __init__(self, store: IndexStore, directory: Path, dimension: int, params: HnswParams):
+        self._store, self._directory, self._dimension, self._params = store, directory, dimension, params
+        self.graph: HnswGraph | None = None
+        self.file = ""
+
+    def follow(self, meta: dict[str, str]) -> bool:
+        """Load the graph `meta` names if it is not the current one. False when its file is already gone
+        (the writer replaced it since this snapshot began): the caller should search exactly and retry."""
+        if meta["ann_file"] == self.file:
+            return True
+        self.graph = self._named_graph(meta)
+        self.file = meta["ann_file"] if self.graph is not None else ""
+        return self.graph is not None or not meta["ann_file"]
+
+    def _named_graph(self, meta: dict[str, str]) -> HnswGraph | None:
+        if meta["ann_file"] == self.file:
+            return self.graph
+        return load_sidecar(self._directory, meta["ann_file"], int(meta["ann_watermark"]), self._params)
+
+    def maintain(self, ann_threshold: int, min_tail: int | None) -> None:
+        """Writer only. `min_tail`: how many uncovered rows justify extending; None (after an upsert) means as
+        many as the graph holds, so graph work grows geometrically and stays proportional to rows indexed."""
+        meta = self._store.meta()
+        live, graph_size = int(meta["record_count"]), int(meta["ann_size"])
+        if min_tail is None and live >= ann_threshold and meta["ann_file"]:
+            if self._store.last_seq() - int(meta["ann_watermark"]) < graph_size:
+                return  # the cheap exit taken by most upserts: not even the issued seqs reach the graph's size
+        if live < ann_threshold or not faiss_available():
+            if meta["ann_file"]:
+                self._publish(None)
+            return
+        with self._store.snapshot():
+            graph = self._named_graph(meta)
+            covered_live = self._store.count_vectors_through(graph.watermark) if graph else 0
+            if graph is not None and graph.size - covered_live > _REBUILD_TOMBSTONE_FRACTION * graph.size:
+                graph = None
+            elif graph is not None and live - covered_live < (graph.size if min_tail is None else min_tail):
+                return
+            graph = graph or HnswGraph.empty(self._dimension, self._params)
+            for seqs, vectors in self._store.vectors_after(graph.watermark, self._dimension):
+                graph.add(seqs, vectors, int(seqs[-1]))
+        self._publish(graph)
+
+    def _publish(self, graph: HnswGraph | None) -> None:
+        name = graph.save(self._directory) if graph is not None else ""
+        with self._store.write():
+            self._store.set_meta({"ann_file": name, "ann_watermark": str(graph.watermark if graph else 0),
+                                  "ann_size": str(graph.size if graph else 0)})
+        remove_sidecars(self._directory, keep=name)
+        self.graph, self.file = graph, name

@@ -1,0 +1,266 @@
+"""The embedded VectorIndex: a directory holding SQLite (records, vectors) and an optional HNSW sidecar."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from visual_search.indexes.local.hnsw import HnswParams, remove_sidecars
+from visual_search.core.errors import IndexCorruptError, NotFoundError
+from visual_search.indexes.local.graph import GraphSidecar
+from visual_search.indexes.local.identity import checked_identity, checked_new_identity
+from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
+from visual_search.indexes.local.lock import WriterLock
+from visual_search.indexes.local.matrix import VectorMatrix
+from visual_search.indexes.local.search import nearest
+from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
+from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+
+DEFAULT_ANN_THRESHOLD = 20_000
+
+logger = logging.getLogger(__name__)
+
+
+class LocalIndex:
+    """A VectorIndex in a local directory, for one model: many reader processes, at most one writer.
+
+    `LocalIndex(directory, model_id=..., dimension=..., writable=True)` creates the directory if needed and
+    takes the writer lock (IndexLockedError if another writer holds it). `writable=False` opens an existing
+    index; model_id and dimension may then be omitted and are read from disk (attributes `model_id`,
+    `dimension`). Given ones that differ from the stored ones raise ModelMismatchError.
+
+    Every upsert/delete is one SQLite transaction (WAL): a crash leaves the last committed state, and
+    searches in any process see each commit from their next call. Search is exact (one matrix product over
+    an in-memory float32 copy) until the index holds `ann_threshold` vectors; above it, the writer keeps an
+    HNSW graph in a sidecar file (rebuilt on close()/optimize(), and during upserts whenever the rows it does
+    not cover reach its own size) and searches combine it with an exact pass over the rows it does not cover.
+    Methods are thread-safe (serialised by one lock).
+    """
+
+    backend = "embedded"
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        model_id: str | None = None,
+        dimension: int | None = None,
+        writable: bool = False,
+        ann_threshold: int = DEFAULT_ANN_THRESHOLD,
+        hnsw: HnswParams = HnswParams(),
+    ):
+        self.directory = Path(directory)
+        self.writable = writable
+        self.ann_threshold = ann_threshold
+        self.hnsw = hnsw
+        self._mutex = threading.RLock()
+        self._writer_lock: WriterLock | None = None
+        self._store: IndexStore | None = None
+        database = self.directory / DATABASE_FILE_NAME
+        if writable:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        elif not database.exists():
+            raise NotFoundError(f"no index at {self.directory} (no {DATABASE_FILE_NAME}); index some images first")
+        try:
+            self._store = IndexStore(database)
+            # The model check comes before the writer lock: a wrong model is the more useful error to report.
+            meta = self._stored_meta()
+            if meta:
+                self.model_id, self.dimension = checked_identity(self.directory, meta, model_id, dimension)
+            if writable:
+                self._writer_lock = WriterLock(self.directory)
+            if not meta:
+                self.model_id, self.dimension = self._create(model_id, dimension)
+        except sqlite3.DatabaseError as error:
+            self.close()
+            raise IndexCorruptError(f"{database} is not a readable index database: {error}") from error
+        except BaseException:
+            self.close()
+            raise
+        if writable:
+            remove_sidecars(self.directory, keep=self._store.meta()["ann_file"])
+        self._matrix = VectorMatrix(self.dimension)
+        self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw)
+        self._seen_generation = -1  # -1: nothing loaded yet
+        self._seen_removal = 0
+        self._loaded_through_seq = 0
+
+    def _stored_meta(self) -> dict[str, str]:
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        return self._store.meta() if self._store.connection.execute(query).fetchone() else {}
+
+    def _create(self, model_id: str | None, dimension: int | None) -> tuple[str, int]:
+        if not self.writable:
+            raise NotFoundError(f"no index at {self.directory} yet; index some images first")
+        meta = self._stored_meta()  # a writer that held the lock before ours may have created it meanwhile
+        if meta:
+            return checked_identity(self.directory, meta, model_id, dimension)
+        model_id, dimension = checked_new_identity(model_id, dimension)
+        self._store.create_schema(model_id, dimension, time.time())
+        return model_id, dimension
+
+    @property
+    def _db(self) -> IndexStore:
+        if self._store is None:
+            raise ValueError(f"the index at {self.directory} is closed")
+        return self._store
+
+    def _require_writable(self) -> None:
+        if not self.writable:
+            raise PermissionError(f"the index at {self.directory} was opened read-only (writable=False)")
+
+    # -- writes -------------------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        """Insert or replace by key, in one transaction. `vectors`: float (len(records), dimension), unit rows."""
+        self._require_writable()
+        unit = unit_rows(vectors, self.dimension)
+        records = checked_records(records, len(unit))
+        if not records:
+            return
+        with self._mutex:
+            with self._db.write():
+                self._db.replace(records, unit)
+            try:
+                self._sidecar.maintain(self.ann_threshold, min_tail=None)
+            except OSError as error:
+                # The upsert is committed; the graph only speeds searches up, so a failed save (disk full)
+                # must not make the caller believe its records were lost. The next trigger retries.
+                logger.warning("could not update the HNSW sidecar of %s: %s", self.directory, error)
+
+    def delete(self, keys: Sequence[str]) -> int:
+        """Remove these keys in one transaction; unknown keys are ignored. Returns how many were removed."""
+        self._require_writable()
+        with self._mutex:
+            with self._db.write():
+                seqs = self._db.seqs_of_keys(list(dict.fromkeys(keys)))
+                if seqs:
+                    self._db.remove_seqs(seqs)
+            return len(seqs)
+
+    def optimize(self) -> None:
+        """Bring the HNSW sidecar up to date now (build, extend or rebuild), instead of at the next trigger."""
+        self._require_writable()
+        with self._mutex:
+            self._sidecar.maintain(self.ann_threshold, min_tail=1)
+
+    # -- reads --------------------------------------------------------------------------------------------
+
+    def _refresh(self) -> None:
+        """Bring the in-memory matrix and graph to the current snapshot: reads only what changed. Call in snapshot()."""
+        generation = self._db.generation()
+        if generation == self._seen_generation:
+            return
+        meta = self._db.meta()
+        if self._seen_generation < 0 or int(meta["removals_pruned_through"]) > self._seen_removal:
+            self._matrix.clear()
+            self._matrix.reserve(self._db.count())
+            self._seen_removal, self._loaded_through_seq = self._db.last_removal_id(), 0
+        else:
+            removed, self._seen_removal = self._db.removals_after(self._seen_removal)
+            self._matrix.remove(removed)
+        for seqs, vectors in self._db.vectors_after(self._loaded_through_seq, self.dimension):
+            self._matrix.append(seqs, vectors)
+            self._loaded_through_seq = int(seqs[-1])
+        if not self._sidecar.follow(meta):
+            return  # leaving the generation unseen makes the next search retry
+        self._seen_generation = generation
+
+    def search(
+        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None, exclude_keys: Sequence[str] = (),
+        *, exact: bool = False,
+    ) -> list[SearchHit]:
+        """At most k hits by descending cosine score; fewer only when fewer records match. `vector`: unit (dimension,).
+
+        `exact=True` skips the HNSW graph (ground truth for evaluations and benchmarks).
+        """
+        query = unit_query(vector, self.dimension)
+        k = checked_k(k)
+        with self._mutex, self._db.snapshot():
+            self._refresh()
+            excluded = np.asarray(self._db.seqs_of_keys(list(exclude_keys)), dtype=np.int64)
+            only = self._db.seqs_matching(filters) if filters is not None and not filters.is_empty else None
+            graph = None if exact else self._sidecar.graph
+            seqs, scores = nearest(self._matrix, graph, query, k, only_seqs=only,
+                                   excluded_seqs=excluded, exact_below=self.ann_threshold)
+            records = self._db.records_by_seq(seqs.tolist())
+        return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
+
+    @property
+    def ann_size(self) -> int:
+        """Points (tombstones included) in the HNSW graph the last search used; 0 means searches are exact."""
+        return self._sidecar.graph.size if self._sidecar.graph is not None else 0
+
+    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        with self._mutex:
+            return self._db.records_by_key(list(keys))
+
+    def get_vector(self, key: str) -> np.ndarray | None:
+        """The stored unit vector, float32 (dimension,), or None for an unknown key."""
+        with self._mutex:
+            blob = self._db.vector_of_key(key)
+        return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
+
+    def keys_with_hashes(self) -> dict[str, str]:
+        """key -> content_hash of every record: lets an indexer skip files it already indexed unchanged."""
+        with self._mutex:
+            return self._db.hashes_by_key()
+
+    def count(self) -> int:
+        with self._mutex:
+            return self._db.count()
+
+    def stats(self) -> IndexStats:
+        with self._mutex, self._db.snapshot():
+            return IndexStats(self._db.count(), self.dimension, self.model_id, self._db.label_counts(), self.backend)
+
+    def check_integrity(self) -> list[str]:
+        """Problems found (empty when healthy): SQLite's check, orphan rows, vector sizes, norms, sidecar file."""
+        with self._mutex, self._db.snapshot():
+            problems = self._db.integrity_problems(self.dimension)
+            if not problems:
+                for seqs, vectors in self._db.vectors_after(0, self.dimension):
+                    norms = np.linalg.norm(vectors, axis=1)
+                    bad = seqs[~(np.abs(norms - 1.0) < 1e-3)]
+                    if len(bad):
+                        problems.append(f"vectors of seqs {bad[:5].tolist()} are not unit length")
+            ann_file = self._db.meta()["ann_file"]
+            if ann_file and not (self.directory / ann_file).is_file():
+                problems.append(f"the HNSW sidecar {ann_file} named in the database is missing")
+        return problems
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def exists(directory: str | Path) -> bool:
+        """Whether `directory` holds an index (a reader can open it)."""
+        return (Path(directory) / DATABASE_FILE_NAME).is_file()
+
+    def close(self) -> None:
+        """Bring the HNSW sidecar up to date (writer, when enough rows are uncovered), then release everything."""
+        with self._mutex:
+            try:
+                if self._store is not None and self.writable and hasattr(self, "_sidecar"):
+                    graph_size = int(self._store.meta()["ann_size"])
+                    self._sidecar.maintain(self.ann_threshold, min_tail=max(1000, graph_size // 10))
+            finally:
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
+                if self._writer_lock is not None:
+                    self._writer_lock.release()
+                    self._writer_lock = None
+                if hasattr(self, "_sidecar"):
+                    self._sidecar.graph = None  # frees the graph's memory even if the caller keeps this object
+
+    def __enter__(self) -> LocalIndex:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()

@@ -1,0 +1,181 @@
+"""The OpenSearch side of an index: its mapping, how an ImageRecord becomes a document, and the k-NN query body.
+
+Vectors use space type ``cosinesimil``. Every engine then scores a hit as ``(1 + cos) / 2`` (lucene through
+Lucene's COSINE similarity, faiss by normalising and taking the inner product), so ``cosine_from_score``
+recovers the exact cosine similarity the embedded index reports: 1.0 identical, higher is better.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from visual_search.core.errors import InvalidRequestError, ModelMismatchError
+from visual_search.core.records import ImageRecord, SearchFilters
+
+VECTOR_FIELD = "vector"
+SCHEMA_VERSION = 1
+# OpenSearch caps both `k` and a search's `size` at 10,000 by default (index.max_result_window).
+MAX_K = 10_000
+ENGINES = ("lucene", "faiss", "nmslib")
+
+
+def index_body(
+    *,
+    model_id: str,
+    dimension: int,
+    engine: str,
+    m: int,
+    ef_construction: int,
+    ef_search: int,
+    shards: int,
+    replicas: int | None,
+) -> dict[str, Any]:
+    """Settings and mappings for a new index. `_meta` records the model so another process can refuse a mix."""
+    settings: dict[str, Any] = {"knn": True, "number_of_shards": shards}
+    if engine != "lucene":
+        # Read by faiss/nmslib at search time; lucene takes ef_search from the query's method_parameters.
+        settings["knn.algo_param.ef_search"] = ef_search
+    if replicas is not None:
+        settings["number_of_replicas"] = replicas
+    return {
+        "settings": {"index": settings},
+        "mappings": {
+            "_meta": {"model_id": model_id, "dimension": dimension, "schema_version": SCHEMA_VERSION},
+            "dynamic": "strict",
+            # Attribute names are the catalogue's own (colour, size, ...): map each to an exact-match keyword.
+            "dynamic_templates": [
+                {"attributes_as_keywords": {"path_match": "attributes.*", "mapping": {"type": "keyword"}}}
+            ],
+            "properties": {
+                VECTOR_FIELD: {
+                    "type": "knn_vector",
+                    "dimension": dimension,
+                    "method": {
+                        "name": "hnsw",
+                        "engine": engine,
+                        "space_type": "cosinesimil",
+                        "parameters": {"m": m, "ef_construction": ef_construction},
+                    },
+                },
+                "key": {"type": "keyword"},
+                "uri": {"type": "keyword", "index": False},
+                "content_hash": {"type": "keyword"},
+                "label": {"type": "keyword"},
+                "attributes": {"type": "object", "dynamic": True},
+                "model_id": {"type": "keyword"},
+                "width": {"type": "integer"},
+                "height": {"type": "integer"},
+                "indexed_at": {"type": "double"},
+            },
+        },
+    }
+
+
+def model_mismatch(
+    meta: Mapping[str, Any], vector_mapping: Mapping[str, Any], *, model_id: str, dimension: int
+) -> str | None:
+    """Why an existing index's mapping cannot hold this model's vectors, or None when it can."""
+    if "model_id" not in meta:
+        return "was not created by visual-search (its mapping has no _meta.model_id); choose another index name"
+    theirs = (meta["model_id"], meta.get("dimension") or vector_mapping.get("dimension"))
+    if theirs == (model_id, dimension):
+        return None
+    return (
+        f"holds vectors of model {theirs[0]!r} with dimension {theirs[1]}, not {model_id!r} with dimension "
+        f"{dimension}: use another index name, or re-index into a new one"
+    )
+
+
+def checked_vectors(vectors: np.ndarray, dimension: int, *, rows: int, index_name: str) -> np.ndarray:
+    """`vectors` as float32 (rows, dimension); ModelMismatchError for another width, InvalidRequestError otherwise."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise ModelMismatchError(
+            f"vectors of shape {vectors.shape} do not fit index {index_name!r} of dimension {dimension}"
+        )
+    if vectors.shape[0] != rows:
+        raise InvalidRequestError(f"{rows} records but {vectors.shape[0]} vectors")
+    if not np.isfinite(vectors).all():
+        raise InvalidRequestError("vectors contain NaN or infinity")
+    return vectors
+
+
+def document(record: ImageRecord, vector: np.ndarray, model_id: str) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "uri": record.uri,
+        "content_hash": record.content_hash,
+        "label": record.label,
+        "attributes": dict(record.attributes),
+        "model_id": model_id,
+        "width": record.width,
+        "height": record.height,
+        "indexed_at": record.indexed_at,
+        VECTOR_FIELD: vector.tolist(),
+    }
+
+
+def record_from_source(source: Mapping[str, Any]) -> ImageRecord:
+    return ImageRecord(
+        key=source["key"],
+        uri=source["uri"],
+        content_hash=source["content_hash"],
+        width=int(source["width"]),
+        height=int(source["height"]),
+        label=source.get("label"),
+        attributes={name: str(value) for name, value in (source.get("attributes") or {}).items()},
+        indexed_at=float(source.get("indexed_at") or 0.0),
+    )
+
+
+def cosine_from_score(score: float) -> float:
+    """Undo cosinesimil's ``(1 + cos) / 2``; clipped, since float rounding can step just outside [-1, 1]."""
+    return float(min(1.0, max(-1.0, 2.0 * score - 1.0)))
+
+
+def knn_query(
+    vector: np.ndarray,
+    k: int,
+    *,
+    engine: str,
+    ef_search: int,
+    filters: SearchFilters | None,
+    exclude_keys: Sequence[str],
+) -> dict[str, Any]:
+    """A search body whose filters run *inside* the k-NN clause (efficient filtering), not after it.
+
+    A post-filter would take the k nearest first and then drop non-matching ones, returning fewer than k
+    for a selective filter; inside the clause the engine searches only matching documents (lucene switches
+    to exact search when few match), so k hits come back whenever k documents match.
+    """
+    clause: dict[str, Any] = {"vector": vector.tolist(), "k": k}
+    if engine == "lucene":
+        # Lucene's HNSW explores max(k, ef_search) candidates; faiss/nmslib read the index setting instead.
+        clause["method_parameters"] = {"ef_search": max(k, ef_search)}
+    restriction = _filter_clause(filters, exclude_keys)
+    if restriction:
+        clause["filter"] = restriction
+    return {
+        "size": k,
+        "query": {"knn": {VECTOR_FIELD: clause}},
+        "_source": {"excludes": [VECTOR_FIELD]},
+    }
+
+
+def _filter_clause(filters: SearchFilters | None, exclude_keys: Sequence[str]) -> dict[str, Any] | None:
+    must: list[dict[str, Any]] = []
+    if filters is not None and filters.labels:
+        must.append({"terms": {"label": sorted(filters.labels)}})
+    if filters is not None:
+        for name, allowed in sorted(filters.attributes.items()):
+            must.append({"terms": {f"attributes.{name}": sorted(allowed)}})
+    must_not = [{"ids": {"values": list(exclude_keys)}}] if exclude_keys else []
+    if not must and not must_not:
+        return None
+    return {"bool": {"filter": must, "must_not": must_not}}
+
+
+def labels_aggregation(size: int = 10_000) -> dict[str, Any]:
+    return {"size": 0, "track_total_hits": True, "aggs": {"labels": {"terms": {"field": "label", "size": size}}}}

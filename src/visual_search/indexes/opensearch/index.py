@@ -1,0 +1,257 @@
+"""The VectorIndex for large catalogues and AWS: one OpenSearch k-NN index (HNSW, cosine) per model.
+
+Reads see every write that returned: writes use ``refresh="wait_for"`` by default, which blocks a bulk
+request until the next periodic refresh (up to ``index.refresh_interval``, 1 s by default) instead of forcing
+one per request; bulk loads that need no read-after-write can pass ``refresh=False`` and call ``refresh()``
+once at the end. Serverless (aoss) supports neither, so it defaults to False there.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Sequence, TypeVar
+
+import numpy as np
+
+from visual_search.indexes.opensearch import documents as docs
+from visual_search.core.errors import InvalidRequestError, ModelMismatchError, NotFoundError
+from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
+from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
+from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+
+T = TypeVar("T")
+Refresh = Literal["wait_for"] | bool
+
+
+class OpenSearchIndex:
+    """A VectorIndex on an OpenSearch index named by the URL's path (see opensearch_connection for URL forms).
+
+    Creates the index when missing; raises ModelMismatchError when it exists for another model_id or dimension.
+    Raises BackendUnauthorizedError on 401/403 and BackendUnavailableError when the node stays unreachable or keeps
+    answering 429/5xx after bounded retries. `engine` "lucene" works everywhere; "faiss" needs the k-NN native
+    libraries (Amazon OpenSearch Service has them; the Maven-built local node does not, and dies using them).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model_id: str | None,
+        dimension: int | None,
+        engine: str = "lucene",
+        m: int = 16,
+        ef_construction: int = 128,
+        ef_search: int = 100,
+        shards: int = 1,
+        replicas: int | None = None,
+        auth: Auth = None,
+        refresh: Refresh | None = None,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        verify_certs: bool = True,
+        create: bool = True,
+    ):
+        """model_id/dimension None: open an existing index for whatever model made it (NotFoundError if none).
+
+        m, ef_construction, engine, shards and replicas apply only when this call creates the index; an existing
+        index keeps its own (its engine is read back from the mapping).
+        """
+        if engine not in docs.ENGINES:
+            raise InvalidRequestError(f"engine must be one of {docs.ENGINES}, not {engine!r}")
+        if dimension is not None and dimension < 1:
+            raise InvalidRequestError(f"dimension must be positive, not {dimension}")
+        self.location = parse_opensearch_url(url, auth)
+        self.index_name = self.location.index_name
+        self.engine = engine
+        self.ef_search = ef_search
+        serverless = isinstance(self.location.auth, AwsSigV4Auth) and self.location.auth.service == "aoss"
+        if refresh is None:
+            refresh = False if serverless else "wait_for"
+        self.refresh_policy: Refresh = refresh
+        self._session = OpenSearchSession(self.location, timeout_s=timeout_s, verify_certs=verify_certs, retry=retry)
+        new_index = None
+        if create and model_id is not None and dimension is not None:
+            new_index = docs.index_body(
+                model_id=model_id,
+                dimension=dimension,
+                engine=engine,
+                m=m,
+                ef_construction=ef_construction,
+                ef_search=ef_search,
+                shards=shards,
+                replicas=replicas,
+            )
+        self.model_id, self.dimension = self._check_or_create(model_id, dimension, new_index)
+
+    @classmethod
+    def open_existing(cls, url: str, **options: Any) -> "OpenSearchIndex":
+        """Open an index created earlier, reading model_id, dimension and engine from its mapping.
+
+        For readers that do not load the model (stats, get, search by a stored key's vector).
+        Raises NotFoundError when the index is missing.
+        """
+        return cls(url, model_id=None, dimension=None, create=False, **options)
+
+    # -- VectorIndex -------------------------------------------------------------------------------
+
+    def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        vectors = docs.checked_vectors(vectors, self.dimension, rows=len(records), index_name=self.index_name)
+        if not records:
+            return
+        actions = [
+            [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
+            for record, vector in zip(records, vectors, strict=True)
+        ]
+        self._session.bulk(
+            self.index_name, actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}"
+        )
+
+    def delete(self, keys: Sequence[str]) -> int:
+        if not keys:
+            return 0
+        actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
+        items = self._session.bulk(
+            self.index_name, actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}"
+        )
+        return sum(1 for item in items if item["delete"].get("result") == "deleted")
+
+    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        if not keys:
+            return {}
+        answer = self._call(
+            lambda client: client.mget(
+                index=self.index_name,
+                body={"ids": list(dict.fromkeys(keys))},
+                params={"_source_excludes": docs.VECTOR_FIELD},
+            ),
+            what="get records",
+        )
+        return {doc["_id"]: docs.record_from_source(doc["_source"]) for doc in answer["docs"] if doc.get("found")}
+
+    def get_vector(self, key: str) -> np.ndarray | None:
+        answer = self._call(
+            lambda client: client.mget(
+                index=self.index_name, body={"ids": [key]}, params={"_source_includes": docs.VECTOR_FIELD}
+            ),
+            what="get a vector",
+        )
+        found = [doc for doc in answer["docs"] if doc.get("found")]
+        return np.asarray(found[0]["_source"][docs.VECTOR_FIELD], dtype=np.float32) if found else None
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        exclude_keys: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """At most k hits (capped at 10,000, OpenSearch's limit) by descending cosine similarity."""
+        query_vector = docs.checked_vectors(
+            np.asarray(vector).reshape(1, -1), self.dimension, rows=1, index_name=self.index_name
+        )[0]
+        if k < 1:
+            return []
+        body = docs.knn_query(
+            query_vector,
+            min(k, docs.MAX_K),
+            engine=self.engine,
+            ef_search=self.ef_search,
+            filters=filters,
+            exclude_keys=exclude_keys,
+        )
+        answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="search")
+        hits = [
+            SearchHit(docs.record_from_source(hit["_source"]), docs.cosine_from_score(hit["_score"]))
+            for hit in answer["hits"]["hits"]
+        ]
+        return sorted(hits, key=lambda hit: hit.score, reverse=True)
+
+    def count(self) -> int:
+        return int(self._call(lambda client: client.count(index=self.index_name), what="count")["count"])
+
+    def stats(self) -> IndexStats:
+        answer = self._call(
+            lambda client: client.search(index=self.index_name, body=docs.labels_aggregation()), what="read stats"
+        )
+        labels = {bucket["key"]: bucket["doc_count"] for bucket in answer["aggregations"]["labels"]["buckets"]}
+        return IndexStats(
+            count=int(answer["hits"]["total"]["value"]),
+            dimension=self.dimension,
+            model_id=self.model_id,
+            labels=labels,
+            backend="opensearch",
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Make every write so far visible to search (for bulk loads written with refresh=False)."""
+        self._call(lambda client: client.indices.refresh(index=self.index_name), what="refresh")
+
+    def drop(self) -> None:
+        """Delete the whole index; a missing index is fine. Works after close() (it reconnects)."""
+        self._call(
+            lambda client: client.indices.delete(index=self.index_name, params={"ignore_unavailable": "true"}),
+            what="delete the index",
+        )
+
+    def close(self) -> None:
+        """Release pooled connections. The object stays usable: the next call reconnects."""
+        self._session.close()
+
+    def __enter__(self) -> "OpenSearchIndex":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = f"{self.location.endpoint}/{self.index_name}"
+        return f"OpenSearchIndex({where}, model_id={self.model_id!r}, dimension={self.dimension})"
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _call(self, operation: Callable[[Any], T], *, what: str) -> T:
+        return self._session.call(operation, what=f"{what} in {self.index_name!r}")
+
+    def _check_or_create(
+        self, model_id: str | None, dimension: int | None, new_index: dict[str, Any] | None
+    ) -> tuple[str, int]:
+        """The index's (model_id, dimension), creating it from `new_index` when missing and one is given."""
+        from opensearchpy.exceptions import RequestError
+
+        meta, vector_mapping = read_index_meta(self._session, self.index_name)
+        if meta is None and new_index is not None:
+            try:
+                self._call(
+                    lambda client: client.indices.create(index=self.index_name, body=new_index), what="create it"
+                )
+                return model_id, dimension
+            except InvalidRequestError as error:  # another process created it first: check theirs below
+                if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
+                    raise
+            meta, vector_mapping = read_index_meta(self._session, self.index_name)
+        if meta is None:
+            raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
+        self.engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
+        if model_id is None:
+            model_id = meta.get("model_id")
+        if dimension is None:
+            dimension = meta.get("dimension") or vector_mapping.get("dimension")
+        problem = docs.model_mismatch(meta, vector_mapping, model_id=model_id, dimension=dimension)
+        if problem:
+            raise ModelMismatchError(f"OpenSearch index {self.index_name!r} {problem}")
+        return model_id, int(dimension)
+
+
+def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The index's mapping `_meta` ({} when it has none) and its vector field mapping; (None, {}) when missing."""
+    from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
+
+    try:
+        answer = session.call(
+            lambda client: client.indices.get_mapping(index=index_name), what=f"read the mapping of {index_name!r}"
+        )
+    except OpenSearchNotFound:
+        return None, {}
+    mappings = next(iter(answer.values()))["mappings"]
+    return mappings.get("_meta") or {}, (mappings.get("properties") or {}).get(docs.VECTOR_FIELD) or {}

@@ -1,0 +1,104 @@
+"""The local server's access controls: the optional API key, CORS, bounded body reading and error responses.
+
+All are off by default because the server binds 127.0.0.1; they matter once it listens on a network.
+"""
+
+from __future__ import annotations
+
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from visual_search.core.errors import VisualSearchError
+from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_body, error_result
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def api_key_checker(expected: str | None):
+    """A dependency that refuses requests without the configured key (constant-time compare); a no-op if unset."""
+
+    def check(request: Request) -> None:
+        check_api_key(expected, request.headers.get(API_KEY_HEADER))
+
+    return check
+
+
+def add_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
+    """Only the listed origins may call the API from a browser; with none, no CORS headers are sent at all."""
+    if not origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST"],
+        allow_headers=["Content-Type", API_KEY_HEADER],
+        max_age=600,
+    )
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Every error, including FastAPI's own 404/405/422, answers {"error": {"code", "message"}}."""
+
+    async def library_error(_request: Request, exc: VisualSearchError) -> JSONResponse:
+        status, body = error_result(exc)
+        return JSONResponse(body, status_code=status)
+
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("validation_error", describe_validation_errors(exc.errors())), status_code=422)
+
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
+    async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        status, body = error_result(exc)  # logs it; the client never sees a stack trace
+        return JSONResponse(body, status_code=status)
+
+    app.add_exception_handler(VisualSearchError, library_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+async def read_body_capped(request: Request, limit_bytes: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed the limit (without buffering the rest)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit_bytes:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def add_security_headers(app: FastAPI) -> None:
+    """nosniff and no-referrer on every response, as a plain ASGI wrapper (cheaper than BaseHTTPMiddleware)."""
+    app.add_middleware(_SecurityHeaders)
+
+
+class _SecurityHeaders:
+    _HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(name, value) for name, value in self._HEADERS if name not in names]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,211 @@
+"""The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
+
+Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
+SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup (or at the first request when no lifespan runs).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from visual_search import __version__
+from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
+from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
+from visual_search.core.errors import ImageTooLargeError, NotFoundError, VisualSearchError
+from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.ports import Embedder
+from visual_search.core.records import ImageRecord
+from visual_search.api.search_api import SearchApi, error_result
+from visual_search.server.access import add_cors, add_error_handlers, add_security_headers, api_key_checker, read_body_capped
+from visual_search.core.settings import Settings
+from visual_search.api.url_fetch import UrlFetcher
+
+FRONTEND_DIR_ENV = "VISUAL_SEARCH_FRONTEND_DIR"
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
+
+
+def default_frontend_dir() -> Path:
+    """$VISUAL_SEARCH_FRONTEND_DIR, else the repository's frontend/ (src/visual_search/server/ -> ../../../frontend)."""
+    return Path(os.environ.get(FRONTEND_DIR_ENV) or Path(__file__).resolve().parents[3] / "frontend")
+
+
+def local_image_url(record: ImageRecord) -> str:
+    return "/images/" + quote(record.key)
+
+
+class _LazySearchApi:
+    """Builds the SearchApi (and so loads the model and opens the index) once, under a lock."""
+
+    def __init__(self, settings: Settings, search_service, embedder: Embedder | None):
+        self._settings = settings
+        self._service = search_service
+        self._embedder = embedder
+        self._api: SearchApi | None = None
+        self._lock = threading.Lock()
+
+    async def ready(self) -> SearchApi:
+        """The API, built in a worker thread the first time (loading a model blocks)."""
+        return self._api if self._api is not None else await run_in_threadpool(self.get)
+
+    def get(self) -> SearchApi:
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    self._api = self._build()
+        return self._api
+
+    def _build(self) -> SearchApi:
+        settings = self._settings
+        service = self._service
+        if service is None:
+            from visual_search.bootstrap import build_search_service
+
+            service = build_search_service(settings, embedder=self._embedder, create_if_missing=True)
+        fetcher = UrlFetcher(
+            allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
+        )
+        return SearchApi(service, url_for=local_image_url, fetcher=fetcher, max_upload_bytes=settings.max_upload_bytes)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    search_service=None,
+    embedder: Embedder | None = None,
+    frontend_dir: str | Path | None = None,
+) -> "FastAPI":
+    """The server's ASGI app. `search_service` (a SearchService) or `embedder` skip building them from settings."""
+    services = _LazySearchApi(settings, search_service, embedder)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await run_in_threadpool(services.get)  # load the model before the first request, not during it
+        yield
+
+    app = FastAPI(title="Visual product search", version=__version__, lifespan=lifespan)
+    app.state.services = services
+    add_error_handlers(app)
+    add_security_headers(app)
+    add_cors(app, settings.cors_origins)
+    needs_key = [Depends(api_key_checker(settings.api_key))]
+
+    @app.post(
+        "/search",
+        response_model=SearchResponse,
+        responses=_ERRORS,
+        dependencies=needs_key,
+        openapi_extra={"requestBody": _search_request_body()},
+    )
+    async def search(request: Request) -> JSONResponse:
+        """Find the catalogue images most similar to an image, an image URL or an indexed key."""
+        api = await services.ready()
+        body = await read_body_capped(request, api.max_body_bytes)
+        if body is None:
+            status, payload = error_result(ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit"))
+        else:
+            status, payload = await run_in_threadpool(api.handle_search, body, request.headers.get("content-type"))
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/images/{key:path}", responses={404: {"model": ErrorResponse}, 200: {"content": {"image/*": {}}}})
+    async def image(key: str) -> FileResponse:
+        """The indexed image file of `key` (local indexes only; an S3-backed record has no local file)."""
+        api = await services.ready()
+        record = (await run_in_threadpool(api.service.index.get, [key])).get(key)
+        path = Path(record.uri) if record and not record.uri.startswith("s3://") else None
+        if path is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+            raise NotFoundError(f"no image file for the key {key!r}")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> JSONResponse:
+        status, payload = (await services.ready()).health()
+        return JSONResponse(payload, status_code=status)
+
+    @app.get("/stats", response_model=StatsResponse, responses=_ERRORS, dependencies=needs_key)
+    async def stats() -> JSONResponse:
+        """How many images are indexed, per label, and with which model."""
+        status, payload = await run_in_threadpool((await services.ready()).stats)
+        return JSONResponse(payload, status_code=status)
+
+    @app.post("/endpoints/{endpoint_name}/invocations", tags=["sagemaker"], responses=_ERRORS, dependencies=needs_key)
+    async def sagemaker_invocations(endpoint_name: str, request: Request) -> Response:
+        """SageMaker runtime's InvokeEndpoint, served by the in-process model: boto3's sagemaker-runtime client
+        with `endpoint_url` pointed here lets the AWS index handler run unchanged on a laptop."""
+        api = await services.ready()
+        body = await read_body_capped(request, api.max_body_bytes)
+        try:
+            if body is None:
+                raise ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit")
+            payload = await run_in_threadpool(
+                sagemaker_protocol.invoke, api.service.embedder, body, request.headers.get("content-type"),
+                max_pixels=settings.max_pixels,
+            )
+            return Response(payload, media_type="application/json")
+        except VisualSearchError as exc:  # unexpected errors go to the app's logged, detail-free 500 handler
+            status, payload = sagemaker_protocol.error_response(exc)
+            return Response(payload, status_code=status, media_type="application/json")
+
+    @app.get("/config.json", include_in_schema=False)
+    async def config() -> dict:
+        # Served by the server itself so that a frontend/config.json written for AWS cannot redirect the local UI.
+        return {"apiBase": "", "apiKeyRequired": bool(settings.api_key)}
+
+    folder = Path(frontend_dir) if frontend_dir else default_frontend_dir()
+    if folder.is_dir():
+        app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")
+    app.openapi = lambda: _openapi_with_request_models(app)
+    return app
+
+
+def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **create_app_options) -> None:
+    """Serve until interrupted (blocking). Binds loopback by default; see README "Security model" before 0.0.0.0."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings, **create_app_options), host=host, port=port, log_level="info")
+
+
+def _search_request_body() -> dict:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/SearchRequest"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "k": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "filters": {"type": "string", "description": "JSON, as in the JSON body"},
+                        "crop": {"type": "string", "description": "JSON, as in the JSON body"},
+                    },
+                }
+            },
+            "image/jpeg": binary,
+            "image/png": binary,
+            "image/webp": binary,
+        },
+    }
+
+
+def _openapi_with_request_models(app: FastAPI) -> dict:
+    """FastAPI's schema plus SearchRequest, which the /search route reads itself (it accepts three body types)."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        request_schema = SearchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(request_schema.pop("$defs", {}))
+        components["SearchRequest"] = request_schema
+        app.openapi_schema = schema
+    return app.openapi_schema

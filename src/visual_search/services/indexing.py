@@ -1,0 +1,191 @@
+"""The indexing use case: read, hash, decode and preprocess images in worker threads, embed them in batches, upsert.
+
+Decoding overlaps inference (ONNX Runtime releases the GIL), unchanged images are skipped by content hash, and a
+bad file is reported with its reason without stopping the batch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from visual_search.core.errors import VisualSearchError
+from visual_search.core.hashing import sha256_hex
+from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image, to_model_input
+from visual_search.core.ports import Embedder, VectorIndex
+from visual_search.core.records import ImageRecord
+
+
+@dataclass(frozen=True)
+class IndexItem:
+    """One image to index: `read` returns its bytes when a worker gets to it."""
+
+    key: str
+    uri: str
+    read: Callable[[], bytes]
+    label: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IndexFailure:
+    key: str
+    uri: str
+    reason: str
+
+
+@dataclass
+class IndexReport:
+    indexed: int = 0
+    unchanged: int = 0
+    failed: list[IndexFailure] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return self.indexed / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    record: ImageRecord
+    model_input: object  # a CHW float32 tensor, or a PIL image for embedders that preprocess themselves
+
+
+_UNCHANGED = object()
+
+
+class IndexingService:
+    def __init__(
+        self,
+        embedder: Embedder,
+        index: VectorIndex,
+        *,
+        batch_size: int = 32,
+        workers: int | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ):
+        self.embedder = embedder
+        self.index = index
+        self.batch_size = batch_size
+        self.workers = workers or os.cpu_count() or 2
+        self.max_pixels = max_pixels
+        # Tensors can be prepared in the workers only if the embedder accepts them; otherwise it gets images.
+        self._embeds_tensors = callable(getattr(embedder, "embed_tensors", None))
+
+    def index_items(
+        self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None
+    ) -> IndexReport:
+        """Index every item; per-file failures go into the report. Each upserted batch is committed before the
+        next is embedded, so an interrupted run keeps what it finished and a re-run skips it. `progress(n)` is
+        called as items are settled: a new image once its batch is committed, so what it counts survives a crash."""
+        started = time.perf_counter()
+        report = IndexReport()
+        batch: list[_Prepared] = []
+        settle = progress or (lambda count: None)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="index-prepare") as pool:
+            for item, outcome in self._prepare_in_order(items, pool):
+                if outcome is _UNCHANGED:
+                    report.unchanged += 1
+                    settle(1)
+                elif isinstance(outcome, IndexFailure):
+                    report.failed.append(outcome)
+                    settle(1)
+                else:
+                    if any(prepared.record.key == outcome.record.key for prepared in batch):
+                        # The same key twice in a run: commit the first so the second replaces it, as a re-run would.
+                        self._embed_and_upsert(batch, report)
+                        settle(len(batch))
+                        batch = []
+                    batch.append(outcome)
+                    if len(batch) >= self.batch_size:
+                        self._embed_and_upsert(batch, report)
+                        settle(len(batch))
+                        batch = []
+            if batch:
+                self._embed_and_upsert(batch, report)
+                settle(len(batch))
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, keys: Sequence[str]) -> int:
+        return self.index.delete(list(keys))
+
+    def _prepare_in_order(self, items: Iterable[IndexItem], pool: ThreadPoolExecutor) -> Iterator[tuple]:
+        """Yields (item, _Prepared | IndexFailure | _UNCHANGED) in input order, keeping the workers busy ahead."""
+        look_ahead = self.batch_size + 4 * self.workers
+        pending: deque[tuple[IndexItem, Future]] = deque()
+        for chunk in _chunks(items, look_ahead):
+            known = self.index.get([item.key for item in chunk])
+            for item in chunk:
+                pending.append((item, pool.submit(self._prepare, item, known.get(item.key))))
+            while len(pending) > look_ahead:
+                item, future = pending.popleft()
+                yield item, future.result()
+        while pending:
+            item, future = pending.popleft()
+            yield item, future.result()
+
+    def _prepare(self, item: IndexItem, known: ImageRecord | None):
+        try:
+            data = item.read()
+            content_hash = sha256_hex(data)
+            if (
+                known is not None
+                and known.content_hash == content_hash
+                and known.uri == item.uri
+                and known.label == item.label
+                and all(known.attributes.get(name) == value for name, value in item.attributes.items())
+            ):
+                return _UNCHANGED
+            decoded = decode_image(data, min_size_px=self.embedder.spec.size_px, max_pixels=self.max_pixels)
+            model_input = (
+                to_model_input(decoded.image, self.embedder.spec) if self._embeds_tensors else decoded.image
+            )
+        except VisualSearchError as exc:
+            return IndexFailure(item.key, item.uri, exc.message)
+        except OSError as exc:
+            return IndexFailure(item.key, item.uri, f"cannot read the file: {exc.strerror or exc}")
+        record = ImageRecord(
+            key=item.key,
+            uri=item.uri,
+            content_hash=content_hash,
+            width=decoded.width,
+            height=decoded.height,
+            label=item.label,
+            # Attributes the item does not set are kept (e.g. the S3 event path's sequencer), as events do.
+            attributes={**(known.attributes if known else {}), **item.attributes},
+            indexed_at=time.time(),
+        )
+        return _Prepared(record, model_input)
+
+    def _embed_and_upsert(self, batch: list[_Prepared], report: IndexReport) -> None:
+        inputs = [prepared.model_input for prepared in batch]
+        try:
+            if self._embeds_tensors:
+                vectors = self.embedder.embed_tensors(np.stack(inputs))
+            else:
+                vectors = self.embedder.embed(inputs)
+        except VisualSearchError as exc:
+            # A failing model service fails this batch's images, reported per key; the rest of the run goes on.
+            report.failed.extend(IndexFailure(p.record.key, p.record.uri, exc.message) for p in batch)
+            return
+        self.index.upsert([prepared.record for prepared in batch], vectors)
+        report.indexed += len(batch)
+
+
+def _chunks(items: Iterable[IndexItem], size: int) -> Iterator[list[IndexItem]]:
+    chunk: list[IndexItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,109 @@
+"""ImageStore over an S3 bucket (or a prefix of one): keys are full object keys, browsers get presigned GET URLs."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+from urllib.parse import urlparse
+
+from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
+from visual_search.core.images import IMAGE_SUFFIXES
+
+# Errors S3 answers for an object that is not (or no longer) there.
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+
+
+class S3ImageStore:
+    """Catalogue images in `s3://bucket/prefix`.
+
+    Keys are the objects' full keys (prefix included), the same strings S3 event notifications carry, so an
+    image indexed by a backfill and by an event has one id. `presigned_url_expiry_s` bounds how long a result
+    link stays valid. The boto3 client is made on first use (never at import time) unless one is given.
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client=None,
+        presigned_url_expiry_s: int = 300,
+        region_name: str | None = None,
+    ):
+        if not bucket:
+            raise InvalidRequestError("an S3 image store needs a bucket name")
+        self.bucket = bucket
+        self.prefix = prefix.lstrip("/")
+        self.presigned_url_expiry_s = presigned_url_expiry_s
+        self._region_name = region_name
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, **options) -> "S3ImageStore":
+        """`S3ImageStore.from_url("s3://bucket/prefix/")`; options go to the constructor."""
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise InvalidRequestError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
+        return cls(parsed.netloc, parsed.path.lstrip("/"), **options)
+
+    @property
+    def client(self):
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # SigV4 presigning: boto3 otherwise signs us-east-1 URLs with the deprecated SigV2.
+                    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+                    self._client = boto3.client("s3", region_name=self._region_name, config=config)
+        return self._client
+
+    def list_keys(self, prefix: str = "") -> Iterator[str]:
+        """Image object keys under the store's prefix + `prefix`, in S3's (UTF-8 binary, so stable) order."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for entry in page.get("Contents", ()):
+                    key = entry["Key"]
+                    if not key.endswith("/") and key.lower().endswith(IMAGE_SUFFIXES):
+                        yield key
+        except Exception as exc:
+            raise _as_library_error(exc, f"s3://{self.bucket}/{self.prefix + prefix}") or exc
+
+    def read(self, key: str) -> bytes:
+        """The object's bytes. Raises NotFoundError when it does not exist, BackendUnavailableError on S3 errors."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
+        except Exception as exc:
+            raise _as_library_error(exc, self.uri(key)) or exc
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def url_for(self, key: str) -> str:
+        """A presigned GET URL, valid for `presigned_url_expiry_s` seconds. Signing is local: no S3 request."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=self.presigned_url_expiry_s,
+        )
+
+
+def _as_library_error(exc: Exception, where: str) -> Exception | None:
+    """The library error for a botocore failure, or None for anything else (re-raised as it is).
+
+    A missing object is NotFoundError only if the caller may s3:ListBucket; without it S3 answers 403 instead.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            return NotFoundError(f"no object at {where}")
+        return BackendUnavailableError(f"S3 refused {where}: {code or exc}")
+    if isinstance(exc, BotoCoreError):
+        return BackendUnavailableError(f"S3 could not be reached for {where}: {exc}")
+    return None
