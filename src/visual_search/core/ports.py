@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from visual_search.core.images import PreprocessSpec
-from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
 
 @runtime_checkable
@@ -59,6 +59,13 @@ class VectorIndex(Protocol):
     def count(self) -> int: ...
 
     def stats(self) -> IndexStats: ...
+
+    def list_records(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> RecordPage:
+        """The records the filters accept, ordered by key, from `offset` (0-based), at most `limit` of them."""
+
+    def iter_vectors(self, batch_size: int = 1024) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every (keys, float32 (len(keys), dimension) unit vectors) in batches: one pass over the whole catalogue
+        for jobs such as the duplicate report, without a request per key."""
 
     def close(self) -> None:
         """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""

@@ -9,12 +9,48 @@ MAX_K = 100  # the most results one search may ask for, on every transport
 
 
 @dataclass(frozen=True)
+class Product:
+    """What a shopper needs to know about the item an image shows; every field is optional.
+
+    `price` is in units of `currency` (an ISO 4217 code such as "EUR"); `product_url` is an http(s) address of
+    the item's page in the shop. core/products.py checks these when a catalogue is read.
+    """
+
+    title: str | None = None
+    price: float | None = None
+    currency: str | None = None
+    product_url: str | None = None
+    brand: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return all(value is None for value in self.as_dict().values())
+
+    def as_dict(self) -> dict:
+        return {name: getattr(self, name) for name in PRODUCT_FIELDS}
+
+    @classmethod
+    def from_dict(cls, values: Mapping | None) -> "Product":
+        """The inverse of as_dict for stored documents; unknown names are ignored, a missing price stays None."""
+        values = values or {}
+        price = values.get("price")
+        return cls(
+            **{name: values.get(name) for name in PRODUCT_FIELDS if name != "price"},
+            price=None if price is None else float(price),
+        )
+
+
+PRODUCT_FIELDS = ("title", "price", "currency", "product_url", "brand")
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     """One indexed image's metadata; its vector is stored beside it by the VectorIndex.
 
     `key` is the stable identity (a path relative to the indexed folder, or an S3 object key): indexing the
     same key again replaces the record. `uri` says where the bytes live (an absolute file path or s3://...).
     `content_hash` is the hex SHA-256 of the file's bytes. `indexed_at` is seconds since the epoch (UTC).
+    `product` is the shop's data about the item (title, price, link); empty for a catalogue without it.
     """
 
     key: str
@@ -25,6 +61,7 @@ class ImageRecord:
     label: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     indexed_at: float = 0.0
+    product: Product = field(default_factory=Product)
 
 
 @dataclass(frozen=True)
@@ -64,3 +101,24 @@ class IndexStats:
     model_id: str | None
     labels: Mapping[str, int]
     backend: str
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a catalogue listing (ordered by key) and how many records match the listing's filters in all."""
+
+    records: list[ImageRecord]
+    total: int
+
+
+MAX_PAGE = 500  # the most records one listing page may hold
+
+
+def checked_page(offset: int, limit: int) -> tuple[int, int]:
+    """(offset, limit) when offset >= 0 and 1 <= limit <= MAX_PAGE; ValueError otherwise (a caller's bug: the
+    API validates its query parameters before they get here)."""
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValueError(f"offset must be a whole number >= 0, not {offset!r}")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be a whole number from 1 to {MAX_PAGE}, not {limit!r}")
+    return offset, limit

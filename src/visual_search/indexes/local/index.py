@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from visual_search.indexes.local.lock import WriterLock
 from visual_search.indexes.local.matrix import VectorMatrix
 from visual_search.indexes.local.search import nearest
 from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
-from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 
 DEFAULT_ANN_THRESHOLD = 20_000
 
@@ -215,6 +215,29 @@ class LocalIndex:
     def count(self) -> int:
         with self._mutex:
             return self._db.count()
+
+    def list_records(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> RecordPage:
+        """The records the filters accept, ordered by key, from `offset`, at most `limit`; and their total."""
+        offset, limit = checked_page(offset, limit)
+        with self._mutex, self._db.snapshot():
+            records, total = self._db.records_page(filters, offset, limit)
+        return RecordPage(records, total)
+
+    def iter_vectors(self, batch_size: int = 1024) -> Iterator[tuple[list[str], np.ndarray]]:
+        """Every (keys, unit vectors) in batches by ascending seq, each batch read in its own short snapshot so
+        that a long pass never blocks writers; a record replaced during the pass is seen in its newest form."""
+        after = 0
+        while True:
+            with self._mutex, self._db.snapshot():
+                reader = self._db.vectors_after(after, self.dimension, batch=batch_size)
+                batch = next(reader, None)
+                reader.close()  # finishes its cursor before the snapshot ends
+                if batch is None:
+                    return
+                seqs, vectors = batch
+                keys = self._db.keys_by_seq(seqs.tolist())
+            after = int(seqs[-1])
+            yield [keys[seq] for seq in seqs.tolist()], vectors.copy()
 
     def stats(self) -> IndexStats:
         with self._mutex, self._db.snapshot():

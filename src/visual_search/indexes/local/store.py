@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.core.records import ImageRecord, Product, SearchFilters
 
 DATABASE_FILE_NAME = "index.sqlite3"
 FORMAT_VERSION = "1"
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS images (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- a new seq per upsert, never reused: readers load seq > watermark
     key TEXT NOT NULL UNIQUE, uri TEXT NOT NULL, content_hash TEXT NOT NULL,
     width INTEGER NOT NULL, height INTEGER NOT NULL, label TEXT,
-    attributes TEXT NOT NULL, indexed_at REAL NOT NULL);
+    attributes TEXT NOT NULL, indexed_at REAL NOT NULL,
+    product TEXT);  -- JSON of the Product (title, price, ...), NULL when the catalogue has none
 CREATE INDEX IF NOT EXISTS images_by_label ON images(label);
 -- Vectors apart from metadata, so scanning records for filters and stats stays small.
 CREATE TABLE IF NOT EXISTS vectors (seq INTEGER PRIMARY KEY, vector BLOB NOT NULL);
@@ -36,7 +37,7 @@ CREATE INDEX IF NOT EXISTS image_attributes_by_seq ON image_attributes(seq);
 -- Seqs removed by delete or replace, so a reader can drop them from memory without rescanning.
 CREATE TABLE IF NOT EXISTS removals (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL);
 """
-_RECORD_COLUMNS = "seq, key, uri, content_hash, width, height, label, attributes, indexed_at"
+_RECORD_COLUMNS = "seq, key, uri, content_hash, width, height, label, attributes, indexed_at, product"
 
 
 def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
@@ -45,8 +46,28 @@ def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
 
 
 def _record(row: tuple) -> ImageRecord:
-    _, key, uri, content_hash, width, height, label, attributes, indexed_at = row
-    return ImageRecord(key, uri, content_hash, width, height, label, json.loads(attributes), indexed_at)
+    _, key, uri, content_hash, width, height, label, attributes, indexed_at, product = row
+    return ImageRecord(key, uri, content_hash, width, height, label, json.loads(attributes), indexed_at,
+                       Product.from_dict(json.loads(product)) if product else Product())
+
+
+def _product_json(record: ImageRecord) -> str | None:
+    return None if record.product.is_empty else json.dumps(record.product.as_dict(), sort_keys=True)
+
+
+def _where(filters: SearchFilters) -> tuple[str, list]:
+    """A WHERE clause over `images` (and its parameters) that accepts what the filters accept."""
+    clauses, params = [], []
+    if filters.labels:
+        clauses.append(f"label IN ({','.join('?' * len(filters.labels))})")
+        params += sorted(filters.labels)
+    for name, allowed in sorted(filters.attributes.items()):
+        values = sorted(allowed)
+        clauses.append(
+            f"seq IN (SELECT seq FROM image_attributes WHERE name = ? AND value IN ({','.join('?' * len(values))}))"
+        )
+        params += [name, *values]
+    return " AND ".join(clauses) or "1", params
 
 
 class IndexStore:
@@ -63,6 +84,20 @@ class IndexStore:
         self.connection.execute("PRAGMA busy_timeout = 30000")
         # FULL: a returned upsert survives power loss too, at one fsync per batch (cheap with WAL).
         self.connection.execute("PRAGMA synchronous = FULL")
+        self._add_product_column()
+
+    def _add_product_column(self) -> None:
+        """Migration: indexes made before product data lack images.product; adding a NULL column keeps every row."""
+        columns = {row[1] for row in self.connection.execute("PRAGMA table_info(images)")}
+        if columns and "product" not in columns:
+            self.connection.execute("BEGIN IMMEDIATE")
+            try:
+                if "product" not in {row[1] for row in self.connection.execute("PRAGMA table_info(images)")}:
+                    self.connection.execute("ALTER TABLE images ADD COLUMN product TEXT")
+            except BaseException:
+                self.connection.execute("ROLLBACK")
+                raise
+            self.connection.execute("COMMIT")
 
     def create_schema(self, model_id: str, dimension: int, created_at: float) -> None:
         # Page size only takes effect before the first table; 16 KiB packs three 1280-d vectors per page.
@@ -124,9 +159,10 @@ class IndexStore:
         first_seq = self.last_seq() + 1
         seqs = range(first_seq, first_seq + len(records))
         self.connection.executemany(
-            f"INSERT INTO images ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO images ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(seq, r.key, r.uri, r.content_hash, int(r.width), int(r.height), r.label,
-              json.dumps(dict(r.attributes), sort_keys=True), float(r.indexed_at)) for seq, r in zip(seqs, records)],
+              json.dumps(dict(r.attributes), sort_keys=True), float(r.indexed_at), _product_json(r))
+             for seq, r in zip(seqs, records)],
         )
         self.connection.executemany(
             "INSERT INTO vectors (seq, vector) VALUES (?, ?)", [(seq, v.tobytes()) for seq, v in zip(seqs, vectors)]
@@ -200,19 +236,25 @@ class IndexStore:
 
     def seqs_matching(self, filters: SearchFilters) -> np.ndarray:
         """Ascending int64 seqs of the records the filters accept."""
-        clauses, params = [], []
-        if filters.labels:
-            clauses.append(f"label IN ({','.join('?' * len(filters.labels))})")
-            params += sorted(filters.labels)
-        for name, allowed in sorted(filters.attributes.items()):
-            values = sorted(allowed)
-            clauses.append(
-                f"seq IN (SELECT seq FROM image_attributes WHERE name = ? AND value IN ({','.join('?' * len(values))}))"
-            )
-            params += [name, *values]
-        where = " AND ".join(clauses) or "1"
+        where, params = _where(filters)
         rows = self.connection.execute(f"SELECT seq FROM images WHERE {where} ORDER BY seq", params)
         return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
+    def records_page(self, filters: SearchFilters | None, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
+        """The records the filters accept, ordered by key, from `offset`; and how many they accept in all."""
+        where, params = _where(filters or SearchFilters())
+        total = self.connection.execute(f"SELECT COUNT(*) FROM images WHERE {where}", params).fetchone()[0]
+        rows = self.connection.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM images WHERE {where} ORDER BY key LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [_record(row) for row in rows], int(total)
+
+    def keys_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
+        found: dict[int, str] = {}
+        for chunk in _chunks(list(seqs)):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.connection.execute(f"SELECT seq, key FROM images WHERE seq IN ({marks})", chunk))
+        return found
 
     def count(self) -> int:
         return int(self.connection.execute("SELECT value FROM meta WHERE name = 'record_count'").fetchone()[0])

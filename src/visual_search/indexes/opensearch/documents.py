@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from visual_search.core.errors import InvalidRequestError, ModelMismatchError
-from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.core.records import ImageRecord, Product, SearchFilters
 
 VECTOR_FIELD = "vector"
 SCHEMA_VERSION = 1
@@ -68,9 +68,14 @@ def index_body(
                 "width": {"type": "integer"},
                 "height": {"type": "integer"},
                 "indexed_at": {"type": "double"},
+                **PRODUCT_MAPPING,
             },
         },
     }
+
+
+# Shown, never searched: kept in _source only, so a title or a link adds nothing to the inverted index.
+PRODUCT_MAPPING = {"product": {"type": "object", "enabled": False}}
 
 
 def model_mismatch(
@@ -114,6 +119,9 @@ def document(record: ImageRecord, vector: np.ndarray, model_id: str) -> dict[str
         "height": record.height,
         "indexed_at": record.indexed_at,
         VECTOR_FIELD: vector.tolist(),
+        # Only when there is some: an index made before product data (strict mapping, no `product`) still takes
+        # documents of catalogues without it.
+        **({"product": record.product.as_dict()} if not record.product.is_empty else {}),
     }
 
 
@@ -127,6 +135,7 @@ def record_from_source(source: Mapping[str, Any]) -> ImageRecord:
         label=source.get("label"),
         attributes={name: str(value) for name, value in (source.get("attributes") or {}).items()},
         indexed_at=float(source.get("indexed_at") or 0.0),
+        product=Product.from_dict(source.get("product")),
     )
 
 
@@ -179,3 +188,25 @@ def _filter_clause(filters: SearchFilters | None, exclude_keys: Sequence[str]) -
 
 def labels_aggregation(size: int = 10_000) -> dict[str, Any]:
     return {"size": 0, "track_total_hits": True, "aggs": {"labels": {"terms": {"field": "label", "size": size}}}}
+
+
+def listing_query(filters: SearchFilters | None, offset: int, limit: int) -> dict[str, Any]:
+    """A page of records ordered by key (no vectors), with the exact number of matches."""
+    restriction = _filter_clause(filters, ())
+    return {
+        "from": offset,
+        "size": limit,
+        "track_total_hits": True,
+        "sort": [{"key": "asc"}],
+        "query": restriction or {"match_all": {}},
+        "_source": {"excludes": [VECTOR_FIELD]},
+    }
+
+
+def vector_scan_query(after_key: str | None, size: int) -> dict[str, Any]:
+    """The next `size` (key, vector) documents after `after_key` by key: a search_after scan, unbounded by the
+    10,000-hit window that from/size has."""
+    body: dict[str, Any] = {"size": size, "sort": [{"key": "asc"}], "_source": ["key", VECTOR_FIELD]}
+    if after_key is not None:
+        body["search_after"] = [after_key]
+    return body

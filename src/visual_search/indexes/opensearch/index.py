@@ -8,7 +8,7 @@ once at the end. Serverless (aoss) supports neither, so it defaults to False the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from visual_search.indexes.opensearch import documents as docs
 from visual_search.core.errors import InvalidRequestError, ModelMismatchError, NotFoundError
 from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
-from visual_search.core.records import ImageRecord, IndexStats, SearchFilters, SearchHit
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 
 T = TypeVar("T")
 Refresh = Literal["wait_for"] | bool
@@ -55,6 +55,7 @@ class OpenSearchIndex:
         m, ef_construction, engine, shards and replicas apply only when this call creates the index; an existing
         index keeps its own (its engine is read back from the mapping).
         """
+        self._product_mapped = False
         if engine not in docs.ENGINES:
             raise InvalidRequestError(f"engine must be one of {docs.ENGINES}, not {engine!r}")
         if dimension is not None and dimension < 1:
@@ -97,6 +98,14 @@ class OpenSearchIndex:
         vectors = docs.checked_vectors(vectors, self.dimension, rows=len(records), index_name=self.index_name)
         if not records:
             return
+        if not self._product_mapped and any(not record.product.is_empty for record in records):
+            # An index created before product data has a strict mapping without `product`: adding a field is
+            # allowed on a live index and idempotent, so it is done once, on the first write that needs it.
+            self._call(
+                lambda client: client.indices.put_mapping(index=self.index_name, body={"properties": docs.PRODUCT_MAPPING}),
+                what="add the product field to the mapping",
+            )
+            self._product_mapped = True
         actions = [
             [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
             for record, vector in zip(records, vectors, strict=True)
@@ -167,6 +176,28 @@ class OpenSearchIndex:
 
     def count(self) -> int:
         return int(self._call(lambda client: client.count(index=self.index_name), what="count")["count"])
+
+    def list_records(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> RecordPage:
+        """A page ordered by key; offset + limit may not pass OpenSearch's 10,000-hit window."""
+        offset, limit = checked_page(offset, limit)
+        if offset + limit > docs.MAX_K:
+            raise InvalidRequestError(f"offset + limit may not exceed {docs.MAX_K:,} on OpenSearch; filter by label")
+        body = docs.listing_query(filters, offset, limit)
+        answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="list records")
+        records = [docs.record_from_source(hit["_source"]) for hit in answer["hits"]["hits"]]
+        return RecordPage(records, int(answer["hits"]["total"]["value"]))
+
+    def iter_vectors(self, batch_size: int = 1024) -> Iterator[tuple[list[str], np.ndarray]]:
+        after: str | None = None
+        while True:
+            body = docs.vector_scan_query(after, min(batch_size, docs.MAX_K))
+            answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="scan vectors")
+            hits = answer["hits"]["hits"]
+            if not hits:
+                return
+            after = hits[-1]["_source"]["key"]
+            vectors = np.asarray([hit["_source"][docs.VECTOR_FIELD] for hit in hits], dtype=np.float32)
+            yield [hit["_source"]["key"] for hit in hits], vectors
 
     def stats(self) -> IndexStats:
         answer = self._call(
