@@ -8,12 +8,13 @@ format is visual_search.embedders.sagemaker.protocol: application/x-image or JSO
 
 from __future__ import annotations
 
-import os
+import functools
 
 import numpy as np
 
 from visual_search.embedders.sagemaker import protocol as protocol
-from visual_search.core.errors import UnsupportedImageTypeError, VisualSearchError
+from visual_search.core.errors import UnsupportedImageTypeError
+from visual_search.core.settings import Settings
 from visual_search.embedders.sagemaker.model_directory import load_endpoint_embedder
 
 # model_fn runs once per worker before any request; input_fn and output_fn receive no model, so they read it here.
@@ -21,41 +22,54 @@ _served = {}
 
 
 def model_fn(model_dir):
-    threads = int(os.environ.get("VISUAL_SEARCH_THREADS", "0")) or None
-    embedder = load_endpoint_embedder(model_dir, intra_op_threads=threads)
+    embedder = load_endpoint_embedder(model_dir, intra_op_threads=Settings.from_env().threads)
     _served["embedder"] = embedder
     return embedder
 
 
+def _answers_errors_as_json(handler):
+    """Every failure leaves as the API's one error shape ({"error": {"code", "message"}}, see
+    protocol.error_response) with its status, never as the container's traceback text."""
+
+    @functools.wraps(handler)
+    def wrapped(*args):
+        try:
+            return handler(*args)
+        except Exception as exc:  # noqa: BLE001 - the endpoint boundary
+            raise _toolkit_error(exc) from None
+
+    return wrapped
+
+
+@_answers_errors_as_json
 def input_fn(request_body, request_content_type):
     """Decoded RGB images (list) or a DescribeRequest."""
-    embedder = _served["embedder"]
-    try:
-        return protocol.decode_request(request_body, request_content_type, spec=embedder.spec)
-    except VisualSearchError as exc:
-        raise _toolkit_error(exc) from None
+    return protocol.decode_request(request_body, request_content_type, spec=_served["embedder"].spec)
 
 
+@_answers_errors_as_json
 def predict_fn(input_object, model):
     if isinstance(input_object, protocol.DescribeRequest):
         return protocol.DescribeRequest()
     return model.embed(input_object)
 
 
+@_answers_errors_as_json
 def output_fn(prediction, accept):
     accept = (accept or "application/json").split(";")[0].strip().lower()
     if accept not in ("application/json", "*/*"):
-        raise _toolkit_error(UnsupportedImageTypeError(f"the endpoint answers application/json, not {accept}"))
+        raise UnsupportedImageTypeError(f"the endpoint answers application/json, not {accept}")
     embedder = _served["embedder"]
     if isinstance(prediction, protocol.DescribeRequest):
         return protocol.encode_description(embedder)
     return protocol.encode_response(np.asarray(prediction), embedder.model_id)
 
 
-def _toolkit_error(exc: VisualSearchError) -> Exception:
-    """The container toolkit answers its own error type with the given status (400, 413, 415) instead of 500."""
+def _toolkit_error(exc: BaseException) -> Exception:
+    """The container toolkit answers its own error type with the given status and body (400, 413, 415, 500)."""
+    status, body = protocol.error_response(exc)
     try:
         from sagemaker_inference.errors import GenericInferenceToolkitError
     except ImportError:  # in-process tests, or a container without the toolkit
         return exc
-    return GenericInferenceToolkitError(exc.http_status, exc.message)
+    return GenericInferenceToolkitError(status, body.decode())

@@ -6,8 +6,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from visual_search.core.errors import MissingSettingError
 from visual_search.core.ports import Embedder, ImageStore, VectorIndex
 from visual_search.core.settings import Settings
+
+
+def resolve_model(settings: Settings, name: str | None = None):
+    """The ONNX model that `name` (default: settings.model) resolves to, built into the configured cache."""
+    from visual_search.embedders.onnx.registry import resolve_model as resolve
+
+    calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
+    return resolve(
+        name or settings.model,
+        calibration_dir=Path(calibration_dir) if calibration_dir else None,
+        cache_dir=model_cache_dir(settings),
+    )
+
+
+def model_cache_dir(settings: Settings) -> Path:
+    from visual_search.embedders.onnx.registry import model_cache_dir as cache_dir
+
+    return cache_dir(settings.cache_dir)
 
 
 def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
@@ -18,18 +37,15 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
         from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 
         if not settings.sagemaker_endpoint:
-            raise ValueError("VISUAL_SEARCH_SAGEMAKER_ENDPOINT must name the endpoint when the embedder is sagemaker")
+            raise MissingSettingError("sagemaker_endpoint", "must name the endpoint when the embedder is sagemaker")
         return SageMakerEmbedder(settings.sagemaker_endpoint)
     if settings.embedder != "local":
         raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
-    calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
-    return OnnxEmbedder.from_name(
-        settings.model,
-        calibration_dir=Path(calibration_dir) if calibration_dir else None,
-        cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+    return OnnxEmbedder(
+        resolve_model(settings),
         intra_op_threads=(1 if bulk else cores) if settings.threads is None else settings.threads,
         streams=cores if bulk and settings.threads is None else 1,
     )
@@ -50,12 +66,11 @@ def open_index(
     model_id = embedder.model_id if embedder else None
     dimension = embedder.dimension if embedder else None
     if settings.index_is_opensearch:
-        from visual_search.indexes.opensearch.connection import auth_from_env
         from visual_search.indexes.opensearch.index import OpenSearchIndex
 
         url, options = _opensearch_options(settings.index)
         return OpenSearchIndex(
-            url, model_id=model_id, dimension=dimension, auth=auth_from_env(), create=writable or create_if_missing,
+            url, model_id=model_id, dimension=dimension, auth=opensearch_auth(settings), create=writable or create_if_missing,
             **options,
         )
     from visual_search.indexes.local.index import LocalIndex
@@ -63,6 +78,15 @@ def open_index(
     if create_if_missing and not writable and embedder and not LocalIndex.exists(settings.index):
         LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=True).close()
     return LocalIndex(settings.index, model_id=model_id, dimension=dimension, writable=writable)
+
+
+def opensearch_auth(settings: Settings):
+    from visual_search.indexes.opensearch.connection import configured_auth
+
+    return configured_auth(
+        mode=settings.opensearch_auth, username=settings.opensearch_username, password=settings.opensearch_password,
+        aws_service=settings.opensearch_aws_service, region=settings.aws_region,
+    )
 
 
 _OPENSEARCH_OPTIONS = {"engine": str, "m": int, "ef_construction": int, "ef_search": int}
@@ -108,3 +132,22 @@ def build_indexing_service(settings: Settings, *, embedder: Embedder | None = No
     embedder = embedder or build_embedder(settings, bulk=True)
     index = open_index(settings, writable=True, embedder=embedder)
     return IndexingService(embedder, index, batch_size=batch_size, max_pixels=settings.max_pixels)
+
+
+def build_url_fetcher(settings: Settings):
+    from visual_search.api.url_fetch import UrlFetcher
+
+    return UrlFetcher(
+        allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
+    )
+
+
+def build_search_api(settings: Settings, *, url_for, service=None, embedder: Embedder | None = None):
+    """The transport-neutral search API that the local server and the Lambda search function both serve.
+    `url_for(record)` says where a result's image is shown (a local route, or a presigned S3 URL)."""
+    from visual_search.api.search_api import SearchApi
+
+    service = service or build_search_service(settings, embedder=embedder, create_if_missing=True)
+    return SearchApi(
+        service, url_for=url_for, fetcher=build_url_fetcher(settings), max_upload_bytes=settings.max_upload_bytes
+    )

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import types
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,35 @@ def test_the_packed_code_imports_its_own_library_copy(archive_dir):
     result = subprocess.run([sys.executable, "-c", script], cwd=code, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()).resolve().is_relative_to(code.resolve())
+
+
+class _ToolkitError(Exception):
+    """The signature of sagemaker_inference.errors.GenericInferenceToolkitError (status_code, message)."""
+
+    def __init__(self, status_code, message=None, phrase=None):
+        super().__init__(status_code, message, phrase)
+        self.status_code, self.message = status_code, message
+
+
+def test_the_endpoint_answers_errors_in_the_api_shape_without_a_traceback(inference, monkeypatch):
+    toolkit = types.ModuleType("sagemaker_inference.errors")
+    toolkit.GenericInferenceToolkitError = _ToolkitError
+    monkeypatch.setitem(sys.modules, "sagemaker_inference", types.ModuleType("sagemaker_inference"))
+    monkeypatch.setitem(sys.modules, "sagemaker_inference.errors", toolkit)
+
+    with pytest.raises(_ToolkitError) as refused:
+        inference.input_fn(b"not an image", "application/x-image")
+    assert refused.value.status_code == 400
+    assert json.loads(refused.value.message)["error"]["code"] == "invalid_image"
+
+    class BrokenModel:
+        def embed(self, images):
+            raise RuntimeError("CUDA exploded at 0xdeadbeef")
+
+    with pytest.raises(_ToolkitError) as failed:
+        inference.predict_fn([object()], BrokenModel())
+    assert failed.value.status_code == 500
+    body = json.loads(failed.value.message)
+    assert body == {"error": {"code": "internal_error", "message": body["error"]["message"]}}
+    assert "deadbeef" not in failed.value.message and "Traceback" not in failed.value.message
+

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -217,14 +216,14 @@ def test_a_custom_config_naming_a_missing_output_is_refused(tmp_path):
         resolve_model(tmp_path / "bad.json")
 
 
-def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
+def test_cache_dir_comes_from_the_settings(monkeypatch, tmp_path):
+    from visual_search.core.settings import Settings
     from visual_search.embedders.onnx.registry import model_cache_dir
 
-    monkeypatch.setenv("VISUAL_SEARCH_CACHE_DIR", str(tmp_path))
-    assert model_cache_dir() == tmp_path
-    monkeypatch.delenv("VISUAL_SEARCH_CACHE_DIR")
+    settings = Settings.from_env({"VISUAL_SEARCH_CACHE_DIR": str(tmp_path)})
+    assert model_cache_dir(settings.cache_dir) == tmp_path
+    monkeypatch.setenv("VISUAL_SEARCH_CACHE_DIR", str(tmp_path / "ignored"))  # library code reads no environment
     assert model_cache_dir().name == "models" and "visual-search" in str(model_cache_dir())
-    assert os.environ.get("VISUAL_SEARCH_CACHE_DIR") is None
 
 
 def test_parallel_streams_give_the_same_vectors_in_the_same_order(fp32, photos):

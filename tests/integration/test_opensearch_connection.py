@@ -8,7 +8,6 @@ from visual_search.core.errors import InvalidRequestError, BackendUnauthorizedEr
 from visual_search.indexes.opensearch.connection import (
     AwsSigV4Auth,
     BasicAuth,
-    auth_from_env,
     aws_signer,
     build_client,
     parse_opensearch_url,
@@ -72,6 +71,13 @@ def test_explicit_auth_wins_over_the_host_guess():
     assert parse_opensearch_url("https://x.eu-west-1.es.amazonaws.com/products", auth).auth is auth
 
 
+def auth_from_env(environ: dict):
+    from visual_search.bootstrap import opensearch_auth
+    from visual_search.core.settings import Settings
+
+    return opensearch_auth(Settings.from_env(environ))
+
+
 def test_auth_from_env_reads_basic_and_sigv4_settings():
     assert auth_from_env({}) is None
     assert auth_from_env(
@@ -84,6 +90,9 @@ def test_auth_from_env_reads_basic_and_sigv4_settings():
             "VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE": "aoss",
         }
     ) == AwsSigV4Auth("eu-west-1", "aoss")
+    assert auth_from_env(
+        {"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4", "AWS_DEFAULT_REGION": "us-east-2"}
+    ) == AwsSigV4Auth("us-east-2", "es")
     with pytest.raises(InvalidRequestError, match="AWS_REGION"):
         auth_from_env({"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4"})
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from visual_search import bootstrap
-from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError
+from visual_search.core.lazy import Lazy
 from visual_search.services.indexing import IndexingService
 from visual_search.core.ports import ImageStore, VectorIndex
-from visual_search.api.search_api import SearchApi, error_body, error_result
+from visual_search.api.search_api import SearchApi, error_result
+from visual_search.core.errors import error_body
 from visual_search.core.settings import Settings
 from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
@@ -50,18 +52,8 @@ class SearchRuntime:
 
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
-    from visual_search.api.url_fetch import UrlFetcher
-
     service = bootstrap.build_search_service(settings)
-    fetcher = UrlFetcher(
-        allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
-    )
-    api = SearchApi(
-        service,
-        url_for=lambda record: store.url_for(record.key),
-        fetcher=fetcher,
-        max_upload_bytes=settings.max_upload_bytes,
-    )
+    api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
     return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=settings.api_key)
 
 
@@ -98,26 +90,6 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
     return summary, bool(failed)
 
 
-class _Lazy:
-    """A value built by `factory` on first use, once, under a lock; reset() drops it (tests, new settings)."""
-
-    def __init__(self, factory: Callable[[], object]):
-        self._factory = factory
-        self._value = None
-        self._lock = threading.Lock()
-
-    def get(self):
-        if self._value is None:
-            with self._lock:
-                if self._value is None:
-                    self._value = self._factory()
-        return self._value
-
-    def reset(self) -> None:
-        with self._lock:
-            self._value = None
-
-
 def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
     from visual_search.stores.s3 import S3ImageStore
 
@@ -138,7 +110,7 @@ def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
 
 def _configured_store(settings: Settings) -> ImageStore:
     if not settings.image_store:
-        raise ValueError("VISUAL_SEARCH_IMAGE_STORE must name the images bucket (s3://bucket)")
+        raise MissingSettingError("image_store", "must name the images bucket (s3://bucket)")
     return bootstrap.build_image_store(settings.image_store, presigned_url_expiry_s=settings.presigned_url_expiry_s)
 
 
@@ -152,8 +124,8 @@ def _event_indexer_from_env() -> S3EventIndexer:
     return build_event_indexer(settings, _s3_store_factory(settings))
 
 
-_search_runtime = _Lazy(_search_runtime_from_env)
-_event_indexer = _Lazy(_event_indexer_from_env)
+_search_runtime = Lazy(_search_runtime_from_env)
+_event_indexer = Lazy(_event_indexer_from_env)
 
 
 def search_handler(event: dict, context=None) -> dict:

@@ -13,7 +13,8 @@ from typing import Callable
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.ports import VectorIndex
-from visual_search.api.search_api import API_KEY_HEADER, SearchApi, check_api_key, error_body, error_result
+from visual_search.api.search_api import API_KEY_HEADER, SearchApi, check_api_key, error_result
+from visual_search.core.errors import error_body
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 

@@ -6,6 +6,10 @@ library code never prints or exits.
 
 from __future__ import annotations
 
+import logging
+
+logger = logging.getLogger(__name__)
+
 
 class VisualSearchError(Exception):
     """Base class. `code` is a stable machine-readable string; `http_status` is what an API answers."""
@@ -113,3 +117,28 @@ class BackendUnauthorizedError(BackendUnavailableError):
     answers 503, never the 401 that would ask the shopper for a key."""
 
     code = "backend_unauthorized"
+
+
+class MissingSettingError(VisualSearchError):
+    """A setting the deployment must provide is unset: the operator's problem, never the caller's."""
+
+    code = "missing_setting"
+    http_status = 503
+
+    def __init__(self, setting: str, requirement: str):
+        self.setting = "VISUAL_SEARCH_" + setting.upper()
+        super().__init__(f"the service is not configured: {self.setting} {requirement}")
+
+
+def error_body(code: str, message: str) -> dict:
+    """The one shape of every error answer, on every transport: {"error": {"code", "message"}}."""
+    return {"error": {"code": code, "message": message}}
+
+
+def error_for(exc: BaseException) -> tuple[int, dict]:
+    """(HTTP status, error body) for any exception. Only the library's own errors reach the caller in words; any
+    other exception is logged with its traceback and answered as a bare internal error."""
+    if isinstance(exc, VisualSearchError):
+        return exc.http_status, error_body(exc.code, exc.message)
+    logger.error("unexpected error while handling a request", exc_info=exc)
+    return 500, error_body("internal_error", "the service failed to handle this request; it has been logged")

@@ -44,6 +44,12 @@ class Settings:
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     presigned_url_expiry_s: int = 300
+    frontend_dir: str | None = None
+    opensearch_username: str | None = None
+    opensearch_password: str | None = None
+    opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless
+    opensearch_aws_service: str = "es"  # "aoss" for OpenSearch Serverless
+    aws_region: str | None = None  # from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs read it
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
@@ -54,6 +60,8 @@ class Settings:
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is None and name == "index":
                 raw = environ.get(ENV_PREFIX + "INDEX_DIR")
+            if raw is None and name == "aws_region":
+                raw = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
             if raw is not None and raw != "":
                 values[name] = _parse(name, raw, current.type)
         values.update({name: value for name, value in overrides.items() if value is not None})

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from visual_search.core.errors import VisualSearchError
-from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_body, error_result
+from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_result
+from visual_search.core.errors import error_body
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

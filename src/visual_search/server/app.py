@@ -6,8 +6,6 @@ SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. T
 
 from __future__ import annotations
 
-import os
-import threading
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -18,7 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from visual_search import __version__
+from visual_search import __version__, bootstrap
 from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.core.errors import ImageTooLargeError, NotFoundError, VisualSearchError
@@ -27,16 +25,15 @@ from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
 from visual_search.api.search_api import SearchApi, error_result
 from visual_search.server.access import add_cors, add_error_handlers, add_security_headers, api_key_checker, read_body_capped
+from visual_search.core.lazy import Lazy
 from visual_search.core.settings import Settings
-from visual_search.api.url_fetch import UrlFetcher
 
-FRONTEND_DIR_ENV = "VISUAL_SEARCH_FRONTEND_DIR"
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
 
 
-def default_frontend_dir() -> Path:
-    """$VISUAL_SEARCH_FRONTEND_DIR, else the repository's frontend/ (src/visual_search/server/ -> ../../../frontend)."""
-    return Path(os.environ.get(FRONTEND_DIR_ENV) or Path(__file__).resolve().parents[3] / "frontend")
+def default_frontend_dir(settings: Settings) -> Path:
+    """settings.frontend_dir (VISUAL_SEARCH_FRONTEND_DIR), else the source checkout's frontend/ folder."""
+    return Path(settings.frontend_dir or Path(__file__).resolve().parents[3] / "frontend")
 
 
 def local_image_url(record: ImageRecord) -> str:
@@ -44,37 +41,19 @@ def local_image_url(record: ImageRecord) -> str:
 
 
 class _LazySearchApi:
-    """Builds the SearchApi (and so loads the model and opens the index) once, under a lock."""
+    """The SearchApi, built by bootstrap once (loading the model and opening the index), in a worker thread."""
 
     def __init__(self, settings: Settings, search_service, embedder: Embedder | None):
-        self._settings = settings
-        self._service = search_service
-        self._embedder = embedder
-        self._api: SearchApi | None = None
-        self._lock = threading.Lock()
+        self._api = Lazy(lambda: bootstrap.build_search_api(
+            settings, url_for=local_image_url, service=search_service, embedder=embedder
+        ))
 
     async def ready(self) -> SearchApi:
         """The API, built in a worker thread the first time (loading a model blocks)."""
-        return self._api if self._api is not None else await run_in_threadpool(self.get)
+        return self._api.get() if self._api.built else await run_in_threadpool(self._api.get)
 
     def get(self) -> SearchApi:
-        if self._api is None:
-            with self._lock:
-                if self._api is None:
-                    self._api = self._build()
-        return self._api
-
-    def _build(self) -> SearchApi:
-        settings = self._settings
-        service = self._service
-        if service is None:
-            from visual_search.bootstrap import build_search_service
-
-            service = build_search_service(settings, embedder=self._embedder, create_if_missing=True)
-        fetcher = UrlFetcher(
-            allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes
-        )
-        return SearchApi(service, url_for=local_image_url, fetcher=fetcher, max_upload_bytes=settings.max_upload_bytes)
+        return self._api.get()
 
 
 def create_app(
@@ -160,7 +139,7 @@ def create_app(
         # Served by the server itself so that a frontend/config.json written for AWS cannot redirect the local UI.
         return {"apiBase": "", "apiKeyRequired": bool(settings.api_key)}
 
-    folder = Path(frontend_dir) if frontend_dir else default_frontend_dir()
+    folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")
     app.openapi = lambda: _openapi_with_request_models(app)

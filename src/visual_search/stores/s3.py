@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Iterator
 from urllib.parse import urlparse
 
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.lazy import Lazy
 
 # Errors S3 answers for an object that is not (or no longer) there.
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -35,9 +35,7 @@ class S3ImageStore:
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.presigned_url_expiry_s = presigned_url_expiry_s
-        self._region_name = region_name
-        self._client = client
-        self._client_lock = threading.Lock()
+        self._client = Lazy(lambda: client or _make_client(region_name))
 
     @classmethod
     def from_url(cls, url: str, **options) -> "S3ImageStore":
@@ -49,16 +47,7 @@ class S3ImageStore:
 
     @property
     def client(self):
-        if self._client is None:
-            with self._client_lock:
-                if self._client is None:
-                    import boto3
-                    from botocore.config import Config
-
-                    # SigV4 presigning: boto3 otherwise signs us-east-1 URLs with the deprecated SigV2.
-                    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
-                    self._client = boto3.client("s3", region_name=self._region_name, config=config)
-        return self._client
+        return self._client.get()
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Image object keys under the store's prefix + `prefix`, in S3's (UTF-8 binary, so stable) order."""
@@ -107,3 +96,12 @@ def _as_library_error(exc: Exception, where: str) -> Exception | None:
     if isinstance(exc, BotoCoreError):
         return BackendUnavailableError(f"S3 could not be reached for {where}: {exc}")
     return None
+
+
+def _make_client(region_name: str | None):
+    import boto3
+    from botocore.config import Config
+
+    # SigV4 presigning: boto3 otherwise signs us-east-1 URLs with the deprecated SigV2.
+    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+    return boto3.client("s3", region_name=region_name, config=config)

@@ -21,12 +21,11 @@ from visual_search.embedders.lite2.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
 BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
-CACHE_DIR_ENV = "VISUAL_SEARCH_CACHE_DIR"
 _build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
 
 
-def model_cache_dir() -> Path:
-    configured = os.environ.get(CACHE_DIR_ENV)
+def model_cache_dir(configured: str | Path | None = None) -> Path:
+    """`configured` (Settings.cache_dir, from VISUAL_SEARCH_CACHE_DIR) or the platform's per-user cache dir."""
     if configured:
         return Path(configured).expanduser()
     from platformdirs import user_cache_dir

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from typing import Callable, Sequence
 
@@ -19,6 +18,7 @@ from PIL import Image
 from visual_search.embedders.sagemaker import protocol as protocol
 from visual_search.core.errors import BackendUnavailableError, ModelMismatchError, VisualSearchError
 from visual_search.core.images import PreprocessSpec
+from visual_search.core.lazy import Lazy
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +61,13 @@ class SageMakerEmbedder:
         self.spec = spec or PreprocessSpec()
         self._model_id = model_id
         self._dimension = dimension
-        self._client = client
-        self._client_options = {"region_name": region_name, "endpoint_url": endpoint_url, "timeout_s": timeout_s}
+        client_options = {"region_name": region_name, "endpoint_url": endpoint_url, "timeout_s": timeout_s}
+        self._client = Lazy(lambda: client or _make_client(**client_options))
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
         self.max_request_bytes = max_request_bytes
         self._sleep = sleep
-        self._lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -84,11 +83,7 @@ class SageMakerEmbedder:
 
     @property
     def client(self):
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = _make_client(**self._client_options)
-        return self._client
+        return self._client.get()
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """float32 (len(images), dimension), unit rows. Raises BackendUnavailableError, ModelMismatchError."""

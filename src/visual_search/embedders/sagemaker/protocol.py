@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError, VisualSearchError
+from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError, error_for
 from visual_search.core.images import DEFAULT_MAX_PIXELS, PreprocessSpec, decode_image
 from visual_search.core.ports import Embedder
 from visual_search.core.wire import decode_base64_image, json_object
@@ -153,10 +153,9 @@ def invoke(embedder: Embedder, body, content_type: str | None, *, max_pixels: in
 
 
 def error_response(exc: BaseException) -> tuple[int, bytes]:
-    """(status, JSON body) as a model server answers a failed invocation; unexpected errors are a bare 500."""
-    if isinstance(exc, VisualSearchError):
-        return exc.http_status, json.dumps({"error": {"code": exc.code, "message": exc.message}}).encode()
-    return 500, b'{"error": {"code": "internal_error", "message": "the model failed on this request"}}'
+    """(status, JSON body) as a model server answers a failed invocation: the API's one error shape."""
+    status, body = error_for(exc)
+    return status, json.dumps(body).encode()
 
 
 def _as_bytes(body) -> bytes:

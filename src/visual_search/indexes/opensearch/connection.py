@@ -12,10 +12,8 @@ Auth: basic from the URL's userinfo (``http://user:pass@host:9200/index``) or an
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import unquote, urlsplit
 
 from visual_search.core.errors import InvalidRequestError, BackendUnauthorizedError
@@ -81,19 +79,19 @@ def parse_opensearch_url(url: str, auth: Auth = None) -> OpenSearchLocation:
     return OpenSearchLocation(parts.hostname, parts.port or default_port, use_tls, index_name, auth)
 
 
-def auth_from_env(environ: Mapping[str, str] = os.environ) -> Auth:
-    """Auth named by settings-style variables; for bootstrap, so that library code itself reads no environment.
+def configured_auth(
+    *, mode: str | None, username: str | None, password: str | None, aws_service: str = "es", region: str | None
+) -> Auth:
+    """The auth that Settings name (bootstrap passes them in; library code reads no environment).
 
-    VISUAL_SEARCH_OPENSEARCH_USERNAME/_PASSWORD give basic auth; VISUAL_SEARCH_OPENSEARCH_AUTH=sigv4 gives SigV4 with
-    VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE (es|aoss, default es) and the region from AWS_REGION/AWS_DEFAULT_REGION.
+    A username gives basic auth; mode "sigv4" gives SigV4 for `aws_service` (es|aoss) in `region`.
     """
-    if environ.get("VISUAL_SEARCH_OPENSEARCH_AUTH", "").lower() == "sigv4":
-        region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if (mode or "").lower() == "sigv4":
         if not region:
             raise InvalidRequestError("SigV4 auth for OpenSearch needs AWS_REGION (or AWS_DEFAULT_REGION)")
-        return AwsSigV4Auth(region=region, service=environ.get("VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE", "es"))
-    if username := environ.get("VISUAL_SEARCH_OPENSEARCH_USERNAME"):
-        return BasicAuth(username, environ.get("VISUAL_SEARCH_OPENSEARCH_PASSWORD", ""))
+        return AwsSigV4Auth(region=region, service=aws_service or "es")
+    if username:
+        return BasicAuth(username, password or "")
     return None
 
 
