@@ -1,13 +1,13 @@
-"""The three ports the services depend on; adapters implement them and bootstrap.py chooses which."""
+"""The ports the services depend on; adapters implement them and bootstrap.py chooses which."""
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from PIL import Image
 
-from visual_search.core.images import PreprocessSpec
+from visual_search.core.images import CropBox, PreprocessSpec
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
 
@@ -26,6 +26,18 @@ class Embedder(Protocol):
     spec: PreprocessSpec
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class RegionProposer(Protocol):
+    """Finds the objects in a photo (for "several items in one photo"), from the model's own activations.
+
+    `propose_regions` returns at most `max_regions` (box, score) pairs, best first: the box as fractions of the
+    (EXIF-oriented) image, the score the share of the object evidence the box holds (scores sum to at most 1).
+    A photo always gets at least one region when max_regions >= 1. Implemented by the in-process ONNX embedder.
+    """
+
+    def propose_regions(self, image: Image.Image, max_regions: int = 4) -> list[tuple[CropBox, float]]: ...
 
 
 @runtime_checkable
@@ -86,3 +98,10 @@ class ImageStore(Protocol):
 
     def url_for(self, key: str) -> str:
         """An address a browser can load the image from (a server path, or a presigned URL)."""
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Write the object whole (a reader never sees it half-written), replacing any object of that key.
+        `metadata` (label, product fields) travels with it where the store can hold it (S3 user metadata)."""
+
+    def delete(self, key: str) -> bool:
+        """Remove the object; False when there was none."""

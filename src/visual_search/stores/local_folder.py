@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterator, Mapping
 from urllib.parse import quote
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
@@ -41,6 +41,25 @@ class LocalFolderStore:
 
     def url_for(self, key: str) -> str:
         return self.url_prefix + quote(key)
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> None:
+        """Write through a temporary file renamed into place, so a watcher or reader never sees half a file.
+        `metadata` is not kept: a folder has nowhere to put it (the index record holds label and fields)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def delete(self, key: str) -> bool:
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     def _path(self, key: str) -> Path:
         parts = PurePosixPath(key).parts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
@@ -79,6 +79,28 @@ class S3ImageStore:
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=self.presigned_url_expiry_s,
         )
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> None:
+        """PutObject (atomic in S3); `metadata` becomes x-amz-meta-* user metadata, for the indexer to read."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}))
+        except Exception as exc:
+            raise _as_library_error(exc, self.uri(key)) or exc
+
+    def delete(self, key: str) -> bool:
+        """DeleteObject; S3 does not say whether the object existed, so this asks first."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            error = _as_library_error(exc, self.uri(key))
+            if isinstance(error, NotFoundError):
+                return False
+            raise error or exc
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            raise _as_library_error(exc, self.uri(key)) or exc
+        return True
 
 
 def _as_library_error(exc: Exception, where: str) -> Exception | None:
