@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from visual_search.core.errors import MissingSettingError
+from visual_search.core.errors import InvalidSettingError, MissingSettingError
 from visual_search.core.ports import Embedder, ImageStore, VectorIndex
 from visual_search.core.settings import Settings
 
@@ -38,9 +38,9 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
 
         if not settings.sagemaker_endpoint:
             raise MissingSettingError("sagemaker_endpoint", "must name the endpoint when the embedder is sagemaker")
-        return SageMakerEmbedder(settings.sagemaker_endpoint)
+        return SageMakerEmbedder(settings.sagemaker_endpoint, budget_s=settings.sagemaker_budget_s)
     if settings.embedder != "local":
-        raise ValueError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
+        raise InvalidSettingError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
@@ -100,11 +100,11 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
     options = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in _OPENSEARCH_OPTIONS:
-            raise ValueError(f"unknown OpenSearch option {name!r} in the index URL: use {', '.join(_OPENSEARCH_OPTIONS)}")
+            raise InvalidSettingError(f"unknown OpenSearch option {name!r} in the index URL: use {', '.join(_OPENSEARCH_OPTIONS)}")
         try:
             options[name] = _OPENSEARCH_OPTIONS[name](value)
         except ValueError:
-            raise ValueError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
+            raise InvalidSettingError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
     return urlunsplit(parts._replace(query="")), options
 
 

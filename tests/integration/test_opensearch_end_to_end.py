@@ -15,6 +15,7 @@ from visual_search.cli.main import main
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.opensearch.index import OpenSearchIndex
 from visual_search.server.app import create_app
+from visual_search.core.errors import InvalidSettingError
 from visual_search.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,5 +85,5 @@ def test_hnsw_settings_ride_in_the_index_url(opensearch_url, embedder):
         assert vector_field["method"]["parameters"] == {"m": 8, "ef_construction": 64}
     finally:
         index.drop()
-    with pytest.raises(ValueError, match="unknown OpenSearch option"):
+    with pytest.raises(InvalidSettingError, match="unknown OpenSearch option"):
         open_index(Settings(index=f"{url}?shards=3"), writable=True, embedder=embedder)

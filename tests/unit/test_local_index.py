@@ -8,7 +8,9 @@ import threading
 import numpy as np
 import pytest
 
-from visual_search.core.errors import IndexCorruptError, IndexLockedError, ModelMismatchError, NotFoundError
+from visual_search.core.errors import (
+    IndexClosedError, IndexCorruptError, IndexLockedError, InvalidRequestError, ModelMismatchError, NotFoundError,
+)
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.local.store import DATABASE_FILE_NAME
 from visual_search.core.records import ImageRecord, SearchFilters
@@ -64,7 +66,7 @@ def test_opening_a_missing_index_for_reading_raises_not_found(tmp_path):
 
 
 def test_creating_an_index_needs_the_model_and_dimension(tmp_path):
-    with pytest.raises(ValueError, match="model_id"):
+    with pytest.raises(InvalidRequestError, match="model_id"):
         LocalIndex(tmp_path / "index", writable=True)
 
 
@@ -128,7 +130,7 @@ def test_a_read_only_index_refuses_writes(writer):
     ],
 )
 def test_upsert_rejects_malformed_vectors_with_a_message(writer, vectors, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InvalidRequestError, match=message):
         writer.upsert(records(1), vectors)
     assert writer.count() == 0
 
@@ -139,7 +141,7 @@ def test_nearly_unit_vectors_are_accepted_and_stored_exactly_unit(writer):
 
 
 def test_one_upsert_may_not_name_a_key_twice(writer):
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(InvalidRequestError, match="twice"):
         writer.upsert(records(1) * 2, unit_vectors(2))
 
 
@@ -147,9 +149,9 @@ def test_search_rejects_a_bad_query_or_k(writer):
     writer.upsert(records(3), unit_vectors(3))
     with pytest.raises(ModelMismatchError):
         writer.search(unit_vectors(1)[0][:8], 1)
-    with pytest.raises(ValueError, match="k must"):
+    with pytest.raises(InvalidRequestError, match="k must"):
         writer.search(unit_vectors(1)[0], 0)
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidRequestError, match="NaN"):
         writer.search(np.full(DIMENSION, np.nan, dtype=np.float32), 1)
 
 
@@ -195,7 +197,7 @@ def test_a_file_that_is_not_an_index_raises_index_corrupt(tmp_path):
 
 def test_a_closed_index_says_so(writer):
     writer.close()
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(IndexClosedError, match="closed"):
         writer.count()
 
 

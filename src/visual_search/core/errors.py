@@ -119,6 +119,20 @@ class BackendUnauthorizedError(BackendUnavailableError):
     code = "backend_unauthorized"
 
 
+class IndexClosedError(VisualSearchError):
+    """The index was used after close(): a lifecycle bug in the caller, answered as a service fault."""
+
+    code = "index_closed"
+    http_status = 503
+
+
+class InvalidSettingError(VisualSearchError):
+    """A setting has a value the service cannot use (an unknown embedder, a malformed index URL option)."""
+
+    code = "invalid_setting"
+    http_status = 503
+
+
 class MissingSettingError(VisualSearchError):
     """A setting the deployment must provide is unset: the operator's problem, never the caller's."""
 

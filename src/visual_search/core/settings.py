@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
+from visual_search.core.errors import InvalidSettingError
 from visual_search.core.images import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "VISUAL_SEARCH_"
@@ -44,6 +45,11 @@ class Settings:
     api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     presigned_url_expiry_s: int = 300
+    # The AWS functions: the SageMaker embedder's whole retry budget per request (it must fit the function's
+    # timeout), the SSM parameter holding the API key, and the catalogue CSV's key in the images bucket.
+    sagemaker_budget_s: float = 20.0
+    api_key_parameter: str | None = None
+    catalogue_manifest: str | None = None
     frontend_dir: str | None = None
     opensearch_username: str | None = None
     opensearch_password: str | None = None
@@ -83,10 +89,10 @@ def _parse(name: str, raw: str, type_name) -> object:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
+            raise InvalidSettingError(f"{ENV_PREFIX}{name.upper()} must be a whole number, not {raw!r}") from None
     if type_text.startswith("float"):
         try:
             return float(raw)
         except ValueError:
-            raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
+            raise InvalidSettingError(f"{ENV_PREFIX}{name.upper()} must be a number, not {raw!r}") from None
     return raw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from visual_search.core.errors import IndexCorruptError, ModelMismatchError
+from visual_search.core.errors import IndexCorruptError, InvalidRequestError, ModelMismatchError
 from visual_search.indexes.local.store import FORMAT_VERSION
 
 
@@ -27,7 +27,7 @@ def checked_identity(directory: Path, meta: dict[str, str], model_id: str | None
 
 def checked_new_identity(model_id: str | None, dimension: int | None) -> tuple[str, int]:
     if not model_id or isinstance(dimension, bool) or not isinstance(dimension, int) or dimension < 1:
-        raise ValueError(
+        raise InvalidRequestError(
             f"creating an index needs the model_id and a positive dimension of its vectors, got {model_id!r} and {dimension!r}"
         )
     return model_id, dimension

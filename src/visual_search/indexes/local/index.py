@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from visual_search.indexes.local.hnsw import HnswParams, remove_sidecars
-from visual_search.core.errors import IndexCorruptError, NotFoundError
+from visual_search.core.errors import IndexClosedError, IndexCorruptError, NotFoundError
 from visual_search.indexes.local.graph import GraphSidecar
 from visual_search.indexes.local.identity import checked_identity, checked_new_identity
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
@@ -108,7 +108,7 @@ class LocalIndex:
     @property
     def _db(self) -> IndexStore:
         if self._store is None:
-            raise ValueError(f"the index at {self.directory} is closed")
+            raise IndexClosedError(f"the index at {self.directory} is closed")
         return self._store
 
     def _require_writable(self) -> None:
