@@ -85,11 +85,31 @@ class ErrorDetail(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. invalid_image, url_refused, validation_error")
     message: str = Field(description="a sentence a shopper or developer can act on")
 
+    attributes: dict[str, str] = Field(default_factory=dict, description="the catalogue's other columns")
+    title: Optional[str] = Field(default=None, description="the product's name")
+    price: Optional[float] = Field(default=None, description="in units of `currency`")
+    currency: Optional[str] = Field(default=None, description="ISO 4217 code, e.g. EUR")
+    product_url: Optional[str] = Field(default=None, description="the product's page in the shop (http or https)")
+    brand: Optional[str] = None
+
+
+class RegionProposal(BaseModel):
+    """A part of the query photo that looks like an object of its own, as fractions of the photo's size."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float = Field(description="how strongly the region stands out, 0-1; regions come strongest first")
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+    regions: list[RegionProposal] = Field(
+        default_factory=list,
+        description="up to four object regions of an uncropped image or URL query, to search one with `crop`",
+    )
 class StatsResponse(BaseModel):
     count: int
     dimension: Optional[int] = None

@@ -126,6 +126,8 @@ class SearchApi:
             label=record.label,
             width=record.width,
             height=record.height,
+            attributes=dict(record.attributes),
+            **record.product.as_dict(),
         )
 
 

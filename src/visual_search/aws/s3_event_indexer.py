@@ -62,8 +62,33 @@ class SequencedIndex:
         if keep:
             self.inner.upsert([records[row] for row in keep], np.asarray(vectors)[keep])
 
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
+    # The rest of the port passes through unchanged, method by method, so the decorator says what it is.
+    def delete(self, keys: Sequence[str]) -> int:
+        return self.inner.delete(keys)
+
+    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        return self.inner.get(keys)
+
+    def get_vector(self, key: str) -> np.ndarray | None:
+        return self.inner.get_vector(key)
+
+    def search(self, vector, k, filters=None, exclude_keys=()):
+        return self.inner.search(vector, k, filters, exclude_keys)
+
+    def count(self) -> int:
+        return self.inner.count()
+
+    def stats(self):
+        return self.inner.stats()
+
+    def list_records(self, offset: int = 0, limit: int = 50, filters=None):
+        return self.inner.list_records(offset, limit, filters)
+
+    def iter_vectors(self, batch_size: int = 1024):
+        return self.inner.iter_vectors(batch_size)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class S3EventIndexer:

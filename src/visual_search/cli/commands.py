@@ -160,7 +160,8 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
                 uri = store.uri(key)
                 entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
                 yield IndexItem(key, uri, (lambda s=store, k=key: s.read(k)),
-                                entry.label if entry else None, entry.attributes if entry else {})
+                                entry.label if entry else None, entry.attributes if entry else {},
+                                product=entry.product if entry else None)
         elif Path(location).is_file():
             path = Path(location).resolve()
             if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -168,7 +169,8 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
                 continue
             entry = labels.get(path)
             yield IndexItem(path.name, str(path), path.read_bytes,
-                            entry.label if entry else None, entry.attributes if entry else {})
+                            entry.label if entry else None, entry.attributes if entry else {},
+                            product=entry.product if entry else None)
         else:
             print(f"skipped {location}: no such file or folder", file=sys.stderr)
 

@@ -29,6 +29,15 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
+@runtime_checkable
+class TensorEmbedder(Embedder, Protocol):
+    """An Embedder that also takes model-ready tensors, so that indexing can preprocess in its worker threads
+    (decode and resize in parallel) and hand the model a ready batch."""
+
+    def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, 3, size, size) made by `to_model_input(image, self.spec)` -> float32 (N, dimension), unit rows."""
+
+
 class RegionProposer(Protocol):
     """Finds the objects in a photo (for "several items in one photo"), from the model's own activations.
 

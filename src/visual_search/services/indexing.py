@@ -18,8 +18,8 @@ import numpy as np
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image, to_model_input
-from visual_search.core.ports import Embedder, VectorIndex
-from visual_search.core.records import ImageRecord
+from visual_search.core.ports import Embedder, TensorEmbedder, VectorIndex
+from visual_search.core.records import ImageRecord, Product
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class IndexItem:
     read: Callable[[], bytes]
     label: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    product: Product | None = None  # None: keep what the index already holds (an S3 event carries no product data)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class IndexingService:
         self.workers = workers or os.cpu_count() or 2
         self.max_pixels = max_pixels
         # Tensors can be prepared in the workers only if the embedder accepts them; otherwise it gets images.
-        self._embeds_tensors = callable(getattr(embedder, "embed_tensors", None))
+        self._embeds_tensors = isinstance(embedder, TensorEmbedder)
 
     def index_items(
         self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None
@@ -142,6 +143,7 @@ class IndexingService:
                 and known.uri == item.uri
                 and known.label == item.label
                 and all(known.attributes.get(name) == value for name, value in item.attributes.items())
+                and (item.product is None or item.product == known.product)
             ):
                 return _UNCHANGED
             decoded = decode_image(data, min_size_px=self.embedder.spec.size_px, max_pixels=self.max_pixels)
@@ -162,6 +164,7 @@ class IndexingService:
             # Attributes the item does not set are kept (e.g. the S3 event path's sequencer), as events do.
             attributes={**(known.attributes if known else {}), **item.attributes},
             indexed_at=time.time(),
+            product=item.product if item.product is not None else (known.product if known else Product()),
         )
         return _Prepared(record, model_input)
 
