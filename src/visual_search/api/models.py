@@ -74,17 +74,6 @@ class SearchResult(BaseModel):
     label: Optional[str] = None
     width: int
     height: int
-
-
-class SearchResponse(BaseModel):
-    results: list[SearchResult]
-    took_ms: float = Field(description="server-side time to handle the request, in milliseconds")
-
-
-class ErrorDetail(BaseModel):
-    code: str = Field(description="stable machine-readable code, e.g. invalid_image, url_refused, validation_error")
-    message: str = Field(description="a sentence a shopper or developer can act on")
-
     attributes: dict[str, str] = Field(default_factory=dict, description="the catalogue's other columns")
     title: Optional[str] = Field(default=None, description="the product's name")
     price: Optional[float] = Field(default=None, description="in units of `currency`")
@@ -102,14 +91,25 @@ class RegionProposal(BaseModel):
     h: float
     score: float = Field(description="how strongly the region stands out, 0-1; regions come strongest first")
 
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
 
-
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+    took_ms: float = Field(description="server-side time to handle the request, in milliseconds")
     regions: list[RegionProposal] = Field(
         default_factory=list,
         description="up to four object regions of an uncropped image or URL query, to search one with `crop`",
     )
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. invalid_image, url_refused, validation_error")
+    message: str = Field(description="a sentence a shopper or developer can act on")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
 class StatsResponse(BaseModel):
     count: int
     dimension: Optional[int] = None

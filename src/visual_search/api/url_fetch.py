@@ -5,6 +5,8 @@ loopback, link-local such as 169.254.169.254, multicast, reserved, unspecified, 
 one of those); the connection goes to the checked address (the Host header and TLS SNI/certificate check use the
 original name), so a second DNS answer cannot swap it; each redirect (at most 3) is checked the same way; the
 whole fetch has one deadline and the body is cut at a size cap; only image/* responses are accepted.
+A URL that cannot be parsed is the caller's error (400 url_malformed) when the caller wrote it, and the image
+host's (502 bad_redirect) when it came in a Location header: no parsing error ever escapes as a 500.
 Intranet hosts can be allowed explicitly with `allowlist` entries: "host", "host:port" (matching the URL's host
 as written, or its normalised IP) or a CIDR such as "10.1.0.0/16" (matching the resolved address).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import re
 import socket
 import ssl
 import threading
@@ -22,10 +25,11 @@ from typing import Iterable
 from urllib.parse import urljoin, urlsplit
 
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
-from visual_search.api.url_policy import Allowlist, Resolver, is_public_address, parse_ip, system_resolver
+from visual_search.api.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK_BYTES = 64 * 1024
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,14 @@ class UrlFetcher:
 
     def fetch(self, url: str) -> FetchedImage:
         deadline = time.monotonic() + self.timeout_s
-        for _hop in range(self.max_redirects + 1):
-            target = self._check(url)
+        for hop in range(self.max_redirects + 1):
+            target = self._check(url, from_redirect=hop > 0)
             status, headers, body = self._get(target, deadline)
             if status in _REDIRECT_STATUSES:
                 location = headers.get("location")
                 if not location:
                     raise FetchError(f"the image URL answered {status} without a Location")
-                url = urljoin(url, location)
+                url = _follow(url, location)
                 continue
             if status != 200:
                 raise FetchError(f"the image URL answered HTTP {status}")
@@ -77,13 +81,9 @@ class UrlFetcher:
             return FetchedImage(body, content_type, url)
         raise FetchRefusedError(f"the image URL redirected more than {self.max_redirects} times")
 
-    def _check(self, url: str) -> "_Target":
+    def _check(self, url: str, *, from_redirect: bool = False) -> "_Target":
         """Validate the scheme and host, resolve it once, and choose the address to connect to."""
-        try:
-            parts = urlsplit(url.strip())
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            raise FetchRefusedError("the image URL is malformed") from None
+        parts, port = _split(url, from_redirect)
         if parts.scheme not in ("http", "https"):
             raise FetchRefusedError("only http and https image URLs are allowed")
         host = (parts.hostname or "").rstrip(".")
@@ -102,9 +102,10 @@ class UrlFetcher:
             raise FetchError(f"the image host {host!r} has no address")
         for address in addresses:
             # Every answer must pass: an attacker's DNS could mix one public and one private address.
-            if not (host_allowed or is_public_address(address) or self.allowlist.allows_address(address)):
+            reason = denied_reason(address)
+            if reason and not (host_allowed or self.allowlist.allows_address(address)):
                 raise FetchRefusedError(
-                    f"the image URL points to a private or reserved address ({address}); "
+                    f"the image URL points to a private or reserved address ({address}, {reason}); "
                     "intranet hosts must be allow-listed"
                 )
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
@@ -135,7 +136,9 @@ class UrlFetcher:
                 raise FetchTimeoutError(f"fetching the image URL took longer than {self.timeout_s:g} s") from None
             if isinstance(exc, ssl.SSLError):
                 raise FetchError(f"TLS with the image host failed ({exc.reason or exc})") from None
-            raise FetchError(f"fetching the image URL failed ({type(exc).__name__})") from None
+            raise FetchError(f"fetching the image URL failed ({_describe(exc)})") from None
+        except ValueError:  # http.client refusing a header value: the URL checks should have caught it first
+            raise FetchError("fetching the image URL failed (the request could not be written)") from None
         finally:
             watchdog.cancel()
             connection.close()
@@ -202,6 +205,42 @@ def _shut_down(connection: http.client.HTTPConnection) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def _split(url: str, from_redirect: bool):
+    """(urlsplit parts, port); any parsing error is url_malformed (400), or bad_redirect (502) in a Location."""
+    try:
+        url = url.strip()
+        if _UNSAFE_CHARACTERS.search(url):  # http.client would refuse them later, with a less helpful error
+            raise ValueError("control characters or spaces")
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if "[" in parts.netloc and parse_ip(parts.hostname or "") is None:
+            raise ValueError("a bracketed host must be an IP address")  # e.g. [zz], or an IPvFuture [v1.x]
+    except ValueError:
+        if from_redirect:
+            raise FetchError("the image host redirected to a malformed URL", code="bad_redirect") from None
+        raise FetchRefusedError("the image URL is malformed", code="url_malformed") from None
+    return parts, port
+
+
+def _follow(url: str, location: str) -> str:
+    """The absolute URL a Location header points to; a Location that cannot be joined is the host's error (502)."""
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise FetchError("the image host redirected to a malformed URL", code="bad_redirect") from None
+
+
+def _describe(exc: OSError | http.client.HTTPException) -> str:
+    """Plain words for a connection failure, without exception class names."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(exc, ConnectionResetError):
+        return "the connection was reset"
+    if isinstance(exc, http.client.HTTPException):
+        return "the answer was not valid HTTP"
+    return exc.strerror or "a network error"
 
 
 def _remaining(deadline: float) -> float:
