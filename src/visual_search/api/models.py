@@ -57,6 +57,10 @@ class SearchRequest(_Strict):
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="how many results, 1-100")
     filters: Optional[FiltersRequest] = None
     crop: Optional[CropRequest] = None
+    colour: float = Field(
+        default=0.0, ge=0.0, le=1.0, allow_inf_nan=False,
+        description="weight of colour similarity fused with appearance, 0-1 (0: off; the UI's 'match colour' sends 0.5)",
+    )
 
     @field_validator("k", mode="before")
     @classmethod
@@ -64,6 +68,13 @@ class SearchRequest(_Strict):
         # Pydantic's lax mode would read true as 1; a boolean k is a client bug worth reporting.
         if isinstance(value, bool):
             raise ValueError("k must be a whole number, not a boolean")
+        return value
+
+    @field_validator("colour", mode="before")
+    @classmethod
+    def _colour_is_not_a_boolean(cls, value):
+        if isinstance(value, bool):
+            raise ValueError("colour must be a number from 0 to 1, not a boolean")
         return value
 
 
