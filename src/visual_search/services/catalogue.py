@@ -1,0 +1,117 @@
+"""Changing the catalogue by item: add one image (stored, then indexed) or delete one, through one writer.
+
+A process holds at most one CatalogueWriter per index: the folder watcher, POST /items and DELETE /items/{key}
+all go through it, so their writes never interleave and the embedded index's one-writer rule holds. Images are
+written through the ImageStore port: a folder on a laptop, the bucket on AWS, where `index_on_put=False` leaves
+indexing to the bucket's own event (one path for every way an image arrives).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterable, Mapping, Sequence
+
+from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
+from visual_search.core.images import IMAGE_SUFFIXES, decode_image
+from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.core.records import ImageRecord
+from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
+
+MAX_KEY_LENGTH = 1024
+
+
+class KeyExistsError(VisualSearchError):
+    """Adding an item under a key the catalogue already holds: replacing it must be a deliberate delete first."""
+
+    code = "key_exists"
+    http_status = 409
+
+
+class CatalogueWriter:
+    """The one writer of an index in this process. `uploads` is where added images are stored; `owned_stores`
+    are the stores whose files *are* the catalogue (the uploads, a watched folder): deleting an item deletes its
+    file there too, so a rescan does not bring it back. Files elsewhere are left alone."""
+
+    def __init__(
+        self,
+        indexing: IndexingService,
+        uploads: ImageStore,
+        *,
+        owned_stores: Sequence[ImageStore] = (),
+        index_on_put: bool = True,
+    ):
+        self.indexing = indexing
+        self.uploads = uploads
+        self.owned_stores = [uploads, *owned_stores]
+        self.index_on_put = index_on_put
+        self._lock = threading.RLock()
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.indexing.index
+
+    def index_items(self, items: Iterable[IndexItem]) -> IndexReport:
+        with self._lock:
+            return self.indexing.index_items(items)
+
+    def remove(self, keys: Sequence[str]) -> int:
+        with self._lock:
+            return self.indexing.remove(keys)
+
+    def add(
+        self, data: bytes, key: str, *, label: str | None = None, attributes: Mapping[str, str] | None = None,
+        max_pixels: int,
+    ) -> ImageRecord | None:
+        """Store `data` under `key` and index it. Returns the new record (None when the bucket's event will index
+        it). Raises the decoding errors (400/413/415) before anything is written, KeyExistsError (409) for a key
+        already indexed; a failure to index removes the stored file again, so nothing half-added remains."""
+        key = checked_item_key(key)
+        decode_image(data, max_pixels=max_pixels)  # refuse non-images and bombs before writing anything
+        attributes = dict(attributes or {})
+        with self._lock:
+            if self.index.get([key]):
+                raise KeyExistsError(f"the catalogue already holds {key!r}; delete it first to replace it")
+            metadata = {**attributes, **({"label": label} if label else {})}
+            self.uploads.put(key, data, metadata=metadata)
+            if not self.index_on_put:
+                return None
+            item = IndexItem(key, self.uploads.uri(key), lambda: data, label, attributes)
+            report = self.indexing.index_items([item])
+            if report.failed:
+                self.uploads.delete(key)
+                raise InvalidRequestError(f"could not index {key!r}: {report.failed[0].reason}", code="index_failed")
+            return self.index.get([key])[key]
+
+    def delete(self, key: str) -> ImageRecord:
+        """Remove the item from the index, then its file from the store that owns it. Raises NotFoundError."""
+        with self._lock:
+            record = self.index.get([key]).get(key)
+            if record is None:
+                raise NotFoundError(f"no indexed image has the key {key!r}")
+            self.indexing.remove([key])
+            # The index goes first: a crash in between leaves at most an orphan file, never a record without one.
+            for store in self.owned_stores:
+                if _uri_in(store, key) == record.uri:
+                    store.delete(key)
+                    break
+            return record
+
+
+def checked_item_key(key: str) -> str:
+    """A key an added item may take: a relative '/'-separated path ending in an image suffix."""
+    key = (key or "").strip()
+    parts = key.split("/")
+    if not key or len(key) > MAX_KEY_LENGTH or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise InvalidRequestError(f"invalid key {key[:100]!r}: use a relative path such as shoes/red-1.jpg")
+    if any(part.startswith(".") for part in parts) or any(ord(ch) < 32 for ch in key):
+        raise InvalidRequestError(f"invalid key {key[:100]!r}: no hidden names or control characters")
+    if not key.lower().endswith(IMAGE_SUFFIXES):
+        raise InvalidRequestError(f"the key {key[:100]!r} must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+    return key
+
+
+def _uri_in(store: ImageStore, key: str) -> str | None:
+    try:
+        return store.uri(key)
+    except InvalidRequestError:
+        return None

@@ -1,0 +1,277 @@
+"""Watch a folder and keep the index equal to it: the laptop's twin of the bucket's auto-indexing.
+
+watchdog reports file events; a periodic rescan is the safety net where events get lost (network filesystems,
+an overflowing inotify queue, changes made while nothing was watching). A changed file is indexed only once its
+size and mtime have stayed the same for `settle_s`, so a file still being copied is never indexed half-way.
+Keys are paths relative to the folder, as `visual-search index DIR` makes them, so a rename is a delete of the
+old key and an add of the new one. Every batch is committed by the IndexingService before the next, so a killed
+watcher loses nothing committed and its next start catches up with one rescan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
+from visual_search.core.errors import VisualSearchError
+from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.ports import ImageStore
+from visual_search.core.records import MAX_PAGE
+from visual_search.services.catalogue import CatalogueWriter
+from visual_search.services.indexing import IndexItem
+
+logger = logging.getLogger(__name__)
+
+Stat = tuple[int, int]  # (size, mtime_ns)
+
+
+@dataclass
+class WatchReport:
+    """What one round of changes did; `on_change` receives one per round that changed something."""
+
+    indexed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # "key: reason"
+
+
+class FolderWatcher:
+    """Keeps the index equal to the image files under `folder` (read through `store`, the same folder).
+
+    `run(stop)` blocks until `stop` is set; `start()` runs it in a daemon thread and `stop()` ends it.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        store: ImageStore,
+        writer: CatalogueWriter,
+        *,
+        labels_csv: str | Path | None = None,
+        settle_s: float = 1.0,
+        rescan_s: float = 60.0,
+        poll_s: float = 0.2,
+        use_events: bool = True,
+        on_change: Callable[[WatchReport], None] | None = None,
+    ):
+        self.folder = Path(folder).resolve()
+        self.store = store
+        self.writer = writer
+        self.labels_csv = Path(labels_csv).resolve() if labels_csv else None
+        self.settle_s, self.rescan_s, self.poll_s = settle_s, rescan_s, poll_s
+        self.use_events = use_events
+        self.on_change = on_change or (lambda report: None)
+        self._labels: dict[Path, CatalogueEntry] = {}
+        self._labels_stat: Stat | None = None
+        self._indexed: dict[str, Stat] = {}  # what each key's file looked like when it was last indexed
+        self._pending: dict[str, tuple[Stat | None, float]] = {}  # key -> (last stat seen, since when)
+        self._touched: set[str] = set()  # keys named by events since the last tick (filled by watchdog's thread)
+        self._touched_lock = threading.Lock()
+        self._rescan_due = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="folder-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def run(self, stop: threading.Event) -> None:
+        """Catch up with the folder, then follow it until `stop` is set."""
+        observer = self._start_observer() if self.use_events else None
+        try:
+            self.catch_up()
+            next_rescan = time.monotonic() + self.rescan_s
+            while not stop.wait(self.poll_s):
+                if time.monotonic() >= next_rescan or self._rescan_due:
+                    self._rescan()
+                    next_rescan = time.monotonic() + self.rescan_s
+                self.tick()
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)
+
+    def catch_up(self) -> WatchReport:
+        """Index every new or changed file now (no settling: nothing is known to be mid-write at start) and remove
+        indexed keys of this folder whose file is gone, e.g. after a crash or changes made while not watching."""
+        self._reload_labels_if_changed()
+        present = set(self.store.list_keys())
+        gone = [key for key in self._keys_indexed_from_this_folder() if key not in present]
+        report = WatchReport()
+        self._index_keys(sorted(present), report)
+        self._remove_keys(gone, report)
+        self._rescan_due = False
+        self._report(report)
+        return report
+
+    def tick(self) -> WatchReport:
+        """One round: take the events' keys, index the files that settled, remove the keys whose file is gone."""
+        if self._reload_labels_if_changed():
+            self._pending.update({key: (None, time.monotonic()) for key in self._indexed})
+        with self._touched_lock:
+            touched, self._touched = self._touched, set()
+        now = time.monotonic()
+        for key in touched:
+            self._pending.setdefault(key, (None, now))
+        ready, gone = [], []
+        for key, (seen, since) in list(self._pending.items()):
+            current = self._stat(key)
+            if current is None:
+                gone.append(key)
+            elif current != seen:
+                self._pending[key] = (current, now)  # still changing: the settle clock starts again
+            elif now - since >= self.settle_s:
+                ready.append(key)
+        report = WatchReport()
+        for key in ready + gone:
+            self._pending.pop(key, None)
+        self._index_keys(ready, report)
+        self._remove_keys([key for key in gone if key in self._indexed or self._is_indexed(key)], report)
+        self._report(report)
+        return report
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _rescan(self) -> None:
+        """The safety net: queue every file whose stat differs from when it was indexed, and every vanished key."""
+        self._rescan_due = False
+        present = set(self.store.list_keys())
+        now = time.monotonic()
+        for key in present:
+            if self._indexed.get(key) != self._stat(key):
+                self._pending.setdefault(key, (None, now))
+        for key in set(self._indexed) - present:
+            self._pending.setdefault(key, (None, now))
+
+    def _index_keys(self, keys: list[str], report: WatchReport) -> None:
+        if not keys:
+            return
+        stats = {key: self._stat(key) for key in keys}
+        items = [self._item(key) for key in keys if stats[key] is not None]
+        try:
+            outcome = self.writer.index_items(items)
+        except VisualSearchError as error:  # e.g. the model service is down: retry these at the next rescan
+            logger.warning("watch: could not index %d files: %s", len(items), error.message)
+            self._rescan_due = True
+            return
+        failed = {failure.key: failure.reason for failure in outcome.failed}
+        for item in items:
+            self._indexed[item.key] = stats[item.key]  # a failed file is not retried until it changes again
+            if item.key in failed:
+                report.failed.append(f"{item.key}: {failed[item.key]}")
+            else:
+                report.indexed.append(item.key)
+
+    def _remove_keys(self, keys: list[str], report: WatchReport) -> None:
+        if not keys:
+            return
+        self.writer.remove(keys)
+        for key in keys:
+            self._indexed.pop(key, None)
+        report.removed.extend(keys)
+
+    def _item(self, key: str) -> IndexItem:
+        uri = self.store.uri(key)
+        entry = self._labels.get(Path(uri))
+        return IndexItem(key, uri, lambda: self.store.read(key),
+                         entry.label if entry else None, entry.attributes if entry else {})
+
+    def _stat(self, key: str) -> Stat | None:
+        try:
+            info = os.stat(self.store.uri(key))
+        except (OSError, VisualSearchError):
+            return None
+        return (info.st_size, info.st_mtime_ns)
+
+    def _is_indexed(self, key: str) -> bool:
+        found = self.writer.index.get([key]).get(key)
+        return found is not None and found.uri == self.store.uri(key)
+
+    def _keys_indexed_from_this_folder(self) -> list[str]:
+        keys, offset = [], 0
+        while True:
+            page = self.writer.index.list_records(offset=offset, limit=MAX_PAGE)
+            keys += [record.key for record in page.records if record.uri == self._uri_or_none(record.key)]
+            offset += len(page.records)
+            if not page.records or offset >= page.total:
+                return keys
+
+    def _uri_or_none(self, key: str) -> str | None:
+        try:
+            return self.store.uri(key)
+        except VisualSearchError:
+            return None
+
+    def _reload_labels_if_changed(self) -> bool:
+        if self.labels_csv is None:
+            return False
+        try:
+            info = self.labels_csv.stat()
+            current = (info.st_size, info.st_mtime_ns)
+        except OSError:
+            current = None
+        if current == self._labels_stat:
+            return False
+        try:
+            entries = read_catalogue_csv(self.labels_csv) if current else []
+        except VisualSearchError as error:  # a CSV mid-save: keep the labels we have and look again next tick
+            logger.warning("watch: %s", error.message)
+            return False
+        self._labels_stat = current
+        self._labels = {entry.path: entry for entry in entries}
+        return True
+
+    def _report(self, report: WatchReport) -> None:
+        if report.indexed or report.removed or report.failed:
+            self.on_change(report)
+
+    def _start_observer(self):
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.is_directory:
+                    watcher._rescan_due = True  # a folder moved or deleted: its files' own events may not come
+                    return
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                for path in (event.src_path, getattr(event, "dest_path", "")):
+                    key = watcher._key_of(path)
+                    if key is not None:
+                        with watcher._touched_lock:
+                            watcher._touched.add(key)
+
+        observer = Observer()
+        observer.schedule(Handler(), str(self.folder), recursive=True)
+        observer.daemon = True
+        observer.start()
+        return observer
+
+    def _key_of(self, path: str | bytes) -> str | None:
+        """The key of an image file under the folder; None for hidden files, other suffixes and other places."""
+        if not path:
+            return None
+        path = Path(os.fsdecode(path))
+        try:
+            relative = path.relative_to(self.folder)
+        except ValueError:
+            return None
+        if any(part.startswith(".") for part in relative.parts) or not path.name.lower().endswith(IMAGE_SUFFIXES):
+            return None
+        return relative.as_posix()
