@@ -81,9 +81,11 @@ def test_fixture_photos_are_all_present(photos):
 
 def test_embedder_satisfies_the_port_and_names_its_model(fp32, int8):
     assert isinstance(fp32, Embedder)
-    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b1"
-    assert int8.model_id.startswith("efficientnet-lite2-int8:9656183e-b1-q")
-    assert fp32.dimension == int8.dimension == 1280
+    # The id names the weights, the graph builder, the input size and the colour descriptor stored beside.
+    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px+colour-hsv52-v1"
+    assert int8.model_id.startswith("efficientnet-lite2-int8:9656183e-b2-260px-q")
+    assert int8.model_id.endswith("+colour-hsv52-v1")
+    assert fp32.dimension == int8.dimension == 1280 + 52
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CLASSES))
@@ -94,15 +96,19 @@ def test_top5_imagenet_classes_are_plausible_for_the_garment(fp32, photos, class
     assert top5 & EXPECTED_CLASSES[name], f"{name}: top-5 {sorted(top5)}"
 
 
-def test_embeddings_are_unit_norm_float32_1280d(fp32, photos):
+def test_embeddings_are_unit_norm_float32_signatures_of_1280d_appearance_and_colour(fp32, photos):
     vectors = fp32.embed(list(photos.values()))
-    assert vectors.dtype == np.float32 and vectors.shape == (len(photos), 1280)
+    assert vectors.dtype == np.float32 and vectors.shape == (len(photos), 1332)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    # Each half of the signature [appearance | colour] / sqrt(2) is itself a unit vector.
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, :1280], axis=1), 2**-0.5, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors[:, 1280:], axis=1), 2**-0.5, atol=1e-5)
 
 
 def test_different_garments_are_less_similar_than_the_same_photo(fp32, photos):
     vectors = fp32.embed(list(photos.values()))
-    similarity = vectors @ vectors.T
+    appearance = vectors[:, :1280] / np.linalg.norm(vectors[:, :1280], axis=1, keepdims=True)
+    similarity = appearance @ appearance.T
     assert np.all(similarity[~np.eye(len(photos), dtype=bool)] < 0.95)
 
 

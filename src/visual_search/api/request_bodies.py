@@ -15,7 +15,7 @@ from visual_search.core.errors import InvalidRequestError, UnsupportedImageTypeE
 from visual_search.core.wire import check_image_size, json_object
 
 ACCEPTED_TYPES = "application/json, multipart/form-data (field 'file') or an image/* body"
-_FORM_FIELDS = ("k", "filters", "crop", "key", "url")  # JSON-valued or plain form fields besides `file`
+_FORM_FIELDS = ("k", "filters", "crop", "key", "url", "colour")  # JSON-valued or plain form fields besides `file`
 
 
 @dataclass

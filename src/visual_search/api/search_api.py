@@ -108,7 +108,7 @@ class SearchApi:
         if request.key is not None:
             if request.crop is not None:
                 raise InvalidRequestError("crop applies to an image or url query, not to a key")
-            return self.service.search_key(request.key, k=request.k, filters=filters)
+            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour)
         if request.image is not None:
             image = decode_base64_image(request.image, self.max_upload_bytes)
         elif request.url is not None:
@@ -116,7 +116,7 @@ class SearchApi:
                 raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
             image = self.fetcher.fetch(request.url).data
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        return self.service.search_image(image, k=request.k, filters=filters, crop=crop)
+        return self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
 
     def _result(self, record: ImageRecord, score: float) -> SearchResult:
         return SearchResult(

@@ -50,7 +50,9 @@ def run_search(args, settings: Settings) -> int:
     failures = 0
     for image_path in args.images:
         try:
-            outcome = service.search_image(Path(image_path).read_bytes(), k=args.k, filters=filters)
+            outcome = service.search_image(
+                Path(image_path).read_bytes(), k=args.k, filters=filters, colour=args.colour
+            )
         except (VisualSearchError, OSError) as exc:
             failures += 1
             print(f"visual-search: {image_path}: {getattr(exc, 'message', None) or exc}", file=sys.stderr)

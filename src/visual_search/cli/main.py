@@ -68,6 +68,10 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10, help="how many results (1-100, default 10)")
     search.add_argument("--label", action="append", help="only results with this label (repeatable)")
     search.add_argument("--json", action="store_true", help="one JSON object per query line")
+    search.add_argument(
+        "--colour", type=float, default=0.0, metavar="W",
+        help="weight of colour similarity fused with appearance, 0-1 (default 0: appearance only)",
+    )
     search.set_defaults(run=commands.run_search)
 
     remove = sub.add_parser("remove", parents=[common], help="remove images from the index by key")

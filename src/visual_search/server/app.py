@@ -168,6 +168,7 @@ def _search_request_body() -> dict:
                         "k": {"type": "integer", "minimum": 1, "maximum": 100},
                         "filters": {"type": "string", "description": "JSON, as in the JSON body"},
                         "crop": {"type": "string", "description": "JSON, as in the JSON body"},
+                        "colour": {"type": "number", "minimum": 0, "maximum": 1},
                     },
                 }
             },

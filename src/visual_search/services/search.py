@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
+
+from visual_search.core import colour as colour_signature
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, crop_image, decode_image
 from visual_search.core.ports import Embedder, VectorIndex
@@ -33,13 +36,16 @@ class SearchService:
         k: int = 12,
         filters: SearchFilters | None = None,
         crop: CropBox | None = None,
+        colour: float = 0.0,
     ) -> SearchOutcome:
-        """Embed the photo (or its `crop` region) and return its k nearest catalogue images.
+        """Embed the photo (or its `crop` region) and return its k nearest catalogue images. `colour` in [0, 1]
+        weighs colour similarity against appearance (0: appearance only; see core/colour.py).
 
         Raises InvalidImageError, UnsupportedImageTypeError, ImageTooLargeError or InvalidRequestError.
         """
         started = time.perf_counter()
         _check_k(k)
+        colour_signature.check_colour_weight(colour)
         if crop is not None:
             crop.validate()
         # A small crop region is enlarged to the model's size, so decode it at a correspondingly larger scale.
@@ -49,18 +55,37 @@ class SearchService:
         )
         image = crop_image(decoded, crop) if crop is not None else decoded.image
         vector = self.embedder.embed([image])[0]
-        hits = self.index.search(vector, k, filters)
+        hits = self._search(vector, k, filters, colour)
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
-    def search_key(self, key: str, *, k: int = 12, filters: SearchFilters | None = None) -> SearchOutcome:
+    def search_key(
+        self, key: str, *, k: int = 12, filters: SearchFilters | None = None, colour: float = 0.0
+    ) -> SearchOutcome:
         """"More like this": the k nearest images to an indexed one, itself excluded, without re-embedding."""
         started = time.perf_counter()
         _check_k(k)
+        colour_signature.check_colour_weight(colour)
         vector = self.index.get_vector(key)
         if vector is None:
             raise NotFoundError(f"no indexed image has the key {key!r}")
-        hits = self.index.search(vector, k, filters, exclude_keys=(key,))
+        hits = self._search(vector, k, filters, colour, exclude_keys=(key,))
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
+
+    def _search(
+        self, signature: np.ndarray, k: int, filters: SearchFilters | None, colour: float, exclude_keys=()
+    ) -> list[SearchHit]:
+        """Searches with the stored-format vector, weighting its colour part when the model's vectors have one."""
+        colour_dimension = colour_signature.colour_dimension_of(self.embedder.model_id)
+        if not colour_dimension:
+            if colour:
+                raise InvalidRequestError(
+                    f"colour matching needs vectors with a colour descriptor, and the model {self.embedder.model_id} "
+                    "makes none: leave colour at 0, or re-index with a built-in lite2 model"
+                )
+            return self.index.search(signature, k, filters, exclude_keys=exclude_keys)
+        query = colour_signature.query_vector(signature, colour_dimension, colour)
+        hits = self.index.search(query, k, filters, exclude_keys=exclude_keys)
+        return [replace(hit, score=colour_signature.fused_score(hit.score, colour)) for hit in hits]
 
     def stats(self) -> IndexStats:
         return self.index.stats()

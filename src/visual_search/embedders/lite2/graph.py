@@ -1,11 +1,14 @@
 """Builds the EfficientNet-Lite2 inference graph as an ONNX model from the checkpoint's numpy weights.
 
-Input "image": float32 (batch, 3, 260, 260), RGB normalised as (x - 127) / 128 (see `LITE2_PREPROCESS`).
+Input "image": float32 (batch, 3, S, S), RGB normalised as (x - 127) / 128 (see `lite2_preprocess`); S is 260 px
+unless the builder is asked for another size (the network is fully convolutional).
 Outputs "embedding": float32 (batch, 1280), the global-average-pooled head features divided by their L2 norm
-(unit rows); "logits": float32 (batch, 1000), ImageNet-1k class scores before softmax.
+(unit rows); "logits": float32 (batch, 1000), ImageNet-1k class scores before softmax; "feature_map": float32
+(batch, 1280, ceil(S/32), ceil(S/32)), the head activations before pooling (for object regions and the colour
+descriptor's object weighting; asking for it costs no extra compute).
 
 Every BatchNorm is folded into the convolution before it; ReLU6 is Clip(0, 6). Padding reproduces TensorFlow's
-"SAME" rule for the fixed 260 px input, which puts the odd extra pixel of a stride-2 convolution at the
+"SAME" rule for the fixed input size, which puts the odd extra pixel of a stride-2 convolution at the
 bottom/right: symmetric padding would shift every feature map by half a pixel.
 """
 
@@ -25,11 +28,12 @@ if TYPE_CHECKING:
     import onnx
 
 # Bump whenever the graph this module builds changes, so cached .onnx files of the old graph are not reused.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2  # 2: the feature_map output; any input size
 INPUT_SIZE_PX = 260
 INPUT_NAME = "image"
 EMBEDDING_OUTPUT = "embedding"
 LOGITS_OUTPUT = "logits"
+FEATURE_MAP_OUTPUT = "feature_map"
 EMBEDDING_DIMENSION = 1280
 NUM_CLASSES = 1000
 OPSET = 17
@@ -38,7 +42,11 @@ BN_EPSILON = 1e-3
 _NORM_FLOOR = 1e-12  # keeps an all-zero feature vector (possible after ReLU6) from dividing by zero
 
 # What the TF Lite checkpoints were trained with: RGB [0, 255], (x - 127) / 128, bicubic resize.
-LITE2_PREPROCESS = PreprocessSpec(size_px=INPUT_SIZE_PX, mean=(127.0,) * 3, std=(128.0,) * 3, resize="center_crop")
+def lite2_preprocess(size_px: int = INPUT_SIZE_PX) -> PreprocessSpec:
+    return PreprocessSpec(size_px=size_px, mean=(127.0,) * 3, std=(128.0,) * 3, resize="center_crop")
+
+
+LITE2_PREPROCESS = lite2_preprocess()
 
 
 @dataclass(frozen=True)
@@ -71,13 +79,18 @@ def same_padding(size_px: int, kernel: int, stride: int) -> tuple[int, int, int]
     return pad // 2, pad - pad // 2, out
 
 
-def build_lite2_model(state_dict: dict[str, np.ndarray]) -> onnx.ModelProto:
-    """The checked ONNX model with a dynamic batch dimension. Raises ModelFileError on missing/misshapen weights."""
+def build_lite2_model(state_dict: dict[str, np.ndarray], size_px: int = INPUT_SIZE_PX) -> onnx.ModelProto:
+    """The checked ONNX model for size_px x size_px input, with a dynamic batch dimension.
+
+    The padding of every stride-2 convolution depends on the parity of its input, so a graph is built for one
+    size. Raises ModelFileError on missing/misshapen weights."""
     import onnx  # imported here so resolving an already-cached model never pays for importing onnx
     from onnx import TensorProto, helper
 
+    if not 32 <= size_px <= 1024:
+        raise ModelFileError(f"input size {size_px} px is outside 32-1024")
     graph = _GraphBuilder(state_dict)
-    x, size = graph.conv_bn(INPUT_NAME, INPUT_SIZE_PX, "_conv_stem", "_bn0", stride=2, relu6=True)
+    x, size = graph.conv_bn(INPUT_NAME, size_px, "_conv_stem", "_bn0", stride=2, relu6=True)
     in_channels = _STEM_CHANNELS
     block_index = 0
     for stage in _STAGES:
@@ -93,10 +106,11 @@ def build_lite2_model(state_dict: dict[str, np.ndarray]) -> onnx.ModelProto:
         helper.make_graph(
             graph.nodes,
             "efficientnet_lite2",
-            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, INPUT_SIZE_PX, INPUT_SIZE_PX])],
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, size_px, size_px])],
             [
                 helper.make_tensor_value_info(EMBEDDING_OUTPUT, TensorProto.FLOAT, ["batch", EMBEDDING_DIMENSION]),
                 helper.make_tensor_value_info(LOGITS_OUTPUT, TensorProto.FLOAT, ["batch", NUM_CLASSES]),
+                helper.make_tensor_value_info(FEATURE_MAP_OUTPUT, TensorProto.FLOAT, ["batch", _HEAD_CHANNELS, size, size]),
             ],
             graph.initializers,
         ),
@@ -191,6 +205,7 @@ class _GraphBuilder:
         fc_weights = self.weight("_fc.weight", (NUM_CLASSES, _HEAD_CHANNELS))
         fc_bias = self.weight("_fc.bias", (NUM_CLASSES,))
         self.nodes += [
+            self.helper.make_node("Identity", [x], [FEATURE_MAP_OUTPUT], name="feature_map"),
             self.helper.make_node("GlobalAveragePool", [x], ["pooled"], name="pool"),
             self.helper.make_node("Flatten", ["pooled"], ["feature"], name="flatten", axis=1),
             self.helper.make_node("ReduceL2", ["feature"], ["feature_norm"], name="l2_norm", axes=[1], keepdims=1),

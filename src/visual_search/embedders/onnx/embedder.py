@@ -15,8 +15,10 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from visual_search.core.images import PreprocessSpec, to_model_input
+from visual_search.core import colour as colour_signature
+from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
 from visual_search.core.errors import ModelFileError
+from visual_search.embedders.onnx import activation_regions
 from visual_search.embedders.onnx.registry import resolve_model
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
@@ -73,16 +75,47 @@ class OnnxEmbedder:
         return self.embed_tensors(np.stack([to_model_input(image, self.spec) for image in images]))
 
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
-        """Preprocessed float32 (N, 3, size_px, size_px) → float32 (N, dimension), unit rows."""
+        """Preprocessed float32 (N, 3, size_px, size_px) → float32 (N, dimension), unit rows (signatures of
+        appearance and colour when the model has a colour descriptor; see core/colour.py)."""
         batch = self._check_batch(batch)
         if len(batch) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._run_chunked(self.model.embedding_output, batch).reshape(len(batch), -1).astype(np.float32, copy=False)
-        if vectors.shape[1] != self.dimension:
-            raise ModelFileError(f"{self.model_id} returned {vectors.shape[1]} numbers per image, expected {self.dimension}")
+        if not self.model.colour_descriptor:
+            return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], self.dimension)
+        embeddings, feature_maps = self._run_chunked([self.model.embedding_output, self.model.feature_map_output], batch)
+        appearance = self._appearance(embeddings, self.dimension - colour_signature.COLOUR_DIMENSION)
+        colours = np.stack([self._colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)])
+        return colour_signature.signatures(appearance, colours)
+
+    def propose_regions(self, image: Image.Image, max_regions: int = 4) -> list[tuple[CropBox, float]]:
+        """Where the objects of a photo are: up to `max_regions` boxes (fractions of the whole image) with the
+        share of the network's activation each holds, largest first (see activation_regions). The whole image
+        is looked at, squashed to the model's square input, so a box maps straight back to the photo.
+
+        Raises ModelFileError when the model exposes no feature map."""
+        if not self.model.feature_map_output:
+            raise ModelFileError(f"the model {self.model_id} exposes no feature map to find objects with")
+        whole_image = PreprocessSpec(size_px=self.spec.size_px, mean=self.spec.mean, std=self.spec.std, resize="squash")
+        batch = self._check_batch(to_model_input(image, whole_image)[None])
+        (feature_maps,) = self._run_chunked([self.model.feature_map_output], batch)
+        return activation_regions.saliency_regions(activation_regions.activation_saliency(feature_maps[0]), max_regions)
+
+    def _appearance(self, outputs: np.ndarray, expected_dimension: int) -> np.ndarray:
+        vectors = outputs.reshape(len(outputs), -1).astype(np.float32, copy=False)
+        if vectors.shape[1] != expected_dimension:
+            raise ModelFileError(f"{self.model_id} returned {vectors.shape[1]} numbers per image, expected {expected_dimension}")
         # Lite2 already normalises inside the graph; custom models usually do not. Renormalising is idempotent.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+
+    def _colour(self, tensor: np.ndarray, feature_map: np.ndarray) -> np.ndarray:
+        """The colour descriptor of the very pixels the network saw (every 4th, undoing the normalisation),
+        weighted by where the network found the object."""
+        sampled = tensor[:, ::4, ::4]
+        std, mean = np.asarray(self.spec.std, np.float32)[:, None, None], np.asarray(self.spec.mean, np.float32)[:, None, None]
+        rgb = (sampled * std + mean).transpose(1, 2, 0)
+        saliency = activation_regions.activation_saliency(feature_map)
+        return colour_signature.colour_descriptor(rgb, activation_regions.pixel_weights(saliency, *rgb.shape[:2]))
 
     def classify(self, images: Sequence[Image.Image]) -> np.ndarray:
         """Class scores before softmax, float32 (len(images), classes); ImageNet-1k order for Lite2.
@@ -92,7 +125,7 @@ class OnnxEmbedder:
         if not self.model.logits_output:
             raise ModelFileError(f"the model {self.model_id} has no classifier output")
         batch = self._check_batch(np.stack([to_model_input(image, self.spec) for image in images]))
-        return self._run_chunked(self.model.logits_output, batch).astype(np.float32, copy=False)
+        return self._run_chunked([self.model.logits_output], batch)[0].astype(np.float32, copy=False)
 
     def warm_up(self) -> None:
         """Creates the session now rather than on the first request."""
@@ -104,22 +137,22 @@ class OnnxEmbedder:
             raise ValueError(f"expected a float32 batch of shape (N, 3, {size}, {size}), got {batch.shape}")
         return np.ascontiguousarray(batch, dtype=np.float32)
 
-    def _run_chunked(self, output_name: str, batch: np.ndarray) -> np.ndarray:
-        """Runs chunks of at most batch_size, `streams` of them at a time; rows come back in input order."""
+    def _run_chunked(self, output_names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        """Runs chunks of at most batch_size, `streams` of them at a time; one array per output, rows in input order."""
         chunk = min(self.batch_size, -(-len(batch) // self.streams))
         chunks = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
         if self.streams == 1 or len(chunks) == 1:
-            return np.concatenate([self._run(output_name, part) for part in chunks])
+            return _concatenate_outputs([self._run(output_names, part) for part in chunks])
         if self._pool is None:
             with self._session_lock:
                 if self._pool is None:
                     from concurrent.futures import ThreadPoolExecutor
 
                     self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
-        return np.concatenate(list(self._pool.map(lambda part: self._run(output_name, part), chunks)))
+        return _concatenate_outputs(list(self._pool.map(lambda part: self._run(output_names, part), chunks)))
 
-    def _run(self, output_name: str, batch: np.ndarray) -> np.ndarray:
-        return self._get_session().run([output_name], {self.model.input_name: batch})[0]
+    def _run(self, output_names: list[str], batch: np.ndarray) -> list[np.ndarray]:
+        return self._get_session().run(output_names, {self.model.input_name: batch})
 
     def _get_session(self):
         if self._session is None:
@@ -142,3 +175,7 @@ class OnnxEmbedder:
                 f"ONNX Runtime cannot load {self.model.onnx_path} ({type(exc).__name__}: {exc}); "
                 "if it is a cached model, delete it to rebuild"
             ) from None
+
+
+def _concatenate_outputs(results: list[list[np.ndarray]]) -> list[np.ndarray]:
+    return [np.concatenate(parts) for parts in zip(*results)]

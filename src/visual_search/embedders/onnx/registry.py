@@ -1,4 +1,5 @@
-"""Resolves a model name ("lite2-fp32", "lite2-int8") or a custom-model JSON config to an ONNX file on disk.
+"""Resolves a model name ("lite2-fp32", "lite2-int8", optionally "@<input px>") or a custom-model JSON config to an
+ONNX file on disk.
 
 The built-in models are built from the installed weights once and cached under
 `$VISUAL_SEARCH_CACHE_DIR` (else the platform user cache dir, ``.../visual-search/models``), keyed by the
@@ -10,17 +11,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import uuid
 from pathlib import Path
 from typing import Callable
 
+from visual_search.core.colour import COLOUR_DIMENSION, colour_model_id
 from visual_search.core.errors import ModelFileError
 from visual_search.core.hashing import file_sha256
 from visual_search.embedders.lite2.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
 BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
+# "lite2-fp32@368": the same network run at another input size (it is fully convolutional).
+_BUILTIN_NAME = re.compile(r"^(?P<base>lite2-fp32|lite2-int8)(?:@(?P<size>\d{2,4}))?$")
 _build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
 
 
@@ -40,13 +45,18 @@ def resolve_model(
     cache_dir: Path | None = None,
     weights_path: Path | None = None,
 ) -> ResolvedModel:
-    """"lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos) or a path to a JSON config.
+    """"lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos), either with "@<px>" for
+    another input size (e.g. "lite2-fp32@368"), or a path to a JSON config.
 
+    The built-in models' vectors are signatures of appearance and colour (core/colour.py).
     The first call for a built-in model builds it (about 2 s for fp32; int8 calibration takes a minute or two);
     later calls only hash the weights and return. Raises ModelFileError.
     """
-    if str(name) in BUILTIN_MODELS:
-        return _resolve_lite2(str(name), calibration_dir, Path(cache_dir) if cache_dir else model_cache_dir(), weights_path)
+    builtin = _BUILTIN_NAME.match(str(name))
+    if builtin:
+        size_px = int(builtin["size"] or 0) or None
+        cache = Path(cache_dir) if cache_dir else model_cache_dir()
+        return _resolve_lite2(builtin["base"], size_px, calibration_dir, cache, weights_path)
     if str(name).lower().endswith(".json") or Path(name).is_file():
         from visual_search.embedders.onnx.custom_model import load_custom_model
 
@@ -54,25 +64,34 @@ def resolve_model(
     raise ModelFileError(f"unknown model {name!r}: use one of {', '.join(BUILTIN_MODELS)} or a model config .json")
 
 
-def _resolve_lite2(name: str, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None) -> ResolvedModel:
+def _resolve_lite2(
+    name: str, size_px: int | None, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None
+) -> ResolvedModel:
     from visual_search.embedders.lite2 import graph as lite2_graph
 
+    size_px = size_px or lite2_graph.INPUT_SIZE_PX
+    if not 64 <= size_px <= 1024:
+        raise ModelFileError(f"the input size of {name}@{size_px} must be 64-1024 px")
     weights_path = Path(weights_path) if weights_path else default_weights_path()
     if not weights_path.is_file():
         raise ModelFileError(f"the weights file {weights_path} does not exist")
     weights_hash = _remembered_sha256(weights_path, cache_dir)
-    version = f"{weights_hash[:8]}-b{lite2_graph.BUILDER_VERSION}"
-    fp32_path = cache_dir / f"efficientnet-lite2-fp32-{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}.onnx"
-    _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp))
+    version = f"{weights_hash[:8]}-b{lite2_graph.BUILDER_VERSION}-{size_px}px"
+    build = f"{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}-{size_px}px"
+    fp32_path = cache_dir / f"efficientnet-lite2-fp32-{build}.onnx"
+    _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp, size_px))
+    spec = lite2_graph.lite2_preprocess(size_px)
     common = dict(
-        spec=lite2_graph.LITE2_PREPROCESS,
+        spec=spec,
         input_name=lite2_graph.INPUT_NAME,
         embedding_output=lite2_graph.EMBEDDING_OUTPUT,
-        dimension=lite2_graph.EMBEDDING_DIMENSION,
+        dimension=lite2_graph.EMBEDDING_DIMENSION + COLOUR_DIMENSION,
         logits_output=lite2_graph.LOGITS_OUTPUT,
+        feature_map_output=lite2_graph.FEATURE_MAP_OUTPUT,
+        colour_descriptor=True,
     )
     if name == "lite2-fp32":
-        return ResolvedModel(model_id=f"efficientnet-lite2-fp32:{version}", onnx_path=fp32_path, **common)
+        return ResolvedModel(model_id=colour_model_id(f"efficientnet-lite2-fp32:{version}"), onnx_path=fp32_path, **common)
 
     from visual_search.embedders.onnx import int8 as int8_quantize
 
@@ -86,12 +105,12 @@ def _resolve_lite2(name: str, calibration_dir: Path | None, cache_dir: Path, wei
         cache_dir, _stat_fingerprint(photos), lambda: int8_quantize.calibration_fingerprint(photos)
     )[:8]
     int8_version = f"{version}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}"
-    int8_path = cache_dir / f"efficientnet-lite2-int8-{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}.onnx"
+    int8_path = cache_dir / f"efficientnet-lite2-int8-{build}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}.onnx"
     _ensure_cached(
         int8_path,
-        lambda tmp: int8_quantize.quantize_static_int8(fp32_path, tmp, photos, lite2_graph.LITE2_PREPROCESS, lite2_graph.INPUT_NAME),
+        lambda tmp: int8_quantize.quantize_static_int8(fp32_path, tmp, photos, spec, lite2_graph.INPUT_NAME),
     )
-    return ResolvedModel(model_id=f"efficientnet-lite2-int8:{int8_version}", onnx_path=int8_path, **common)
+    return ResolvedModel(model_id=colour_model_id(f"efficientnet-lite2-int8:{int8_version}"), onnx_path=int8_path, **common)
 
 
 def _remembered_sha256(path: Path, cache_dir: Path) -> str:
@@ -124,13 +143,13 @@ def _remembered(cache_dir: Path, fingerprint: str, compute: Callable[[], str]) -
     return digest
 
 
-def _build_fp32(weights_path: Path, destination: Path) -> None:
+def _build_fp32(weights_path: Path, destination: Path, size_px: int) -> None:
     import onnx
 
     from visual_search.embedders.lite2.graph import build_lite2_model
     from visual_search.embedders.lite2.weights import load_state_dict
 
-    onnx.save(build_lite2_model(load_state_dict(weights_path)), str(destination))
+    onnx.save(build_lite2_model(load_state_dict(weights_path), size_px), str(destination))
 
 
 def _ensure_cached(path: Path, build: Callable[[Path], object]) -> None:

@@ -16,8 +16,11 @@ from visual_search.core.images import PreprocessSpec
 class ResolvedModel:
     """An ONNX file ready to load, and how to feed it and read it.
 
-    `embedding_output` names a float (batch, dimension) output (or (batch, dimension, 1, 1)); it is
-    L2-normalised after inference whether or not the graph already does. `logits_output` may be None.
+    `embedding_output` names a float (batch, D) output (or (batch, D, 1, 1)); it is L2-normalised after
+    inference whether or not the graph already does. `logits_output` may be None. `feature_map_output`, when
+    given, names the (batch, channels, h, w) activations the embedding pools; they locate the object (regions,
+    colour weighting). With `colour_descriptor`, vectors are signatures [appearance | colour] / sqrt(2) (see
+    core/colour.py; needs `feature_map_output`), `dimension` is D + COLOUR_DIMENSION and `model_id` says so.
     """
 
     model_id: str
@@ -27,3 +30,5 @@ class ResolvedModel:
     embedding_output: str
     dimension: int
     logits_output: str | None = None
+    feature_map_output: str | None = None
+    colour_descriptor: bool = False

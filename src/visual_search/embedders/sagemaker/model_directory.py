@@ -30,6 +30,10 @@ def save_endpoint_model(model, directory: Path) -> None:
         "embedding_output": model.embedding_output,
         "dimension": model.dimension,
         "logits_output": model.logits_output,
+        # The colour part of the vectors is computed beside the network from its feature map; the endpoint must
+        # do the same to give the same vectors.
+        "feature_map_output": model.feature_map_output,
+        "colour_descriptor": model.colour_descriptor,
     }
     (directory / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
 
