@@ -47,7 +47,7 @@ def test_stats_reports_counts_per_label_and_the_model(index_dir, capsys):
     assert main(["stats", "--index-dir", str(index_dir), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["count"] == 36 and stats["labels"] == {"Shoes": 12, "Dress": 12, "Pants": 12}
-    assert stats["model"].startswith("efficientnet-lite2-fp32") and stats["dimension"] == 1280
+    assert stats["model"].startswith("efficientnet-lite2-fp32") and stats["dimension"] == 1280 + 52  # appearance + colour
 
 
 def test_search_json_prints_one_object_per_query_with_descending_scores(catalogue, index_dir, capsys):
@@ -68,6 +68,25 @@ def test_search_with_a_label_returns_only_that_label(catalogue, index_dir, capsy
     assert main(["search", str(shoe), "--index-dir", str(index_dir), "-k", "20", "--label", "Dress", "--json"]) == 0
     results = json.loads(capsys.readouterr().out)["results"]
     assert len(results) == 12 and {result["label"] for result in results} == {"Dress"}
+
+
+def test_search_colour_reranks_by_colour_and_keeps_the_same_photo_first(catalogue, index_dir, capsys):
+    photo = sorted((catalogue / "images").glob("*.jpg"))[3]
+    rankings = {}
+    for weight in ("0", "1"):
+        capsys.readouterr()
+        command = ["search", str(photo), "--index-dir", str(index_dir), "-k", "36", "--json", "--colour", weight]
+        assert main(command) == 0
+        rankings[weight] = [result["key"] for result in json.loads(capsys.readouterr().out)["results"]]
+    assert rankings["0"][0] == rankings["1"][0] == photo.name  # the same photo matches in appearance and colour
+    assert rankings["0"] != rankings["1"]  # colour moved some garments
+
+
+def test_search_colour_outside_0_to_1_is_a_clear_error(catalogue, index_dir, capsys):
+    photo = sorted((catalogue / "images").glob("*.jpg"))[0]
+    capsys.readouterr()
+    assert main(["search", str(photo), "--index-dir", str(index_dir), "--colour", "3"]) == 1
+    assert "colour must be a number from 0 to 1" in capsys.readouterr().err
 
 
 def test_remove_deletes_keys_and_reindexing_restores_only_them(catalogue, index_dir, capsys):
