@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
-from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.settings import ENV_PREFIX, Settings
 
 from aws_fixtures import REPO_ROOT
@@ -85,29 +84,63 @@ def test_every_ref_getatt_and_sub_variable_resolves(transformed):
     assert not unresolved
 
 
+def statements_of(document_statements: list) -> list[dict]:
+    """A policy's statements, a conditional one (Fn::If) counted as the statement it may become."""
+    found = []
+    for statement in document_statements:
+        if "Fn::If" in statement:
+            found += [branch for branch in statement["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}]
+        else:
+            found.append(statement)
+    return found
+
+
 def _policy_statements(transformed):
     for resource in transformed["Resources"].values():
         properties = resource.get("Properties", {})
         documents = [policy["PolicyDocument"] for policy in properties.get("Policies", [])]
         documents += [properties[name] for name in ("PolicyDocument", "AccessPolicies") if name in properties]
         for document in documents:
-            yield from document["Statement"]
+            yield from statements_of(document["Statement"])
+
+
+def _domain_statements(transformed) -> list[dict]:
+    return statements_of(transformed["Resources"]["SearchDomain"]["Properties"]["AccessPolicies"]["Statement"])
+
+
+def _role_statements(transformed, role: str) -> list[dict]:
+    return [s for policy in transformed["Resources"][role]["Properties"]["Policies"]
+            for s in statements_of(policy["PolicyDocument"]["Statement"])]
 
 
 def test_no_iam_statement_allows_a_wildcard_action(transformed):
     actions = []
     for statement in _policy_statements(transformed):
-        listed = statement.get("Action", [])
-        actions += [listed] if isinstance(listed, str) else listed
+        if statement["Effect"] == "Allow":
+            listed = statement.get("Action", [])
+            actions += [listed] if isinstance(listed, str) else listed
     assert actions and not [action for action in actions if "*" in action]
     assert "es:ESHttpPut" in actions and "es:*" not in actions
 
 
-def test_opensearch_is_reachable_only_by_the_two_function_roles(transformed):
+def test_both_buckets_deny_every_action_over_plain_http(transformed):
+    for bucket in ("ImagesBucket", "FrontendBucket"):
+        policy = next(r["Properties"] for r in transformed["Resources"].values()
+                      if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket})
+        deny = next(s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny")
+        assert deny["Action"] == "s3:*" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert {"Fn::GetAtt": [bucket, "Arn"]} in deny["Resource"]  # bucket-level calls too, not only objects
+        assert {"Fn::Sub": f"${{{bucket}.Arn}}/*"} in deny["Resource"]
+
+
+def test_opensearch_is_reachable_only_by_the_two_function_roles_and_the_optional_operator(transformed):
     domain = transformed["Resources"]["SearchDomain"]["Properties"]
-    principals = [statement["Principal"]["AWS"] for statement in domain["AccessPolicies"]["Statement"]]
+    principals = [statement["Principal"]["AWS"] for statement in _domain_statements(transformed)]
     index_role, search_role = {"Fn::GetAtt": ["IndexFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}
-    assert principals and all(principal in (index_role, search_role) for principal in principals)
+    operator = {"Ref": "OpenSearchAdminPrincipal"}
+    assert principals and all(principal in (index_role, search_role, operator) for principal in principals)
+    conditional = [s for s in domain["AccessPolicies"]["Statement"] if "Fn::If" in s]
+    assert [s["Fn::If"][0] for s in conditional] == ["HasAdminPrincipal"]
     assert index_role in principals and search_role in principals
     assert domain["EncryptionAtRestOptions"]["Enabled"] and domain["NodeToNodeEncryptionOptions"]["Enabled"]
     assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
@@ -115,10 +148,9 @@ def test_opensearch_is_reachable_only_by_the_two_function_roles(transformed):
 
 def test_the_search_role_can_only_read_the_index(transformed):
     """POST is how OpenSearch writes (_bulk, _doc, _delete_by_query): the search function may POST only queries."""
-    role = transformed["Resources"]["SearchFunctionRole"]["Properties"]
-    domain = transformed["Resources"]["SearchDomain"]["Properties"]["AccessPolicies"]["Statement"]
-    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
-    statements += [s for s in domain if s["Principal"]["AWS"] == {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
+    statements = _role_statements(transformed, "SearchFunctionRole")
+    statements += [s for s in _domain_statements(transformed)
+                   if s["Principal"]["AWS"] == {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
     posting = [s for s in statements if "es:ESHttpPost" in s["Action"]]
     assert posting
     for statement in posting:
@@ -131,9 +163,9 @@ def test_the_search_role_can_only_read_the_index(transformed):
 
 def test_no_role_reaches_opensearch_beyond_the_products_index(transformed):
     """Every es: statement names the index (and what is under it), never the domain's cluster APIs."""
-    statements = [s for resource in transformed["Resources"].values() if resource["Type"] == "AWS::IAM::Role"
-                  for policy in resource["Properties"].get("Policies", []) for s in policy["PolicyDocument"]["Statement"]]
-    statements += transformed["Resources"]["SearchDomain"]["Properties"]["AccessPolicies"]["Statement"]
+    statements = [s for name, resource in transformed["Resources"].items() if resource["Type"] == "AWS::IAM::Role"
+                  for s in _role_statements(transformed, name)]
+    statements += _domain_statements(transformed)
     es_statements = [s for s in statements if any(a.startswith("es:") for a in s["Action"])]
     assert es_statements
     for statement in es_statements:
@@ -168,12 +200,16 @@ def test_both_functions_set_exactly_the_settings_they_read(source):
     assert source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_EMBEDDER"] == "sagemaker"
 
 
-def test_bucket_notifications_cover_every_image_suffix_in_both_cases(source):
+def test_every_created_and_removed_object_of_the_prefix_reaches_the_queue(source):
+    """No suffix filter (S3's are case-sensitive: x.Jpg would be missed); the handler applies the CLI's rule."""
     rules = source["Resources"]["ImagesBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
-    wanted = {suffix for lower in IMAGE_SUFFIXES for suffix in (lower, lower.upper())}
-    for event in ("s3:ObjectCreated:*", "s3:ObjectRemoved:*"):
-        suffixes = {rule["Filter"]["S3Key"]["Rules"][0]["Value"] for rule in rules if rule["Event"] == event}
-        assert suffixes == wanted
+    assert sorted(rule["Event"] for rule in rules) == ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
+    for rule in rules:
+        assert rule["Queue"] == {"Fn::GetAtt": ["IndexQueue", "Arn"]}
+        condition, with_prefix, without = rule["Filter"]["Fn::If"]
+        assert condition == "HasImagesPrefix" and without == {"Ref": "AWS::NoValue"}
+        assert with_prefix == {"S3Key": {"Rules": [{"Name": "prefix", "Value": {"Ref": "ImagesPrefix"}}]}}
+        assert "suffix" not in json.dumps(rule)
 
 
 def test_queue_policy_names_the_bucket_without_a_reference_cycle(source):
@@ -202,7 +238,8 @@ def test_core_layer_is_built_from_the_one_source_tree(source):
 
 
 def test_outputs_name_what_the_deploy_guide_uses(source):
-    assert {"ApiUrl", "FrontendUrl", "ImagesBucketName", "OpenSearchEndpoint", "EmbeddingEndpointName"} <= set(
+    assert {"ApiUrl", "FrontendUrl", "ImagesBucketName", "OpenSearchEndpoint", "EmbeddingEndpointName",
+            "FrontendBucketName", "FrontendDistributionId", "ApiKeyRequired"} <= set(
         source["Outputs"]
     )
 
@@ -231,3 +268,94 @@ def test_sam_validate_passes_offline(arguments):
                             capture_output=True, text=True, timeout=240, env=environment)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
+
+
+def _alarms(transformed) -> dict[str, dict]:
+    return {name: r["Properties"] for name, r in transformed["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def _watched(alarm: dict) -> tuple[str, str, dict]:
+    return alarm["Namespace"], alarm["MetricName"], {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+
+
+def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(transformed):
+    watched = {_watched(alarm)[:2]: (alarm, _watched(alarm)[2]) for alarm in _alarms(transformed).values()}
+    dead_letters, dimensions = watched[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
+    assert dimensions == {"QueueName": {"Fn::GetAtt": ["IndexDeadLetterQueue", "QueueName"]}}
+    assert (dead_letters["ComparisonOperator"], dead_letters["Threshold"]) == ("GreaterThanThreshold", 0)
+    lambda_alarms = {(_watched(a)[1], _watched(a)[2]["FunctionName"]["Ref"]) for a in _alarms(transformed).values()
+                     if a["Namespace"] == "AWS/Lambda"}
+    assert lambda_alarms == {(metric, function) for metric in ("Errors", "Throttles")
+                             for function in ("IndexFunction", "SearchFunction")}
+    api, dimensions = watched[("AWS/ApiGateway", "5xx")]
+    assert dimensions == {"ApiId": {"Ref": "HttpApi"}}
+    domain = {"DomainName": {"Ref": "SearchDomain"}, "ClientId": {"Ref": "AWS::AccountId"}}
+    red, red_dimensions = watched[("AWS/ES", "ClusterStatus.red")]
+    storage, storage_dimensions = watched[("AWS/ES", "FreeStorageSpace")]
+    jvm, jvm_dimensions = watched[("AWS/ES", "JVMMemoryPressure")]
+    assert red_dimensions == storage_dimensions == jvm_dimensions == domain
+    assert (red["ComparisonOperator"], red["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert storage["ComparisonOperator"].startswith("LessThan") and storage["Statistic"] == "Minimum"
+    assert jvm["ComparisonOperator"].startswith("GreaterThan") and jvm["Threshold"] >= 75
+
+
+def test_every_alarm_notifies_the_optional_email_topic(transformed):
+    topic = transformed["Resources"]["AlarmTopic"]
+    assert topic["Condition"] == "HasAlarmEmail"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+    for name, alarm in _alarms(transformed).items():
+        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}, name
+
+
+def test_the_dashboard_names_only_resources_of_the_stack(transformed):
+    body, variables = transformed["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    assert {w["properties"]["title"] for w in widgets} >= {"Search API", "Functions", "Indexing queue", "OpenSearch"}
+    names = set(transformed["Resources"]) | PSEUDO_PARAMETERS | set(variables)
+    assert {v.split(".")[0] for v in re.findall(r"\$\{([^}]+)\}", body)} <= names
+
+
+def test_api_access_logs_and_optional_tracing(transformed):
+    stage = next(r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+    assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    assert json.loads(stage["AccessLogSettings"]["Format"])["status"] == "$context.status"
+    for function in ("IndexFunction", "SearchFunction"):
+        assert transformed["Resources"][function]["Properties"]["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+        traces = [s for s in _role_statements(transformed, f"{function}Role") if s.get("Sid") == "Traces"]
+        assert traces and traces[0]["Action"] == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+
+
+def test_retry_budgets_nest_inside_the_timeouts(source):
+    """The endpoint budget (per request: a cold start's describe, then the embedding) fits the function's timeout,
+    which fits API Gateway's 30 s (search) and a sixth of the queue's visibility timeout (index)."""
+    from visual_search.aws.handlers import INDEX_BATCH_SIZE
+
+    resources = source["Resources"]
+    def budget(function):
+        return float(resources[function]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_SAGEMAKER_BUDGET_S"])
+    search_timeout = resources["SearchFunction"]["Properties"]["Timeout"]
+    index_timeout = resources["IndexFunction"]["Properties"]["Timeout"]
+    endpoint_requests_per_batch = -(-source["Parameters"]["IndexBatchSize"]["MaxValue"] // INDEX_BATCH_SIZE)
+    assert 2 * budget("SearchFunction") < search_timeout < 30
+    assert (1 + endpoint_requests_per_batch) * budget("IndexFunction") < index_timeout
+    assert 6 * index_timeout <= resources["IndexQueue"]["Properties"]["VisibilityTimeout"]
+
+
+def test_the_api_key_comes_from_parameter_store_not_the_environment(source, transformed):
+    variables = source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]
+    assert "VISUAL_SEARCH_API_KEY" not in variables
+    assert variables["VISUAL_SEARCH_API_KEY_PARAMETER"] == {"Ref": "ApiKeyParameterName"}
+    assert "ApiKey" not in source["Parameters"]
+    read = [s for s in _role_statements(transformed, "SearchFunctionRole") if s.get("Sid") == "ReadApiKey"]
+    assert read[0]["Action"] == "ssm:GetParameter" and "${ApiKeyParameterName}" in read[0]["Resource"]["Fn::Sub"]
+
+
+def test_the_model_role_may_pull_a_custom_image_from_this_accounts_registry(transformed):
+    pull = next(s for s in _role_statements(transformed, "EmbeddingModelRole") if s.get("Sid") == "PullImage")
+    assert any("${AWS::AccountId}:repository/*" in r["Fn::Sub"] for r in pull["Resource"])
+    assert any("${InferenceImageAccount}:repository/*" in r["Fn::Sub"] for r in pull["Resource"])
+
+
+def test_no_ineffective_minimum_tls_version_on_the_default_certificate(source):
+    certificate = source["Resources"]["FrontendDistribution"]["Properties"]["DistributionConfig"]["ViewerCertificate"]
+    assert certificate == {"CloudFrontDefaultCertificate": True}

@@ -22,17 +22,18 @@ from visual_search.api.search_api import SearchApi, error_result
 from visual_search.core.errors import error_body
 from visual_search.core.settings import Settings
 from visual_search.aws.http_events import handle_http_event, json_response
+from visual_search.aws.catalogue_fields import CatalogueManifest
 from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
 from visual_search.aws.s3_events import parse_event
 
 logger = logging.getLogger(__name__)
 
 SEARCH_SETTINGS = (
-    "index", "embedder", "sagemaker_endpoint", "image_store", "max_upload_bytes", "url_allowlist",
-    "url_timeout_s", "presigned_url_expiry_s", "api_key",
+    "index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "max_upload_bytes",
+    "url_allowlist", "url_timeout_s", "presigned_url_expiry_s", "api_key_parameter",
 )
-INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "image_store")
-INDEX_BATCH_SIZE = 16  # images per endpoint request batch; an SQS batch is usually smaller
+INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
+INDEX_BATCH_SIZE = 16  # images per endpoint request; the template caps an SQS batch below it, so one request
 
 
 class IndexBatchFailedError(VisualSearchError):
@@ -54,7 +55,18 @@ class SearchRuntime:
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
     service = bootstrap.build_search_service(settings)
     api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
-    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=settings.api_key)
+    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings))
+
+
+def configured_api_key(settings: Settings) -> str | None:
+    """The key itself (VISUAL_SEARCH_API_KEY, local use), or the SecureString named by api_key_parameter (the
+    deployed function: the key never sits in its environment). Unreadable: the function refuses to start
+    (503), never serves an open API by mistake."""
+    if settings.api_key or not settings.api_key_parameter:
+        return settings.api_key
+    from visual_search.aws.api_key_parameter import read_api_key_parameter
+
+    return read_api_key_parameter(settings.api_key_parameter, region_name=settings.aws_region)
 
 
 def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
@@ -63,7 +75,23 @@ def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], Im
     indexing = IndexingService(
         embedder, SequencedIndex(index), batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
     )
-    return S3EventIndexer(indexing, store_for_bucket)
+    return S3EventIndexer(indexing, index, store_for_bucket, _manifests(settings, store_for_bucket))
+
+
+def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]):
+    """manifest_for_bucket: each bucket's catalogue manifest (settings.catalogue_manifest), made once."""
+    manifests: dict[str, CatalogueManifest] = {}
+    lock = threading.Lock()
+
+    def manifest_for_bucket(bucket: str) -> CatalogueManifest | None:
+        if not settings.catalogue_manifest:
+            return None
+        with lock:
+            if bucket not in manifests:
+                manifests[bucket] = CatalogueManifest(store_for_bucket(bucket), settings.catalogue_manifest)
+            return manifests[bucket]
+
+    return manifest_for_bucket
 
 
 def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool]:
@@ -144,8 +172,19 @@ def search_handler(event: dict, context=None) -> dict:
 
 
 def index_handler(event: dict, context=None) -> dict:
-    """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure)."""
-    response, failed = handle_index_event(event, _event_indexer.get())
+    """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure). A
+    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch."""
+    try:
+        indexer = _event_indexer.get()
+    except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ
+        status, body = error_result(exc)
+        logger.error(json.dumps({"status": "failed", "batch": "whole", **body["error"]}))
+        parsed = parse_event(event)
+        if parsed.from_sqs:
+            message_ids = dict.fromkeys(parsed.unreadable_message_ids + [o.message_id for o in parsed.objects])
+            return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
+        raise IndexBatchFailedError(body["error"]["message"]) from None
+    response, failed = handle_index_event(event, indexer)
     if failed and "batchItemFailures" not in response:
         raise IndexBatchFailedError(f"some objects were not indexed: {json.dumps(response['failed'])}")
     return response

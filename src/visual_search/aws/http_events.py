@@ -86,10 +86,14 @@ def _redirect_to_image(key: str, index: VectorIndex, image_url: Callable[[str], 
     return {"statusCode": 302, "headers": {"location": image_url(key), "cache-control": "no-store"}, "body": ""}
 
 
+RETRY_AFTER_S = 5  # a 503 is a backend that is down or busy (the endpoint's retry budget ran out): try again soon
+
+
 def json_response(status: int, payload: dict) -> dict:
+    headers = dict(JSON_HEADERS, **({"retry-after": str(RETRY_AFTER_S)} if status == 503 else {}))
     return {
         "statusCode": status,
-        "headers": dict(JSON_HEADERS),
+        "headers": headers,
         "body": json.dumps(payload, ensure_ascii=False),
         "isBase64Encoded": False,
     }

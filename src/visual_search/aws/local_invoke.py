@@ -20,7 +20,7 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
     if kind == "search":
         runtime = build_search_runtime(settings, store)
         try:
-            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url)
+            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key)
         finally:
             runtime.index.close()
     if kind == "index":
@@ -29,7 +29,7 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
             response, _failed = handle_index_event(event, indexer)
             return response
         finally:
-            indexer.indexing.index.close()
+            indexer.index.close()
     raise ValueError(f"unknown handler {kind!r}: use search or index")
 
 

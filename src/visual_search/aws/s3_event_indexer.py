@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -19,8 +21,9 @@ import numpy as np
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.core.ports import ImageStore, StoredObject, VectorIndex
 from visual_search.core.records import ImageRecord
+from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.aws.s3_events import ObjectEvent, is_later
 
 logger = logging.getLogger(__name__)
@@ -52,6 +55,7 @@ class SequencedIndex:
 
     def __init__(self, inner: VectorIndex):
         self.inner = inner
+        self._snapshot = threading.local()
 
     def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
         stored = self.inner.get([record.key for record in records])
@@ -67,7 +71,20 @@ class SequencedIndex:
         return self.inner.delete(keys)
 
     def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
+        snapshot = getattr(self._snapshot, "value", None)
+        if snapshot is not None and set(keys) <= snapshot[0]:
+            return {key: snapshot[1][key] for key in keys if key in snapshot[1]}
         return self.inner.get(keys)
+
+    @contextmanager
+    def snapshot(self, keys: Sequence[str], records: dict[str, ImageRecord]):
+        """Within the block (on this thread), get() of `keys` answers from `records`, what the index held for
+        them when this batch was planned, instead of asking again; upsert's check still asks the index."""
+        self._snapshot.value = (set(keys), records)
+        try:
+            yield
+        finally:
+            self._snapshot.value = None
 
     def get_vector(self, key: str) -> np.ndarray | None:
         return self.inner.get_vector(key)
@@ -92,14 +109,30 @@ class SequencedIndex:
 
 
 class S3EventIndexer:
-    """Turns ObjectEvents into index writes through the IndexingService (whose index should be a SequencedIndex).
+    """Turns ObjectEvents into index writes: embedding through the IndexingService (whose index is a
+    SequencedIndex over `index`), reads and deletions on `index` itself.
 
-    `store_for_bucket(name)` gives the ImageStore that reads that bucket's objects.
+    Per batch, each key's record is read from the index once to plan (stale events, what a re-upload keeps), each
+    created object is fetched once (bytes and user metadata in one GET), a removed one is checked with a HEAD,
+    and the write compares sequencers once more just before it lands (the compare of a compare-and-set).
+    `store_for_bucket(name)` gives the ImageStore of a bucket; `manifest_for_bucket(name)` its catalogue
+    manifest, or None.
     """
 
-    def __init__(self, indexing: IndexingService, store_for_bucket: Callable[[str], ImageStore]):
+    def __init__(
+        self,
+        indexing: IndexingService,
+        index: VectorIndex,
+        store_for_bucket: Callable[[str], ImageStore],
+        manifest_for_bucket: Callable[[str], CatalogueManifest | None] = lambda _bucket: None,
+        *,
+        readers: int = 4,
+    ):
         self.indexing = indexing
+        self.index = index
         self.store_for_bucket = store_for_bucket
+        self.manifest_for_bucket = manifest_for_bucket
+        self.readers = readers
 
     def apply(self, events: Sequence[ObjectEvent]) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = []
@@ -116,7 +149,7 @@ class S3EventIndexer:
             else:
                 same = seen.sequencer == event.sequencer and seen.created == event.created
                 outcomes.append(EventOutcome(event, "duplicate" if same else "stale"))
-        stored = self.indexing.index.get([key for _, key in latest])
+        stored = self.index.get([key for _, key in latest])
         fresh = []
         for event in latest.values():
             record = stored.get(event.key)
@@ -125,65 +158,92 @@ class S3EventIndexer:
             else:
                 fresh.append(event)
         outcomes += self._apply_creations([e for e in fresh if e.created], stored)
-        outcomes += [self._apply_removal(e) for e in fresh if not e.created]
+        outcomes += self._apply_removals([e for e in fresh if not e.created])
         return outcomes
 
     def _apply_creations(self, events: list[ObjectEvent], stored: dict[str, ImageRecord]) -> list[EventOutcome]:
         if not events:
             return []
-        missing: set[str] = set()
-        missing_lock = threading.Lock()
-
-        def reader(store: ImageStore, key: str) -> Callable[[], bytes]:
-            def read() -> bytes:
-                try:
-                    return store.read(key)
-                except NotFoundError:
-                    with missing_lock:
-                        missing.add(key)
-                    raise
-            return read
-
-        items = []
-        for event in events:
-            store = self.store_for_bucket(event.bucket)
-            previous = stored.get(event.key)
-            # Catalogue metadata set by a backfill (label, attributes) survives a re-upload.
-            attributes = {**(previous.attributes if previous else {}), SEQUENCER_ATTRIBUTE: event.sequencer}
-            items.append(IndexItem(event.key, store.uri(event.key), reader(store, event.key),
-                                   previous.label if previous else None, attributes))
-        report = self.indexing.index_items(items)
-        failures = {failure.key: failure.reason for failure in report.failed}
-        outcomes = []
-        for event in events:
-            if event.key in missing:
-                # Deleted again since this event: the bucket says absent, so the index must too.
-                outcomes.append(self._remove(event, "the object no longer exists"))
-            elif event.key in failures:
-                outcomes.append(EventOutcome(event, "failed", failures[event.key]))
+        with ThreadPoolExecutor(min(self.readers, len(events)), thread_name_prefix="s3-read") as pool:
+            fetched = list(pool.map(self._fetch, events))
+        items, settled, gone = [], {}, []
+        for event, result in zip(events, fetched):
+            if isinstance(result, NotFoundError):
+                gone.append(event)  # deleted again since this event: the bucket says absent, so the index must too
+            elif isinstance(result, VisualSearchError):
+                settled[event.key] = EventOutcome(event, "failed", result.message)
             else:
-                outcomes.append(EventOutcome(event, "indexed"))
-        return outcomes
+                items.append(self._item(event, result, stored.get(event.key)))
+        with self._snapshot([event.key for event in events], stored):
+            report = self.indexing.index_items(items)
+        failures = {failure.key: failure.reason for failure in report.failed}
+        outcomes = [settled.get(event.key) or (EventOutcome(event, "failed", failures[event.key])
+                                                if event.key in failures else EventOutcome(event, "indexed"))
+                    for event in events if event not in gone]
+        return outcomes + self._remove(gone, "the object no longer exists")
 
-    def _apply_removal(self, event: ObjectEvent) -> EventOutcome:
+    def _snapshot(self, keys: list[str], stored: dict[str, ImageRecord]):
+        """While indexing this batch, the service's look-ups of known records are answered from `stored`."""
+        sequenced = self.indexing.index
+        return sequenced.snapshot(keys, stored) if isinstance(sequenced, SequencedIndex) else nullcontext()
+
+    def _fetch(self, event: ObjectEvent) -> StoredObject | VisualSearchError:
         try:
-            self.store_for_bucket(event.bucket).read(event.key)
-        except NotFoundError:
-            return self._remove(event, "")
+            return self.store_for_bucket(event.bucket).read_object(event.key)
         except VisualSearchError as exc:
-            return EventOutcome(event, "failed", exc.message)
-        return EventOutcome(event, "kept", "the object exists again; its own event indexes it")
+            return exc
 
-    def _remove(self, event: ObjectEvent, reason: str) -> EventOutcome:
+    def _item(self, event: ObjectEvent, obj: StoredObject, previous: ImageRecord | None) -> IndexItem:
+        store = self.store_for_bucket(event.bucket)
+        manifest = self.manifest_for_bucket(event.bucket)
+        listed = manifest.fields_for(event.key) if manifest else CatalogueFields()
         try:
-            record = self.indexing.index.get([event.key]).get(event.key)
+            own = fields_from_metadata(obj.metadata, where=store.uri(event.key))
+        except VisualSearchError as exc:
+            logger.error("ignoring the metadata of %s: %s", store.uri(event.key), exc.message)
+            own = CatalogueFields()
+        fields = own.under(listed)
+        # A label or product said nowhere is kept from the index (set by a backfill); attributes are merged by
+        # the indexing service, which keeps those the item does not set.
+        return IndexItem(
+            event.key, store.uri(event.key), lambda data=obj.data: data,
+            fields.label or (previous.label if previous else None),
+            {**fields.attributes, SEQUENCER_ATTRIBUTE: event.sequencer},
+            product=fields.product,
+        )
+
+    def _apply_removals(self, events: list[ObjectEvent]) -> list[EventOutcome]:
+        outcomes, absent = [], []
+        for event in events:
+            try:
+                exists = self.store_for_bucket(event.bucket).exists(event.key)
+            except VisualSearchError as exc:
+                outcomes.append(EventOutcome(event, "failed", exc.message))
+                continue
+            if exists:
+                outcomes.append(EventOutcome(event, "kept", "the object exists again; its own event indexes it"))
+            else:
+                absent.append(event)
+        return outcomes + self._remove(absent, "")
+
+    def _remove(self, events: list[ObjectEvent], reason: str) -> list[EventOutcome]:
+        if not events:
+            return []
+        try:
             # Re-checked just before deleting: a newer put indexed meanwhile must not be removed.
-            if record is not None and not is_later(event.sequencer, _sequencer(record)):
-                return EventOutcome(event, "stale", "a later event was indexed meanwhile")
-            self.indexing.remove([event.key])
+            current = self.index.get([event.key for event in events])
+            outcomes, doomed = [], []
+            for event in events:
+                record = current.get(event.key)
+                if record is not None and not is_later(event.sequencer, _sequencer(record)):
+                    outcomes.append(EventOutcome(event, "stale", "a later event was indexed meanwhile"))
+                else:
+                    doomed.append(event)
+            if doomed:
+                self.indexing.remove([event.key for event in doomed])
         except VisualSearchError as exc:
-            return EventOutcome(event, "failed", exc.message)
-        return EventOutcome(event, "deleted", reason)
+            return [EventOutcome(event, "failed", exc.message) for event in events]
+        return outcomes + [EventOutcome(event, "deleted", reason) for event in doomed]
 
 
 def _sequencer(record: ImageRecord) -> str:

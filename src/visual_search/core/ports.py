@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -29,7 +30,6 @@ class Embedder(Protocol):
 
 
 @runtime_checkable
-@runtime_checkable
 class TensorEmbedder(Embedder, Protocol):
     """An Embedder that also takes model-ready tensors, so that indexing can preprocess in its worker threads
     (decode and resize in parallel) and hand the model a ready batch."""
@@ -38,6 +38,7 @@ class TensorEmbedder(Embedder, Protocol):
         """float32 (N, 3, size, size) made by `to_model_input(image, self.spec)` -> float32 (N, dimension), unit rows."""
 
 
+@runtime_checkable
 class RegionProposer(Protocol):
     """Finds the objects in a photo (for "several items in one photo"), from the model's own activations.
 
@@ -92,6 +93,15 @@ class VectorIndex(Protocol):
         """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's bytes and the user metadata stored with it (S3's x-amz-meta-*, names lower-cased; a folder
+    has none)."""
+
+    data: bytes
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class ImageStore(Protocol):
     """Where catalogue images live: a local folder or an S3 bucket. Keys use '/' separators."""
@@ -114,3 +124,9 @@ class ImageStore(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove the object; False when there was none."""
+
+    def read_object(self, key: str) -> "StoredObject":
+        """The object's bytes and user metadata in one request (S3: one GET). Raises NotFoundError."""
+
+    def exists(self, key: str) -> bool:
+        """Whether the object is there now, without reading it (S3: a HEAD request)."""

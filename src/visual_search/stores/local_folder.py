@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.ports import StoredObject
 
 
 class LocalFolderStore:
@@ -53,6 +54,13 @@ class LocalFolderStore:
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
+
+    def read_object(self, key: str) -> StoredObject:
+        """The file's bytes; a folder keeps no metadata."""
+        return StoredObject(self.read(key))
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
 
     def delete(self, key: str) -> bool:
         try:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.lazy import Lazy
+from visual_search.core.ports import StoredObject
 
 # Errors S3 answers for an object that is not (or no longer) there.
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -63,11 +64,29 @@ class S3ImageStore:
 
     def read(self, key: str) -> bytes:
         """The object's bytes. Raises NotFoundError when it does not exist, BackendUnavailableError on S3 errors."""
+        return self.read_object(key).data
+
+    def read_object(self, key: str) -> StoredObject:
+        """The bytes and the x-amz-meta-* user metadata of one GET (names lower-case, as S3 keeps them;
+        RFC 2047-encoded values, which is how S3 carries non-ASCII text, are decoded)."""
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
-            return response["Body"].read()
+            data = response["Body"].read()
         except Exception as exc:
             raise _as_library_error(exc, self.uri(key)) or exc
+        metadata = {name.lower(): _decoded(value) for name, value in (response.get("Metadata") or {}).items()}
+        return StoredObject(data, metadata)
+
+    def exists(self, key: str) -> bool:
+        """A HEAD request: no bytes read. Telling a missing object from a forbidden one needs s3:ListBucket."""
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except Exception as exc:
+            error = _as_library_error(exc, self.uri(key))
+            if isinstance(error, NotFoundError):
+                return False
+            raise error or exc
+        return True
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
@@ -89,13 +108,8 @@ class S3ImageStore:
 
     def delete(self, key: str) -> bool:
         """DeleteObject; S3 does not say whether the object existed, so this asks first."""
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as exc:
-            error = _as_library_error(exc, self.uri(key))
-            if isinstance(error, NotFoundError):
-                return False
-            raise error or exc
+        if not self.exists(key):
+            return False
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
@@ -127,3 +141,14 @@ def _make_client(region_name: str | None):
     # SigV4 presigning: boto3 otherwise signs us-east-1 URLs with the deprecated SigV2.
     config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
     return boto3.client("s3", region_name=region_name, config=config)
+
+
+def _decoded(value: str) -> str:
+    if not value.startswith("=?"):
+        return value
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(value)))
+    except (ValueError, LookupError):
+        return value

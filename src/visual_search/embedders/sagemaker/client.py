@@ -36,7 +36,10 @@ class SageMakerEmbedder:
     `spec` is the preprocessing of the model the endpoint serves (EfficientNet-Lite2's 260 px by default); the
     indexing service decodes with `min_size_px=spec.size_px`. `model_id` and `dimension`, when not given, are
     asked of the endpoint once (a describe request) on first use. Throttling, 429 and 5xx answers are retried
-    `max_attempts` times with exponential backoff and jitter, then BackendUnavailableError is raised.
+    with exponential backoff and jitter, at most `max_attempts` times and only while the attempt would end within
+    `budget_s` of the request's start; then BackendUnavailableError (a 503) is raised. The budget is what lets the
+    caller's own deadline nest around it: the search function's timeout is under API Gateway's 30 s, and each
+    request here (an attempt's connect + read timeouts included) ends within `budget_s`.
     `max_request_bytes` keeps a batch under the payload limit (6 MB real-time, 4 MB serverless).
     """
 
@@ -54,6 +57,7 @@ class SageMakerEmbedder:
         base_delay_s: float = 0.25,
         max_delay_s: float = 8.0,
         timeout_s: float = 30.0,
+        budget_s: float = 20.0,
         max_request_bytes: int = 3_500_000,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -61,7 +65,11 @@ class SageMakerEmbedder:
         self.spec = spec or PreprocessSpec()
         self._model_id = model_id
         self._dimension = dimension
-        client_options = {"region_name": region_name, "endpoint_url": endpoint_url, "timeout_s": timeout_s}
+        self.budget_s = budget_s
+        # One attempt's worst case; at most half the budget, so that a retry after a timeout can still fit.
+        self.attempt_timeout_s = min(timeout_s, max(1.0, budget_s / 2))
+        client_options = {"region_name": region_name, "endpoint_url": endpoint_url,
+                          "timeout_s": self.attempt_timeout_s - _CONNECT_TIMEOUT_S}
         self._client = Lazy(lambda: client or _make_client(**client_options))
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
@@ -139,6 +147,7 @@ class SageMakerEmbedder:
             yield batch
 
     def _invoke(self, body: bytes, content_type: str) -> bytes:
+        started = time.monotonic()
         for attempt in range(1, self.max_attempts + 1):
             try:
                 response = self.client.invoke_endpoint(
@@ -149,11 +158,12 @@ class SageMakerEmbedder:
                 retryable, reason = classify_failure(exc)
                 if reason is None:
                     raise
-                if not retryable or attempt == self.max_attempts:
+                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                over_budget = time.monotonic() - started + delay + self.attempt_timeout_s > self.budget_s
+                if not retryable or attempt == self.max_attempts or over_budget:
                     raise BackendUnavailableError(
                         f"endpoint {self.endpoint_name} failed after {attempt} attempt(s): {reason}"
                     ) from None
-                delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
                 logger.warning("endpoint %s: %s; retry %d in %.2f s", self.endpoint_name, reason, attempt, delay)
                 self._sleep(delay)
         raise AssertionError("unreachable")
@@ -195,10 +205,14 @@ def _png_within(image: Image.Image, max_request_bytes: int) -> bytes:
     return png
 
 
+_CONNECT_TIMEOUT_S = 1.0  # to a regional AWS endpoint; part of an attempt's timeout
+
+
 def _make_client(*, region_name: str | None, endpoint_url: str | None, timeout_s: float):
     import boto3
     from botocore.config import Config
 
     # Retries are ours (with jitter and ModelError awareness), so botocore's are off.
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=timeout_s, connect_timeout=5)
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=timeout_s,
+                    connect_timeout=_CONNECT_TIMEOUT_S)
     return boto3.client("sagemaker-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config)
