@@ -151,3 +151,35 @@ def build_search_api(settings: Settings, *, url_for, service=None, embedder: Emb
     return SearchApi(
         service, url_for=url_for, fetcher=build_url_fetcher(settings), max_upload_bytes=settings.max_upload_bytes
     )
+
+
+def uploads_location(settings: Settings) -> str:
+    """Where images added through POST /items are stored: VISUAL_SEARCH_IMAGE_STORE (a folder, or the bucket on
+    AWS), else a folder beside the embedded index (`<index>-uploads`), else one in the per-user data directory."""
+    if settings.image_store:
+        return settings.image_store
+    if not settings.index_is_opensearch:
+        return str(Path(settings.index).with_name(Path(settings.index).name + "-uploads"))
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("visual-search")) / "uploads")
+
+
+def build_catalogue_writer(
+    settings: Settings, *, embedder: Embedder | None = None, index: VectorIndex | None = None,
+    watched_folder: str | Path | None = None,
+):
+    """The process's one CatalogueWriter. A given `index` opened read-only (the server's) is reopened for
+    writing, which takes the embedded index's writer lock (IndexLockedError while `index` runs elsewhere)."""
+    from visual_search.services.catalogue import CatalogueWriter
+    from visual_search.services.indexing import IndexingService
+
+    embedder = embedder or build_embedder(settings, bulk=True)
+    if index is None or not getattr(index, "writable", True):
+        index = open_index(settings, writable=True, embedder=embedder)
+    owned = [build_image_store(str(watched_folder))] if watched_folder else []
+    return CatalogueWriter(
+        IndexingService(embedder, index, max_pixels=settings.max_pixels),
+        build_image_store(uploads_location(settings), presigned_url_expiry_s=settings.presigned_url_expiry_s),
+        owned_stores=owned,
+    )

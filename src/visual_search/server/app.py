@@ -25,6 +25,7 @@ from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
 from visual_search.api.search_api import SearchApi, error_result
 from visual_search.server.access import add_cors, add_error_handlers, add_security_headers, api_key_checker, read_body_capped
+from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.core.lazy import Lazy
 from visual_search.core.settings import Settings
 
@@ -139,6 +140,7 @@ def create_app(
         # Served by the server itself so that a frontend/config.json written for AWS cannot redirect the local UI.
         return {"apiBase": "", "apiKeyRequired": bool(settings.api_key)}
 
+    add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")

@@ -12,12 +12,14 @@ import threading
 from typing import Iterable, Mapping, Sequence
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
+from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES, decode_image
 from visual_search.core.ports import ImageStore, VectorIndex
-from visual_search.core.records import ImageRecord
+from visual_search.core.records import ImageRecord, Product
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
 
 MAX_KEY_LENGTH = 1024
+_SUFFIX_OF_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
 
 
 class KeyExistsError(VisualSearchError):
@@ -59,28 +61,33 @@ class CatalogueWriter:
             return self.indexing.remove(keys)
 
     def add(
-        self, data: bytes, key: str, *, label: str | None = None, attributes: Mapping[str, str] | None = None,
-        max_pixels: int,
-    ) -> ImageRecord | None:
-        """Store `data` under `key` and index it. Returns the new record (None when the bucket's event will index
-        it). Raises the decoding errors (400/413/415) before anything is written, KeyExistsError (409) for a key
-        already indexed; a failure to index removes the stored file again, so nothing half-added remains."""
-        key = checked_item_key(key)
-        decode_image(data, max_pixels=max_pixels)  # refuse non-images and bombs before writing anything
+        self, data: bytes, key: str | None, *, label: str | None = None, attributes: Mapping[str, str] | None = None,
+        product: Product | None = None, max_pixels: int,
+    ) -> tuple[str, ImageRecord | None]:
+        """Store `data` under `key` (default: its content hash and format's suffix) and index it. Returns the key
+        and the new record (None when the bucket's event will index it). Raises the decoding errors (400/413/415)
+        before anything is written, KeyExistsError (409) for a key already indexed; a failure to index removes
+        the stored file again, so nothing half-added remains."""
+        decoded = decode_image(data, max_pixels=max_pixels)  # refuse non-images and bombs before writing anything
+        key = checked_item_key(key or f"{sha256_hex(data)[:16]}.{_SUFFIX_OF_FORMAT.get(decoded.format, 'img')}")
         attributes = dict(attributes or {})
+        product = product or Product()
         with self._lock:
             if self.index.get([key]):
                 raise KeyExistsError(f"the catalogue already holds {key!r}; delete it first to replace it")
-            metadata = {**attributes, **({"label": label} if label else {})}
+            # The names the bucket's event reads back (aws/catalogue_fields.py): label, product fields, attributes.
+            metadata = {**attributes, **{name: str(value) for name, value in product.as_dict().items() if value is not None}}
+            if label:
+                metadata["label"] = label
             self.uploads.put(key, data, metadata=metadata)
             if not self.index_on_put:
-                return None
-            item = IndexItem(key, self.uploads.uri(key), lambda: data, label, attributes)
+                return key, None
+            item = IndexItem(key, self.uploads.uri(key), lambda: data, label, attributes, product=product)
             report = self.indexing.index_items([item])
             if report.failed:
                 self.uploads.delete(key)
                 raise InvalidRequestError(f"could not index {key!r}: {report.failed[0].reason}", code="index_failed")
-            return self.index.get([key])[key]
+            return key, self.index.get([key])[key]
 
     def delete(self, key: str) -> ImageRecord:
         """Remove the item from the index, then its file from the store that owns it. Raises NotFoundError."""

@@ -186,8 +186,8 @@ class FolderWatcher:
     def _item(self, key: str) -> IndexItem:
         uri = self.store.uri(key)
         entry = self._labels.get(Path(uri))
-        return IndexItem(key, uri, lambda: self.store.read(key),
-                         entry.label if entry else None, entry.attributes if entry else {})
+        return IndexItem(key, uri, lambda: self.store.read(key), entry.label if entry else None,
+                         entry.attributes if entry else {}, product=entry.product if entry else None)
 
     def _stat(self, key: str) -> Stat | None:
         try:

@@ -1,0 +1,71 @@
+"""Request and response bodies of the catalogue routes (GET/POST /items, DELETE /items/{key}, GET /duplicates)."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from visual_search.api.models import SearchResult
+from visual_search.core.records import MAX_PAGE
+
+MAX_LABEL_CHARS = 200
+MAX_ATTRIBUTES = 50
+
+
+class ItemsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    offset: int = Field(default=0, ge=0, le=1_000_000)
+    limit: int = Field(default=48, ge=1, le=MAX_PAGE)
+    label: Optional[str] = Field(default=None, max_length=MAX_LABEL_CHARS)
+
+
+class AddItemForm(BaseModel):
+    """The multipart fields of POST /items besides `file`. Product fields are checked as a catalogue CSV's are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: Optional[str] = Field(default=None, max_length=1024, description="default: the uploaded file's name")
+    label: Optional[str] = Field(default=None, max_length=MAX_LABEL_CHARS)
+    title: Optional[str] = None
+    price: Optional[str] = None
+    currency: Optional[str] = None
+    product_url: Optional[str] = None
+    brand: Optional[str] = None
+    attributes: dict[str, str] = Field(default_factory=dict, description="a JSON object of text values")
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attributes_from_json(cls, value):
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except ValueError:
+                raise ValueError("attributes must be a JSON object such as {\"colour\": \"red\"}") from None
+        if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
+            raise ValueError(f"attributes must be a JSON object of at most {MAX_ATTRIBUTES} text values")
+        if not all(isinstance(name, str) and isinstance(text, str) for name, text in value.items()):
+            raise ValueError("attribute names and values must be text")
+        return value
+
+
+class ItemsResponse(BaseModel):
+    items: list[SearchResult] = Field(description="result-shaped items ordered by key; `score` is always 1")
+    total: int = Field(description="how many items match the label filter")
+    label_counts: dict[str, int] = Field(description="items per label in the whole catalogue")
+
+
+class DeletedResponse(BaseModel):
+    deleted: str
+
+
+class DuplicateGroupModel(BaseModel):
+    items: list[SearchResult] = Field(description="`score` is the member's best similarity within the group")
+
+
+class DuplicatesResponse(BaseModel):
+    threshold: float
+    images_scanned: int
+    groups: list[DuplicateGroupModel]
