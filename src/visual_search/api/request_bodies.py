@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from email.message import Message
 
-from visual_search.core.errors import InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError
 from visual_search.core.wire import check_image_size, json_object
 
 ACCEPTED_TYPES = "application/json, multipart/form-data (field 'file') or an image/* body"
@@ -39,6 +39,26 @@ def max_body_bytes(max_image_bytes: int) -> int:
     return max_image_bytes * 4 // 3 + 64 * 1024
 
 
+def _is_raw_image(kind: str) -> bool:
+    return kind.startswith("image/") or kind in ("application/octet-stream", "application/x-image")
+
+
+def body_limit(content_type: str | None, max_image_bytes: int) -> int:
+    """The most bytes a request body of this type may have: the image limit for a raw image body, else room for
+    the image base64-encoded plus fields (JSON, multipart, or a type the route will refuse anyway)."""
+    return max_image_bytes if _is_raw_image(media_type(content_type)[0]) else max_body_bytes(max_image_bytes)
+
+
+def body_too_large(limit: int, content_type: str | None) -> ImageTooLargeError:
+    """The 413 for a body over `limit`, stating that limit and what it is made of."""
+    if _is_raw_image(media_type(content_type)[0]):
+        return ImageTooLargeError(f"the image is over the {limit:,}-byte limit")
+    return ImageTooLargeError(
+        f"the request body is over the {limit:,}-byte limit (an image at the upload limit, base64-encoded, "
+        "plus the other fields)"
+    )
+
+
 def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> ParsedBody:
     kind, params = media_type(content_type)
     if kind == "application/json" or kind.endswith("+json"):
@@ -48,9 +68,8 @@ def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> P
     if kind.startswith("image/") or kind == "application/octet-stream":
         check_image_size(len(body), max_image_bytes)
         return ParsedBody(image=body)
-    raise UnsupportedImageTypeError(
-        f"cannot read a {kind or 'request without a content type'} body: send {ACCEPTED_TYPES}"
-    )
+    what = f"a body of type {kind}" if kind else "a body without a Content-Type header"
+    raise UnsupportedImageTypeError(f"cannot read {what}: send {ACCEPTED_TYPES}")
 
 
 def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> ParsedBody:

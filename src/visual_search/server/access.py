@@ -5,16 +5,23 @@ All are off by default because the server binds 127.0.0.1; they matter once it l
 
 from __future__ import annotations
 
+import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from visual_search.core.errors import VisualSearchError
 from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_result
 from visual_search.core.errors import error_body
+from visual_search.api.request_bodies import body_too_large
+from visual_search.server.http_guard import HttpGuard
+
+logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
@@ -55,6 +62,11 @@ def add_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
+    async def client_gone(request: Request, _exc: ClientDisconnect) -> Response:
+        # Nobody is left to answer: one line for the operator, not a traceback (the response is never sent).
+        logger.info("the client disconnected before sending the whole body of %s %s", request.method, request.url.path)
+        return Response(status_code=400)
+
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
         status, body = error_result(exc)  # logs it; the client never sees a stack trace
         return JSONResponse(body, status_code=status)
@@ -62,22 +74,30 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(VisualSearchError, library_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected_error)
 
 
-async def read_body_capped(request: Request, limit_bytes: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed the limit (without buffering the rest)."""
+async def read_body_capped(request: Request, limit_bytes: int) -> bytes:
+    """The body; ImageTooLargeError (413, stating `limit_bytes`) as soon as it is known to exceed the limit,
+    without buffering the rest."""
+    content_type = request.headers.get("content-type")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit_bytes:
-        return None
+        raise body_too_large(limit_bytes, content_type)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit_bytes:
-            return None
+            raise body_too_large(limit_bytes, content_type)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def add_http_guard(app: FastAPI, max_image_bytes: int) -> None:
+    """HEAD, real Allow headers on 405, body limits on every route, Retry-After on 503 (see http_guard.py)."""
+    app.add_middleware(HttpGuard, router=app.router, max_image_bytes=max_image_bytes)
 
 
 def add_security_headers(app: FastAPI) -> None:
