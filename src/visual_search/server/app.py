@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -24,6 +24,7 @@ from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
 from visual_search.api.search_api import SearchApi, error_result
+from visual_search.api.thumbnails import ThumbnailCache, default_thumbnail_dir
 from visual_search.server.access import add_cors, add_error_handlers, add_security_headers, api_key_checker, read_body_capped
 from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.core.lazy import Lazy
@@ -96,14 +97,18 @@ def create_app(
             status, payload = await run_in_threadpool(api.handle_search, body, request.headers.get("content-type"))
         return JSONResponse(payload, status_code=status)
 
+    thumbnails = ThumbnailCache(default_thumbnail_dir(settings.cache_dir), max_pixels=settings.max_pixels)
+
     @app.get("/images/{key:path}", responses={404: {"model": ErrorResponse}, 200: {"content": {"image/*": {}}}})
-    async def image(key: str) -> FileResponse:
+    async def image(key: str, w: int | None = Query(default=None, description="fit in a w x w box (a cached JPEG)")) -> FileResponse:
         """The indexed image file of `key` (local indexes only; an S3-backed record has no local file)."""
         api = await services.ready()
         record = (await run_in_threadpool(api.service.index.get, [key])).get(key)
         path = Path(record.uri) if record and not record.uri.startswith("s3://") else None
         if path is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             raise NotFoundError(f"no image file for the key {key!r}")
+        if w is not None:
+            path = await run_in_threadpool(thumbnails.thumbnail, path, record.content_hash, w)
         return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get("/health", response_model=HealthResponse)

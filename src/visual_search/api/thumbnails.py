@@ -1,0 +1,69 @@
+"""Resized copies of catalogue images for result cards: `GET /images/{key}?w=320` serves a JPEG that fits in
+320x320 (aspect kept, never enlarged), made once and then read from a disk cache.
+
+Widths snap up to a few fixed sizes so that a client asking for every width from 1 to 2048 cannot fill the disk.
+A cached file is named after the indexed content hash and the source file's size and modification time, so an
+image replaced on disk gets a new thumbnail. Files are written under a temporary name and renamed into place: a
+reader never sees half a thumbnail, and two requests racing to make one both succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from visual_search.core.errors import InvalidRequestError
+from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image
+
+THUMBNAIL_SIZES = (160, 320, 480, 640, 800, 1024)
+MAX_REQUESTED_PX = 4096
+JPEG_QUALITY = 82
+
+
+def thumbnail_size(requested: int) -> int:
+    """The smallest cached size at least `requested` px (the largest one above it); InvalidRequestError below 1."""
+    if requested < 1 or requested > MAX_REQUESTED_PX:
+        raise InvalidRequestError(f"w must be a width from 1 to {MAX_REQUESTED_PX} pixels, not {requested}")
+    return next((size for size in THUMBNAIL_SIZES if size >= requested), THUMBNAIL_SIZES[-1])
+
+
+def default_thumbnail_dir(cache_dir: str | Path | None) -> Path:
+    """`cache_dir`/thumbnails (VISUAL_SEARCH_CACHE_DIR), else the per-user cache directory's."""
+    if cache_dir:
+        return Path(cache_dir) / "thumbnails"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("visual-search")) / "thumbnails"
+
+
+class ThumbnailCache:
+    def __init__(self, directory: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.directory = Path(directory)
+        self.max_pixels = max_pixels
+
+    def thumbnail(self, source: Path, content_hash: str, requested_px: int) -> Path:
+        """The path of `source`'s thumbnail for a `requested_px` box, made now if it is not cached yet.
+        Raises InvalidRequestError for a bad width, and the decoder's errors for a file that is no image."""
+        size = thumbnail_size(requested_px)
+        stat = source.stat()
+        name = hashlib.sha256(f"{content_hash}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+        target = self.directory / name[:2] / f"{name}-{size}.jpg"
+        if target.is_file():
+            return target
+        decoded = decode_image(source.read_bytes(), min_size_px=size, max_pixels=self.max_pixels)
+        image = decoded.image
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)  # fits the box, keeps the aspect, never enlarges
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
+        try:
+            with os.fdopen(handle, "wb") as out:
+                image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        return target
