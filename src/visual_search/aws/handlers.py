@@ -179,9 +179,9 @@ def index_handler(event: dict, context=None) -> dict:
     except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ
         status, body = error_result(exc)
         logger.error(json.dumps({"status": "failed", "batch": "whole", **body["error"]}))
-        parsed = parse_event(event)
-        if parsed.from_sqs:
-            message_ids = dict.fromkeys(parsed.unreadable_message_ids + [o.message_id for o in parsed.objects])
+        records = event.get("Records") if isinstance(event, dict) else None
+        message_ids = [r["messageId"] for r in records or () if isinstance(r, dict) and r.get("eventSource") == "aws:sqs"]
+        if message_ids:
             return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
         raise IndexBatchFailedError(body["error"]["message"]) from None
     response, failed = handle_index_event(event, indexer)

@@ -68,8 +68,9 @@ class SageMakerEmbedder:
         self.budget_s = budget_s
         # One attempt's worst case; at most half the budget, so that a retry after a timeout can still fit.
         self.attempt_timeout_s = min(timeout_s, max(1.0, budget_s / 2))
+        connect_timeout_s = min(_CONNECT_TIMEOUT_S, self.attempt_timeout_s / 4)
         client_options = {"region_name": region_name, "endpoint_url": endpoint_url,
-                          "timeout_s": self.attempt_timeout_s - _CONNECT_TIMEOUT_S}
+                          "connect_timeout_s": connect_timeout_s, "read_timeout_s": self.attempt_timeout_s - connect_timeout_s}
         self._client = Lazy(lambda: client or _make_client(**client_options))
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
@@ -205,14 +206,14 @@ def _png_within(image: Image.Image, max_request_bytes: int) -> bytes:
     return png
 
 
-_CONNECT_TIMEOUT_S = 1.0  # to a regional AWS endpoint; part of an attempt's timeout
+_CONNECT_TIMEOUT_S = 1.0  # to a regional AWS endpoint (at most a quarter of an attempt's timeout)
 
 
-def _make_client(*, region_name: str | None, endpoint_url: str | None, timeout_s: float):
+def _make_client(*, region_name: str | None, endpoint_url: str | None, connect_timeout_s: float, read_timeout_s: float):
     import boto3
     from botocore.config import Config
 
     # Retries are ours (with jitter and ModelError awareness), so botocore's are off.
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=timeout_s,
-                    connect_timeout=_CONNECT_TIMEOUT_S)
+    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout_s,
+                    connect_timeout=connect_timeout_s)
     return boto3.client("sagemaker-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config)
