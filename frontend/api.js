@@ -25,7 +25,7 @@ export async function loadConfig() {
   } catch (err) { /* no config.json: same origin, no key */ }
 }
 
-// Resolves to the JSON body; rejects with an Error whose message is the API's error.message.
+// Resolves to the JSON body; rejects with an apiError carrying the API's code, the status and its message.
 export async function api(path, options = {}) {
   const headers = Object.assign({}, options.headers || {});
   if (client.apiKey) headers["X-API-Key"] = client.apiKey;
@@ -33,16 +33,22 @@ export async function api(path, options = {}) {
   try {
     response = await fetch(client.apiBase + path, Object.assign({}, options, { headers }));
   } catch (err) {
-    throw new Error("Cannot reach the search service. Check your connection and try again.");
+    throw apiError("offline", 0, `network error: ${err.message}`);
   }
   let body = null;
   try { body = await response.json(); } catch (err) { /* a non-JSON error page */ }
   if (!response.ok) {
     if (response.status === 401) client.onUnauthorized();
-    const message = body && body.error && body.error.message;
-    const error = new Error(message || `The search service answered ${response.status}.`);
-    error.status = response.status;
-    throw error;
+    const detail = body && body.error ? body.error : {};
+    throw apiError(detail.code || `http_${response.status}`, response.status,
+                   detail.message || `the search service answered ${response.status}`);
   }
   return body;
+}
+
+// `code` is the API's error code (or "offline"), `detail` its message: for the console, not for the shopper.
+export function apiError(code, status, detail) {
+  const error = new Error(detail);
+  Object.assign(error, { code, status, detail });
+  return error;
 }

@@ -1,167 +1,219 @@
-// Visual search web UI: one query (a photo, an image URL or an indexed key), an optional crop, a results grid.
-// Plain ES modules, no build step. The API base URL comes from config.json ("" = same origin), so the same
-// files run against the local server and against API Gateway.
+// Visual search web UI. What is on screen always belongs together: the photo, its region, the filters and the
+// results shown are one "search" (a spec). A new search becomes the shown one only when its answer arrives; if it
+// fails, the controls go back to the shown search and an error with Retry says what happened.
+// Plain ES modules, no build step; the API base URL comes from config.json ("" = same origin).
 "use strict";
 
-import { api, client, loadConfig, setApiKey } from "./api.js";
+import { api, apiError, client, loadConfig, setApiKey } from "./api.js";
 import { CropBox } from "./crop.js";
-import { renderChips, renderResultCards } from "./results.js";
+import { openDetail } from "./detail.js";
+import { hideToast, setupFeedback, shopperMessage, showError, showSearching } from "./feedback.js";
+import { CategoryFilters } from "./filters.js";
+import { renderHotspots } from "./hotspots.js";
+import { productTitle, thumbnailUrl } from "./product.js";
+import { renderResultCards } from "./results.js";
+import { setupSources } from "./sources.js";
+import { isWeak, matchTier } from "./tiers.js";
 
 const $ = (id) => document.getElementById(id);
-const MAX_SIDE_PX = 2048;            // larger photos are downscaled before upload: faster, and under Lambda's 6 MB
-const MAX_SEND_BYTES = 4 * 1024 * 1024;
+const PAGE = 24;        // results per "Show more"
+const MAX_K = 100;      // the API's limit
+const COLOUR_WEIGHT = 0.5;
 
 const state = {
-  query: null,          // {kind: "image", blob} | {kind: "url", url} | {kind: "key", key, imageUrl}
+  shown: null,      // the search whose results are on screen: {query, crop, labels, colour, k}
+  pending: null,    // the search in flight, if any
+  response: null,   // the shown search's answer
+  regions: [],      // object regions of the shown photo (hotspots)
+  showWeak: false,
   labels: new Set(),
   searchSeq: 0,
-  revealResults: false, // after a new query on a narrow screen, scroll the results into view
 };
 
 const crop = new CropBox({
   stage: $("preview-stage"), layer: $("crop-layer"), box: $("crop-box"),
   selectButton: $("crop-button"), clearButton: $("clear-crop"),
-  isActive: () => !!state.query, onSearch: () => search(),
+  isActive: () => !!(state.pending || state.shown), onSearch: () => refine({ crop: crop.value }),
 });
 
-// ---- Query sources ---------------------------------------------------------------------------------------
+const filters = new CategoryFilters({
+  chips: $("chips"), moreButton: $("chips-more"), activeBar: $("active-filters"),
+  activeList: $("active-filter-list"), clearButton: $("clear-filters"), hygieneToggle: $("hide-catch-all"),
+  selected: state.labels, onChange: () => refine({ labels: [...state.labels] }),
+});
 
-async function setImageQuery(file) {
-  if (!file) return;
-  const blob = await shrinkIfLarge(file);
-  setQuery({ kind: "image", blob }, URL.createObjectURL(blob), "Your photo");
-}
+// ---- Starting and refining searches ----------------------------------------------------------------------
 
-function setUrlQuery(url) {
-  setQuery({ kind: "url", url }, url, "Image from the web");
-}
-
-function setKeyQuery(result) {
-  setQuery({ kind: "key", key: result.key, imageUrl: result.url }, result.url,
-           `More like ${result.label ? result.label.toLowerCase() + " " : ""}${result.key}`);
-  window.scrollTo({ top: 0, behavior: "smooth" });
-}
-
-function setQuery(query, previewSrc, caption) {
-  const previous = $("preview-image").src;
-  if (previous.startsWith("blob:")) URL.revokeObjectURL(previous);
-  state.query = query;
+// A new photo (or "more like this"): the region is dropped, and a new photo also drops the category filters.
+function newSearch(query, { keepFilters = false } = {}) {
+  if (query.kind !== "url") $("url-input").value = "";
+  if (!keepFilters && state.labels.size) { state.labels.clear(); filters.render(); }
   crop.set(null);
-  $("preview-image").src = previewSrc;
-  $("preview-caption-text").textContent = `${caption} · drag on it to search a region.`;
-  $("drop-zone").dataset.state = "preview";
-  $("drop-empty").hidden = true;
-  $("preview").hidden = false;
-  state.revealResults = window.matchMedia("(max-width: 900px)").matches;
-  search();
+  state.showWeak = false;
+  run({ query, crop: null, labels: [...state.labels], colour: $("colour-toggle").checked, k: PAGE }, { isNew: true });
 }
 
-async function shrinkIfLarge(file) {
-  // Only big photos are re-encoded: a small one is sent byte for byte, so it matches its indexed copy exactly.
-  if (!file.type.startsWith("image/") || typeof createImageBitmap !== "function") return file;
-  let bitmap;
-  try { bitmap = await createImageBitmap(file); } catch (err) { return file; }
-  const side = Math.max(bitmap.width, bitmap.height);
-  if (side <= MAX_SIDE_PX && file.size <= MAX_SEND_BYTES) { bitmap.close(); return file; }
-  const scale = Math.min(1, MAX_SIDE_PX / side);
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve) => canvas.toBlob((blob) => resolve(blob || file), "image/jpeg", 0.9));
+// The same photo with another region, filter, colour setting or size.
+function refine(changes) {
+  const base = state.pending || state.shown;
+  if (!base) return;
+  run({ ...base, labels: [...state.labels], crop: crop.value, colour: $("colour-toggle").checked, ...changes },
+      { isNew: false });
+}
+
+async function run(spec, { isNew }) {
+  const seq = ++state.searchSeq;
+  state.pending = spec;
+  showQuery(spec, { pending: true });
+  setLoading(true);
+  try {
+    const body = await buildRequest(spec);
+    const response = await api("/search", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (seq !== state.searchSeq) return;     // a newer search has started; drop this answer
+    if (isNew && state.shown && state.shown.query.previewSrc.startsWith("blob:")
+        && state.shown.query.previewSrc !== spec.query.previewSrc) URL.revokeObjectURL(state.shown.query.previewSrc);
+    if (isNew || !spec.crop) state.regions = spec.crop || spec.query.kind === "key" ? [] : response.regions || [];
+    state.shown = spec;
+    state.response = response;
+    state.pending = null;
+    hideToast();
+    showQuery(spec, { pending: false });
+    renderResults();
+    if (isNew) $("results-heading").focus();   // also brings the results into view on a phone
+  } catch (err) {
+    if (seq !== state.searchSeq) return;
+    state.pending = null;
+    if (spec.colour && err.status === 422) err.code = "colour_refused";
+    restore(state.shown);
+    renderResults(err);
+    showError(err, err.code === "colour_refused" ? null : () => run(spec, { isNew }));
+  } finally {
+    if (seq === state.searchSeq) setLoading(false);
+  }
+}
+
+async function buildRequest(spec) {
+  const body = { k: spec.k };
+  if (spec.labels.length) body.filters = { label: spec.labels };
+  if (spec.colour) body.colour = COLOUR_WEIGHT;
+  const query = spec.query;
+  if (query.kind === "key" && !spec.crop) { body.key = query.key; return body; }
+  if (query.kind === "url") body.url = query.url;
+  else if (query.kind === "image") body.image = await blobToDataUrl(query.blob);
+  else {
+    // A region of a catalogue image: send its pixels, since a key search cannot be cropped.
+    let response;
+    try { response = await fetch(query.imageUrl); } catch (err) { response = null; }
+    if (!response || !response.ok) throw apiError("region_load_failed", response ? response.status : 0, "image fetch failed");
+    body.image = await blobToDataUrl(await response.blob());
+  }
+  if (spec.crop) body.crop = spec.crop;
+  return body;
 }
 
 function blobToDataUrl(blob) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(new Error("Could not read the file."));
+    reader.onerror = () => reject(apiError("invalid_image", 0, "the file could not be read"));
     reader.readAsDataURL(blob);
   });
 }
 
-// ---- Search ----------------------------------------------------------------------------------------------
+// ---- What is on screen ----------------------------------------------------------------------------------
 
-async function buildRequest() {
-  const body = { k: Number($("k-select").value) };
-  if (state.labels.size) body.filters = { label: [...state.labels] };
-  const query = state.query;
-  const region = crop.value;
-  if (query.kind === "key" && !region) { body.key = query.key; return body; }
-  if (query.kind === "url") body.url = query.url;
-  else if (query.kind === "image") body.image = await blobToDataUrl(query.blob);
-  else {
-    // A region of a catalogue image: send its pixels, since a key search cannot be cropped.
-    const response = await fetch(query.imageUrl);
-    if (!response.ok) throw new Error("Could not load that image to search a region of it.");
-    body.image = await blobToDataUrl(await response.blob());
-  }
-  if (region) body.crop = region;
-  return body;
+// The controls as they were for `spec` (the shown search), or the empty page when nothing was shown yet.
+function restore(spec) {
+  state.labels.clear();
+  (spec ? spec.labels : []).forEach((label) => state.labels.add(label));
+  filters.render();
+  crop.set(spec ? spec.crop : null);
+  if (spec) $("colour-toggle").checked = spec.colour;
+  if (spec && spec.query.kind === "url") $("url-input").value = spec.query.url;
+  showQuery(spec, { pending: false });
 }
 
-async function search() {
-  if (!state.query) return;
-  const seq = ++state.searchSeq;
-  showError(null);
-  setLoading(true);
-  try {
-    const body = await buildRequest();
-    const response = await api("/search", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (seq !== state.searchSeq) return;     // a newer search has started; drop this answer
-    showResults(response);
-    if (state.revealResults) {
-      state.revealResults = false;
-      $("results-heading").scrollIntoView({ behavior: "smooth", block: "start" });
-    }
-  } catch (err) {
-    if (seq !== state.searchSeq) return;
-    showResults(null);
-    showError(err.message);
-  } finally {
-    if (seq === state.searchSeq) setLoading(false);
-  }
+function showQuery(spec, { pending }) {
+  const hasQuery = !!spec;
+  $("preview").hidden = !hasQuery;
+  $("drop-empty").hidden = hasQuery;
+  $("drop-zone").dataset.state = hasQuery ? "preview" : "empty";
+  $("preview-stage").classList.toggle("pending", pending);
+  if (!hasQuery) { renderHotspots($("hotspots"), [], null, pickRegion); return; }
+  if ($("preview-image").getAttribute("src") !== spec.query.previewSrc) $("preview-image").src = spec.query.previewSrc;
+  const regionNote = spec.crop ? "the region you chose" : "tap an item or drag a box to search part of it";
+  $("preview-caption-text").textContent = `${spec.query.caption} · ${regionNote}`;
+  const regions = pending && spec.query !== (state.shown && state.shown.query) ? [] : state.regions;
+  renderHotspots($("hotspots"), regions, spec.crop, pickRegion);
 }
 
-// ---- Page state ------------------------------------------------------------------------------------------
+function pickRegion(region) {
+  crop.set(region);
+  refine({ crop: crop.value });
+}
 
-function showResults(response) {
-  const results = response ? response.results : [];
-  renderResultCards($("results"), results, setKeyQuery);
-  $("empty-state").hidden = results.length > 0;
-  $("empty-state").firstElementChild.textContent = response
-    ? "No matching items. Try removing a category filter."
-    : "Results appear here. Click one to find more like it.";
-  $("status").textContent = response
-    ? `${results.length} similar item${results.length === 1 ? "" : "s"} in ${Math.round(response.took_ms)} ms`
-    : "";
+function renderResults(error) {
+  const response = state.response;
+  const all = response ? response.results : [];
+  const strong = all.filter((result) => !isWeak(result.score));
+  const shown = state.showWeak ? all : strong;
+  const weaker = all.length - strong.length;
+  renderResultCards($("results"), shown, { onOpen: openResult, onMore: moreLikeThis });
+  $("show-weaker").hidden = state.showWeak || weaker === 0;
+  $("show-weaker").textContent = `Show weaker matches (${weaker})`;
+  const mayHaveMore = !!state.shown && all.length >= state.shown.k && state.shown.k < MAX_K;
+  $("show-more").hidden = !(mayHaveMore && (state.showWeak || weaker === 0));
+  $("empty-state").hidden = shown.length > 0;
+  $("empty-text").textContent = emptyText(response, all.length, error);
+  $("status").textContent = response ? statusText(shown.length, all.length) : "";
+}
+
+function emptyText(response, total, error) {
+  if (!response) return error ? `That search didn't work. ${shopperMessage(error)}` : "Results appear here. Tap one to see it larger.";
+  if (total === 0) return state.labels.size ? "No matching items. Try removing a category filter." : "No matching items.";
+  return "No close matches. Show weaker matches to see the nearest items.";
+}
+
+function statusText(shown, total) {
+  const hidden = total - shown;
+  return `${shown} match${shown === 1 ? "" : "es"}${hidden ? ` · ${hidden} weaker hidden` : ""}`;
 }
 
 function setLoading(loading) {
   $("results").setAttribute("aria-busy", String(loading));
   document.body.classList.toggle("is-loading", loading);
-  if (loading) $("status").textContent = "Searching…";
+  if (loading) {
+    $("status").textContent = "Searching…";
+    showSearching();
+  }
 }
 
-function showError(message) {
-  $("error").hidden = !message;
-  $("error").textContent = message || "";
+function openResult(result) {
+  openDetail(result, {
+    onMoreLikeThis: () => moreLikeThis(result),
+    match: { tier: matchTier(result.score).name, score: result.score },
+  });
+}
+
+function moreLikeThis(result) {
+  newSearch({
+    kind: "key", key: result.key, imageUrl: result.url, previewSrc: thumbnailUrl(result.url, 640),
+    caption: `More like ${productTitle(result)}`,
+  }, { keepFilters: true });
 }
 
 function reset() {
-  state.query = null;
   state.searchSeq++;
-  crop.set(null);
-  $("preview").hidden = true;
-  $("drop-empty").hidden = false;
-  $("drop-zone").dataset.state = "empty";
+  state.shown = state.pending = state.response = null;
+  state.regions = [];
+  state.showWeak = false;
   $("url-input").value = "";
-  showResults(null);
-  showError(null);
+  restore(null);
+  renderResults();
   setLoading(false);
+  hideToast();
   $("status").textContent = "";
   $("choose-button").focus();
 }
@@ -169,80 +221,51 @@ function reset() {
 async function loadStats() {
   try {
     const stats = await api("/stats");
-    $("index-info").textContent = `${stats.count.toLocaleString()} items indexed`;
-    const labelCounts = Object.entries(stats.labels || {}).sort((a, b) => b[1] - a[1]);
-    renderChips($("chips"), labelCounts, state.labels, search);
+    $("index-info").textContent = `${stats.count.toLocaleString()} items in the catalogue`;
+    filters.setCounts(Object.entries(stats.labels || {}).sort((a, b) => b[1] - a[1]));
   } catch (err) {
+    console.warn("visual search: /stats failed:", err.detail || err.message);
     $("index-info").textContent = "";
   }
 }
 
 // ---- Wiring ----------------------------------------------------------------------------------------------
 
-function firstImageFile(dataTransfer) {
-  if (!dataTransfer) return null;
-  const files = [...(dataTransfer.files || [])];
-  return files.find((file) => file.type.startsWith("image/")) || files[0] || null;
-}
-
-function isHttpUrl(text) { return /^https?:\/\/\S+$/i.test(text); }
-
-function setupSources() {
-  $("choose-button").addEventListener("click", () => $("file-input").click());
-  $("camera-button").addEventListener("click", () => $("camera-input").click());
-  for (const id of ["file-input", "camera-input"]) {
-    $(id).addEventListener("change", (event) => {
-      setImageQuery(event.target.files[0]);
-      event.target.value = "";   // choosing the same file again still triggers a search
-    });
-  }
-  const zone = $("drop-zone");
-  let dragDepth = 0;   // dragenter/dragleave also fire for child elements; count them to avoid flicker
-  zone.addEventListener("dragenter", (event) => { event.preventDefault(); dragDepth++; zone.classList.add("dragging"); });
-  zone.addEventListener("dragover", (event) => event.preventDefault());
-  zone.addEventListener("dragleave", () => { if (--dragDepth <= 0) { dragDepth = 0; zone.classList.remove("dragging"); } });
-  zone.addEventListener("drop", (event) => {
-    event.preventDefault();
-    dragDepth = 0;
-    zone.classList.remove("dragging");
-    const file = firstImageFile(event.dataTransfer);
-    const text = (event.dataTransfer.getData("text/uri-list") || event.dataTransfer.getData("text/plain")).trim();
-    if (file) setImageQuery(file);
-    else if (isHttpUrl(text)) { $("url-input").value = text; setUrlQuery(text); }
+function setup() {
+  setupFeedback();
+  setupSources({
+    onImage: (blob) => newSearch({ kind: "image", blob, previewSrc: URL.createObjectURL(blob), caption: "Your photo" }),
+    onUrl: (url) => {
+      $("url-input").value = url;
+      newSearch({ kind: "url", url, previewSrc: url, caption: "Photo from the web" });
+    },
+    onBadUrl: () => showError(apiError("bad_address", 0, "not an http(s) address")),
   });
-  document.addEventListener("paste", (event) => {
-    const file = firstImageFile(event.clipboardData);
-    if (file) { event.preventDefault(); setImageQuery(file); return; }
-    const text = event.clipboardData ? event.clipboardData.getData("text/plain").trim() : "";
-    if (isHttpUrl(text) && document.activeElement !== $("url-input")) {
-      event.preventDefault();
-      $("url-input").value = text;
-      setUrlQuery(text);
-    }
+  $("show-more").addEventListener("click", () => refine({ k: Math.min(MAX_K, state.shown.k + PAGE) }));
+  $("show-weaker").addEventListener("click", () => {
+    state.showWeak = true;
+    const before = $("results").children.length;
+    renderResults();
+    const firstNew = $("results").children[before];
+    if (firstNew) firstNew.querySelector(".result-open").focus();
   });
-  $("url-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    const url = $("url-input").value.trim();
-    if (!isHttpUrl(url)) { showError("Enter an image address starting with http:// or https://."); return; }
-    setUrlQuery(url);
-  });
-  $("k-select").addEventListener("change", search);
+  $("colour-toggle").addEventListener("change", () => refine({ colour: $("colour-toggle").checked }));
   $("reset-button").addEventListener("click", reset);
   $("api-key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("api-key-input").value.trim());
     $("api-key-form").hidden = true;
     loadStats();
-    search();
+    refine({});
   });
   $("preview-image").addEventListener("error", () => {
-    $("preview-caption-text").textContent = "This file cannot be shown as an image.";
+    if (!$("preview").hidden) $("preview-caption-text").textContent = "This photo cannot be shown here.";
   });
 }
 
 async function main() {
   client.onUnauthorized = () => { $("api-key-form").hidden = false; };
-  setupSources();
+  setup();
   await loadConfig();
   if (client.apiKeyRequired && !client.apiKey) $("api-key-form").hidden = false;
   await loadStats();

@@ -49,6 +49,7 @@ export class CropBox {
     event.preventDefault();
     this.layer.setPointerCapture(event.pointerId);
     this.start = this.point(event);
+    this.before = this.crop;
   }
 
   pointerMove(event) {
@@ -59,7 +60,12 @@ export class CropBox {
     if (!this.start) return;
     const crop = boxFrom(this.start, this.point(event));
     this.start = null;
-    if (crop.w < MIN_CROP || crop.h < MIN_CROP) { this.set(null); return; }
+    if (crop.w < MIN_CROP || crop.h < MIN_CROP) {
+      // A click, not a drag: back to the whole photo, and the results must follow (they showed the region).
+      this.set(null);
+      if (this.before) this.onSearch();
+      return;
+    }
     this.set(crop);
     this.onSearch();
   }

@@ -1,67 +1,66 @@
-// Rendering the results grid (each card a button that asks for "more like this") and the label filter chips.
+// The results grid: product cards (photo, title, brand, price, match tier, "More like this", "View product").
+// A tap on the photo or title opens the detail view; "More like this" is a visible button, not a hover effect.
 "use strict";
 
-export function renderResultCards(list, results, onPick) {
+import { formatPrice, productLink, productTitle, thumbnailUrl } from "./product.js";
+import { matchTier } from "./tiers.js";
+
+const THUMBNAIL_PX = 320;
+
+// `onOpen(result)` opens the detail view; `onMore(result)` searches for more like it.
+export function renderResultCards(list, results, { onOpen, onMore }) {
   list.replaceChildren(...results.map((result, position) => {
     const item = document.createElement("li");
-    item.appendChild(resultCard(result, position, onPick));
+    item.appendChild(resultCard(result, position, onOpen, onMore));
     return item;
   }));
 }
 
-function resultCard(result, position, onPick) {
-  const button = element("button", "result");
-  button.type = "button";
-  button.dataset.key = result.key;
-  const label = result.label || "Unlabelled";
-  button.setAttribute("aria-label", `${label}, similarity ${result.score.toFixed(2)}. Find more like this.`);
+function resultCard(result, position, onOpen, onMore) {
+  const card = element("article", "result");
+  card.dataset.key = result.key;
+  card.dataset.score = String(result.score);
+  const title = productTitle(result);
+  const titleId = `result-title-${position}`;
+
+  // One button holds the photo and the title, so its accessible name is exactly the title on screen.
+  const open = element("button", "result-open");
+  open.type = "button";
+  const frame = element("span", "result-frame");
   const image = document.createElement("img");
-  image.src = result.url;
+  image.src = thumbnailUrl(result.url, THUMBNAIL_PX);
   image.alt = "";
   image.loading = position < 12 ? "eager" : "lazy";
   image.width = result.width;
   image.height = result.height;
-  const meta = element("span", "result-meta");
-  meta.append(element("span", "result-label", label), element("span", "result-score", result.score.toFixed(3)));
-  button.append(image, meta, element("span", "result-more", "More like this"));
-  button.addEventListener("click", () => onPick(result));
-  return button;
-}
+  frame.append(image);
+  const name = element("span", "result-title", title);
+  name.id = titleId;
+  open.append(frame, name);
+  open.addEventListener("click", () => onOpen(result));
 
-// Chips toggle labels in `selected` (a Set); "All" clears it. `onChange` runs after every toggle.
-export function renderChips(container, labelCounts, selected, onChange) {
-  container.replaceChildren();
-  const control = container.closest(".control");
-  control.hidden = !labelCounts.length;
-  if (!labelCounts.length) return;
-  const all = chip("All", () => { selected.clear(); changed(); });
-  all.dataset.all = "true";
-  container.appendChild(all);
-  for (const [label, count] of labelCounts) {
-    const button = chip(label, () => {
-      if (selected.has(label)) selected.delete(label); else selected.add(label);
-      changed();
-    });
-    button.dataset.label = label;
-    button.title = `${count} item${count === 1 ? "" : "s"}`;
-    container.appendChild(button);
+  const meta = element("div", "result-meta");
+  if (result.brand) meta.append(element("span", "result-brand", result.brand));
+  const price = formatPrice(result.price, result.currency);
+  if (price) meta.append(element("span", "result-price", price));
+  const tier = matchTier(result.score);
+  const badge = element("span", `result-tier tier-${tier.level}`, tier.name);
+  badge.title = `Similarity score ${result.score.toFixed(3)} (1.000 is the same photo)`;
+  meta.append(badge);
+
+  const actions = element("div", "result-actions");
+  const more = element("button", "button small result-more", "More like this");
+  more.type = "button";
+  more.setAttribute("aria-describedby", titleId);
+  more.addEventListener("click", () => onMore(result));
+  actions.append(more);
+  const link = productLink(result.product_url, "View product", "button small result-link");
+  if (link) {
+    link.setAttribute("aria-describedby", titleId);
+    actions.append(link);
   }
-  function changed() { updateChips(container, selected); onChange(); }
-  updateChips(container, selected);
-}
-
-function updateChips(container, selected) {
-  for (const button of container.children) {
-    const on = button.dataset.all ? selected.size === 0 : selected.has(button.dataset.label);
-    button.setAttribute("aria-pressed", String(on));
-  }
-}
-
-function chip(text, onClick) {
-  const button = element("button", "chip", text);
-  button.type = "button";
-  button.addEventListener("click", onClick);
-  return button;
+  card.append(open, meta, actions);
+  return card;
 }
 
 function element(tag, className, text) {

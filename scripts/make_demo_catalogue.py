@@ -1,7 +1,9 @@
 """Builds the bundled demo catalogue (demo/catalogue/) from the CC0 clothing photos: a label-stratified,
-deterministic sample of about 300 images, downscaled to at most 320 px, with labels and attribution.
+deterministic sample of about 300 images, downscaled to at most 320 px, with labels, made-up product data
+(scripts/demo_products.py: title, price, brand, a link on shop.example) and attribution.
 
 Usage: python scripts/make_demo_catalogue.py [--dataset ../shared/datasets/clothing] [--count 300]
+       python scripts/make_demo_catalogue.py --products-only   # rewrite labels.csv's product columns only
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from demo_products import PRODUCT_COLUMNS, demo_product  # scripts/demo_products.py: run as `python scripts/...`
+
 UNLABELLED = {"Not sure", "Other", "Skip"}
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,7 +30,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "demo" / "catalogue")
     parser.add_argument("--count", type=int, default=300)
     parser.add_argument("--max-side-px", type=int, default=320)
+    parser.add_argument("--products-only", action="store_true", help="keep the photos; rewrite labels.csv")
     args = parser.parse_args()
+    if args.products_only:
+        return rewrite_products(args.out)
 
     by_label: dict[str, list[dict]] = defaultdict(list)
     with open(args.dataset / "images.csv", newline="") as handle:
@@ -54,10 +61,8 @@ def main() -> int:
             kids = "yes" if row["kids"].strip().lower() == "true" else "no"
             written.append((f"images/{name}", label, kids, row["image"]))
 
-    with open(args.out / "labels.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "kids"])
-        writer.writerows(row[:3] for row in written)
+    # The image id is the photo's file name without its suffix (the first 8 hex digits of the original uuid).
+    write_labels(args.out, [dict(path=path, label=label, kids=kids) for path, label, kids, _ in written])
     with open(args.out / "ATTRIBUTION.md", "w") as handle:
         handle.write(
             "# Demo catalogue: attribution\n\n"
@@ -69,6 +74,24 @@ def main() -> int:
         handle.writelines(f"| {path} | {label} | {uuid} |\n" for path, label, _, uuid in written)
     size_mb = sum(p.stat().st_size for p in images_dir.iterdir()) / 1e6
     print(f"wrote {len(written)} photos ({size_mb:.1f} MB) to {args.out}", file=sys.stderr)
+    return 0
+
+
+def write_labels(out: Path, rows: list[dict]) -> None:
+    with open(out / "labels.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "kids", *PRODUCT_COLUMNS])
+        writer.writeheader()
+        for row in rows:
+            image_id = Path(row["path"]).stem
+            writer.writerow({"path": row["path"], "label": row["label"], "kids": row["kids"],
+                             **demo_product(row["label"], image_id, kids=row["kids"] == "yes")})
+
+
+def rewrite_products(out: Path) -> int:
+    with open(out / "labels.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    write_labels(out, rows)
+    print(f"rewrote the product columns of {len(rows)} rows in {out / 'labels.csv'}", file=sys.stderr)
     return 0
 
 
