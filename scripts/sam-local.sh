@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs the AWS functions locally in the Lambda runtime with `sam local`, against local stand-ins for AWS.
+#
+#   scripts/sam-local.sh up                       everything below, in order (`make sam-local`)
+#   scripts/sam-local.sh engine                   install Docker if missing, start dockerd, make the base image
+#   scripts/sam-local.sh build                    the x86_64 copy of template.yaml, then `sam build` (cached)
+#   scripts/sam-local.sh standins                 S3 (moto), SageMaker runtime (visual-search serve), the bridge
+#                                                 door; OpenSearch (scripts/opensearch.sh); writes the env file
+#   scripts/sam-local.sh invoke FUNCTION EVENT    sam local invoke with the env file (`make sam-local-invoke`)
+#   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file
+#   scripts/sam-local.sh down                     stop the stand-ins, and dockerd if this script started it
+#   scripts/sam-local.sh engine-stop              stop only dockerd, and only if this script started it
+#
+# The base image public.ecr.aws/lambda/python:3.12-x86_64 is used as found. When missing it is built locally
+# (scripts/sam_local/build-base-image.sh), unless SAM_LOCAL_PULL=1 asks Docker to pull the real one (a laptop
+# with internet access). Functions and layers are built for x86_64 in a copy of the template under .aws-sam/
+# (scripts/sam_local/local_template.py); template.yaml stays arm64 for deploys.
+# Environment: see scripts/sam_local/standins.py for ports and the index; SAM_LOCAL_STATE_DIR [var/sam-local],
+# SAM_LOCAL_BUILD_DIR [.aws-sam/build], SAM_LOCAL_UI_ORIGINS (see scripts/sam_local/local_template.py).
+set -euo pipefail
+
+REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_DIR"
+HELPERS="$REPO_DIR/scripts/sam_local"
+BIN="${VENV:-.venv}/bin"
+STATE_DIR="${SAM_LOCAL_STATE_DIR:-$REPO_DIR/var/sam-local}"
+ENV_FILE="${SAM_LOCAL_ENV_FILE:-$REPO_DIR/events/env.local.json}"
+BUILD_DIR="${SAM_LOCAL_BUILD_DIR:-.aws-sam/build}"
+LOCAL_TEMPLATE="$BUILD_DIR.x86_64.yaml"
+BASE_IMAGE=public.ecr.aws/lambda/python:3.12-x86_64
+export SAM_CLI_TELEMETRY=0 PATH="$REPO_DIR/$BIN:$PATH"
+source "$HELPERS/python312.sh"
+
+log() { echo "sam-local: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+    if [[ "$(id -u)" -eq 0 ]]; then "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo "$@"
+    else die "needs root (or password-less sudo) for: $*"; fi
+}
+
+install_engine() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v docker >/dev/null || missing+=(docker.io)
+    command -v debootstrap >/dev/null || missing+=(debootstrap)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    log "installing ${missing[*]} with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+}
+
+start_engine() {
+    docker info >/dev/null 2>&1 && return 0
+    command -v dockerd >/dev/null || die "dockerd is missing and could not be installed"
+    mkdir -p "$STATE_DIR"
+    log "starting dockerd (log $STATE_DIR/dockerd.log)"
+    # setsid: dockerd outlives this script, in a session of its own, and `down` ends exactly that process.
+    as_root setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
+    echo $! >"$STATE_DIR/dockerd.pid"
+    local waited=0
+    until docker info >/dev/null 2>&1; do
+        sleep 1; waited=$((waited + 1))
+        [[ $waited -lt 60 ]] || die "dockerd did not answer within 60 s; see $STATE_DIR/dockerd.log"
+    done
+}
+
+ensure_base_image() {
+    docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+    if [[ "${SAM_LOCAL_PULL:-}" == 1 ]]; then
+        docker pull "$BASE_IMAGE"
+    else
+        as_root "$HELPERS/build-base-image.sh"
+    fi
+}
+
+cmd_engine() {
+    install_engine
+    start_engine
+    ensure_base_image
+}
+
+cmd_build() {
+    local python312
+    python312="$(find_python312)"
+    [[ -n "$python312" ]] || die "sam build needs a Python 3.12 for the python3.12 runtime (set SAM_LOCAL_PYTHON312)"
+    # SAM looks for `python3.12` on PATH; a directory holding just that name keeps the rest of PATH as it was.
+    mkdir -p "$STATE_DIR/python312"
+    ln -sfn "$python312" "$STATE_DIR/python312/python3.12"
+    "$BIN/python" "$HELPERS/local_template.py" template.yaml "$LOCAL_TEMPLATE" >/dev/null
+    PATH="$STATE_DIR/python312:$PATH" sam build --template-file "$LOCAL_TEMPLATE" --build-dir "$BUILD_DIR" \
+        --cached --cache-dir .aws-sam/cache
+}
+
+cmd_standins() {
+    scripts/opensearch.sh status >/dev/null 2>&1 || scripts/opensearch.sh start
+    SAM_LOCAL_STATE_DIR="$STATE_DIR" SAM_LOCAL_ENV_FILE="$ENV_FILE" "$BIN/python" "$HELPERS/standins.py" start
+}
+
+cmd_down() {
+    SAM_LOCAL_STATE_DIR="$STATE_DIR" "$BIN/python" "$HELPERS/standins.py" stop
+    cmd_engine_stop
+}
+
+cmd_engine_stop() {
+    local pid_file="$STATE_DIR/dockerd.pid"
+    if [[ -s "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+        log "stopping the dockerd this script started (pid $(cat "$pid_file"))"
+        as_root kill "$(cat "$pid_file")"
+    fi
+    rm -f "$pid_file"
+}
+
+# The function's JSON response is the last line of standard output; SAM's own messages and the logs go to stderr.
+cmd_invoke() {
+    [[ $# -ge 2 ]] || die "usage: scripts/sam-local.sh invoke FUNCTION EVENT [sam args]"
+    local function=$1 event=$2
+    shift 2
+    [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing: run make sam-local first"
+    sam local invoke "$function" --template "$BUILD_DIR/template.yaml" --event "$event" --env-vars "$ENV_FILE" \
+        --skip-pull-image "$@"
+}
+
+cmd_start_api() {
+    [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing: run make sam-local first"
+    sam local start-api --template "$BUILD_DIR/template.yaml" --env-vars "$ENV_FILE" --skip-pull-image "$@"
+}
+
+case "${1:-up}" in
+    up) cmd_engine; cmd_build; cmd_standins
+        log "ready: scripts/sam-local.sh invoke SearchFunction events/search-upload.json" ;;
+    engine) cmd_engine ;;
+    build) cmd_build ;;
+    standins) cmd_standins ;;
+    invoke) shift; cmd_invoke "$@" ;;
+    start-api) shift; cmd_start_api "$@" ;;
+    down) cmd_down ;;
+    engine-stop) cmd_engine_stop ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+esac
