@@ -1,4 +1,4 @@
-"""Keeps an embedded index's HNSW graph in step with the sidecar file its database names: follow, build, publish."""
+"""Keeps an embedded index's HNSW graph and compact vector file in step with the files its database names."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from visual_search.indexes.local.hnsw import HnswGraph, HnswParams, faiss_available, load_sidecar, remove_sidecars
 from visual_search.indexes.local.store import IndexStore
+from visual_search.indexes.local.vector_file import remove_vector_files, write_vector_file
 
 # Beyond this fraction of tombstones, over-fetching past them costs more than rebuilding the graph.
 _REBUILD_TOMBSTONE_FRACTION = 0.2
@@ -61,12 +62,20 @@ class GraphSidecar:
             graph = graph or HnswGraph.empty(self._dimension, self._params)
             for seqs, vectors in self._store.vectors_after(graph.watermark, self._dimension):
                 graph.add(seqs, vectors, int(seqs[-1]))
-        self._publish(graph)
+            # The compact copy readers search is rewritten with the graph: both then cover the same snapshot.
+            vectors_through, removal_id = self._store.last_seq(), self._store.last_removal_id()
+            vector_file = write_vector_file(
+                self._directory, self._store.vectors_after(0, self._dimension), self._dimension, vectors_through
+            )
+        self._publish(graph, {"vector_file": vector_file, "vector_watermark": str(vectors_through),
+                              "vector_removal_id": str(removal_id)})
 
-    def _publish(self, graph: HnswGraph | None) -> None:
+    def _publish(self, graph: HnswGraph | None, vectors: dict[str, str] | None = None) -> None:
         name = graph.save(self._directory) if graph is not None else ""
+        vectors = vectors or {"vector_file": "", "vector_watermark": "0", "vector_removal_id": "0"}
         with self._store.write():
             self._store.set_meta({"ann_file": name, "ann_watermark": str(graph.watermark if graph else 0),
-                                  "ann_size": str(graph.size if graph else 0)})
+                                  "ann_size": str(graph.size if graph else 0), **vectors})
         remove_sidecars(self._directory, keep=name)
+        remove_vector_files(self._directory, keep=vectors["vector_file"])
         self.graph, self.file = graph, name

@@ -6,26 +6,50 @@ import functools
 import importlib.util
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 SIDECAR_PREFIX = "hnsw-"
 SIDECAR_SUFFIX = ".faiss"
+_STORAGES = {"SQ8": "QT_8bit", "SQfp16": "QT_fp16", "Flat": ""}
 
 
 @dataclass(frozen=True)
 class HnswParams:
     """HNSW knobs. `m`: links per node (memory and recall grow with it); `ef_construction`: build effort;
-    `ef_search`: candidates explored per query (recall against latency; raised to the fetch size if smaller).
+    `ef_search`: candidates explored per query (recall against latency; raised to the fetch size if smaller);
+    `storage`: how the graph keeps its vectors: "SQ8" (8-bit scalar quantisation, a quarter of float32; the
+    search re-ranks its candidates from the full vectors), "SQfp16" or "Flat" (float32).
 
-    The defaults reach recall@10 >= 0.95 against exact search on clustered 1280-d unit vectors (bench/bench_knn.py).
+    Chosen by measurement on embedding-like 1280-d vectors (bench/bench_scale.py, docs/BENCHMARKS.md "Scale"):
+    at 100k, HNSW32+SQ8 with a re-rank reached recall@10 0.97 (ef_search 64) to 0.99 (128) in under 1 ms;
+    IVF1024+SQ8 needed nprobe 32 for 0.95 and its scans grow with the catalogue; HNSW16 stayed below 0.95.
+    ef_search 128 because harder (high intrinsic dimension) data needs it for 0.95; ef_construction 40 keeps
+    a 1M build near the 10-minute bound on 2 cores (80 roughly doubles it).
     """
 
     m: int = 32
-    ef_construction: int = 80
+    ef_construction: int = 40
     ef_search: int = 128
+    storage: str = "SQ8"
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """One query cannot use more than one thread, but faiss's OpenMP region still wakes (and, on a busy machine,
+    waits for) every thread: searching single-threaded took p50 from ~2 ms to ~0.6 ms on the 2-core bench box."""
+    import faiss
+
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(threads)
 
 
 @functools.cache
@@ -50,9 +74,15 @@ class HnswGraph:
     def empty(cls, dimension: int, params: HnswParams) -> HnswGraph:
         import faiss  # imported here: optional, and slow to import for processes that never need it
 
-        graph = faiss.IndexHNSWFlat(dimension, params.m, faiss.METRIC_INNER_PRODUCT)
+        if params.storage not in _STORAGES:
+            raise ValueError(f"HNSW storage must be one of {sorted(_STORAGES)}, not {params.storage!r}")
+        if params.storage == "Flat":
+            graph = faiss.IndexHNSWFlat(dimension, params.m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            quantizer = getattr(faiss.ScalarQuantizer, _STORAGES[params.storage])
+            graph = faiss.IndexHNSWSQ(dimension, quantizer, params.m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = params.ef_construction
-        return cls(faiss.IndexIDMap2(graph), 0, params)
+        return cls(faiss.IndexIDMap(graph), 0, params)  # IDMap2's reverse map would cost ~50 B a vector
 
     @classmethod
     def load(cls, path: Path, watermark: int, params: HnswParams) -> HnswGraph:
@@ -67,19 +97,31 @@ class HnswGraph:
 
     def add(self, seqs: np.ndarray, vectors: np.ndarray, watermark: int) -> None:
         """Add unit vectors float32 (n, dimension) under their seqs; the graph then covers seqs up to `watermark`."""
+        if len(seqs) and not self._index.is_trained:
+            # The quantiser learns each dimension's range from the first rows; later outliers are clipped,
+            # which only costs graph accuracy (the re-rank uses the full vectors).
+            self._index.train(np.ascontiguousarray(vectors, dtype=np.float32))
         if len(seqs):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), seqs.astype(np.int64))
         self.watermark = watermark
 
-    def search(self, query: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to `fetch` approximate nearest (seqs, scores), descending score, tombstones included."""
+    def search(self, query: np.ndarray, fetch: int, only_bitmap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Up to `fetch` approximate nearest (seqs, scores), descending score, tombstones included.
+
+        `only_bitmap` (bit `seq` set for each allowed seq, little-endian within bytes) restricts the results to
+        those seqs during the traversal itself."""
         import faiss
 
         fetch = min(fetch, self.size)
         if fetch <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        faiss.downcast_index(self._index.index).hnsw.efSearch = max(self.params.ef_search, fetch)
-        scores, seqs = self._index.search(query.reshape(1, -1), fetch)
+        parameters = faiss.SearchParametersHNSW()  # per call: no shared state between threads
+        parameters.efSearch = max(self.params.ef_search, fetch)
+        if only_bitmap is not None:
+            selector = faiss.IDSelectorBitmap(len(only_bitmap), faiss.swig_ptr(only_bitmap))
+            parameters.sel = selector  # `selector` and the bitmap must outlive the search: both are locals here
+        with _single_thread():
+            scores, seqs = self._index.search(query.reshape(1, -1), fetch, params=parameters)
         found = seqs[0] >= 0  # faiss pads with -1 when the graph yields fewer than `fetch`
         return seqs[0][found], scores[0][found]
 

@@ -17,12 +17,16 @@ from visual_search.indexes.local.graph import GraphSidecar
 from visual_search.indexes.local.identity import checked_identity, checked_new_identity
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
 from visual_search.indexes.local.lock import WriterLock
-from visual_search.indexes.local.matrix import VectorMatrix
 from visual_search.indexes.local.search import nearest
 from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
+from visual_search.indexes.local.filter_cache import FilterCache
+from visual_search.indexes.local.follower import SnapshotFollower
+from visual_search.indexes.local.vector_file import remove_vector_files
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 
 DEFAULT_ANN_THRESHOLD = 20_000
+# Candidates beyond k re-scored in float32, so float16 rounding cannot push a true top-k hit out.
+_RESCORE_EXTRA = 8
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +39,15 @@ class LocalIndex:
     index; model_id and dimension may then be omitted and are read from disk (attributes `model_id`,
     `dimension`). Given ones that differ from the stored ones raise ModelMismatchError.
 
-    Every upsert/delete is one SQLite transaction (WAL): a crash leaves the last committed state, and
-    searches in any process see each commit from their next call. Search is exact (one matrix product over
-    an in-memory float32 copy) until the index holds `ann_threshold` vectors; above it, the writer keeps an
-    HNSW graph in a sidecar file (rebuilt on close()/optimize(), and during upserts whenever the rows it does
-    not cover reach its own size) and searches combine it with an exact pass over the rows it does not cover.
+    Every upsert/delete is one SQLite transaction (WAL), vectors included as float32: a crash leaves the last
+    committed state, and searches in any process see each commit from their next call. Search is exact (one
+    matrix product over an in-memory float32 copy) until the index holds `ann_threshold` vectors. Above it,
+    the writer keeps two derived files, written together and named in one commit: an HNSW graph over 8-bit
+    codes, and a float16 copy of the vectors that searching processes read row by row instead of loading
+    (see vector_file.py). It refreshes them on close()/optimize(), during upserts whenever the rows they do not
+    cover reach their size (so graph work stays incremental), and rebuilds the graph once a fifth of it is
+    deleted rows. Searches re-rank the graph's candidates from that copy, add an exact pass over the
+    rows committed since, and give every hit its score from the float32 vector in SQLite.
     Methods are thread-safe (serialised by one lock).
     """
 
@@ -84,12 +92,12 @@ class LocalIndex:
             self.close()
             raise
         if writable:
-            remove_sidecars(self.directory, keep=self._store.meta()["ann_file"])
-        self._matrix = VectorMatrix(self.dimension)
+            meta = self._store.meta()
+            remove_sidecars(self.directory, keep=meta["ann_file"])
+            remove_vector_files(self.directory, keep=meta.get("vector_file", ""))
         self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw)
-        self._seen_generation = -1  # -1: nothing loaded yet
-        self._seen_removal = 0
-        self._loaded_through_seq = 0
+        self._view = SnapshotFollower(self.directory, self.dimension, self._sidecar)
+        self._filters = FilterCache()
 
     def _stored_meta(self) -> dict[str, str]:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
@@ -152,26 +160,6 @@ class LocalIndex:
 
     # -- reads --------------------------------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        """Bring the in-memory matrix and graph to the current snapshot: reads only what changed. Call in snapshot()."""
-        generation = self._db.generation()
-        if generation == self._seen_generation:
-            return
-        meta = self._db.meta()
-        if self._seen_generation < 0 or int(meta["removals_pruned_through"]) > self._seen_removal:
-            self._matrix.clear()
-            self._matrix.reserve(self._db.count())
-            self._seen_removal, self._loaded_through_seq = self._db.last_removal_id(), 0
-        else:
-            removed, self._seen_removal = self._db.removals_after(self._seen_removal)
-            self._matrix.remove(removed)
-        for seqs, vectors in self._db.vectors_after(self._loaded_through_seq, self.dimension):
-            self._matrix.append(seqs, vectors)
-            self._loaded_through_seq = int(seqs[-1])
-        if not self._sidecar.follow(meta):
-            return  # leaving the generation unseen makes the next search retry
-        self._seen_generation = generation
-
     def search(
         self, vector: np.ndarray, k: int, filters: SearchFilters | None = None, exclude_keys: Sequence[str] = (),
         *, exact: bool = False,
@@ -183,12 +171,20 @@ class LocalIndex:
         query = unit_query(vector, self.dimension)
         k = checked_k(k)
         with self._mutex, self._db.snapshot():
-            self._refresh()
+            self._view.refresh(self._db)
             excluded = np.asarray(self._db.seqs_of_keys(list(exclude_keys)), dtype=np.int64)
-            only = self._db.seqs_matching(filters) if filters is not None and not filters.is_empty else None
+            only = (self._filters.select(filters, self._view.seen_generation, self._db.seqs_matching)
+                    if filters is not None and not filters.is_empty else None)
             graph = None if exact else self._sidecar.graph
-            seqs, scores = nearest(self._matrix, graph, query, k, only_seqs=only,
-                                   excluded_seqs=excluded, exact_below=self.ann_threshold)
+            seqs, _ = nearest(self._view.matrix, graph, query, k + _RESCORE_EXTRA, only=only,
+                              excluded_seqs=excluded, exact_below=self.ann_threshold)
+            # Final scores from the float32 vectors in SQLite: the compact copy is float16 (within 5e-4), and a
+            # photo searched for itself must score 1.0. A few extra candidates absorb reorderings near the k-th.
+            full = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
+            seqs = np.asarray([seq for seq in seqs.tolist() if seq in full], dtype=np.int64)
+            scores = np.asarray([full[seq] @ query for seq in seqs.tolist()], dtype=np.float32)
+            order = np.lexsort((seqs, -scores))[:k]
+            seqs, scores = seqs[order], scores[order]
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
@@ -253,9 +249,10 @@ class LocalIndex:
                     bad = seqs[~(np.abs(norms - 1.0) < 1e-3)]
                     if len(bad):
                         problems.append(f"vectors of seqs {bad[:5].tolist()} are not unit length")
-            ann_file = self._db.meta()["ann_file"]
-            if ann_file and not (self.directory / ann_file).is_file():
-                problems.append(f"the HNSW sidecar {ann_file} named in the database is missing")
+            meta = self._db.meta()
+            for role, name in (("HNSW sidecar", meta["ann_file"]), ("vector file", meta.get("vector_file", ""))):
+                if name and not (self.directory / name).is_file():
+                    problems.append(f"the {role} {name} named in the database is missing")
         return problems
 
     # -- lifecycle ----------------------------------------------------------------------------------------
@@ -281,6 +278,8 @@ class LocalIndex:
                     self._writer_lock = None
                 if hasattr(self, "_sidecar"):
                     self._sidecar.graph = None  # frees the graph's memory even if the caller keeps this object
+                if hasattr(self, "_view"):
+                    self._view.matrix.clear()  # closes the vector file and frees the tail
 
     def __enter__(self) -> LocalIndex:
         return self

@@ -212,6 +212,20 @@ class IndexStore:
             blob = b"".join(row[1] for row in rows)
             yield seqs, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
 
+    def vectors_by_seq(self, seqs: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        """seq -> float32 (dimension,) of the live ones among `seqs`: the full-precision re-score of a few hits."""
+        found: dict[int, np.ndarray] = {}
+        for chunk in _chunks(list(seqs)):
+            marks = ",".join("?" * len(chunk))
+            for seq, blob in self.connection.execute(f"SELECT seq, vector FROM vectors WHERE seq IN ({marks})", chunk):
+                found[seq] = np.frombuffer(blob, dtype=np.float32, count=dimension)
+        return found
+
+    def live_seqs_through(self, seq: int) -> np.ndarray:
+        """Ascending int64 seqs of the live vectors with seq up to `seq`."""
+        rows = self.connection.execute("SELECT seq FROM vectors WHERE seq <= ? ORDER BY seq", (seq,))
+        return np.fromiter((row[0] for row in rows), dtype=np.int64)
+
     def vector_of_key(self, key: str) -> bytes | None:
         row = self.connection.execute(
             "SELECT vector FROM vectors JOIN images USING (seq) WHERE images.key = ?", (key,)
