@@ -118,7 +118,7 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
     return summary, bool(failed)
 
 
-def _s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
+def s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
     from visual_search.stores.s3 import S3ImageStore
 
     stores: dict[str, ImageStore] = {}
@@ -149,7 +149,7 @@ def _search_runtime_from_env() -> SearchRuntime:
 
 def _event_indexer_from_env() -> S3EventIndexer:
     settings = Settings.from_env()
-    return build_event_indexer(settings, _s3_store_factory(settings))
+    return build_event_indexer(settings, s3_store_factory(settings))
 
 
 _search_runtime = Lazy(_search_runtime_from_env)

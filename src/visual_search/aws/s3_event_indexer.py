@@ -164,8 +164,7 @@ class S3EventIndexer:
     def _apply_creations(self, events: list[ObjectEvent], stored: dict[str, ImageRecord]) -> list[EventOutcome]:
         if not events:
             return []
-        with ThreadPoolExecutor(min(self.readers, len(events)), thread_name_prefix="s3-read") as pool:
-            fetched = list(pool.map(self._fetch, events))
+        fetched = self.fetch([(event.bucket, event.key) for event in events])
         items, settled, gone = [], {}, []
         for event, result in zip(events, fetched):
             if isinstance(result, NotFoundError):
@@ -173,7 +172,8 @@ class S3EventIndexer:
             elif isinstance(result, VisualSearchError):
                 settled[event.key] = EventOutcome(event, "failed", result.message)
             else:
-                items.append(self._item(event, result, stored.get(event.key)))
+                items.append(self.catalogue_item(event.bucket, event.key, result, stored.get(event.key),
+                                                 {SEQUENCER_ATTRIBUTE: event.sequencer}))
         with self._snapshot([event.key for event in events], stored):
             report = self.indexing.index_items(items)
         failures = {failure.key: failure.reason for failure in report.failed}
@@ -187,28 +187,35 @@ class S3EventIndexer:
         sequenced = self.indexing.index
         return sequenced.snapshot(keys, stored) if isinstance(sequenced, SequencedIndex) else nullcontext()
 
-    def _fetch(self, event: ObjectEvent) -> StoredObject | VisualSearchError:
-        try:
-            return self.store_for_bucket(event.bucket).read_object(event.key)
-        except VisualSearchError as exc:
-            return exc
+    def fetch(self, objects: Sequence[tuple[str, str]]) -> list[StoredObject | VisualSearchError]:
+        """Each (bucket, key)'s object (one GET: bytes and metadata), or the error that prevented it, in order."""
+        def read(bucket_and_key: tuple[str, str]) -> StoredObject | VisualSearchError:
+            try:
+                return self.store_for_bucket(bucket_and_key[0]).read_object(bucket_and_key[1])
+            except VisualSearchError as exc:
+                return exc
 
-    def _item(self, event: ObjectEvent, obj: StoredObject, previous: ImageRecord | None) -> IndexItem:
-        store = self.store_for_bucket(event.bucket)
-        manifest = self.manifest_for_bucket(event.bucket)
-        listed = manifest.fields_for(event.key) if manifest else CatalogueFields()
+        with ThreadPoolExecutor(max(1, min(self.readers, len(objects))), thread_name_prefix="s3-read") as pool:
+            return list(pool.map(read, objects))
+
+    def catalogue_item(self, bucket: str, key: str, obj: StoredObject, previous: ImageRecord | None,
+                       extra_attributes: dict[str, str]) -> IndexItem:
+        """The IndexItem of a fetched object, labelled from its metadata, then the manifest, then `previous`."""
+        store = self.store_for_bucket(bucket)
+        manifest = self.manifest_for_bucket(bucket)
+        listed = manifest.fields_for(key) if manifest else CatalogueFields()
         try:
-            own = fields_from_metadata(obj.metadata, where=store.uri(event.key))
+            own = fields_from_metadata(obj.metadata, where=store.uri(key))
         except VisualSearchError as exc:
-            logger.error("ignoring the metadata of %s: %s", store.uri(event.key), exc.message)
+            logger.error("ignoring the metadata of %s: %s", store.uri(key), exc.message)
             own = CatalogueFields()
         fields = own.under(listed)
         # A label or product said nowhere is kept from the index (set by a backfill); attributes are merged by
         # the indexing service, which keeps those the item does not set.
         return IndexItem(
-            event.key, store.uri(event.key), lambda data=obj.data: data,
+            key, store.uri(key), lambda data=obj.data: data,
             fields.label or (previous.label if previous else None),
-            {**fields.attributes, SEQUENCER_ATTRIBUTE: event.sequencer},
+            {**fields.attributes, **extra_attributes},
             product=fields.product,
         )
 
