@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from visual_search.core.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.pixel_budget import DECODING, DecoderBusyError
 
 # The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
@@ -24,6 +25,7 @@ DEFAULT_MAX_PIXELS = 64_000_000  # a 12 MP phone photo is far below; a 30000x300
 # Orientation values 5-8 swap width and height.
 _TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}
 _EXIF_ORIENTATION_TAG = 0x0112
+_ROTATION_BYTES_PER_PIXEL = 4  # exif_transpose makes a rotated copy
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,9 @@ def decode_image(
     `min_size_px` lets a large JPEG be decoded at a reduced DCT scale (draft mode) as long as both sides stay
     at least that big: a 12 MP photo needed at 260 px decodes about 5x faster. 0 decodes in full.
     Transparency is composited on white; animated images give their first frame; 16-bit images are scaled.
-    Raises InvalidImageError, UnsupportedImageTypeError or ImageTooLargeError.
+    The decoded image's working memory is reserved in the process-wide pixel budget for as long as the image
+    lives (see pixel_budget.py). Raises InvalidImageError, UnsupportedImageTypeError, ImageTooLargeError or
+    DecoderBusyError.
     """
     if not data:
         raise InvalidImageError("the file is empty")
@@ -104,29 +108,40 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from None
-    except Image.DecompressionBombWarning as exc:
-        raise ImageTooLargeError(f"the image has too many pixels: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own limit (Image.MAX_IMAGE_PIXELS) tripped first; state whichever limit is the lower.
+        raise _too_many_pixels(None, min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)) from None
     except Exception:
         raise _unreadable(data) from None
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageTooLargeError(f"the image is {width}x{height}, over the limit of {max_pixels:,} pixels")
+        raise _too_many_pixels((width, height), max_pixels)
     file_format = image.format or "unknown"
-    orientation = _orientation(image)
-    if orientation in _TRANSPOSING_ORIENTATIONS:
-        width, height = height, width
     try:
         if min_size_px and file_format in ("JPEG", "MPO") and image.mode in ("RGB", "L", "CMYK", "YCbCr"):
             image.draft("RGB", (min_size_px, min_size_px))
+    except Exception:
+        raise InvalidImageError("the image data is corrupt or truncated") from None
+    # Reserved before anything reads pixels: reading a PNG's EXIF may decode the whole image.
+    working_bytes = _working_bytes(image)
+    DECODING.reserve(working_bytes)
+    try:
+        orientation = _orientation(image)
+        if orientation > 1:
+            DECODING.reserve(_ROTATION_BYTES_PER_PIXEL * image.size[0] * image.size[1])
+            working_bytes += _ROTATION_BYTES_PER_PIXEL * image.size[0] * image.size[1]
+        if orientation in _TRANSPOSING_ORIENTATIONS:
+            width, height = height, width
         image.load()
         image = ImageOps.exif_transpose(image) if orientation > 1 else image
         rgb = _to_rgb(image)
-    except (ImageTooLargeError, InvalidImageError):
+    except DecoderBusyError:
+        DECODING.release(working_bytes)
         raise
-    except Exception as exc:
-        raise InvalidImageError(f"the image data is corrupt or truncated ({type(exc).__name__}: {exc})") from None
+    except Exception:
+        DECODING.release(working_bytes)
+        raise InvalidImageError("the image data is corrupt or truncated") from None
+    DECODING.hold_while_alive(rgb, working_bytes)
     return DecodedImage(image=rgb, width=width, height=height, format=file_format)
 
 
@@ -193,6 +208,25 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image if mode == "RGB" else image.convert("RGB")
+
+
+def _too_many_pixels(size: tuple[int, int] | None, limit: int) -> ImageTooLargeError:
+    shown = f"{size[0]}x{size[1]} pixels" if size else "too many pixels"
+    return ImageTooLargeError(f"the image is {shown}, over the limit of {limit:,} pixels; send a smaller image")
+
+
+def _working_bytes(image: Image.Image) -> int:
+    """Memory a decode may hold at its peak: the decoded image in its own mode plus the RGB copy (4 bytes a
+    pixel in Pillow), with the extra layers of alpha compositing and 16-bit scaling (EXIF rotation is extra)."""
+    pixels = image.size[0] * image.size[1]
+    mode = image.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        per_pixel = 4 + 8 + 8 + 1 + 4  # source, float64 array, scaled copy, 8-bit gray, RGB
+    elif mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        per_pixel = 4 * 4  # source, RGBA, white background, composite (and the RGB result replaces one)
+    else:
+        per_pixel = 4 + (0 if mode == "RGB" else 4)
+    return pixels * per_pixel
 
 
 def _unreadable(data: bytes) -> Exception:
