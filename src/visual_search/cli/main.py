@@ -39,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from visual_search.cli import aws_commands, commands
+    from visual_search.cli import aws_commands, catalogue_commands, commands
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -100,6 +100,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", metavar="EVENT.json")
     invoke.add_argument("--bucket-dir", help="a local folder standing in for the images bucket")
     invoke.set_defaults(run=commands.run_invoke)
+    catalogue_commands.register(sub, common, index_parser=index, serve_parser=serve)  # --watch, duplicates
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
     return parser
 
