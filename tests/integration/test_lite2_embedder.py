@@ -82,9 +82,9 @@ def test_fixture_photos_are_all_present(photos):
 def test_embedder_satisfies_the_port_and_names_its_model(fp32, int8):
     assert isinstance(fp32, Embedder)
     # The id names the weights, the graph builder, the input size and the colour descriptor stored beside.
-    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px+colour-hsv52-v1"
+    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px+colour-hsv52-v2"
     assert int8.model_id.startswith("efficientnet-lite2-int8:9656183e-b2-260px-q")
-    assert int8.model_id.endswith("+colour-hsv52-v1")
+    assert int8.model_id.endswith("+colour-hsv52-v2")
     assert fp32.dimension == int8.dimension == 1280 + 52
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from visual_search.core.errors import InvalidRequestError
 
-COLOUR_DESCRIPTOR_ID = "hsv52-v1"  # part of the model id: change it whenever the descriptor changes
+COLOUR_DESCRIPTOR_ID = "hsv52-v2"  # part of the model id: change it whenever the descriptor changes
 MODEL_ID_MARKER = "+colour-"
 HUE_BINS = 12
 COLOUR_DIMENSION = HUE_BINS * 2 * 2 + 4

@@ -39,12 +39,16 @@ def score_retrieval(
     *,
     k: int = 10,
     chunk: int = 512,
+    same_items: bool = False,
 ) -> RetrievalScores:
-    """Vectors are unit rows, float32 (n, d). Without queries, leave-one-out over the gallery.
+    """Vectors are unit rows, float32 (n, d). Without queries, leave-one-out over the gallery. With queries and
+    `same_items`, query i is another view of gallery item i (e.g. its object crop) and is left out the same way.
     Queries whose label no gallery image shares are left out (they have no right answer)."""
-    leave_one_out = query_vectors is None
-    if leave_one_out:
+    leave_one_out = query_vectors is None or same_items
+    if query_vectors is None:
         query_vectors, query_labels = gallery_vectors, gallery_labels
+    elif same_items and len(query_vectors) != len(gallery_vectors):
+        raise ValueError("same_items needs one query per gallery item")
     label_ids = {label: i for i, label in enumerate(sorted(set(gallery_labels) | set(query_labels)))}
     gallery_ids = np.array([label_ids[label] for label in gallery_labels])
     query_ids = np.array([label_ids[label] for label in query_labels])
