@@ -5,37 +5,106 @@
 
 Layout (what SageMaker's PyTorch inference container expects):
     model.onnx, endpoint_model.json          the model, built by the core library's model builder
-    code/inference.py, code/requirements.txt from model/code/
+    code/inference.py                        from model/code/
     code/visual_search/                      the core library, copied from src/ now (never committed twice)
+    code/lib/                                onnxruntime and its dependencies, unpacked from the wheels pinned (with
+                                             hashes) in model/endpoint-requirements.txt for the container's Python
+There is no code/requirements.txt: the container installs nothing at start. The wheels are downloaded once
+into a cache folder (--wheel-dir) and verified against the pinned hashes; later builds work offline.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = REPO_ROOT / "src" / "visual_search"
 CODE = Path(__file__).resolve().parent / "code"
+ENDPOINT_REQUIREMENTS = Path(__file__).resolve().parent / "endpoint-requirements.txt"
+# The container's interpreter and platform (SageMaker's PyTorch CPU inference image, py311, x86_64).
+TARGET = ["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
 
 
-def build_archive(model_name: str, output: Path, *, calibration_dir: Path | None = None) -> str:
+def default_wheel_dir() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "visual-search" / "endpoint-wheels"
+
+
+def endpoint_wheels(wheel_dir: Path, requirements: Path = ENDPOINT_REQUIREMENTS) -> list[Path]:
+    """The pinned wheels for the container, hash-checked by pip: from `wheel_dir` alone when they are there
+    (offline), else downloaded from the package index into it."""
+    wheel_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+               "--require-hashes", *TARGET, "-r", str(requirements), "-d", str(wheel_dir)]
+    offline = subprocess.run([*command, "--no-index", "--find-links", str(wheel_dir)], capture_output=True, text=True)
+    if offline.returncode != 0:
+        online = subprocess.run(command, capture_output=True, text=True)
+        if online.returncode != 0:
+            raise SystemExit(f"could not get the endpoint's wheels ({requirements.name}):\n{online.stderr.strip()}")
+    pins = [line.split("--hash")[0].strip() for line in requirements.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+    wheels = []
+    for pin in pins:
+        name, version = pin.split("==")
+        pattern = re.compile(rf"{re.escape(name.replace('-', '_'))}-{re.escape(version)}-.*\.whl", re.IGNORECASE)
+        found = [path for path in wheel_dir.glob("*.whl") if pattern.fullmatch(path.name)]
+        if len(found) != 1:
+            raise SystemExit(f"expected one wheel for {pin} in {wheel_dir}, found {[p.name for p in found]}")
+        wheels.append(found[0])
+    return wheels
+
+
+def unpack_wheel(wheel: Path, target: Path) -> None:
+    """What an installer does for a wheel's importable files: its purelib/platlib go to `target` (scripts and
+    headers are not needed), with the executable bits of native libraries kept."""
+    with zipfile.ZipFile(wheel) as archive:
+        for entry in archive.infolist():
+            name = entry.filename
+            if name.split("/", 1)[0].endswith(".data"):
+                parts = name.split("/", 2)
+                if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                    continue
+                name = parts[2]
+            if entry.is_dir() or not name:
+                continue
+            destination = target / name
+            if not destination.resolve().is_relative_to(target.resolve()):
+                raise SystemExit(f"{wheel.name} holds a path outside its folder: {entry.filename}")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(archive.read(entry))
+            mode = entry.external_attr >> 16
+            if mode:
+                destination.chmod(mode & 0o755 | 0o644)
+
+
+def build_archive(model_name: str, output: Path, *, calibration_dir: Path | None = None,
+                  wheel_dir: Path | None = None) -> str:
     """Writes the archive to `output` and returns the model_id it serves."""
     from visual_search.embedders.onnx.registry import resolve_model
     from visual_search.embedders.sagemaker.model_directory import save_endpoint_model
 
     model = resolve_model(model_name, calibration_dir=calibration_dir)
-    with tempfile.TemporaryDirectory() as staging:
-        staging = Path(staging)
+    wheels = endpoint_wheels(wheel_dir or default_wheel_dir())
+    with tempfile.TemporaryDirectory() as staging, tempfile.TemporaryDirectory() as lib:
+        staging, lib = Path(staging), Path(lib)
         save_endpoint_model(model, staging)
+        for wheel in wheels:
+            unpack_wheel(wheel, lib)
         with tarfile.open(output, "w:gz") as archive:
             for path in sorted(staging.iterdir()):
                 archive.add(path, arcname=path.name, filter=_normalised)
-            for name in ("inference.py", "requirements.txt"):
-                archive.add(CODE / name, arcname=f"code/{name}", filter=_normalised)
+            archive.add(CODE / "inference.py", arcname="code/inference.py", filter=_normalised)
+            for path in sorted(lib.rglob("*")):
+                if path.is_file():
+                    archive.add(path, arcname=f"code/lib/{path.relative_to(lib).as_posix()}", filter=_normalised)
             for source in sorted(LIBRARY.rglob("*")):
                 if source.is_file() and "__pycache__" not in source.parts and source.suffix in (".py", ".typed"):
                     archive.add(source, arcname=f"code/visual_search/{source.relative_to(LIBRARY).as_posix()}",
@@ -56,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="lite2-fp32", help="lite2-fp32 (default), lite2-int8 or a model .json")
     parser.add_argument("--calibration-dir", type=Path, help="photos to calibrate lite2-int8 on (as for the CLI)")
     parser.add_argument("-o", "--output", type=Path, default=Path("model.tar.gz"))
+    parser.add_argument("--wheel-dir", type=Path, help=f"cache of the endpoint's wheels (default: {default_wheel_dir()})")
     args = parser.parse_args(argv)
-    model_id = build_archive(args.model, args.output, calibration_dir=args.calibration_dir)
+    model_id = build_archive(args.model, args.output, calibration_dir=args.calibration_dir, wheel_dir=args.wheel_dir)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB) serving {model_id}")
     return 0
 

@@ -1,14 +1,21 @@
 """SageMaker inference handlers for the embedding endpoint, thin over the visual_search core library.
 
 Runs in SageMaker's PyTorch inference container (see docs/DEPLOY.md); the archive's code/ folder holds this file,
-requirements.txt (onnxruntime) and a copy of the visual_search package made at build time from src/. The wire
-format is visual_search.embedders.sagemaker.protocol: application/x-image or JSON {"image": base64} in,
-{"predictions": [[...]], "model_id": ...} out.
+lib/ (onnxruntime and its dependencies, unpacked from pinned wheels) and a copy of the visual_search package made
+at build time from src/. The wire format is visual_search.embedders.sagemaker.protocol: application/x-image or
+JSON {"image": base64} in, {"predictions": [[...]], "model_id": ...} out.
 """
 
 from __future__ import annotations
 
 import functools
+import sys
+from pathlib import Path
+
+# onnxruntime and its dependencies, unpacked into the archive at build time: nothing is installed at start.
+_BUNDLED = Path(__file__).resolve().parent / "lib"
+if _BUNDLED.is_dir() and str(_BUNDLED) not in sys.path:
+    sys.path.insert(0, str(_BUNDLED))
 
 import numpy as np
 

@@ -41,7 +41,11 @@ def archive_dir(tmp_path_factory) -> Path:
 def inference(archive_dir):
     spec = importlib.util.spec_from_file_location("inference", archive_dir / "code" / "inference.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    search_path = list(sys.path)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = search_path  # the archive's code/lib must not shadow this test run's packages
     return module
 
 
@@ -54,7 +58,8 @@ def local_embedder():
 
 def test_archive_holds_the_model_the_script_and_the_library_from_src(archive_dir):
     assert (archive_dir / "model.onnx").stat().st_size > 1_000_000
-    assert "onnxruntime" in (archive_dir / "code" / "requirements.txt").read_text()
+    assert not (archive_dir / "code" / "requirements.txt").exists(), "the container would pip install it at start"
+    assert list((archive_dir / "code" / "lib" / "onnxruntime" / "capi").glob("onnxruntime_pybind11_state*.so"))
     packed = archive_dir / "code" / "visual_search"
     source = REPO_ROOT / "src" / "visual_search"
     for name in ("core/images.py", "embedders/sagemaker/protocol.py", "embedders/onnx/embedder.py"):
@@ -145,3 +150,50 @@ def test_the_endpoint_answers_errors_in_the_api_shape_without_a_traceback(infere
     assert body == {"error": {"code": "internal_error", "message": body["error"]["message"]}}
     assert "deadbeef" not in failed.value.message and "Traceback" not in failed.value.message
 
+
+# Run with -I -S: no site-packages, no user site, no PYTHON* variables. Sockets and pip are blocked before the
+# archive's code is imported; numpy and Pillow come from a folder standing in for what the container image has.
+_OFFLINE_SCRIPT = """
+import builtins, json, socket, sys
+def refuse(*args, **kwargs):
+    raise OSError("network access attempted")
+socket.socket.connect = socket.socket.connect_ex = refuse
+socket.create_connection = socket.getaddrinfo = refuse
+real_import = builtins.__import__
+def no_pip(name, *args, **kwargs):
+    if name == "pip" or name.startswith("pip.") or name == "ensurepip":
+        raise ImportError("pip is not available at start-up")
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = no_pip
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import inference, onnxruntime
+model = inference.model_fn(sys.argv[3])
+photo = open(sys.argv[4], "rb").read()
+answer = inference.output_fn(inference.predict_fn(inference.input_fn(photo, "application/x-image"), model), "*/*")
+print(json.dumps({"onnxruntime": onnxruntime.__file__, "model_id": json.loads(answer)["model_id"],
+                  "dimension": len(json.loads(answer)["predictions"][0])}))
+"""
+
+
+def test_the_archives_code_starts_and_embeds_with_no_network_no_pip_and_no_site_packages(
+        archive_dir, local_embedder, demo_photos, tmp_path):
+    import numpy
+    import PIL
+
+    image_packages = tmp_path / "container-site-packages"
+    image_packages.mkdir()
+    for package in (numpy, PIL):
+        folder = Path(package.__file__).parent
+        for name in (folder.name, f"{folder.name.lower()}.libs", f"{package.__name__.lower()}.libs", "pillow.libs"):
+            if (folder.parent / name).exists() and not (image_packages / name).exists():
+                (image_packages / name).symlink_to(folder.parent / name)
+    code = archive_dir / "code"
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _OFFLINE_SCRIPT, str(code), str(image_packages), str(archive_dir),
+         str(demo_photos[0])],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    started = json.loads(result.stdout.strip().splitlines()[-1])
+    assert Path(started["onnxruntime"]).resolve().is_relative_to((code / "lib").resolve())
+    assert started["model_id"] == local_embedder.model_id and started["dimension"] == local_embedder.dimension
