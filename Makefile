@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 DEMO_INDEX ?= var/demo-index
 HOST ?= 127.0.0.1
 PORT ?= 8000
+AXE := tests/browser/node_modules/axe-core/axe.min.js
 
 .PHONY: install system-deps opensearch-start opensearch-stop demo demo-index test bench screenshot clean
 
@@ -35,8 +36,12 @@ demo: demo-index
 	$(BIN)/visual-search serve --index-dir $(DEMO_INDEX) --host $(HOST) --port $(PORT)
 
 # Every test, with the real services: installs what is missing, starts OpenSearch, stops it afterwards.
-test: install system-deps
+test: install system-deps $(AXE)
 	scripts/run-tests.sh
+
+# axe-core from npm for the browser tests, pinned by tests/browser/package-lock.json.
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
 
 bench: install
 	scripts/run-benchmarks.sh
@@ -45,5 +50,5 @@ clean:
 	rm -rf $(VENV) var artifacts .pytest_cache
 
 # Re-takes the README's screenshot (docs/screenshot.png) with the real model in Debian's chromium.
-screenshot: install
+screenshot: install $(AXE)
 	VISUAL_SEARCH_UPDATE_README_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k layouts

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need: chromium (browser tests), and Java 17, Maven, unzip and curl
+# Installs the Debian packages the tests need: chromium and npm (browser tests), and Java 17, Maven, unzip and curl
 # (scripts/opensearch.sh fetches and runs a local OpenSearch node).
 # Uses apt-get as root, or through sudo; otherwise says what to install (those tests then skip locally).
 set -euo pipefail
@@ -10,6 +10,7 @@ command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core for the browser tests' accessibility checks
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
