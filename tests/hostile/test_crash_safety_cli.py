@@ -158,7 +158,7 @@ def test_readers_get_consistent_results_while_indexing_and_a_second_indexer_is_r
     # The second indexer: refused with a clear message while the first held the directory.
     if running_during_second:
         assert second.returncode == 1
-        assert "already open for writing" in second.stderr and str(index_dir) in second.stderr
+        assert "is being written by process" in second.stderr and str(index_dir) in second.stderr
         assert "indexed" not in second.stderr
 
     # A CLI search started while indexing (it may finish after): a valid result list.
@@ -198,6 +198,8 @@ def test_a_second_indexer_is_refused_while_another_process_holds_the_index(catal
         refused = run_cli("index", str(catalogue), "--index-dir", str(index_dir), "--quiet")
         assert held.count() == 2
     assert refused.returncode == 1
-    assert "already open for writing" in refused.stderr and f"process {os.getpid()}" in refused.stderr
+    # Which process holds it and what to do, in words for a terminal (not "open it with writable=False").
+    assert f"is being written by process {os.getpid()} (" in refused.stderr
+    assert f"kill {os.getpid()}" in refused.stderr and "writable" not in refused.stderr
     with LocalIndex(index_dir, writable=False) as index:
         assert index.count() == 2 and index.check_integrity() == []

@@ -14,6 +14,8 @@ from visual_search import bootstrap
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import InvalidRequestError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.keys import key_problem, shown
+from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.services.indexing import IndexItem
 from visual_search.core.records import SearchFilters
 from visual_search.core.settings import Settings
@@ -51,11 +53,12 @@ def run_search(args, settings: Settings) -> int:
     for image_path in args.images:
         try:
             outcome = service.search_image(
-                Path(image_path).read_bytes(), k=args.k, filters=filters, colour=args.colour
+                read_regular_file(image_path), k=args.k, filters=filters, colour=args.colour
             )
         except (VisualSearchError, OSError) as exc:
             failures += 1
-            print(f"visual-search: {image_path}: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+            reason = exc.message if isinstance(exc, VisualSearchError) else exc.strerror or "it cannot be read"
+            print(f"visual-search: {shown(image_path)}: {reason}", file=sys.stderr)
             continue
         results = [
             {"key": hit.record.key, "score": round(hit.score, 4), "label": hit.record.label} for hit in outcome.hits
@@ -158,23 +161,30 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
     for location in paths:
         if location.startswith("s3://") or Path(location).is_dir():
             store = bootstrap.build_image_store(location)
-            for key in store.list_keys():
+            keys = list(store.list_keys())
+            for path_shown, reason in getattr(store, "skipped", ()):  # a folder's FIFOs, sockets, unusable names
+                print(f"skipped {path_shown}: {reason}", file=sys.stderr)
+            for key in keys:
                 uri = store.uri(key)
                 entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
                 yield IndexItem(key, uri, (lambda s=store, k=key: s.read(k)),
                                 entry.label if entry else None, entry.attributes if entry else {},
                                 product=entry.product if entry else None)
-        elif Path(location).is_file():
+        elif Path(location).exists() or Path(location).is_symlink():
             path = Path(location).resolve()
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                print(f"skipped {path}: not an image file name ({', '.join(IMAGE_SUFFIXES)})", file=sys.stderr)
+            problem = (
+                f"not an image file name ({', '.join(IMAGE_SUFFIXES)})" if path.suffix.lower() not in IMAGE_SUFFIXES
+                else key_problem(path.name) or regular_file_problem(path)
+            )
+            if problem:
+                print(f"skipped {shown(str(path))}: {problem}", file=sys.stderr)
                 continue
             entry = labels.get(path)
-            yield IndexItem(path.name, str(path), path.read_bytes,
+            yield IndexItem(path.name, str(path), (lambda p=path: read_regular_file(p)),
                             entry.label if entry else None, entry.attributes if entry else {},
                             product=entry.product if entry else None)
         else:
-            print(f"skipped {location}: no such file or folder", file=sys.stderr)
+            print(f"skipped {shown(location)}: no such file or folder", file=sys.stderr)
 
 
 def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:

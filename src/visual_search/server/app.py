@@ -6,6 +6,7 @@ SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. T
 
 from __future__ import annotations
 
+import mimetypes
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -19,13 +20,17 @@ from fastapi.staticfiles import StaticFiles
 from visual_search import __version__, bootstrap
 from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
-from visual_search.core.errors import ImageTooLargeError, NotFoundError, VisualSearchError
-from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
-from visual_search.api.search_api import SearchApi, error_result
+from visual_search.api.search_api import SearchApi
 from visual_search.api.thumbnails import ThumbnailCache, default_thumbnail_dir
-from visual_search.server.access import add_cors, add_error_handlers, add_security_headers, api_key_checker, read_body_capped
+from visual_search.server.access import (
+    add_cors, add_error_handlers, add_http_guard, add_security_headers, api_key_checker, read_body_capped,
+)
+from visual_search.api.request_bodies import body_limit
+from visual_search.server.connection_guard import server_config
+from visual_search.stores.local_folder import read_indexed_file
 from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.core.lazy import Lazy
 from visual_search.core.settings import Settings
@@ -76,6 +81,7 @@ def create_app(
     app = FastAPI(title="Visual product search", version=__version__, lifespan=lifespan)
     app.state.services = services
     add_error_handlers(app)
+    add_http_guard(app, settings.max_upload_bytes)
     add_security_headers(app)
     add_cors(app, settings.cors_origins)
     needs_key = [Depends(api_key_checker(settings.api_key))]
@@ -90,11 +96,9 @@ def create_app(
     async def search(request: Request) -> JSONResponse:
         """Find the catalogue images most similar to an image, an image URL or an indexed key."""
         api = await services.ready()
-        body = await read_body_capped(request, api.max_body_bytes)
-        if body is None:
-            status, payload = error_result(ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit"))
-        else:
-            status, payload = await run_in_threadpool(api.handle_search, body, request.headers.get("content-type"))
+        content_type = request.headers.get("content-type")
+        body = await read_body_capped(request, body_limit(content_type, api.max_upload_bytes))
+        status, payload = await run_in_threadpool(api.handle_search, body, content_type)
         return JSONResponse(payload, status_code=status)
 
     thumbnails = ThumbnailCache(default_thumbnail_dir(settings.cache_dir), max_pixels=settings.max_pixels)
@@ -104,12 +108,16 @@ def create_app(
         """The indexed image file of `key` (local indexes only; an S3-backed record has no local file)."""
         api = await services.ready()
         record = (await run_in_threadpool(api.service.index.get, [key])).get(key)
-        path = Path(record.uri) if record and not record.uri.startswith("s3://") else None
-        if path is None or path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
+        if record is None:
             raise NotFoundError(f"no image file for the key {key!r}")
+        # Only the regular file inside the catalogue folder whose bytes were indexed (see read_indexed_file).
+        data = await run_in_threadpool(read_indexed_file, record)
+        cache = {"Cache-Control": "public, max-age=3600"}
         if w is not None:
-            path = await run_in_threadpool(thumbnails.thumbnail, path, record.content_hash, w)
-        return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+            path = await run_in_threadpool(thumbnails.thumbnail, Path(record.uri), record.content_hash, w)
+            return FileResponse(path, headers=cache)
+        media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
+        return Response(data, media_type=media_type, headers=cache)
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> JSONResponse:
@@ -127,10 +135,9 @@ def create_app(
         """SageMaker runtime's InvokeEndpoint, served by the in-process model: boto3's sagemaker-runtime client
         with `endpoint_url` pointed here lets the AWS index handler run unchanged on a laptop."""
         api = await services.ready()
-        body = await read_body_capped(request, api.max_body_bytes)
+        content_type = request.headers.get("content-type")
         try:
-            if body is None:
-                raise ImageTooLargeError(f"the request is over the {api.max_upload_bytes:,}-byte limit")
+            body = await read_body_capped(request, body_limit(content_type, api.max_upload_bytes))
             payload = await run_in_threadpool(
                 sagemaker_protocol.invoke, api.service.embedder, body, request.headers.get("content-type"),
                 max_pixels=settings.max_pixels,
@@ -154,10 +161,12 @@ def create_app(
 
 
 def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **create_app_options) -> None:
-    """Serve until interrupted (blocking). Binds loopback by default; see README "Security model" before 0.0.0.0."""
+    """Serve until interrupted (blocking). Binds loopback by default; see README "Security model" before 0.0.0.0.
+    Slow, idle and surplus connections are cut off as connection_guard.py says."""
     import uvicorn
 
-    uvicorn.run(create_app(settings, **create_app_options), host=host, port=port, log_level="info")
+    app = create_app(settings, **create_app_options)
+    uvicorn.Server(server_config(app, host=host, port=port, log_level="info")).run()
 
 
 def _search_request_body() -> dict:

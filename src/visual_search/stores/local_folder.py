@@ -1,4 +1,10 @@
-"""ImageStore over a local folder: keys are paths relative to the folder, with '/' separators."""
+"""ImageStore over a local folder: keys are paths relative to the folder, with '/' separators.
+
+Only regular files are listed and read (a FIFO, socket or device is reported and skipped, never opened), and
+only names that make valid keys (core/keys.py: no control characters, valid UTF-8); what was skipped and why is
+in `skipped` after each listing. `read_indexed_file` serves a record's file only while it is still the regular
+file inside its catalogue folder that was indexed.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,11 @@ from typing import Iterator, Mapping
 from urllib.parse import quote
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
+from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.keys import key_problem, shown
+from visual_search.core.local_files import read_regular_file, regular_file_problem
+from visual_search.core.records import ImageRecord
 from visual_search.core.ports import StoredObject
 
 
@@ -16,26 +26,34 @@ class LocalFolderStore:
     def __init__(self, root: str | Path, *, url_prefix: str = "/images/"):
         self.root = Path(root).resolve()
         self.url_prefix = url_prefix
+        self.skipped: list[tuple[str, str]] = []  # (path shown safely, reason) of the last listing
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
-        """Image files below the root (recursively, following no symlinked folders), sorted by key."""
+        """Image files below the root (recursively, following no symlinked folders), sorted by key. Entries that
+        are not regular files, or whose names cannot be keys, are left out and listed in `skipped`."""
         keys = []
+        self.skipped = []
         for folder, subfolders, files in os.walk(self.root):
             subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
             for name in files:
                 if name.startswith(".") or not name.lower().endswith(IMAGE_SUFFIXES):
                     continue
-                key = Path(folder, name).relative_to(self.root).as_posix()
-                if key.startswith(prefix):
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                problem = key_problem(key) or regular_file_problem(path)
+                if problem:
+                    self.skipped.append((shown(str(path)), problem))
+                else:
                     keys.append(key)
         return iter(sorted(keys))
 
     def read(self, key: str) -> bytes:
-        path = self._path(key)
         try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            raise NotFoundError(f"no image {key!r} in {self.root}") from None
+            return read_regular_file(self._path(key))
+        except NotFoundError:
+            raise NotFoundError(f"no image {shown(key)!r} in {self.root}") from None
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
@@ -74,3 +92,27 @@ class LocalFolderStore:
         if not parts or key.startswith("/") or any(part in ("..", "") for part in parts):
             raise InvalidRequestError(f"invalid image key {key!r}")
         return self.root.joinpath(*parts)
+
+
+def read_indexed_file(record: ImageRecord) -> bytes:
+    """The bytes of a record's local file, only while it is the file that was indexed: a regular file, inside
+    its catalogue folder once every symlink is resolved (the folder is the record's uri less its key), with the
+    recorded content hash. Anything else (a file swapped for a symlink to /etc/passwd, edited, or gone) is a
+    NotFoundError saying what to do. The bytes returned are those checked, so nothing can change in between."""
+    missing = NotFoundError(f"no image file for the key {shown(record.key)!r}")
+    if record.uri.startswith("s3://") or not record.uri.lower().endswith(IMAGE_SUFFIXES):
+        raise missing
+    path = Path(record.uri)
+    depth = len(PurePosixPath(record.key).parts)
+    root = path.parents[depth - 1] if 0 < depth <= len(path.parents) else path.parent
+    try:
+        inside = path.resolve(strict=True).is_relative_to(root.resolve(strict=True))
+        data = read_regular_file(path) if inside else None
+    except (OSError, InvalidRequestError, NotFoundError, RuntimeError):  # RuntimeError: a symlink loop
+        raise missing from None
+    if data is None or sha256_hex(data) != record.content_hash:
+        raise NotFoundError(
+            f"the file of the key {shown(record.key)!r} is no longer the one indexed (changed, moved or replaced by "
+            "a link); index its folder again to serve it"
+        )
+    return data

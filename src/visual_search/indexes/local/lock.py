@@ -28,11 +28,7 @@ class WriterLock:
         except BlockingIOError:
             holder = _read_pid(descriptor)
             os.close(descriptor)
-            who = f" by process {holder}" if holder else ""
-            raise IndexLockedError(
-                f"the index at {directory} is already open for writing{who}; "
-                "open it with writable=False to search, or wait for the writer to close it"
-            ) from None
+            raise IndexLockedError(_locked_message(directory, holder)) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         self._descriptor: int | None = descriptor
@@ -45,6 +41,31 @@ class WriterLock:
         fcntl.flock(self._descriptor, fcntl.LOCK_UN)
         os.close(self._descriptor)
         self._descriptor = None
+
+
+def _locked_message(directory: Path, holder: int | None) -> str:
+    """Who holds the lock and what to do, in words for someone at a terminal (not for a Python caller)."""
+    if holder is None:
+        who = "another process"
+        stop = "wait for it to finish"
+    else:
+        command = _command_line(holder)
+        who = f"process {holder}" + (f" ({command})" if command else "")
+        stop = f"wait for it to finish, or stop it (kill {holder})"
+    return (f"the index at {directory} is being written by {who}; {stop} and try again. "
+            "Searching it does not need to wait.")
+
+
+def _command_line(pid: int) -> str | None:
+    """The holder's command line, shortened, where /proc tells it (Linux)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    words = [Path(word).name if index == 0 else word
+             for index, word in enumerate(raw.decode(errors="replace").split("\0")) if word]
+    text = " ".join(words)
+    return text[:117] + "..." if len(text) > 120 else text or None
 
 
 def _read_pid(descriptor: int) -> int | None:
