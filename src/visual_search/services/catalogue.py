@@ -95,6 +95,11 @@ class CatalogueWriter:
             record = self.index.get([key]).get(key)
             if record is None:
                 raise NotFoundError(f"no indexed image has the key {key!r}")
+            if not self.index_on_put:
+                # On AWS the bucket's ObjectRemoved event removes the record: one path for every deletion.
+                if _uri_in(self.uploads, key) != record.uri or not self.uploads.delete(key):
+                    raise NotFoundError(f"{key!r} is not an object of the images store")
+                return record
             self.indexing.remove([key])
             # The index goes first: a crash in between leaves at most an orphan file, never a record without one.
             for store in self.owned_stores:
