@@ -52,3 +52,18 @@ clean:
 # Re-takes the README's screenshot (docs/screenshot.png) with the real model in Debian's chromium.
 screenshot: install $(AXE)
 	VISUAL_SEARCH_UPDATE_README_SCREENSHOT=1 $(BIN)/python -m pytest -q tests/browser -k layouts
+
+# The AWS functions in the Lambda runtime (`sam local`, Docker) against local stand-ins for S3, SageMaker and
+# OpenSearch; see the README's "Run the AWS functions locally". sam-local-stop stops what sam-local started.
+FUNCTION ?= SearchFunction
+EVENT ?= events/search-upload.json
+.PHONY: sam-local sam-local-stop sam-local-invoke
+
+sam-local: install
+	scripts/sam-local.sh up
+
+sam-local-stop:
+	scripts/sam-local.sh down
+
+sam-local-invoke:
+	scripts/sam-local.sh invoke $(FUNCTION) $(EVENT)

@@ -19,6 +19,24 @@ fi
 stop_opensearch() { [ "$started_opensearch" = 1 ] && scripts/opensearch.sh stop >/dev/null 2>&1; }
 trap stop_opensearch EXIT
 
+# The Lambda runtime for tests/sam_local: Docker (installed and started when missing) and the base image
+# (built locally when absent); dockerd is stopped afterwards if this run started it.
+started_engine=0
+docker info >/dev/null 2>&1 && engine_was_up=1 || engine_was_up=0
+if scripts/sam-local.sh engine; then
+  [ "$engine_was_up" = 0 ] && started_engine=1
+elif [ "${CI:-}" = "true" ]; then
+  echo "run-tests: the Docker engine for sam local could not start; under CI=true that fails the run" >&2
+  exit 1
+else
+  echo "run-tests: the Docker engine for sam local could not start; tests/sam_local will skip" >&2
+fi
+stop_services() {
+  [ "$started_engine" = 1 ] && scripts/sam-local.sh engine-stop
+  stop_opensearch
+}
+trap stop_services EXIT
+
 mkdir -p artifacts
 # The venv first on PATH, so tests find its tools (sam) the way a user who activated it would.
 export PATH="$PWD/$BIN:$PATH"

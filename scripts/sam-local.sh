@@ -10,6 +10,7 @@
 #   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file
 #   scripts/sam-local.sh down                     stop the stand-ins, and dockerd if this script started it
 #   scripts/sam-local.sh engine-stop              stop only dockerd, and only if this script started it
+#   scripts/sam-local.sh prune                    remove the untagged images SAM leaves on each invoke
 #
 # The base image public.ecr.aws/lambda/python:3.12-x86_64 is used as found. When missing it is built locally
 # (scripts/sam_local/build-base-image.sh), unless SAM_LOCAL_PULL=1 asks Docker to pull the real one (a laptop
@@ -58,7 +59,9 @@ start_engine() {
     mkdir -p "$STATE_DIR"
     log "starting dockerd (log $STATE_DIR/dockerd.log)"
     # setsid: dockerd outlives this script, in a session of its own, and `down` ends exactly that process.
-    as_root setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 < /dev/null &
+    local sudo=()
+    [[ "$(id -u)" -eq 0 ]] || { as_root true; sudo=(sudo -n); }
+    "${sudo[@]}" setsid dockerd >"$STATE_DIR/dockerd.log" 2>&1 </dev/null &
     echo $! >"$STATE_DIR/dockerd.pid"
     local waited=0
     until docker info >/dev/null 2>&1; do
@@ -101,12 +104,21 @@ cmd_standins() {
 
 cmd_down() {
     SAM_LOCAL_STATE_DIR="$STATE_DIR" "$BIN/python" "$HELPERS/standins.py" stop
+    cmd_prune
     cmd_engine_stop
+}
+
+# SAM rebuilds its runtime image (base + layers) on every invoke when the layers are local, and the old one is
+# left untagged. Only images that descend from our base stand-in carry its label, so nothing else is touched.
+cmd_prune() {
+    docker info >/dev/null 2>&1 || return 0
+    docker image prune --force --filter "label=org.visual-search.lambda-base-standin=1" >/dev/null
 }
 
 cmd_engine_stop() {
     local pid_file="$STATE_DIR/dockerd.pid"
-    if [[ -s "$pid_file" ]] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+    # Only that process, if it is still dockerd (or the sudo that runs it): pids get reused.
+    if [[ -s "$pid_file" ]] && grep -qaE 'dockerd|sudo' "/proc/$(cat "$pid_file")/cmdline" 2>/dev/null; then
         log "stopping the dockerd this script started (pid $(cat "$pid_file"))"
         as_root kill "$(cat "$pid_file")"
     fi
@@ -138,5 +150,6 @@ case "${1:-up}" in
     start-api) shift; cmd_start_api "$@" ;;
     down) cmd_down ;;
     engine-stop) cmd_engine_stop ;;
+    prune) cmd_prune ;;
     *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac

@@ -35,7 +35,6 @@ require_service = _root_conftest().require_service
 
 SAM_LOCAL = REPO_ROOT / "scripts" / "sam-local.sh"
 BASE_IMAGE = "public.ecr.aws/lambda/python:3.12-x86_64"
-BUCKET = "visual-search-images-123456789012-0a1b2c3d4e5f"  # the sample events' bucket
 COMMAND_TIMEOUT_S = 600
 
 
@@ -128,6 +127,7 @@ def sam_session(sam_engine, opensearch_url, tmp_path_factory):
                                   str(REPO_ROOT / "scripts" / "sam_local" / "standins.py"), "stop"],
                                  env=env, capture_output=True, text=True, timeout=120)
         assert stopped.returncode == 0, stopped.stderr
+        session.script("prune")
         request = urllib.request.Request(session.index_url, method="DELETE")
         try:
             urllib.request.urlopen(request, timeout=30).close()

@@ -3,7 +3,6 @@ moto's S3 server, the in-process model behind the SageMaker route and the real O
 
 from __future__ import annotations
 
-import copy
 import json
 import urllib.request
 from pathlib import Path
@@ -16,33 +15,13 @@ from visual_search.core.images import decode_image
 from visual_search.core.settings import Settings
 from visual_search.indexes.opensearch.index import OpenSearchIndex
 
-from conftest import BUCKET, REPO_ROOT
+from sam_events import BUCKET, REPO_ROOT, load_event, sqs_put_event
 
 pytestmark = [pytest.mark.sam_local, pytest.mark.opensearch, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-EVENTS = REPO_ROOT / "events"
 FIXTURE_PHOTO = REPO_ROOT / "tests" / "fixtures" / "photos"
 NEW_KEY = "uploads/sam-local-test photo.jpg"  # a key of our own, with a space (S3 events URL-encode it as '+')
 SAMPLE_KEY = "images/00588f87.jpg"  # events/search-upload.json is a re-encoded copy of this catalogue photo
-
-
-def load_event(name: str) -> dict:
-    return json.loads((EVENTS / name).read_text())
-
-
-def sqs_put_event(keys: list[str]) -> dict:
-    """events/sqs-s3-events.json with one SQS message per key (S3 puts, in order)."""
-    template = load_event("sqs-s3-events.json")
-    messages = []
-    for number, key in enumerate(keys):
-        message = copy.deepcopy(template["Records"][0])
-        body = json.loads(message["body"])
-        body["Records"][0]["s3"]["object"]["key"] = key.replace(" ", "+")
-        body["Records"][0]["s3"]["object"]["sequencer"] = f"0066336700000000{number:02X}"
-        message["body"] = json.dumps(body)
-        message["messageId"] = f"sam-local-test-{number}"
-        messages.append(message)
-    return {"Records": messages}
 
 
 def a_test_photo() -> Path:
@@ -85,9 +64,10 @@ def test_index_function_indexes_a_put_object_with_the_in_process_models_vector(s
         assert index.stats().model_id == embedder.model_id
     finally:
         index.close()
-    # The same photo through the same model: the same vector, up to float32 rounding on the way.
+    # The same photo through the same model: the same vector, up to rounding and decoding on the way (another
+    # catalogue photo scores about 0.9 at best).
+    assert stored.shape == expected.shape
     assert float(np.dot(stored, expected)) > 0.9999
-    np.testing.assert_allclose(stored, expected, atol=1e-3)
 
 
 def test_search_function_answers_the_upload_sample_with_the_indexed_image_on_top(sam_built, indexed):
