@@ -121,6 +121,33 @@ def test_eval_with_a_queries_csv_uses_them_against_the_gallery(catalogue, tmp_pa
     assert scores["queries"] == 6 and scores["recall@1"] == 1.0  # each query is in the gallery itself
 
 
+def test_eval_shopper_sim_scores_exact_items_deterministically(catalogue, capsys):
+    command = ["eval", "--gallery", str(catalogue / "labels.csv"), "--shopper-sim", "12", "--seed", "5", "--json"]
+    answers = []
+    for _ in range(2):
+        capsys.readouterr()
+        assert main(command) == 0
+        answers.append(json.loads(capsys.readouterr().out))
+    assert answers[0] == answers[1]  # same seed, same queries, same scores
+    scores = answers[0]
+    assert scores["benchmark"] == "shopper-sim (seed 5)" and scores["queries"] == 12
+    # 36 garments of three kinds: by chance recall@1 of the exact item would be 1/36.
+    assert scores["recall@1"] >= 0.5 and 0 <= scores["map"] <= scores["recall@k"] <= 1
+
+
+def test_eval_colour_zero_is_the_appearance_score_and_colour_changes_it(catalogue, capsys):
+    results = {}
+    for weight in ("0", "1"):
+        capsys.readouterr()
+        assert main(["eval", "--gallery", str(catalogue / "labels.csv"), "--colour", weight, "--json"]) == 0
+        results[weight] = json.loads(capsys.readouterr().out)
+    assert results["0"]["colour"] == 0 and results["1"]["colour"] == 1
+    assert results["0"]["map"] != results["1"]["map"]
+    capsys.readouterr()
+    assert main(["eval", "--gallery", str(catalogue / "labels.csv"), "--shopper-sim", "0"]) == 1
+    assert "--shopper-sim needs" in capsys.readouterr().err
+
+
 def test_a_labels_csv_without_a_path_column_is_a_clear_error(catalogue, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("file,label\na.jpg,Shoes\n")

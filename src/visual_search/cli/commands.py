@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from visual_search import bootstrap
-from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
-from visual_search.core.errors import InvalidRequestError, VisualSearchError
+from visual_search.core.catalogue_csv import read_catalogue_csv
+from visual_search.core.errors import VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown
 from visual_search.core.local_files import read_regular_file, regular_file_problem
@@ -98,46 +96,9 @@ def run_stats(args, settings: Settings) -> int:
 
 
 def run_eval(args, settings: Settings) -> int:
-    import numpy as np
+    from visual_search.cli.evaluate import run_eval as evaluate  # its own module: two benchmarks, colour weighting
 
-    from visual_search.services.evaluation import score_retrieval
-
-    embedder = bootstrap.build_embedder(settings, bulk=True)
-    if args.resize:
-        embedder.spec = replace(embedder.spec, resize=args.resize)
-    gallery = [entry for entry in read_catalogue_csv(args.gallery) if entry.label]
-    queries = [entry for entry in read_catalogue_csv(args.queries) if entry.label] if args.queries else None
-
-    def embed_all(entries: list[CatalogueEntry], name: str, scratch: str):
-        index_settings = settings.with_overrides(index=str(Path(scratch) / name))
-        service = bootstrap.build_indexing_service(index_settings, embedder=embedder)
-        items = [IndexItem(str(i), str(e.path), e.path.read_bytes, e.label) for i, e in enumerate(entries)]
-        with _progress_bar(len(items), disabled=args.json) as progress:
-            report = service.index_items(items, progress=progress.update)
-        for failure in report.failed:
-            print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
-        try:
-            vectors = {i: service.index.get_vector(str(i)) for i in range(len(entries))}
-        finally:
-            service.index.close()
-        kept = [i for i, vector in vectors.items() if vector is not None]
-        if not kept:
-            raise InvalidRequestError(f"none of the {len(entries)} labelled images of the {name} could be embedded")
-        return np.stack([vectors[i] for i in kept]), [entries[i].label for i in kept]
-
-    with tempfile.TemporaryDirectory(prefix="visual-search-eval-") as scratch:
-        gallery_vectors, gallery_labels = embed_all(gallery, "gallery", scratch)
-        query_vectors = query_labels = None
-        if queries is not None:
-            query_vectors, query_labels = embed_all(queries, "queries", scratch)
-    scores = score_retrieval(gallery_vectors, gallery_labels, query_vectors, query_labels, k=args.k)
-    if args.json:
-        print(json.dumps({**scores.as_dict(), "model": embedder.model_id, "resize": embedder.spec.resize}))
-    else:
-        print(f"model {embedder.model_id}, resize {embedder.spec.resize}, {scores.queries} queries")
-        print(f"recall@1 {scores.recall_at_1:.4f}  recall@{args.k} {scores.recall_at_k:.4f}  "
-              f"mAP {scores.mean_average_precision:.4f}")
-    return 0 if scores.queries else 1
+    return evaluate(args, settings)
 
 
 def run_serve(args, settings: Settings) -> int:

@@ -87,6 +87,12 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--queries", metavar="CSV", help="path,label CSV of queries (default: leave-one-out)")
     evaluate.add_argument("-k", type=int, default=10)
     evaluate.add_argument("--resize", choices=["squash", "center_crop", "pad"], help="override the model's policy")
+    evaluate.add_argument(
+        "--shopper-sim", type=int, metavar="N",
+        help="instead of categories: N synthetic shopper photos of gallery items, scored by exact-item recall",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the shopper-sim queries (default 0)")
+    evaluate.add_argument("--colour", type=float, default=0.0, metavar="W", help="colour weight, 0-1, as in search")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=commands.run_eval)
 
