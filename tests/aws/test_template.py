@@ -359,3 +359,16 @@ def test_the_model_role_may_pull_a_custom_image_from_this_accounts_registry(tran
 def test_no_ineffective_minimum_tls_version_on_the_default_certificate(source):
     certificate = source["Resources"]["FrontendDistribution"]["Properties"]["DistributionConfig"]["ViewerCertificate"]
     assert certificate == {"CloudFrontDefaultCertificate": True}
+
+
+def test_the_lambda_layer_is_locked_with_exact_pins_and_no_unused_grpc():
+    lines = [line.strip() for line in (REPO_ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in lines), lines
+    names = {line.split("==")[0].lower().replace("_", "-") for line in lines}
+    direct = {re.split(r"[<>=!~ ]", line.strip())[0].lower() for line in
+              (REPO_ROOT / "layers" / "deps" / "requirements.in").read_text().splitlines()
+              if line.strip() and not line.startswith("#")}
+    assert direct <= names, "requirements.txt is not the lock of requirements.in"
+    assert not {"grpcio", "opensearch-protobufs", "protobuf"} & names
+    assert next(line for line in lines if line.startswith("opensearch-py==")).startswith("opensearch-py==2.")
