@@ -11,6 +11,7 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v unzip >/dev/null 2>&1 || missing+=(unzip)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v npm >/dev/null 2>&1 || missing+=(npm)  # axe-core for the browser tests' accessibility checks
+command -v strace >/dev/null 2>&1 || missing+=(strace)  # the offline test: no network traffic but loopback
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then
