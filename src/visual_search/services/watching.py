@@ -20,10 +20,10 @@ from typing import Callable
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
-from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.ports import ImageStore
 from visual_search.core.records import MAX_PAGE
 from visual_search.services.catalogue import CatalogueWriter
+from visual_search.services.folder_events import start_observer
 from visual_search.services.indexing import IndexItem
 
 logger = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class FolderWatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Catch up with the folder, then follow it until `stop` is set."""
-        observer = self._start_observer() if self.use_events else None
+        observer = start_observer(self.folder, self._touch, self._folder_event) if self.use_events else None
         try:
             self.catch_up()
             next_rescan = time.monotonic() + self.rescan_s
@@ -238,40 +238,9 @@ class FolderWatcher:
         if report.indexed or report.removed or report.failed:
             self.on_change(report)
 
-    def _start_observer(self):
-        from watchdog.events import FileSystemEventHandler
-        from watchdog.observers import Observer
+    def _touch(self, key: str) -> None:
+        with self._touched_lock:
+            self._touched.add(key)
 
-        watcher = self
-
-        class Handler(FileSystemEventHandler):
-            def on_any_event(self, event):
-                if event.is_directory:
-                    watcher._rescan_due = True  # a folder moved or deleted: its files' own events may not come
-                    return
-                if event.event_type in ("opened", "closed_no_write"):
-                    return
-                for path in (event.src_path, getattr(event, "dest_path", "")):
-                    key = watcher._key_of(path)
-                    if key is not None:
-                        with watcher._touched_lock:
-                            watcher._touched.add(key)
-
-        observer = Observer()
-        observer.schedule(Handler(), str(self.folder), recursive=True)
-        observer.daemon = True
-        observer.start()
-        return observer
-
-    def _key_of(self, path: str | bytes) -> str | None:
-        """The key of an image file under the folder; None for hidden files, other suffixes and other places."""
-        if not path:
-            return None
-        path = Path(os.fsdecode(path))
-        try:
-            relative = path.relative_to(self.folder)
-        except ValueError:
-            return None
-        if any(part.startswith(".") for part in relative.parts) or not path.name.lower().endswith(IMAGE_SUFFIXES):
-            return None
-        return relative.as_posix()
+    def _folder_event(self) -> None:
+        self._rescan_due = True
