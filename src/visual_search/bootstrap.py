@@ -38,7 +38,12 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
 
         if not settings.sagemaker_endpoint:
             raise MissingSettingError("sagemaker_endpoint", "must name the endpoint when the embedder is sagemaker")
-        return SageMakerEmbedder(settings.sagemaker_endpoint, budget_s=settings.sagemaker_budget_s)
+        from visual_search.embedders.onnx.registry import builtin_spec
+
+        # The endpoint serves the archive of settings.model; decode photos for that model's input size.
+        return SageMakerEmbedder(
+            settings.sagemaker_endpoint, budget_s=settings.sagemaker_budget_s, spec=builtin_spec(settings.model)
+        )
     if settings.embedder != "local":
         raise InvalidSettingError(f"unknown embedder {settings.embedder!r}: use local or sagemaker")
     from visual_search.embedders.onnx.embedder import OnnxEmbedder

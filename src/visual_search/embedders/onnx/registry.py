@@ -20,6 +20,7 @@ from typing import Callable
 from visual_search.core.colour import COLOUR_DIMENSION, colour_model_id
 from visual_search.core.errors import ModelFileError
 from visual_search.core.hashing import file_sha256
+from visual_search.core.images import PreprocessSpec
 from visual_search.embedders.lite2.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
@@ -62,6 +63,15 @@ def resolve_model(
 
         return load_custom_model(Path(name))
     raise ModelFileError(f"unknown model {name!r}: use one of {', '.join(BUILTIN_MODELS)} or a model config .json")
+
+
+def builtin_spec(name: str | Path) -> PreprocessSpec | None:
+    """The input a built-in model name ("lite2-fp32@300") wants, without building anything; None for other names.
+    A SageMaker client uses it to decode photos as the endpoint serving that model will preprocess them."""
+    from visual_search.embedders.lite2.graph import INPUT_SIZE_PX, lite2_preprocess
+
+    builtin = _BUILTIN_NAME.match(str(name))
+    return lite2_preprocess(int(builtin["size"] or INPUT_SIZE_PX)) if builtin else None
 
 
 def _resolve_lite2(
