@@ -94,7 +94,8 @@ def opensearch_auth(settings: Settings):
     )
 
 
-_OPENSEARCH_OPTIONS = {"engine": str, "m": int, "ef_construction": int, "ef_search": int}
+_OPENSEARCH_OPTIONS = {"engine": str, "m": int, "ef_construction": int, "ef_search": int,
+                       "mode": str, "compression_level": str, "encoder": str}  # the last three: memory-saving storage
 
 
 def _opensearch_options(location: str) -> tuple[str, dict]:

@@ -19,6 +19,12 @@ SCHEMA_VERSION = 1
 # OpenSearch caps both `k` and a search's `size` at 10,000 by default (index.max_result_window).
 MAX_K = 10_000
 ENGINES = ("lucene", "faiss", "nmslib")
+# Memory-saving vector storage (OpenSearch 2.17+). `encoder`: "sq" is Lucene's 7-bit scalar quantisation on
+# the lucene engine and faiss's 16-bit one on faiss; "fp16" names faiss's explicitly.
+MODES = ("in_memory", "on_disk")
+COMPRESSION_LEVELS = ("1x", "2x", "4x", "8x", "16x", "32x")
+ENCODERS = {"lucene": {"sq": {"name": "sq"}},
+            "faiss": {"sq": {"name": "sq"}, "fp16": {"name": "sq", "parameters": {"type": "fp16"}}}}
 
 
 def index_body(
@@ -31,8 +37,13 @@ def index_body(
     ef_search: int,
     shards: int,
     replicas: int | None,
+    mode: str | None = None,
+    compression_level: str | None = None,
+    encoder: str | None = None,
 ) -> dict[str, Any]:
-    """Settings and mappings for a new index. `_meta` records the model so another process can refuse a mix."""
+    """Settings and mappings for a new index. `_meta` records the model so another process can refuse a mix.
+
+    mode, compression_level and encoder (None: the node's defaults) are checked by `storage_problem`."""
     settings: dict[str, Any] = {"knn": True, "number_of_shards": shards}
     if engine != "lucene":
         # Read by faiss/nmslib at search time; lucene takes ef_search from the query's method_parameters.
@@ -49,16 +60,7 @@ def index_body(
                 {"attributes_as_keywords": {"path_match": "attributes.*", "mapping": {"type": "keyword"}}}
             ],
             "properties": {
-                VECTOR_FIELD: {
-                    "type": "knn_vector",
-                    "dimension": dimension,
-                    "method": {
-                        "name": "hnsw",
-                        "engine": engine,
-                        "space_type": "cosinesimil",
-                        "parameters": {"m": m, "ef_construction": ef_construction},
-                    },
-                },
+                VECTOR_FIELD: vector_mapping(dimension, engine, m, ef_construction, mode, compression_level, encoder),
                 "key": {"type": "keyword"},
                 "uri": {"type": "keyword", "index": False},
                 "content_hash": {"type": "keyword"},
@@ -76,6 +78,39 @@ def index_body(
 
 # Shown, never searched: kept in _source only, so a title or a link adds nothing to the inverted index.
 PRODUCT_MAPPING = {"product": {"type": "object", "enabled": False}}
+
+
+def vector_mapping(
+    dimension: int, engine: str, m: int, ef_construction: int,
+    mode: str | None, compression_level: str | None, encoder: str | None,
+) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"m": m, "ef_construction": ef_construction}
+    if encoder is not None:
+        parameters["encoder"] = ENCODERS[engine][encoder]
+    mapping: dict[str, Any] = {
+        "type": "knn_vector",
+        "dimension": dimension,
+        "method": {"name": "hnsw", "engine": engine, "space_type": "cosinesimil", "parameters": parameters},
+    }
+    if mode is not None:
+        mapping["mode"] = mode
+    if compression_level is not None:
+        mapping["compression_level"] = compression_level
+    return mapping
+
+
+def storage_problem(engine: str, mode: str | None, compression_level: str | None, encoder: str | None) -> str | None:
+    """Why these storage options cannot work, or None. The node checks the rest (lucene refuses 8x-32x, say)."""
+    if mode is not None and mode not in MODES:
+        return f"mode must be one of {MODES}, not {mode!r}"
+    if compression_level is not None and compression_level not in COMPRESSION_LEVELS:
+        return f"compression_level must be one of {COMPRESSION_LEVELS}, not {compression_level!r}"
+    if encoder is not None and encoder not in ENCODERS.get(engine, {}):
+        return (f"encoder {encoder!r} does not exist for the {engine} engine; "
+                + "; ".join(f"{name}: {', '.join(found)}" for name, found in ENCODERS.items()))
+    if encoder is not None and compression_level is not None:
+        return "give either encoder or compression_level, not both: the compression level chooses its own encoder"
+    return None
 
 
 def model_mismatch(

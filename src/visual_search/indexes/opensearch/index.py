@@ -8,12 +8,13 @@ once at the end. Serverless (aoss) supports neither, so it defaults to False the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Literal, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TypeVar
 
 import numpy as np
 
 from visual_search.indexes.opensearch import documents as docs
 from visual_search.core.errors import InvalidRequestError, ModelMismatchError, NotFoundError
+from visual_search.indexes.opensearch.backfill import backfill_settings, parallel_bulk
 from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
@@ -43,6 +44,9 @@ class OpenSearchIndex:
         ef_search: int = 100,
         shards: int = 1,
         replicas: int | None = None,
+        mode: str | None = None,
+        compression_level: str | None = None,
+        encoder: str | None = None,
         auth: Auth = None,
         refresh: Refresh | None = None,
         timeout_s: float = 10.0,
@@ -52,12 +56,15 @@ class OpenSearchIndex:
     ):
         """model_id/dimension None: open an existing index for whatever model made it (NotFoundError if none).
 
-        m, ef_construction, engine, shards and replicas apply only when this call creates the index; an existing
-        index keeps its own (its engine is read back from the mapping).
+        m, ef_construction, engine, shards, replicas and the memory-saving mode, compression_level and encoder
+        (see documents.MODES, COMPRESSION_LEVELS, ENCODERS) apply only when this call creates the index; an
+        existing index keeps its own (its engine is read back from the mapping).
         """
         self._product_mapped = False
         if engine not in docs.ENGINES:
             raise InvalidRequestError(f"engine must be one of {docs.ENGINES}, not {engine!r}")
+        if problem := docs.storage_problem(engine, mode, compression_level, encoder):
+            raise InvalidRequestError(problem)
         if dimension is not None and dimension < 1:
             raise InvalidRequestError(f"dimension must be positive, not {dimension}")
         self.location = parse_opensearch_url(url, auth)
@@ -80,6 +87,9 @@ class OpenSearchIndex:
                 ef_search=ef_search,
                 shards=shards,
                 replicas=replicas,
+                mode=mode,
+                compression_level=compression_level,
+                encoder=encoder,
             )
         self.model_id, self.dimension = self._check_or_create(model_id, dimension, new_index)
 
@@ -106,13 +116,31 @@ class OpenSearchIndex:
                 what="add the product field to the mapping",
             )
             self._product_mapped = True
-        actions = [
+        self._session.bulk(
+            self.index_name, self._index_actions(records, vectors), refresh=self.refresh_policy,
+            what=f"upsert {len(records)} records into {self.index_name!r}",
+        )
+
+    def _index_actions(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> list[list[dict[str, Any]]]:
+        return [
             [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
             for record, vector in zip(records, vectors, strict=True)
         ]
-        self._session.bulk(
-            self.index_name, actions, refresh=self.refresh_policy, what=f"upsert {len(records)} records into {self.index_name!r}"
-        )
+
+    def bulk_load(self, batches: Iterable[tuple[Sequence[ImageRecord], np.ndarray]], *, threads: int = 2) -> int:
+        """Backfill: upsert many (records, vectors) batches with refresh off and no replicas, `threads` bulk
+        requests in flight; the index settings are restored and the index refreshed before this returns (see
+        backfill.py). Returns how many records were written. Not for Serverless, which has no such settings."""
+        def actions():
+            for records, vectors in batches:
+                yield self._index_actions(records, docs.checked_vectors(
+                    vectors, self.dimension, rows=len(records), index_name=self.index_name))
+
+        def send(batch: list[list[dict[str, Any]]]) -> None:
+            self._session.bulk(self.index_name, batch, refresh=False, what=f"load {len(batch)} records into {self.index_name!r}")
+
+        with backfill_settings(self._session, self.index_name):
+            return parallel_bulk(send, actions(), threads=threads)
 
     def delete(self, keys: Sequence[str]) -> int:
         if not keys:
