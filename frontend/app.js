@@ -79,9 +79,9 @@ async function run(spec, { isNew }) {
     state.response = response;
     state.pending = null;
     hideToast();
-    showQuery(spec, { pending: false });
+    restore(spec);   // a retried search brings its own filters and region back with it
     renderResults();
-    if (isNew) $("results-heading").focus();   // also brings the results into view on a phone
+    if (isNew) revealResults();
   } catch (err) {
     if (seq !== state.searchSeq) return;
     state.pending = null;
@@ -124,7 +124,7 @@ function blobToDataUrl(blob) {
 
 // ---- What is on screen ----------------------------------------------------------------------------------
 
-// The controls as they were for `spec` (the shown search), or the empty page when nothing was shown yet.
+// The controls as they are for `spec` (the shown search), or the empty page when nothing was shown yet.
 function restore(spec) {
   state.labels.clear();
   (spec ? spec.labels : []).forEach((label) => state.labels.add(label));
@@ -168,6 +168,16 @@ function renderResults(error) {
   $("empty-state").hidden = shown.length > 0;
   $("empty-text").textContent = emptyText(response, all.length, error);
   $("status").textContent = response ? statusText(shown.length, all.length) : "";
+}
+
+// Focus on the results' heading, and on a one-column (phone) layout scroll it to the top, under the top bar.
+function revealResults() {
+  const heading = $("results-heading");
+  heading.focus({ preventScroll: true });
+  if (window.matchMedia("(max-width: 900px)").matches) {
+    const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    heading.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+  }
 }
 
 function emptyText(response, total, error) {

@@ -3,6 +3,8 @@ a server over it, Chromium pages at desktop and phone sizes, search-and-wait, an
 
 from __future__ import annotations
 
+import functools
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -35,12 +37,24 @@ DRESS_KEY = next(entry.listed_path.removeprefix("images/") for entry in read_cat
                  if entry.label == "Dress")
 
 
+# Three T-shirts carry the clothing set's catch-all labels, so the setting that hides those has something to hide.
+CATCH_ALL = {"e896e472.jpg": "Not sure", "9725e568.jpg": "Other", "50e71e97.jpg": "Skip"}
+
+
+@functools.lru_cache(maxsize=1)
+def demo_search_service() -> SearchService:
+    """One index of the demo catalogue (with CATCH_ALL) for every browser test module of this session."""
+    return index_demo_catalogue(Path(tempfile.mkdtemp(prefix="shopper-ui-")) / "idx", CATCH_ALL)
+
+
 def index_demo_catalogue(index_dir: Path, relabel: dict[str, str] | None = None) -> SearchService:
     """The demo catalogue with its labels.csv (labels, product data, attributes) in a new embedded index, by the
     product's own model. `relabel` {key: label} overrides some labels (e.g. to add catch-all ones)."""
     embedder = build_embedder(Settings())
     index = LocalIndex(index_dir, model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     relabel = relabel or {}
+    unknown = set(relabel) - {entry.listed_path.removeprefix("images/") for entry in read_catalogue_csv(DEMO / "labels.csv")}
+    assert not unknown, f"not in the demo catalogue: {unknown}"
     items = []
     for entry in read_catalogue_csv(DEMO / "labels.csv"):
         key = entry.listed_path.removeprefix("images/")

@@ -18,7 +18,7 @@ from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 
 from live_server import free_port, serving
-from shop import (DEMO, DESKTOP, PHONE, QUERY_KEY, REPO_ROOT, browser, index_demo_catalogue, result_keys,  # noqa: F401
+from shop import (DEMO, DESKTOP, PHONE, QUERY_KEY, REPO_ROOT, browser, demo_search_service, result_keys,  # noqa: F401
                   screenshot, search_and_wait, serious_accessibility_violations, shopper_page, upload)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -44,8 +44,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def catalogue(tmp_path_factory):
-    return index_demo_catalogue(tmp_path_factory.mktemp("index") / "idx")
+def catalogue():
+    return demo_search_service()
 
 
 @pytest.fixture(scope="module")
