@@ -236,3 +236,29 @@ def test_parallel_streams_give_the_same_vectors_in_the_same_order(fp32, photos):
     streamed = OnnxEmbedder(fp32.model, intra_op_threads=1, batch_size=2, streams=2)
     images = list(photos.values())
     np.testing.assert_allclose(streamed.embed(images), fp32.embed(images), atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [300, 368])
+def test_the_graph_at_another_input_size_still_sees_the_garments(tmp_path_factory, photos, class_names, size):
+    """TF "SAME" padding depends on each layer's input parity (368 -> 184 -> 92 -> 46 -> 23 -> 12: odd from the
+    fourth stride-2 layer on); a wrong rule would shift the maps and cost the classes."""
+    embedder = OnnxEmbedder.from_name(f"lite2-fp32@{size}", cache_dir=tmp_path_factory.mktemp("sizes"))
+    assert embedder.spec.size_px == size and f"-{size}px" in embedder.model_id
+    logits = embedder.classify(list(photos.values()))
+    for name, row in zip(photos, logits):
+        top5 = {class_names[i] for i in np.argsort(-row)[:5]}
+        assert top5 & EXPECTED_CLASSES[name], f"{name} at {size} px: top-5 {sorted(top5)}"
+    from visual_search.core.images import to_model_input
+
+    tensor = to_model_input(photos["hat.jpg"], embedder.spec)[None]
+    (feature_map,) = embedder.run_outputs(tensor, ["feature_map"])
+    assert feature_map.shape == (1, 1280, -(-size // 32), -(-size // 32))
+
+
+def test_same_padding_puts_the_odd_pixel_bottom_right():
+    from visual_search.embedders.lite2.graph import same_padding
+
+    assert same_padding(260, 3, 2) == (0, 1, 130)  # even input, stride 2: all the padding after
+    assert same_padding(23, 3, 2) == (1, 1, 12)  # odd input: symmetric
+    assert same_padding(92, 5, 2) == (1, 2, 46)
+    assert same_padding(12, 5, 1) == (2, 2, 12)
