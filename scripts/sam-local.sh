@@ -7,7 +7,8 @@
 #   scripts/sam-local.sh standins                 S3 (moto), SageMaker runtime (visual-search serve), the bridge
 #                                                 door; OpenSearch (scripts/opensearch.sh); writes the env file
 #   scripts/sam-local.sh invoke FUNCTION EVENT    sam local invoke with the env file (`make sam-local-invoke`)
-#   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file
+#   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file (127.0.0.1:3000)
+#   scripts/sam-local.sh ui [API_URL]             the web UI on 127.0.0.1:8080, its config.json naming the API
 #   scripts/sam-local.sh down                     stop the stand-ins, and dockerd if this script started it
 #   scripts/sam-local.sh engine-stop              stop only dockerd, and only if this script started it
 #   scripts/sam-local.sh prune                    remove the untagged images SAM leaves on each invoke
@@ -17,7 +18,8 @@
 # with internet access). Functions and layers are built for x86_64 in a copy of the template under .aws-sam/
 # (scripts/sam_local/local_template.py); template.yaml stays arm64 for deploys.
 # Environment: see scripts/sam_local/standins.py for ports and the index; SAM_LOCAL_STATE_DIR [var/sam-local],
-# SAM_LOCAL_BUILD_DIR [.aws-sam/build], SAM_LOCAL_UI_ORIGINS (see scripts/sam_local/local_template.py).
+# SAM_LOCAL_BUILD_DIR [.aws-sam/build], SAM_LOCAL_CACHE_DIR [.aws-sam/cache], SAM_LOCAL_UI_ORIGINS (see
+# scripts/sam_local/local_template.py).
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -94,7 +96,7 @@ cmd_build() {
     ln -sfn "$python312" "$STATE_DIR/python312/python3.12"
     "$BIN/python" "$HELPERS/local_template.py" template.yaml "$LOCAL_TEMPLATE" >/dev/null
     PATH="$STATE_DIR/python312:$PATH" sam build --template-file "$LOCAL_TEMPLATE" --build-dir "$BUILD_DIR" \
-        --cached --cache-dir .aws-sam/cache
+        --cached --cache-dir "${SAM_LOCAL_CACHE_DIR:-.aws-sam/cache}"
 }
 
 cmd_standins() {
@@ -140,6 +142,15 @@ cmd_start_api() {
     sam local start-api --template "$BUILD_DIR/template.yaml" --env-vars "$ENV_FILE" --skip-pull-image "$@"
 }
 
+# A copy of frontend/ whose config.json names the local API, served from the origin the local CORS allows.
+cmd_ui() {
+    local api=${1:-http://127.0.0.1:3000} port=${SAM_LOCAL_UI_PORT:-8080}
+    rm -rf "$STATE_DIR/ui" && mkdir -p "$STATE_DIR/ui" && cp -R frontend/. "$STATE_DIR/ui/"
+    printf '{"apiBase": "%s"}\n' "$api" >"$STATE_DIR/ui/config.json"
+    log "the UI on http://127.0.0.1:$port (API $api); Ctrl+C stops it"
+    exec "$BIN/python" -m http.server "$port" --bind 127.0.0.1 --directory "$STATE_DIR/ui"
+}
+
 case "${1:-up}" in
     up) cmd_engine; cmd_build; cmd_standins
         log "ready: scripts/sam-local.sh invoke SearchFunction events/search-upload.json" ;;
@@ -148,8 +159,9 @@ case "${1:-up}" in
     standins) cmd_standins ;;
     invoke) shift; cmd_invoke "$@" ;;
     start-api) shift; cmd_start_api "$@" ;;
+    ui) shift; cmd_ui "$@" ;;
     down) cmd_down ;;
     engine-stop) cmd_engine_stop ;;
     prune) cmd_prune ;;
-    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
 esac
