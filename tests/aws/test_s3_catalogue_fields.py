@@ -109,9 +109,14 @@ def test_each_created_object_is_fetched_once_and_a_removal_only_heads(index_func
     calls: list[str] = []
     store = handlers._event_indexer.get().store_for_bucket(BUCKET)
     store.client.meta.events.register("before-call.s3", lambda model, **kwargs: calls.append(model.name))
+    index = handlers._event_indexer.get().index.inner
+    lookups: list[list[str]] = []
+    real_get = index.get
+    index.get = lambda keys: lookups.append(sorted(keys)) or real_get(keys)
 
     assert index_function(first[1:]) == {"batchItemFailures": []}
     assert calls == ["GetObject", "GetObject"]  # the two images; the manifest was read by the first batch (cached)
+    assert lookups == [["1.jpg", "2.jpg"]] * 2  # planned once, compared once just before the write
     calls.clear()
     bucket.delete_object(Bucket=BUCKET, Key="1.jpg")
     assert index_function([s3_event(BUCKET, "1.jpg", created=False, sequencer="FFFFFFFFF")]) == {"batchItemFailures": []}
@@ -143,3 +148,30 @@ def test_missing_setting_fails_every_item_with_a_log_naming_it(index_function, b
     assert response == {"batchItemFailures": [{"itemIdentifier": "message-0"}, {"itemIdentifier": "message-1"}]}
     logged = next(json.loads(r.getMessage()) for r in caplog.records if "missing_setting" in r.getMessage())
     assert logged["code"] == "missing_setting" and "VISUAL_SEARCH_SAGEMAKER_ENDPOINT" in logged["message"]
+
+
+def test_the_write_keeps_an_equal_or_later_sequencer_and_drops_an_older_one(tmp_path):
+    import numpy as np
+
+    from visual_search.aws.s3_event_indexer import SequencedIndex
+    from visual_search.core.records import ImageRecord
+    from visual_search.indexes.local.index import LocalIndex
+
+    index = SequencedIndex(LocalIndex(tmp_path / "index", model_id="m", dimension=2, writable=True))
+
+    def write(sequencer: str, label: str) -> str | None:
+        record = ImageRecord(key="k.jpg", uri="s3://b/k.jpg", content_hash="h", width=1, height=1, label=label,
+                             attributes={"s3_sequencer": sequencer} if sequencer else {})
+        index.upsert([record], np.array([[1.0, 0.0]], dtype=np.float32))
+        return index.get(["k.jpg"])["k.jpg"].label
+
+    try:
+        assert write("", "first") == "first"
+        assert write("", "re-indexed") == "re-indexed"  # no sequencer yet on either side: a re-index
+        assert write("0A", "event") == "event"
+        assert write("0A", "same event again") == "same event again"
+        assert write("09", "older") == "same event again"
+        assert write("", "no sequencer") == "same event again"
+        assert write("0B", "later") == "later"
+    finally:
+        index.close()

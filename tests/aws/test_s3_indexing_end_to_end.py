@@ -102,7 +102,7 @@ def test_corrupt_object_is_logged_and_reported_while_the_rest_is_indexed(lambda_
         response = handlers.index_handler(event, None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "message-1"}]}
     assert "broken.jpg" in caplog.text
-    index = handlers._event_indexer.get().indexing.index
+    index = handlers._event_indexer.get().index
     assert set(index.get(["good.jpg", "broken.jpg"])) == {"good.jpg"}
 
 
@@ -158,7 +158,7 @@ def test_object_removed_deletes_and_non_image_keys_are_ignored(lambda_env, bucke
     upload(bucket, "notes.txt", b"hello")
     handlers.index_handler(sqs_batch([s3_event(BUCKET, "shoe.jpg", created=True, sequencer="40"),
                                       s3_event(BUCKET, "notes.txt", created=True, sequencer="41")]), None)
-    index = handlers._event_indexer.get().indexing.index
+    index = handlers._event_indexer.get().index
     assert index.count() == 1
     bucket.delete_object(Bucket=BUCKET, Key="shoe.jpg")
     assert handlers.index_handler(sqs_batch([s3_event(BUCKET, "shoe.jpg", created=False, sequencer="42")]), None) == {
@@ -172,7 +172,7 @@ def _final_state_after(order, events, s3, indexer_factory):
     for step in order:
         response, failed = handle_index_event(sqs_batch([events[step]]), indexer)
         assert not failed, response
-    return indexer.indexing.index.get(["item.jpg"]).get("item.jpg")
+    return indexer.index.get(["item.jpg"]).get("item.jpg")
 
 
 @pytest.mark.parametrize("final_put", [True, False], ids=["put-delete-put", "put-put-delete"])

@@ -72,10 +72,11 @@ def configured_api_key(settings: Settings) -> str | None:
 def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
     embedder = bootstrap.build_embedder(settings)
     index = bootstrap.open_index(settings, writable=True, embedder=embedder)
+    sequenced = SequencedIndex(index)
     indexing = IndexingService(
-        embedder, SequencedIndex(index), batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
+        embedder, sequenced, batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
     )
-    return S3EventIndexer(indexing, index, store_for_bucket, _manifests(settings, store_for_bucket))
+    return S3EventIndexer(indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket))
 
 
 def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]):

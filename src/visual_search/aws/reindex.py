@@ -8,7 +8,7 @@ from typing import Callable
 
 from visual_search.aws.s3_event_indexer import S3EventIndexer
 from visual_search.core.errors import NotFoundError, VisualSearchError
-from visual_search.services.indexing import IndexFailure, IndexingService, IndexReport
+from visual_search.services.indexing import IndexFailure, IndexReport
 
 CHUNK = 64  # objects fetched (and held in memory) at a time
 
@@ -16,11 +16,9 @@ CHUNK = 64  # objects fetched (and held in memory) at a time
 def reindex_bucket(indexer: S3EventIndexer, bucket: str, prefix: str = "", *,
                    progress: Callable[[int], None] | None = None) -> IndexReport:
     """Index every image under s3://bucket/prefix again. The records keep their S3 sequencer (the service merges
-    attributes), so later events still order against them; the writes bypass the sequencer check, which would
-    otherwise drop a record whose sequencer did not change."""
+    attributes), so later events still order against them, and an event indexed meanwhile is not overwritten
+    (the write's sequencer check)."""
     store = indexer.store_for_bucket(bucket)
-    service = IndexingService(indexer.indexing.embedder, indexer.index, batch_size=indexer.indexing.batch_size,
-                              workers=indexer.indexing.workers, max_pixels=indexer.indexing.max_pixels)
     total = IndexReport()
     keys = list(store.list_keys(prefix))
     for start in range(0, len(keys), CHUNK):
@@ -34,7 +32,8 @@ def reindex_bucket(indexer: S3EventIndexer, bucket: str, prefix: str = "", *,
                 total.failed.append(IndexFailure(key, store.uri(key), result.message))
                 continue
             items.append(indexer.catalogue_item(bucket, key, result, stored.get(key), {}))
-        report = service.index_items(items, progress=progress)
+        with indexer.index.snapshot(chunk, stored):
+            report = indexer.indexing.index_items(items, progress=progress)
         total.indexed += report.indexed
         total.unchanged += report.unchanged
         total.failed += report.failed

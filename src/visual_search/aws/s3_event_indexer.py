@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -58,10 +58,13 @@ class SequencedIndex:
         self._snapshot = threading.local()
 
     def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
+        # An equal sequencer is written (a re-index keeps each record's sequencer; a redelivered event was already
+        # dropped as a duplicate when its batch was planned); only an older one loses to the index.
         stored = self.inner.get([record.key for record in records])
         keep = [
             row for row, record in enumerate(records)
-            if record.key not in stored or is_later(_sequencer(record), _sequencer(stored[record.key]))
+            if record.key not in stored or _sequencer(record) == _sequencer(stored[record.key])
+            or is_later(_sequencer(record), _sequencer(stored[record.key]))
         ]
         if keep:
             self.inner.upsert([records[row] for row in keep], np.asarray(vectors)[keep])
@@ -109,8 +112,8 @@ class SequencedIndex:
 
 
 class S3EventIndexer:
-    """Turns ObjectEvents into index writes: embedding through the IndexingService (whose index is a
-    SequencedIndex over `index`), reads and deletions on `index` itself.
+    """Turns ObjectEvents into index writes: embedding through the IndexingService, reads and deletions on
+    `index`, the SequencedIndex that the service writes through too.
 
     Per batch, each key's record is read from the index once to plan (stale events, what a re-upload keeps), each
     created object is fetched once (bytes and user metadata in one GET), a removed one is checked with a HEAD,
@@ -122,7 +125,7 @@ class S3EventIndexer:
     def __init__(
         self,
         indexing: IndexingService,
-        index: VectorIndex,
+        index: SequencedIndex,
         store_for_bucket: Callable[[str], ImageStore],
         manifest_for_bucket: Callable[[str], CatalogueManifest | None] = lambda _bucket: None,
         *,
@@ -174,18 +177,13 @@ class S3EventIndexer:
             else:
                 items.append(self.catalogue_item(event.bucket, event.key, result, stored.get(event.key),
                                                  {SEQUENCER_ATTRIBUTE: event.sequencer}))
-        with self._snapshot([event.key for event in events], stored):
+        with self.index.snapshot([event.key for event in events], stored):
             report = self.indexing.index_items(items)
         failures = {failure.key: failure.reason for failure in report.failed}
         outcomes = [settled.get(event.key) or (EventOutcome(event, "failed", failures[event.key])
                                                 if event.key in failures else EventOutcome(event, "indexed"))
                     for event in events if event not in gone]
         return outcomes + self._remove(gone, "the object no longer exists")
-
-    def _snapshot(self, keys: list[str], stored: dict[str, ImageRecord]):
-        """While indexing this batch, the service's look-ups of known records are answered from `stored`."""
-        sequenced = self.indexing.index
-        return sequenced.snapshot(keys, stored) if isinstance(sequenced, SequencedIndex) else nullcontext()
 
     def fetch(self, objects: Sequence[tuple[str, str]]) -> list[StoredObject | VisualSearchError]:
         """Each (bucket, key)'s object (one GET: bytes and metadata), or the error that prevented it, in order."""
@@ -247,7 +245,7 @@ class S3EventIndexer:
                 else:
                     doomed.append(event)
             if doomed:
-                self.indexing.remove([event.key for event in doomed])
+                self.index.delete([event.key for event in doomed])
         except VisualSearchError as exc:
             return [EventOutcome(event, "failed", exc.message) for event in events]
         return outcomes + [EventOutcome(event, "deleted", reason) for event in doomed]
