@@ -12,6 +12,7 @@ import pytest
 from visual_search.aws import handlers
 from visual_search.api.search_api import SearchApi
 from visual_search.api.url_fetch import UrlFetcher
+from visual_search.core.lazy import Lazy
 
 from conftest import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
@@ -76,7 +77,7 @@ def invoke(hostile_search_service):
     runtime = handlers.SearchRuntime(api=api, index=hostile_search_service.index, image_url=presign)
     lambda_handler = load_search_function().lambda_handler
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(handlers, "_search_runtime", handlers._Lazy(lambda: runtime))
+        patch.setattr(handlers, "_search_runtime", Lazy(lambda: runtime))
 
         def call(event: dict) -> dict:
             response = lambda_handler(event, None)
