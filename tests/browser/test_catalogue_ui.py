@@ -134,4 +134,12 @@ def test_without_a_configured_key_the_page_browses_but_offers_no_write_controls(
         dialog = page.locator("dialog.detail")
         dialog.wait_for()
         assert dialog.get_by_role("button", name="Delete", exact=True).count() == 0
-        assert dialog.get_by_role("button", name="More like this").count() == 1
+        key = dialog.get_attribute("data-key")
+        with page.expect_response("**/search") as searched:
+            dialog.get_by_role("button", name="More like this").click()
+        assert searched.value.request.post_data_json == {"key": key, "k": 24}
+        page.wait_for_function("document.querySelector('#catalogue-summary').textContent.includes('most like')")
+        keys = page.locator("#items .item-open").evaluate_all("items => items.map(item => item.dataset.key)")
+        assert len(keys) == 24 and key not in keys
+        page.click("#previous-page")  # back to the catalogue page it came from
+        page.wait_for_function("document.querySelector('#catalogue-summary').textContent.startsWith('Showing 1')")
