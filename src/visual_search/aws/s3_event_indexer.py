@@ -10,25 +10,22 @@ Deletions leave no record behind to remember their sequencer; checking the bucke
 from __future__ import annotations
 
 import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Sequence
-
-import numpy as np
 
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.core.ports import ImageStore, StoredObject, VectorIndex
+from visual_search.core.ports import ImageStore, StoredObject
 from visual_search.core.records import ImageRecord
 from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.aws.s3_events import ObjectEvent, is_later
+from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex, record_sequencer as _sequencer
+
+__all__ = ["EventOutcome", "S3EventIndexer", "SequencedIndex", "SEQUENCER_ATTRIBUTE"]
 
 logger = logging.getLogger(__name__)
-
-SEQUENCER_ATTRIBUTE = "s3_sequencer"
 
 
 @dataclass(frozen=True)
@@ -43,72 +40,6 @@ class EventOutcome:
     @property
     def failed(self) -> bool:
         return self.status == "failed"
-
-
-class SequencedIndex:
-    """A VectorIndex decorator whose upsert drops records older than what the index already holds.
-
-    The check runs just before each write, after the (slow) embedding, so a concurrent invocation that indexed
-    a newer version meanwhile is not overwritten. A compare-and-set in the index would close the remaining
-    window of one round trip; the port has none.
-    """
-
-    def __init__(self, inner: VectorIndex):
-        self.inner = inner
-        self._snapshot = threading.local()
-
-    def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
-        # An equal sequencer is written (a re-index keeps each record's sequencer; a redelivered event was already
-        # dropped as a duplicate when its batch was planned); only an older one loses to the index.
-        stored = self.inner.get([record.key for record in records])
-        keep = [
-            row for row, record in enumerate(records)
-            if record.key not in stored or _sequencer(record) == _sequencer(stored[record.key])
-            or is_later(_sequencer(record), _sequencer(stored[record.key]))
-        ]
-        if keep:
-            self.inner.upsert([records[row] for row in keep], np.asarray(vectors)[keep])
-
-    # The rest of the port passes through unchanged, method by method, so the decorator says what it is.
-    def delete(self, keys: Sequence[str]) -> int:
-        return self.inner.delete(keys)
-
-    def get(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
-        snapshot = getattr(self._snapshot, "value", None)
-        if snapshot is not None and set(keys) <= snapshot[0]:
-            return {key: snapshot[1][key] for key in keys if key in snapshot[1]}
-        return self.inner.get(keys)
-
-    @contextmanager
-    def snapshot(self, keys: Sequence[str], records: dict[str, ImageRecord]):
-        """Within the block (on this thread), get() of `keys` answers from `records`, what the index held for
-        them when this batch was planned, instead of asking again; upsert's check still asks the index."""
-        self._snapshot.value = (set(keys), records)
-        try:
-            yield
-        finally:
-            self._snapshot.value = None
-
-    def get_vector(self, key: str) -> np.ndarray | None:
-        return self.inner.get_vector(key)
-
-    def search(self, vector, k, filters=None, exclude_keys=()):
-        return self.inner.search(vector, k, filters, exclude_keys)
-
-    def count(self) -> int:
-        return self.inner.count()
-
-    def stats(self):
-        return self.inner.stats()
-
-    def list_records(self, offset: int = 0, limit: int = 50, filters=None):
-        return self.inner.list_records(offset, limit, filters)
-
-    def iter_vectors(self, batch_size: int = 1024):
-        return self.inner.iter_vectors(batch_size)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class S3EventIndexer:
@@ -249,7 +180,3 @@ class S3EventIndexer:
         except VisualSearchError as exc:
             return [EventOutcome(event, "failed", exc.message) for event in events]
         return outcomes + [EventOutcome(event, "deleted", reason) for event in doomed]
-
-
-def _sequencer(record: ImageRecord) -> str:
-    return str(record.attributes.get(SEQUENCER_ATTRIBUTE, ""))
