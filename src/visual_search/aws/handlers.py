@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from visual_search import bootstrap
-from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError
-from visual_search.core.lazy import Lazy
-from visual_search.services.indexing import IndexingService
-from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.api.search_api import SearchApi, error_result
-from visual_search.core.errors import error_body
+from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
+from visual_search.core.lazy import Lazy
+from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.settings import Settings
+from visual_search.services.indexing import IndexingService
 from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.catalogue_fields import CatalogueManifest
 from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
