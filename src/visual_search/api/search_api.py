@@ -18,7 +18,7 @@ from visual_search.api.models import ErrorResponse, HealthResponse, SearchReques
 from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnauthorizedError, VisualSearchError
 from visual_search.core.images import CropBox
 from visual_search.core.records import ImageRecord
-from visual_search.api.request_bodies import max_body_bytes, parse_body
+from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.core.wire import decode_base64_image
 from visual_search.services.search import SearchOutcome, SearchService
 
