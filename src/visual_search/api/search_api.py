@@ -93,8 +93,9 @@ class SearchApi:
         return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
 
     def _search(self, body: bytes, content_type: str | None) -> SearchOutcome:
-        if len(body) > self.max_body_bytes:
-            raise ImageTooLargeError(f"the request is over the {self.max_upload_bytes:,}-byte image limit")
+        limit = body_limit(content_type, self.max_upload_bytes)
+        if len(body) > limit:
+            raise body_too_large(limit, content_type)
         parsed = parse_body(body, content_type, self.max_upload_bytes)
         request = SearchRequest.model_validate(parsed.fields)
         image = parsed.image
