@@ -66,15 +66,19 @@ async function run(spec, { isNew }) {
   state.pending = spec;
   showQuery(spec, { pending: true });
   setLoading(true);
+  // Hotspots are proposed once per photo: for its first whole-photo search, not for every filter or region.
+  const wantRegions = spec.query.kind !== "key" && !spec.crop && !(state.shown && state.shown.query === spec.query);
   try {
     const body = await buildRequest(spec);
+    if (wantRegions) body.regions = true;
     const response = await api("/search", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     if (seq !== state.searchSeq) return;     // a newer search has started; drop this answer
     if (isNew && state.shown && state.shown.query.previewSrc.startsWith("blob:")
         && state.shown.query.previewSrc !== spec.query.previewSrc) URL.revokeObjectURL(state.shown.query.previewSrc);
-    if (isNew || !spec.crop) state.regions = spec.crop || spec.query.kind === "key" ? [] : response.regions || [];
+    if (wantRegions) state.regions = response.regions || [];
+    else if (isNew) state.regions = [];
     state.shown = spec;
     state.response = response;
     state.pending = null;

@@ -57,6 +57,9 @@ class SearchRequest(_Strict):
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="how many results, 1-100")
     filters: Optional[FiltersRequest] = None
     crop: Optional[CropRequest] = None
+    regions: bool = Field(
+        default=False, description="also propose up to four object regions (hotspots) of an uncropped image or url query"
+    )
     colour: float = Field(
         default=0.0, ge=0.0, le=1.0, allow_inf_nan=False,
         description="weight of colour similarity fused with appearance, 0-1 (0: off; the UI's 'match colour' sends 0.5)",

@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
 from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnauthorizedError, VisualSearchError
-from visual_search.core.images import CropBox
+from visual_search.core.images import CropBox, decode_image
+from visual_search.api.models import RegionProposal
+from visual_search.services.hotspots import propose_hotspots
 from visual_search.core.records import ImageRecord
 from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.core.wire import decode_base64_image
@@ -69,10 +71,10 @@ class SearchApi:
         """POST /search. Never raises: any failure is returned as (status, error body)."""
         started = time.perf_counter()
         try:
-            outcome = self._search(body, content_type)
+            outcome, regions = self._search(body, content_type)
             results = [self._result(hit.record, hit.score) for hit in outcome.hits]
             took_ms = round((time.perf_counter() - started) * 1000.0, 2)
-            return 200, SearchResponse(results=results, took_ms=took_ms).model_dump()
+            return 200, SearchResponse(results=results, took_ms=took_ms, regions=regions).model_dump()
         except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
             return error_result(exc)
 
@@ -92,7 +94,7 @@ class SearchApi:
     def health(self) -> ApiResult:
         return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
 
-    def _search(self, body: bytes, content_type: str | None) -> SearchOutcome:
+    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal]]:
         limit = body_limit(content_type, self.max_upload_bytes)
         if len(body) > limit:
             raise body_too_large(limit, content_type)
@@ -109,7 +111,7 @@ class SearchApi:
         if request.key is not None:
             if request.crop is not None:
                 raise InvalidRequestError("crop applies to an image or url query, not to a key")
-            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour)
+            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), []
         if request.image is not None:
             image = decode_base64_image(request.image, self.max_upload_bytes)
         elif request.url is not None:
@@ -117,7 +119,15 @@ class SearchApi:
                 raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
             image = self.fetcher.fetch(request.url).data
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        return self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
+        outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
+        return outcome, (self._regions(image) if request.regions and crop is None else [])
+
+    def _regions(self, image: bytes) -> list[RegionProposal]:
+        """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""
+        embedder = self.service.embedder
+        decoded = decode_image(image, min_size_px=2 * embedder.spec.size_px, max_pixels=self.service.max_pixels)
+        return [RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
+                for box, score in propose_hotspots(embedder, decoded.image)]
 
     def _result(self, record: ImageRecord, score: float) -> SearchResult:
         return SearchResult(

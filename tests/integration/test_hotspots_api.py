@@ -1,0 +1,99 @@
+"""POST /search with "regions": true proposes hotspots (services/hotspots.py) with the real model: each item of a
+two-item photo gets one, a one-item photo gets none, and only uncropped image or URL queries are given any."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from visual_search.bootstrap import build_embedder
+from visual_search.core.images import CropBox
+from visual_search.core.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.services.hotspots import iou
+
+from live_server import index_folder
+
+PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
+
+
+def side_by_side(left: str, right: str) -> tuple[bytes, list[CropBox]]:
+    """Two fixture photos pasted on a plain beige background, and where each one is (fractions of the canvas)."""
+    canvas = Image.new("RGB", (1000, 600), (228, 222, 212))
+    boxes = []
+    for slot, name in enumerate((left, right)):
+        with Image.open(PHOTOS / name) as photo:
+            item = photo.convert("RGB")
+        item.thumbnail((400, 520))
+        x, y = 50 + slot * 500, (600 - item.height) // 2
+        canvas.paste(item, (x, y))
+        boxes.append(CropBox(x / 1000, y / 600, item.width / 1000, item.height / 600))
+    buffer = io.BytesIO()
+    canvas.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue(), boxes
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    service = index_folder(PHOTOS, tmp_path_factory.mktemp("index") / "idx", build_embedder(Settings()))
+    settings = Settings(index=str(tmp_path_factory.mktemp("unused")))
+    with TestClient(create_app(settings, search_service=service)) as client:
+        yield client
+
+
+def search(client, **body) -> dict:
+    response = client.post("/search", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def as_box(region: dict) -> CropBox:
+    return CropBox(region["x"], region["y"], region["w"], region["h"])
+
+
+@pytest.mark.parametrize("left, right", [("hat.jpg", "shoes.jpg"), ("t-shirt.jpg", "shorts.jpg")])
+def test_each_item_of_a_two_item_photo_gets_a_hotspot(client, left, right):
+    photo, items = side_by_side(left, right)
+    regions = search(client, image=base64.b64encode(photo).decode(), regions=True)["regions"]
+    assert 2 <= len(regions) <= 4
+    scores = [region["score"] for region in regions]
+    assert scores == sorted(scores, reverse=True)
+    for region in regions:
+        box = as_box(region)
+        assert 0 <= box.x and 0 <= box.y and box.x + box.w <= 1 + 1e-9 and box.y + box.h <= 1 + 1e-9
+    for item in items:
+        assert max(iou(item, as_box(region)) for region in regions) >= 0.5
+
+
+def test_tapping_a_hotspot_searches_that_item(client):
+    photo, _ = side_by_side("hat.jpg", "shoes.jpg")
+    image = base64.b64encode(photo).decode()
+    regions = search(client, image=image, regions=True)["regions"]
+    found = set()
+    for region in regions:
+        crop = {side: round(region[side], 4) for side in ("x", "y", "w", "h")}
+        crop["w"] = min(crop["w"], round(1 - crop["x"], 4))
+        crop["h"] = min(crop["h"], round(1 - crop["y"], 4))
+        found.add(search(client, image=image, crop=crop, k=1)["results"][0]["key"])
+    assert {"hat.jpg", "shoes.jpg"} <= found
+
+
+@pytest.mark.parametrize("name", ["hat.jpg", "dress.jpg", "shoes.jpg"])
+def test_a_photo_of_one_item_gets_no_hotspots(client, name):
+    image = base64.b64encode((PHOTOS / name).read_bytes()).decode()
+    assert search(client, image=image, regions=True)["regions"] == []
+
+
+def test_regions_are_only_proposed_when_asked_and_never_for_crops_or_keys(client):
+    photo, _ = side_by_side("hat.jpg", "shoes.jpg")
+    image = base64.b64encode(photo).decode()
+    assert search(client, image=image)["regions"] == []
+    assert search(client, image=image, regions=True, crop={"x": 0, "y": 0, "w": 0.5, "h": 1})["regions"] == []
+    assert search(client, key="hat.jpg", regions=True)["regions"] == []
+    response = client.post("/search", json={"image": image, "regions": "yes please"})
+    assert response.status_code == 422
