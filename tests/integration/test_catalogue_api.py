@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -16,9 +17,9 @@ from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.services.search import SearchService
 
-from conftest import FIXTURE_PHOTOS
 from live_server import index_folder
 
+FIXTURE_PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 KEY = "operator-key-for-tests"
 LABELS = {"dress.jpg": "Dress", "hat.jpg": "Hat", "shoes.jpg": "Shoes", "shorts.jpg": "Shorts",
           "t-shirt.jpg": "T-Shirt", "trousers.jpg": "Pants"}
