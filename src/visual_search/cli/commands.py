@@ -14,6 +14,7 @@ from visual_search.core.errors import VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown
 from visual_search.core.local_files import read_regular_file, regular_file_problem
+from visual_search.core.pixel_budget import BULK_WAIT_S, DECODING
 from visual_search.services.indexing import IndexItem
 from visual_search.core.records import SearchFilters
 from visual_search.core.settings import Settings
@@ -28,6 +29,7 @@ def run_index(args, settings: Settings) -> int:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
         return 1
     service = bootstrap.build_indexing_service(settings, batch_size=args.batch_size)
+    DECODING.wait_s = BULK_WAIT_S
     try:
         with _progress_bar(len(items), disabled=args.quiet) as progress:
             report = service.index_items(items, progress=progress.update)

@@ -23,7 +23,8 @@ import weakref
 from visual_search.core.errors import VisualSearchError
 
 DEFAULT_BUDGET_BYTES = 640 * 1024 * 1024  # two 64 MP RGB images (256 MB each) and their smaller companions
-DEFAULT_WAIT_S = 10.0
+DEFAULT_WAIT_S = 10.0  # a server answers 503 busy after this: a shopper is better told to retry than left waiting
+BULK_WAIT_S = 3600.0  # a batch job (CLI indexing) queues for memory instead of skipping a large image
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 _MMAP_THRESHOLD_BYTES = 1024 * 1024
 
