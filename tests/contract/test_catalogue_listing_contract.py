@@ -77,3 +77,20 @@ def test_an_empty_index_lists_nothing(make_index):
     index = make_index(dimension=DIMENSION)
     assert index.list_records().total == 0
     assert list(index.iter_vectors()) == []
+
+
+def test_pages_past_ten_thousand_records_keep_the_key_order(make_index):
+    """OpenSearch's from/size stops at 10,000 hits; a catalogue page beyond it must still be right."""
+    index = make_index(dimension=DIMENSION)
+    count = 10_060
+    keys = [f"k{number:05d}.jpg" for number in range(count)]
+    labels = ["Shoes" if number % 2 else None for number in range(count)]
+    for start in range(0, count, 5000):
+        index.upsert([record(key, label) for key, label in zip(keys[start : start + 5000], labels[start : start + 5000])],
+                     unit_vectors(len(keys[start : start + 5000])))
+    deep = index.list_records(offset=10_000, limit=50)
+    assert [r.key for r in deep.records] == keys[10_000:10_050] and deep.total == count
+    shoes = index.list_records(offset=5_020, limit=20, filters=SearchFilters(labels=frozenset({"Shoes"})))
+    assert [r.key for r in shoes.records] == [k for k, label in zip(keys, labels) if label][5_020:5_030]
+    past_end = index.list_records(offset=20_000, limit=10)
+    assert past_end.records == [] and past_end.total == count

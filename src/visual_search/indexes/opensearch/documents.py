@@ -225,17 +225,32 @@ def labels_aggregation(size: int = 10_000) -> dict[str, Any]:
     return {"size": 0, "track_total_hits": True, "aggs": {"labels": {"terms": {"field": "label", "size": size}}}}
 
 
-def listing_query(filters: SearchFilters | None, offset: int, limit: int) -> dict[str, Any]:
-    """A page of records ordered by key (no vectors), with the exact number of matches."""
+def listing_query(
+    filters: SearchFilters | None, offset: int, limit: int, *, after_key: str | None = None
+) -> dict[str, Any]:
+    """A page of records ordered by key (no vectors), with the exact number of matches: from `offset`, or right
+    after `after_key` (search_after, for pages past the 10,000-hit window of from/size)."""
     restriction = _filter_clause(filters, ())
-    return {
-        "from": offset,
+    body: dict[str, Any] = {
+        "from": offset if after_key is None else 0,
         "size": limit,
         "track_total_hits": True,
         "sort": [{"key": "asc"}],
         "query": restriction or {"match_all": {}},
         "_source": {"excludes": [VECTOR_FIELD]},
     }
+    if after_key is not None:
+        body["search_after"] = [after_key]
+    return body
+
+
+def key_scan_query(filters: SearchFilters | None, after_key: str | None, size: int) -> dict[str, Any]:
+    """The next `size` keys (only) after `after_key` that the filters accept: walks to a deep page cheaply."""
+    body: dict[str, Any] = {"size": size, "sort": [{"key": "asc"}], "_source": ["key"],
+                            "query": _filter_clause(filters, ()) or {"match_all": {}}}
+    if after_key is not None:
+        body["search_after"] = [after_key]
+    return body
 
 
 def vector_scan_query(after_key: str | None, size: int) -> dict[str, Any]:

@@ -206,11 +206,24 @@ class OpenSearchIndex:
         return int(self._call(lambda client: client.count(index=self.index_name), what="count")["count"])
 
     def list_records(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> RecordPage:
-        """A page ordered by key; offset + limit may not pass OpenSearch's 10,000-hit window."""
+        """A page ordered by key. Past OpenSearch's 10,000-hit window of from/size, the page starts after the key
+        at `offset`, found by walking the keys before it (keys only, 10,000 a request)."""
         offset, limit = checked_page(offset, limit)
-        if offset + limit > docs.MAX_K:
-            raise InvalidRequestError(f"offset + limit may not exceed {docs.MAX_K:,} on OpenSearch; filter by label")
-        body = docs.listing_query(filters, offset, limit)
+        if offset + limit <= docs.MAX_K:
+            body = docs.listing_query(filters, offset, limit)
+        else:
+            after, skipped = None, 0
+            while skipped < offset:
+                size = min(offset - skipped, docs.MAX_K)
+                scan = docs.key_scan_query(filters, after, size)
+                hits = self._call(lambda client: client.search(index=self.index_name, body=scan), what="skip keys")
+                keys = [hit["_source"]["key"] for hit in hits["hits"]["hits"]]
+                if not keys:
+                    break
+                after, skipped = keys[-1], skipped + len(keys)
+            body = docs.listing_query(filters, 0, limit, after_key=after)
+            if skipped < offset:  # past the end: no records, but the total still counts the matches
+                body["size"] = 0
         answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="list records")
         records = [docs.record_from_source(hit["_source"]) for hit in answer["hits"]["hits"]]
         return RecordPage(records, int(answer["hits"]["total"]["value"]))
