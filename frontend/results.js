@@ -20,6 +20,7 @@ function resultCard(result, position, onOpen, onMore) {
   const card = element("article", "result");
   card.dataset.key = result.key;
   card.dataset.score = String(result.score);
+  card.dataset.label = result.label || "";
   const title = productTitle(result);
   const titleId = `result-title-${position}`;
 

@@ -4,12 +4,10 @@ two-item photo gets one, a one-item photo gets none, and only uncropped image or
 from __future__ import annotations
 
 import base64
-import io
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.images import CropBox
@@ -17,25 +15,10 @@ from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.services.hotspots import iou
 
+from composites import side_by_side
 from live_server import index_folder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
-
-
-def side_by_side(left: str, right: str) -> tuple[bytes, list[CropBox]]:
-    """Two fixture photos pasted on a plain beige background, and where each one is (fractions of the canvas)."""
-    canvas = Image.new("RGB", (1000, 600), (228, 222, 212))
-    boxes = []
-    for slot, name in enumerate((left, right)):
-        with Image.open(PHOTOS / name) as photo:
-            item = photo.convert("RGB")
-        item.thumbnail((400, 520))
-        x, y = 50 + slot * 500, (600 - item.height) // 2
-        canvas.paste(item, (x, y))
-        boxes.append(CropBox(x / 1000, y / 600, item.width / 1000, item.height / 600))
-    buffer = io.BytesIO()
-    canvas.save(buffer, "JPEG", quality=90)
-    return buffer.getvalue(), boxes
 
 
 @pytest.fixture(scope="module")

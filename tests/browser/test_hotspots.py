@@ -1,0 +1,62 @@
+"""Several items in one photo (issue 14, section 5), at desktop and phone sizes: a photo of a hat beside shoes
+shows a tappable hotspot on each, tapping one searches that item, and the hotspots stay for the other."""
+
+from __future__ import annotations
+
+import pytest
+
+from visual_search.core.settings import Settings
+from visual_search.server.app import create_app
+
+from live_server import serving
+from shop import DESKTOP, PHONE, browser, demo_search_service, screenshot, search_and_wait, shopper_page  # noqa: F401
+from composites import side_by_side  # the same composite the API test checks
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), cache_dir=str(tmp_path_factory.mktemp("cache")))
+    with serving(create_app(settings, search_service=demo_search_service())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def hat_and_shoes(tmp_path_factory):
+    photo, _ = side_by_side("hat.jpg", "shoes.jpg")
+    path = tmp_path_factory.mktemp("composite") / "hat-and-shoes.jpg"
+    path.write_bytes(photo)
+    return path
+
+
+@pytest.mark.parametrize("device_name", ["desktop", "phone"])
+def test_tapping_each_hotspot_searches_its_item(browser, base_url, hat_and_shoes, device_name):
+    device = DESKTOP if device_name == "desktop" else PHONE
+    with shopper_page(browser, base_url, device) as page:
+        body = search_and_wait(page, lambda: page.set_input_files("#file-input", str(hat_and_shoes)))
+        assert body["regions"] is True and "crop" not in body
+        spots = page.locator("#hotspots .hotspot")
+        assert 2 <= spots.count() <= 4
+        assert spots.first.inner_text() == "1" and spots.first.get_attribute("aria-label").startswith("1")
+        page.locator("#preview").scroll_into_view_if_needed()
+        screenshot(page, f"hotspots-{device_name}")
+        top_labels = []
+        for index in range(spots.count()):
+            body = search_and_wait(page, spots.nth(index).click)
+            assert set(body["crop"]) == {"x", "y", "w", "h"} and "regions" not in body
+            assert spots.nth(index).get_attribute("aria-pressed") == "true"
+            assert spots.count() >= 2  # the other items stay tappable
+            top_labels.append(page.locator("#results .result").first.get_attribute("data-label"))
+        assert {"Hat", "Shoes"} <= set(top_labels)
+        body = search_and_wait(page, lambda: page.click("#clear-crop"))
+        assert "crop" not in body
+        assert page.locator("#hotspots .hotspot[aria-pressed=true]").count() == 0
+
+
+def test_a_photo_of_one_item_shows_no_hotspots(browser, base_url):
+    with shopper_page(browser, base_url, PHONE) as page:
+        search_and_wait(page, lambda: page.set_input_files("#file-input", str(
+            demo_search_service().index.get(["e3348ff1.jpg"])["e3348ff1.jpg"].uri)))
+        assert page.locator("#hotspots .hotspot").count() == 0
+        assert page.locator("#hotspots").is_hidden()
