@@ -155,4 +155,4 @@ def error_for(exc: BaseException) -> tuple[int, dict]:
     if isinstance(exc, VisualSearchError):
         return exc.http_status, error_body(exc.code, exc.message)
     logger.error("unexpected error while handling a request", exc_info=exc)
-    return 500, error_body("internal_error", "the service failed to handle this request; it has been logged")
+    return 500, error_body("internal_error", "the server failed to handle this request; it has been logged")
