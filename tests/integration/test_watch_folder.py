@@ -182,3 +182,26 @@ def test_a_restarted_watcher_catches_up_with_changes_made_while_it_was_stopped(t
     assert added.name in report.indexed
     assert {r.key for r in index.list_records().records} == {kept.name, added.name}
     index.close()
+
+
+def test_without_events_the_periodic_rescan_still_finds_new_and_deleted_files(tmp_path, embedder):
+    """Where events are lost (network filesystems, overflow) the rescan is the safety net: here there are none."""
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
+    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    watcher = FolderWatcher(folder, LocalFolderStore(folder), writer, use_events=False, settle_s=SETTLE_S,
+                            rescan_s=1.0, poll_s=0.1)
+    watcher.start()
+    time.sleep(0.5)  # past the start-up catch-up, so that only a rescan can find what comes next
+    try:
+        first, second = photos(2, skip=120)
+        shutil.copy(first, folder / first.name)
+        shutil.copy(second, folder / second.name)
+        keys = lambda: {r.key for r in index.list_records().records}  # noqa: E731
+        wait_until(lambda: keys() == {first.name, second.name}, 1.0 + SETTLE_S + 10, "the rescan indexed both")
+        (folder / first.name).unlink()
+        wait_until(lambda: keys() == {second.name}, 1.0 + SETTLE_S + 5, "the rescan removed the deleted one")
+    finally:
+        watcher.stop()
+        index.close()
