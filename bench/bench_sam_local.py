@@ -14,7 +14,6 @@ Needs root, Docker and the OpenSearch node (scripts/sam-local.sh engine; scripts
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import re
@@ -83,7 +82,8 @@ def start_api_ms(env: dict, repeats: int) -> tuple[float, float]:
     process = subprocess.Popen([str(SAM_LOCAL), "start-api", "--port", str(port), "--warm-containers", "LAZY"],
                                env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    image = base64.b64decode(json.loads((EVENTS / "search-upload.json").read_text())["body"])
+    # JSON, as the web UI sends it: `sam local start-api` cannot pass a raw binary body (a UnicodeDecodeError, 502).
+    query = json.dumps({"image": json.loads((EVENTS / "search-upload.json").read_text())["body"]}).encode()
     try:
         deadline = time.monotonic() + 300
         while True:
@@ -96,8 +96,8 @@ def start_api_ms(env: dict, repeats: int) -> tuple[float, float]:
                 time.sleep(0.5)
         durations = []
         for _ in range(repeats + 1):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/search", data=image,
-                                             headers={"content-type": "image/jpeg"}, method="POST")
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/search", data=query,
+                                             headers={"content-type": "application/json"}, method="POST")
             started = time.perf_counter()
             with urllib.request.urlopen(request, timeout=300) as response:
                 assert response.status == 200
@@ -151,7 +151,11 @@ def main() -> None:
             "handler_report_duration": round(result["search_invoke_repeat_median_handler_ms"] / warm_local, 1),
             "start_api_warm_request": round(warm_api / warm_local, 1),
         }
+    except BaseException as exc:
+        result["error"] = repr(exc)[:2000]  # the figures measured so far are still printed
+        raise
     finally:
+        print(json.dumps(result, indent=2), flush=True)
         subprocess.run([sys.executable, str(REPO / "scripts" / "sam_local" / "standins.py"), "stop"], env=env,
                        capture_output=True)
         subprocess.run([str(SAM_LOCAL), "prune"], env=env, capture_output=True)
@@ -161,7 +165,6 @@ def main() -> None:
         except OSError:
             pass
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

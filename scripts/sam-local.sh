@@ -43,16 +43,18 @@ as_root() {
     else die "needs root (or password-less sudo) for: $*"; fi
 }
 
-install_engine() {
-    local missing=()
-    command -v dockerd >/dev/null || missing+=(docker.io)
-    command -v docker >/dev/null || missing+=(docker.io)
-    command -v debootstrap >/dev/null || missing+=(debootstrap)
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    log "installing ${missing[*]} with apt-get"
+apt_install() {
+    log "installing $* with apt-get"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# A working engine (Docker Desktop, a docker group member) is used as is; Debian's docker.io otherwise.
+install_engine() {
+    docker info >/dev/null 2>&1 && return 0
+    command -v dockerd >/dev/null && command -v docker >/dev/null && return 0
+    command -v apt-get >/dev/null || die "no Docker engine: install Docker, then run this again"
+    apt_install docker.io
 }
 
 start_engine() {
@@ -77,6 +79,7 @@ ensure_base_image() {
     if [[ "${SAM_LOCAL_PULL:-}" == 1 ]]; then
         docker pull "$BASE_IMAGE"
     else
+        command -v debootstrap >/dev/null || apt_install debootstrap
         as_root "$HELPERS/build-base-image.sh"
     fi
 }
@@ -133,13 +136,13 @@ cmd_invoke() {
     local function=$1 event=$2
     shift 2
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing: run make sam-local first"
-    sam local invoke "$function" --template "$BUILD_DIR/template.yaml" --event "$event" --env-vars "$ENV_FILE" \
+    exec sam local invoke "$function" --template "$BUILD_DIR/template.yaml" --event "$event" --env-vars "$ENV_FILE" \
         --skip-pull-image "$@"
 }
 
 cmd_start_api() {
     [[ -f "$ENV_FILE" ]] || die "$ENV_FILE is missing: run make sam-local first"
-    sam local start-api --template "$BUILD_DIR/template.yaml" --env-vars "$ENV_FILE" --skip-pull-image "$@"
+    exec sam local start-api --template "$BUILD_DIR/template.yaml" --env-vars "$ENV_FILE" --skip-pull-image "$@"
 }
 
 # A copy of frontend/ whose config.json names the local API, served from the origin the local CORS allows.
