@@ -8,6 +8,8 @@ with a key configured and a wrong or missing header 401 `unauthorized`.
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -45,14 +47,20 @@ def add_catalogue_routes(app: FastAPI, settings: Settings) -> None:
     reads = [Depends(api_key_checker(settings.api_key))]
     writes = [Depends(write_key_checker(settings.api_key))]
 
+    opened: list = []  # an index the routes opened for writing themselves, closed when the server stops
+
     def new_writer():
         shared = getattr(app.state, WRITER_STATE, None)
         if shared is not None:
             return shared
         service = services.get().service
-        return bootstrap.build_catalogue_writer(settings, embedder=service.embedder, index=service.index)
+        built = bootstrap.build_catalogue_writer(settings, embedder=service.embedder, index=service.index)
+        if built.index is not service.index:
+            opened.append(built.index)
+        return built
 
     writer = Lazy(new_writer)
+    _close_on_shutdown(app, opened)
     catalogue = Lazy(lambda: CatalogueApi(services.get(), writer.get, max_pixels=settings.max_pixels))
 
     async def api() -> CatalogueApi:
@@ -93,6 +101,21 @@ def add_catalogue_routes(app: FastAPI, settings: Settings) -> None:
         """Groups of near-identical images (resized, recompressed, slightly cropped, mirrored); `threshold` 0.5-1."""
         status, payload = await run_in_threadpool((await api()).duplicates, dict(request.query_params))
         return JSONResponse(payload, status_code=status)
+
+
+def _close_on_shutdown(app: FastAPI, indexes: list) -> None:
+    """Wraps the app's lifespan so that an index opened for writing is closed (its HNSW graph brought up to date,
+    the writer lock released) when the server stops, not only when the process exits."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(running_app):
+        async with inner(running_app) as state:
+            yield state
+        for index in indexes:
+            await run_in_threadpool(index.close)
+
+    app.router.lifespan_context = lifespan
 
 
 def _add_item_body() -> dict:
