@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from visual_search.core.errors import InvalidRequestError
 from visual_search.core.records import ImageRecord
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.duplicates import find_duplicates
@@ -56,7 +57,7 @@ def test_the_report_serialises_with_keys_and_scores(index):
     assert {member["key"] for member in as_dict["groups"][1]["members"]} == {"b.jpg", "b-resized.jpg"}
 
 
-def test_a_threshold_outside_zero_to_one_is_refused(index):
-    for threshold in (0.0, 1.5, -1):
-        with pytest.raises(ValueError):
+def test_a_threshold_outside_half_to_one_is_refused(index):
+    for threshold in (0.0, 0.49, 1.5, -1, float("nan"), "high"):
+        with pytest.raises(InvalidRequestError):
             find_duplicates(index, threshold=threshold)

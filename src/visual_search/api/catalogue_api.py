@@ -18,7 +18,7 @@ from visual_search.core.errors import InvalidRequestError, VisualSearchError
 from visual_search.core.products import product_from_columns
 from visual_search.core.records import PRODUCT_FIELDS, SearchFilters
 from visual_search.services.catalogue import CatalogueWriter
-from visual_search.services.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from visual_search.services.duplicates import DEFAULT_THRESHOLD, checked_threshold, find_duplicates
 
 
 class WritesDisabledError(VisualSearchError):
@@ -99,13 +99,4 @@ def _threshold(query: dict) -> float:
     unknown = set(query) - {"threshold"}
     if unknown:
         raise InvalidRequestError(f"unknown query parameter {sorted(unknown)[0]!r}: only threshold")
-    raw = query.get("threshold")
-    if raw is None:
-        return DEFAULT_THRESHOLD
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not 0.5 <= value <= 1.0:  # below 0.5 "duplicates" are merely similar, and a group could span the catalogue
-        raise InvalidRequestError(f"threshold must be a number from 0.5 to 1, not {str(raw)[:20]!r}")
-    return value
+    return checked_threshold(query.get("threshold", DEFAULT_THRESHOLD))

@@ -15,7 +15,7 @@ from visual_search import bootstrap
 from visual_search.cli import commands
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.settings import Settings
-from visual_search.services.duplicates import DEFAULT_THRESHOLD, find_duplicates
+from visual_search.services.duplicates import DEFAULT_THRESHOLD, checked_threshold, find_duplicates
 from visual_search.services.watching import FolderWatcher, WatchReport
 
 
@@ -81,11 +81,10 @@ def run_serve(args, settings: Settings) -> int:
 
 
 def run_duplicates(args, settings: Settings) -> int:
-    if not 0.5 <= args.threshold <= 1.0:
-        raise InvalidRequestError(f"--threshold must be from 0.5 to 1, not {args.threshold}")
+    threshold = checked_threshold(args.threshold)  # before opening anything
     index = bootstrap.open_index(settings, writable=False)
     try:
-        report = find_duplicates(index, threshold=args.threshold)
+        report = find_duplicates(index, threshold=threshold)
     finally:
         index.close()
     if args.json:

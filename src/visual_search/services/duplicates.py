@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from visual_search.core.errors import InvalidRequestError
 from visual_search.core.ports import VectorIndex
 from visual_search.core.records import ImageRecord
 
@@ -61,9 +62,8 @@ def find_duplicates(
     neighbours: int = DEFAULT_NEIGHBOURS,
     progress: Callable[[int], None] | None = None,
 ) -> DuplicateReport:
-    """Groups of images whose cosine similarity to another member is at least `threshold` (0 < threshold <= 1)."""
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"the threshold must be above 0 and at most 1, not {threshold}")
+    """Groups of images whose cosine similarity to another member is at least `threshold` (0.5 to 1)."""
+    threshold = checked_threshold(threshold)
     links = _Links()
     scanned = 0
     for keys, vectors in index.iter_vectors():
@@ -76,6 +76,18 @@ def find_duplicates(
         if progress:
             progress(len(keys))
     return DuplicateReport(_groups(index, links), threshold, scanned)
+
+
+def checked_threshold(value) -> float:
+    """`value` as a threshold from 0.5 to 1; InvalidRequestError otherwise. Below 0.5 images are merely related,
+    and one group could swallow much of the catalogue."""
+    try:
+        threshold = float(value)
+    except (TypeError, ValueError):
+        threshold = float("nan")
+    if not 0.5 <= threshold <= 1.0:
+        raise InvalidRequestError(f"the threshold must be a number from 0.5 to 1, not {str(value)[:20]!r}")
+    return threshold
 
 
 class _Links:
