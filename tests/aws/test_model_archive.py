@@ -199,30 +199,31 @@ def test_the_archives_code_starts_and_embeds_with_no_network_no_pip_and_no_site_
     assert started["model_id"] == local_embedder.model_id and started["dimension"] == local_embedder.dimension
 
 
-def test_an_archive_of_another_input_size_gives_the_local_vectors_colour_part_included(tmp_path, demo_photos):
-    """Whatever the settings (here 300 px input, and the colour descriptor every built-in model stores), the
+def test_an_archive_of_other_model_settings_gives_the_local_vectors_colour_part_included(tmp_path, demo_photos):
+    """Whatever the settings (here the model of before: 260 px, average pooling; and the colour descriptor every
+    built-in model stores), the
     endpoint runs the same preprocessing, model and colour code as the laptop, so the vectors are equal."""
     from visual_search.core.colour import COLOUR_DIMENSION
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
-    spec = importlib.util.spec_from_file_location("build_model_archive_300", REPO_ROOT / "model" / "build_model_archive.py")
+    spec = importlib.util.spec_from_file_location("build_model_archive_other", REPO_ROOT / "model" / "build_model_archive.py")
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
-    builder.build_archive("lite2-fp32@300", tmp_path / "model.tar.gz")
+    builder.build_archive("lite2-fp32@260-avg", tmp_path / "model.tar.gz")
     with tarfile.open(tmp_path / "model.tar.gz") as archive:
         archive.extractall(tmp_path / "extracted", filter="data")
-    spec = importlib.util.spec_from_file_location("inference_300", tmp_path / "extracted" / "code" / "inference.py")
+    spec = importlib.util.spec_from_file_location("inference_other", tmp_path / "extracted" / "code" / "inference.py")
     inference = importlib.util.module_from_spec(spec)
     search_path = list(sys.path)
     try:
         spec.loader.exec_module(inference)
     finally:
         sys.path[:] = search_path
-    local = OnnxEmbedder.from_name("lite2-fp32@300")
+    local = OnnxEmbedder.from_name("lite2-fp32@260-avg")
     model = inference.model_fn(str(tmp_path / "extracted"))
-    assert model.model_id == local.model_id and "-300px" in model.model_id
-    assert model.spec.size_px == 300 and model.dimension == 1280 + COLOUR_DIMENSION
-    images = [decode_image(p.read_bytes(), min_size_px=300).image for p in demo_photos[:3]]
+    assert model.model_id == local.model_id and "-260px-avg" in model.model_id
+    assert model.spec.size_px == 260 and model.dimension == 1280 + COLOUR_DIMENSION
+    images = [decode_image(p.read_bytes(), min_size_px=260).image for p in demo_photos[:3]]
     body, content_type = sagemaker_protocol.encode_images_request(images)
     vectors, served = sagemaker_protocol.decode_response(
         inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "*/*"), 3
@@ -231,5 +232,5 @@ def test_an_archive_of_another_input_size_gives_the_local_vectors_colour_part_in
     np.testing.assert_allclose(vectors, local.embed(images), atol=1e-6)
     photo = demo_photos[4].read_bytes()
     as_image = _invoke(inference, model, photo, "application/x-image")
-    expected = local.embed([decode_image(photo, min_size_px=300).image])[0]
+    expected = local.embed([decode_image(photo, min_size_px=260).image])[0]
     np.testing.assert_allclose(np.asarray(as_image["predictions"][0], np.float32), expected, atol=1e-6)

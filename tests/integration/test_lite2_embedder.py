@@ -81,9 +81,9 @@ def test_fixture_photos_are_all_present(photos):
 
 def test_embedder_satisfies_the_port_and_names_its_model(fp32, int8):
     assert isinstance(fp32, Embedder)
-    # The id names the weights, the graph builder, the input size and the colour descriptor stored beside.
-    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px+colour-hsv52-v2"
-    assert int8.model_id.startswith("efficientnet-lite2-int8:9656183e-b2-260px-q")
+    # The id names the weights, the graph builder, the input size, the pooling and the colour descriptor.
+    assert fp32.model_id == "efficientnet-lite2-fp32:9656183e-b2-300px-rmac+colour-hsv52-v2"
+    assert int8.model_id.startswith("efficientnet-lite2-int8:9656183e-b2-300px-rmac-q")
     assert int8.model_id.endswith("+colour-hsv52-v2")
     assert fp32.dimension == int8.dimension == 1280 + 52
 
@@ -238,7 +238,7 @@ def test_parallel_streams_give_the_same_vectors_in_the_same_order(fp32, photos):
     np.testing.assert_allclose(streamed.embed(images), fp32.embed(images), atol=1e-5)
 
 
-@pytest.mark.parametrize("size", [300, 368])
+@pytest.mark.parametrize("size", [260, 368])
 def test_the_graph_at_another_input_size_still_sees_the_garments(tmp_path_factory, photos, class_names, size):
     """TF "SAME" padding depends on each layer's input parity (368 -> 184 -> 92 -> 46 -> 23 -> 12: odd from the
     fourth stride-2 layer on); a wrong rule would shift the maps and cost the classes."""
@@ -262,3 +262,19 @@ def test_same_padding_puts_the_odd_pixel_bottom_right():
     assert same_padding(23, 3, 2) == (1, 1, 12)  # odd input: symmetric
     assert same_padding(92, 5, 2) == (1, 2, 46)
     assert same_padding(12, 5, 1) == (2, 2, 12)
+
+
+def test_the_default_pools_by_r_mac_and_the_old_model_remains_by_name(fp32, photos, tmp_path_factory):
+    from visual_search.core.images import to_model_input
+    from visual_search.embedders.onnx.pooling import rmac
+
+    assert fp32.spec.size_px == 300 and fp32.model.pooling == "rmac"
+    tensor = to_model_input(photos["dress.jpg"], fp32.spec)[None]
+    (feature_map,) = fp32.run_outputs(tensor, ["feature_map"])
+    np.testing.assert_allclose(fp32.embed_tensors(tensor)[0, :1280] * 2**0.5, rmac(feature_map)[0], atol=1e-5)
+    before = OnnxEmbedder.from_name("lite2-fp32@260-avg", cache_dir=tmp_path_factory.mktemp("before"))
+    assert before.spec.size_px == 260 and before.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px-avg+colour-hsv52-v2"
+    (embedding,) = before.run_outputs(to_model_input(photos["dress.jpg"], before.spec)[None], ["embedding"])
+    np.testing.assert_allclose(before.embed([photos["dress.jpg"]])[0, :1280] * 2**0.5, embedding[0], atol=1e-5)
+    with pytest.raises(ModelFileError, match="unknown model"):
+        resolve_model("lite2-fp32@300-max")

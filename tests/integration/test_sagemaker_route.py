@@ -90,15 +90,15 @@ def test_with_an_api_key_the_route_needs_it(tmp_path):
         assert allowed.status_code == 200 and len(allowed.json()["predictions"][0]) == embedder.dimension
 
 
-def test_a_300_px_model_gives_the_same_vectors_through_the_route_as_in_process(tmp_path):
+def test_a_260_px_model_gives_the_same_vectors_through_the_route_as_in_process(tmp_path):
     """Whatever the model settings: the client decodes for the configured model's input (bootstrap reads it from
     the model name) and the endpoint gives the in-process vector, colour part included."""
     from visual_search.bootstrap import build_embedder
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
-    local = OnnxEmbedder.from_name("lite2-fp32@300")
+    local = OnnxEmbedder.from_name("lite2-fp32@260-avg")
     service = index_folder(PHOTOS, tmp_path / "index", local)
-    client_settings = Settings(embedder="sagemaker", sagemaker_endpoint="visual-search-embedder", model="lite2-fp32@300")
+    client_settings = Settings(embedder="sagemaker", sagemaker_endpoint="visual-search-embedder", model="lite2-fp32@260-avg")
     assert build_embedder(client_settings).spec == local.spec
     with serving(create_app(Settings(index="unused"), search_service=service)) as base_url:
         client = SageMakerEmbedder("visual-search-embedder", client=runtime_client(base_url), spec=local.spec)

@@ -18,7 +18,7 @@ from PIL import Image
 from visual_search.core import colour as colour_signature
 from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
 from visual_search.core.errors import ModelFileError
-from visual_search.embedders.onnx import activation_regions
+from visual_search.embedders.onnx import activation_regions, pooling
 from visual_search.embedders.onnx.registry import resolve_model
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
@@ -81,10 +81,15 @@ class OnnxEmbedder:
         batch = self._check_batch(batch)
         if len(batch) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if not self.model.colour_descriptor:
-            return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], self.dimension)
+        appearance_dimension = self.dimension - (colour_signature.COLOUR_DIMENSION if self.model.colour_descriptor else 0)
+        if not self.model.colour_descriptor and self.model.pooling == "avg":
+            return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], appearance_dimension)
         embeddings, feature_maps = self._run_chunked([self.model.embedding_output, self.model.feature_map_output], batch)
-        appearance = self._appearance(embeddings, self.dimension - colour_signature.COLOUR_DIMENSION)
+        if self.model.pooling == "rmac":
+            embeddings = pooling.rmac(feature_maps)
+        appearance = self._appearance(embeddings, appearance_dimension)
+        if not self.model.colour_descriptor:
+            return appearance
         colours = np.stack([self.object_colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)])
         return colour_signature.signatures(appearance, colours)
 

@@ -25,8 +25,12 @@ from visual_search.embedders.lite2.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
 BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
-# "lite2-fp32@368": the same network run at another input size (it is fully convolutional).
-_BUILTIN_NAME = re.compile(r"^(?P<base>lite2-fp32|lite2-int8)(?:@(?P<size>\d{2,4}))?$")
+# "lite2-fp32@368-avg": the same network at another input size (it is fully convolutional) and pooling.
+_BUILTIN_NAME = re.compile(r"^(?P<base>lite2-fp32|lite2-int8)(?:@(?P<size>\d{2,4}))?(?:-(?P<pooling>avg|rmac))?$")
+# Chosen with bench/bench_quality.py (docs/BENCHMARKS.md): it beat 260 px average pooling on both benchmarks
+# within the cost bounds. "lite2-fp32@260-avg" is the model of before.
+DEFAULT_SIZE_PX = 300
+DEFAULT_POOLING = "rmac"
 _build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
 
 
@@ -47,7 +51,8 @@ def resolve_model(
     weights_path: Path | None = None,
 ) -> ResolvedModel:
     """"lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos), either with "@<px>" for
-    another input size (e.g. "lite2-fp32@368"), or a path to a JSON config.
+    another input size and "-avg"/"-rmac" for the pooling (default 300 px, R-MAC; "lite2-fp32@260-avg" is the
+    model of before), or a path to a JSON config.
 
     The built-in models' vectors are signatures of appearance and colour (core/colour.py).
     The first call for a built-in model builds it (about 2 s for fp32; int8 calibration takes a minute or two);
@@ -55,9 +60,11 @@ def resolve_model(
     """
     builtin = _BUILTIN_NAME.match(str(name))
     if builtin:
-        size_px = int(builtin["size"] or 0) or None
+        size_px = int(builtin["size"] or DEFAULT_SIZE_PX)
         cache = Path(cache_dir) if cache_dir else model_cache_dir()
-        return _resolve_lite2(builtin["base"], size_px, calibration_dir, cache, weights_path)
+        return _resolve_lite2(
+            builtin["base"], size_px, builtin["pooling"] or DEFAULT_POOLING, calibration_dir, cache, weights_path
+        )
     if str(name).lower().endswith(".json") or Path(name).is_file():
         from visual_search.embedders.onnx.custom_model import load_custom_model
 
@@ -68,25 +75,24 @@ def resolve_model(
 def builtin_spec(name: str | Path) -> PreprocessSpec | None:
     """The input a built-in model name ("lite2-fp32@300") wants, without building anything; None for other names.
     A SageMaker client uses it to decode photos as the endpoint serving that model will preprocess them."""
-    from visual_search.embedders.lite2.graph import INPUT_SIZE_PX, lite2_preprocess
+    from visual_search.embedders.lite2.graph import lite2_preprocess
 
     builtin = _BUILTIN_NAME.match(str(name))
-    return lite2_preprocess(int(builtin["size"] or INPUT_SIZE_PX)) if builtin else None
+    return lite2_preprocess(int(builtin["size"] or DEFAULT_SIZE_PX)) if builtin else None
 
 
 def _resolve_lite2(
-    name: str, size_px: int | None, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None
+    name: str, size_px: int, pooling: str, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None
 ) -> ResolvedModel:
     from visual_search.embedders.lite2 import graph as lite2_graph
 
-    size_px = size_px or lite2_graph.INPUT_SIZE_PX
     if not 64 <= size_px <= 1024:
         raise ModelFileError(f"the input size of {name}@{size_px} must be 64-1024 px")
     weights_path = Path(weights_path) if weights_path else default_weights_path()
     if not weights_path.is_file():
         raise ModelFileError(f"the weights file {weights_path} does not exist")
     weights_hash = _remembered_sha256(weights_path, cache_dir)
-    version = f"{weights_hash[:8]}-b{lite2_graph.BUILDER_VERSION}-{size_px}px"
+    version = f"{weights_hash[:8]}-b{lite2_graph.BUILDER_VERSION}-{size_px}px-{pooling}"
     build = f"{weights_hash[:16]}-b{lite2_graph.BUILDER_VERSION}-{size_px}px"
     fp32_path = cache_dir / f"efficientnet-lite2-fp32-{build}.onnx"
     _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp, size_px))
@@ -99,6 +105,7 @@ def _resolve_lite2(
         logits_output=lite2_graph.LOGITS_OUTPUT,
         feature_map_output=lite2_graph.FEATURE_MAP_OUTPUT,
         colour_descriptor=True,
+        pooling=pooling,
     )
     if name == "lite2-fp32":
         return ResolvedModel(model_id=colour_model_id(f"efficientnet-lite2-fp32:{version}"), onnx_path=fp32_path, **common)

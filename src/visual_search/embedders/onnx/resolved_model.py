@@ -21,6 +21,8 @@ class ResolvedModel:
     given, names the (batch, channels, h, w) activations the embedding pools; they locate the object (regions,
     colour weighting). With `colour_descriptor`, vectors are signatures [appearance | colour] / sqrt(2) (see
     core/colour.py; needs `feature_map_output`), `dimension` is D + COLOUR_DIMENSION and `model_id` says so.
+    `pooling` "rmac" makes the appearance vector from the feature map by R-MAC instead of reading
+    `embedding_output` (see pooling.py).
     """
 
     model_id: str
@@ -32,3 +34,4 @@ class ResolvedModel:
     logits_output: str | None = None
     feature_map_output: str | None = None
     colour_descriptor: bool = False
+    pooling: str = "avg"

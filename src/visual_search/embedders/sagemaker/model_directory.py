@@ -34,6 +34,7 @@ def save_endpoint_model(model, directory: Path) -> None:
         # do the same to give the same vectors.
         "feature_map_output": model.feature_map_output,
         "colour_descriptor": model.colour_descriptor,
+        "pooling": model.pooling,
     }
     (directory / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
 
