@@ -7,13 +7,13 @@
 import { api, apiError, client, loadConfig, setApiKey } from "./api.js";
 import { CropBox } from "./crop.js";
 import { openDetail } from "./detail.js";
-import { hideToast, setupFeedback, shopperMessage, showError, showSearching } from "./feedback.js";
+import { hideToast, setupFeedback, showError, showSearching } from "./feedback.js";
 import { CategoryFilters } from "./filters.js";
 import { renderHotspots } from "./hotspots.js";
 import { productTitle, thumbnailUrl } from "./product.js";
-import { renderResultCards } from "./results.js";
+import { renderResultsPanel } from "./results_panel.js";
 import { setupSources } from "./sources.js";
-import { isWeak, matchTier } from "./tiers.js";
+import { matchTier } from "./tiers.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 24;        // results per "Show more"
@@ -159,19 +159,10 @@ function pickRegion(region) {
 }
 
 function renderResults(error) {
-  const response = state.response;
-  const all = response ? response.results : [];
-  const strong = all.filter((result) => !isWeak(result.score));
-  const shown = state.showWeak ? all : strong;
-  const weaker = all.length - strong.length;
-  renderResultCards($("results"), shown, { onOpen: openResult, onMore: moreLikeThis });
-  $("show-weaker").hidden = state.showWeak || weaker === 0;
-  $("show-weaker").textContent = `Show weaker matches (${weaker})`;
-  const mayHaveMore = !!state.shown && all.length >= state.shown.k && state.shown.k < MAX_K;
-  $("show-more").hidden = !(mayHaveMore && (state.showWeak || weaker === 0));
-  $("empty-state").hidden = shown.length > 0;
-  $("empty-text").textContent = emptyText(response, all.length, error);
-  $("status").textContent = response ? statusText(shown.length, all.length) : "";
+  renderResultsPanel({
+    response: state.response, k: state.shown ? state.shown.k : PAGE, maxK: MAX_K, showWeak: state.showWeak,
+    filtered: state.labels.size > 0, error, onOpen: openResult, onMore: moreLikeThis,
+  });
 }
 
 // Focus on the results' heading, and on a one-column (phone) layout scroll it to the top, under the top bar.
@@ -182,17 +173,6 @@ function revealResults() {
     const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
     heading.scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
   }
-}
-
-function emptyText(response, total, error) {
-  if (!response) return error ? `That search didn't work. ${shopperMessage(error)}` : "Results appear here. Tap one to see it larger.";
-  if (total === 0) return state.labels.size ? "No matching items. Try removing a category filter." : "No matching items.";
-  return "No close matches. Show weaker matches to see the nearest items.";
-}
-
-function statusText(shown, total) {
-  const hidden = total - shown;
-  return `${shown} match${shown === 1 ? "" : "es"}${hidden ? ` · ${hidden} weaker hidden` : ""}`;
 }
 
 function setLoading(loading) {

@@ -83,7 +83,8 @@ def search_and_wait(page, action, status: int = 200) -> dict:
         action()
     response = response_info.value
     assert response.status == status, response.text()
-    page.wait_for_function("document.querySelector('#results').getAttribute('aria-busy') === 'false'")
+    page.wait_for_function("document.querySelector('#results').getAttribute('aria-busy') === 'false'"
+                           " && getComputedStyle(document.querySelector('#results')).opacity === '1'")
     return response.request.post_data_json
 
 
