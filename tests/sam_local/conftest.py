@@ -73,11 +73,18 @@ class SamLocal:
         return subprocess.run([str(SAM_LOCAL), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
                               cwd=REPO_ROOT)
 
-    def invoke(self, function: str, event: dict) -> Invocation:
+    def invoke(self, function: str, event: dict, env_vars: dict | None = None) -> Invocation:
+        """`scripts/sam-local.sh invoke`; `env_vars` replaces the --env-vars document for this one call."""
         event_file = self.work_dir / f"event-{uuid.uuid4().hex[:8]}.json"
         event_file.write_text(json.dumps(event))
+        env = self.env
+        if env_vars is not None:
+            env_file = self.work_dir / f"env-{uuid.uuid4().hex[:8]}.json"
+            env_file.write_text(json.dumps(env_vars))
+            env = dict(self.env, SAM_LOCAL_ENV_FILE=str(env_file))
         started = time.monotonic()
-        done = self.script("invoke", function, str(event_file))
+        done = subprocess.run([str(SAM_LOCAL), "invoke", function, str(event_file)], env=env, capture_output=True,
+                              text=True, timeout=COMMAND_TIMEOUT_S, cwd=REPO_ROOT)
         seconds = time.monotonic() - started
         assert done.returncode == 0, done.stderr[-4000:]
         last_line = done.stdout.strip().splitlines()[-1]  # the README's promise: the response is the last line

@@ -115,3 +115,13 @@ def test_an_sqs_message_without_an_s3_event_is_reported_as_a_batch_item_failure(
     event["Records"][0]["body"] = "not an S3 notification"
     invocation = sam_built.invoke("IndexFunction", event)
     assert invocation.response == {"batchItemFailures": [{"itemIdentifier": "sam-local-test-0"}]}
+
+
+def test_a_missing_setting_answers_json_that_names_it(sam_built):
+    env_vars = json.loads(sam_built.env_file.read_text())
+    del env_vars["SearchFunction"]["VISUAL_SEARCH_SAGEMAKER_ENDPOINT"]  # the template's value is blank locally
+    invocation = sam_built.invoke("SearchFunction", load_event("health.json"), env_vars=env_vars)
+    body = invocation.response["body"]
+    assert invocation.response["statusCode"] >= 500 and "Traceback" not in body, invocation.response
+    error = json.loads(body)["error"]
+    assert error["code"] and "VISUAL_SEARCH_SAGEMAKER_ENDPOINT" in error["message"]
