@@ -1,7 +1,9 @@
 """Retrieval quality of every technique of issue 12 on two benchmarks, with its cost, in one run on one machine.
 
-    nice -n 10 .venv/bin/python bench/bench_quality.py [--photos 5096] [--queries 1000] [--sizes 260,300,368]
-        [--seed 12] [--out bench-quality.json]
+    nice -n 10 .venv/bin/python bench/bench_quality.py [--dataset DIR] [--photos 5096] [--queries 1000]
+        [--sizes 260,300,368] [--seed 12] [--cache DIR] [--out bench-quality.json]
+
+(The figures in docs/BENCHMARKS.md: --photos 2000 --queries 500; about 20 minutes on the shared 2 cores.)
 
 Benchmarks (both on the CC0 clothing photos, `--photos` labelled ones drawn with `--seed`, split in two halves):
 - category: leave-one-out within a half; a neighbour is right when it shares the query's label;
@@ -35,14 +37,14 @@ FOCUS_MAX_AREA = 0.7  # object focus only crops when the object region is clearl
 FOCUS_MARGIN = 0.1
 
 
-def load_dataset(count: int, seed: int):
-    with open(DATASET / "images.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if (DATASET / "images" / f"{r['image']}.jpg").is_file()]
+def load_dataset(count: int, seed: int, dataset: Path = DATASET):
+    with open(dataset / "images.csv", newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if (dataset / "images" / f"{r['image']}.jpg").is_file()]
     labelled = [r for r in rows if r["label"] not in UNLABELLED]
     listed = {r["image"] for r in rows}
-    backgrounds = sorted(p for p in (DATASET / "images").glob("*.jpg") if p.stem not in listed)
+    backgrounds = sorted(p for p in (dataset / "images").glob("*.jpg") if p.stem not in listed)
     chosen = np.random.default_rng(seed).permutation(len(labelled))[:count]
-    return [DATASET / "images" / f"{labelled[i]['image']}.jpg" for i in chosen], [labelled[i]["label"] for i in chosen], backgrounds
+    return [dataset / "images" / f"{labelled[i]['image']}.jpg" for i in chosen], [labelled[i]["label"] for i in chosen], backgrounds
 
 
 def decode(data: bytes, size: int) -> Image.Image:
@@ -164,16 +166,18 @@ def evaluate(make, half: np.ndarray, labels: list[str], shop_rows: np.ndarray, s
 
 def markdown_row(row: dict) -> str:
     category, shopper, cost = row["B"]["category"], row["B"]["shopper"], row["cost"]
+    on_a = row["A"]["category"]["map"] + row["A"]["shopper"]["map"]
     settings = ", ".join(str(v) for v in row["settings"]) if row["settings"] else ""
     return (
         f"| {row['technique']} | {settings} | {category['r1']:.3f} | {category['map']:.3f} | {shopper['r1']:.3f} | "
         f"{shopper['r10']:.3f} | {shopper['map']:.3f} | {cost['query_ms']:.0f} ({cost['query_vs_today']:.2f}x) | "
-        f"{cost['index_img_per_s']:.1f} ({cost['index_vs_today']:.2f}x) |"
+        f"{cost['index_img_per_s']:.1f} ({cost['index_vs_today']:.2f}x) | {on_a:.3f} |"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", type=Path, default=DATASET, help="the clothing data set (images/, images.csv)")
     parser.add_argument("--photos", type=int, default=5096)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--sizes", default="260,300,368")
@@ -186,7 +190,7 @@ def main() -> None:
 
     cores = os.cpu_count() or 1
     sizes = [int(s) for s in args.sizes.split(",")]
-    paths, labels, background_paths = load_dataset(args.photos, args.seed)
+    paths, labels, background_paths = load_dataset(args.photos, args.seed, args.dataset)
     photos = [p.read_bytes() for p in paths]
     order = np.random.default_rng([args.seed, 7]).permutation(len(photos))
     halves = {"A": np.sort(order[: len(order) // 2]), "B": np.sort(order[len(order) // 2 :])}
@@ -203,8 +207,11 @@ def main() -> None:
     print(f"{len(photos)} photos, {len(shop)} shopper queries, sizes {sizes}", flush=True)
 
     started = time.time()
-    embedders = {size: OnnxEmbedder.from_name(f"lite2-fp32@{size}", intra_op_threads=1, streams=cores) for size in sizes}
-    tag = f"{args.photos}-{args.queries}-{args.seed}-{embedders[sizes[0]].model_id.split(':')[1].replace('+', '_')}"
+    from visual_search.core.colour import COLOUR_DESCRIPTOR_ID
+    from visual_search.embedders.lite2.graph import BUILDER_VERSION
+
+    embedders = {size: OnnxEmbedder.from_name(f"lite2-fp32@{size}-avg", intra_op_threads=1, streams=cores) for size in sizes}
+    tag = f"{args.photos}-{args.queries}-{args.seed}-b{BUILDER_VERSION}-{COLOUR_DESCRIPTOR_ID}"
     P, S = {}, {}
     for size in sizes:
         P[size] = cached(args.cache, f"photos-{size}-{tag}", lambda size=size: embed_pass(embedders[size], photos))
@@ -235,9 +242,12 @@ def main() -> None:
     techniques[f"R-MAC (3 levels), {base} px"] = (plain(base, "rmac"), [B], [B])
     for size in sizes[1:]:
         techniques[f"GeM p=3, {size} px"] = (plain(size, "gem"), [str(size)], [str(size)])
+        techniques[f"R-MAC (3 levels), {size} px"] = (plain(size, "rmac"), [str(size)], [str(size)])
         techniques[f"multi-scale avg {base}+{size} px"] = (lambda h, s, size=size: (
             (tq.unit(P[base]["avg"][h] + P[size]["avg"][h]),) * 2 + (tq.unit(S[base]["avg"][s] + S[size]["avg"][s]),)
         ), [B, str(size)], [B, str(size)])
+    # The product's default after this benchmark: R-MAC at 300 px, colour descriptors stored (searched with w = 0).
+    techniques["default now: lite2-fp32 (R-MAC, 300 px, colour stored)"] = (plain(300, "rmac"), ["default"], ["default"])
     techniques[f"flip-augmented gallery, {base} px"] = (lambda h, s: (
         P[base]["avg"][h], tq.unit(P[base]["avg"][h] + flipped[h]), S[base]["avg"][s]), [B], [B, B])
     techniques[f"object focus for queries, {base} px"] = (lambda h, s: (
@@ -263,18 +273,19 @@ def main() -> None:
     from dataclasses import replace
 
     timing_models = {str(size): replace(embedders[size].model, colour_descriptor=False, dimension=1280) for size in sizes}
-    timing_models[f"{B}+colour"] = embedders[base].model
+    timing_models[f"{B}+colour"] = replace(embedders[base].model, colour_descriptor=True)
+    timing_models["default"] = OnnxEmbedder.from_name("lite2-fp32").model
     costs = time_costs(timing_models, photos[:96], cores)
     rows = []
     for name, (make, query_passes, index_passes) in techniques.items():
-        rows.append({"technique": name, "settings": "", "chosen_on_A": None, "B": run(make, "B"),
+        rows.append({"technique": name, "settings": "", "chosen_on_A": None, "A": run(make, "A"), "B": run(make, "B"),
                      "cost": cost_of(query_passes, index_passes, costs, B)})
     for family, grid in tuned.items():
         scored = [(settings, run(make, "A"), make) for settings, make in grid]
         best = max(scored, key=lambda item: item[1]["category"]["map"] + item[1]["shopper"]["map"])
         query_passes, index_passes = tuned_passes.get(family, ([B], [B]))
         rows.append({"technique": family, "settings": best[0], "chosen_on_A": {str(s): r for s, r, _ in scored},
-                     "B": run(best[2], "B"), "cost": cost_of(query_passes, index_passes, costs, B)})
+                     "A": best[1], "B": run(best[2], "B"), "cost": cost_of(query_passes, index_passes, costs, B)})
     everything = np.arange(len(photos))
     for row in rows:
         print(markdown_row(row), flush=True)

@@ -15,6 +15,13 @@ run pipeline bench/bench_pipeline.py
 run knn bench/bench_knn.py
 run server-latency bench/bench_server_latency.py
 run load bench/load_test.py
+if [ -d "$clothing/images" ]; then
+  # Retrieval quality of the issue-12 techniques on two benchmarks, with their cost (~20 min on 2 cores).
+  run quality bench/bench_quality.py --dataset "$clothing" --photos 2000 --queries 500 --out "$out/quality.json"
+fi
+# The 100k case of the scale benchmark (the 1M case: --vectors 1000000, ~5 GB of test vectors under var/scale/).
+rm -rf var/scale/index-100000
+run scale bench/bench_scale.py --vectors 100000 --json
 if scripts/opensearch.sh status >/dev/null 2>&1; then
   if [ -d "$clothing/images" ]; then
     # The real vectors of every clothing photo, from the product's own indexing command.
