@@ -16,6 +16,8 @@ STANDIN_LABEL=org.visual-search.lambda-base-standin
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK_DIR="${SAM_LOCAL_WORK_DIR:-$REPO_DIR/var/sam-local}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# As in AWS's image: the runtime's, the function's and the layers' native libraries.
+LAMBDA_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib
 # What CPython 3.12's extension modules link against, beyond minbase (ssl, sqlite3, ctypes, xml, uuid, lzma, bz2).
 RUNTIME_PACKAGES=ca-certificates,libssl3,libsqlite3-0,libffi8,libexpat1,libuuid1,libbz2-1.0,liblzma5,zlib1g
 
@@ -46,7 +48,8 @@ ROOTFS="$WORK_DIR/lambda-rootfs"
 mkdir -p "$WORK_DIR"
 rm -rf "$ROOTFS"
 log "debootstrap bookworm (minbase) from $MIRROR"
-debootstrap --variant=minbase --include="$RUNTIME_PACKAGES" bookworm "$ROOTFS" "$MIRROR" >"$WORK_DIR/debootstrap.log" 2>&1 \
+debootstrap --variant=minbase --include="$RUNTIME_PACKAGES" bookworm "$ROOTFS" "$MIRROR" \
+    >"$WORK_DIR/debootstrap.log" 2>&1 \
     || die "debootstrap failed; see $WORK_DIR/debootstrap.log"
 rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
 
@@ -58,7 +61,8 @@ ln -sf python3.12 "$ROOTFS/var/lang/bin/python3"
 ln -sf python3.12 "$ROOTFS/var/lang/bin/python"
 
 log "installing awslambdaric and boto3 from PyPI into /var/runtime"
-"$PYTHON312" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile --target "$ROOTFS/var/runtime" \
+"$PYTHON312" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile \
+    --target "$ROOTFS/var/runtime" \
     --only-binary=:all: awslambdaric boto3
 
 cat >"$ROOTFS/var/runtime/bootstrap" <<'EOF'
@@ -81,7 +85,7 @@ tar -C "$ROOTFS" -cf - . | docker import \
     --change 'ENV LANG=en_US.UTF-8' \
     --change 'ENV TZ=:/etc/localtime' \
     --change 'ENV PATH=/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin' \
-    --change 'ENV LD_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib' \
+    --change "ENV LD_LIBRARY_PATH=$LAMBDA_LIBRARY_PATH" \
     --change 'ENV LAMBDA_TASK_ROOT=/var/task' \
     --change 'ENV LAMBDA_RUNTIME_DIR=/var/runtime' \
     --change 'WORKDIR /var/task' \

@@ -10,7 +10,8 @@ Why spell out the origins: the deployed list names the CloudFront domain, which 
 SAM_LOCAL_UI_ORIGINS (comma-separated; default http://127.0.0.1:8080,http://localhost:8080).
 template.yaml itself stays as deployed (arm64, no endpoint variables); this copy lives under .aws-sam/.
 
-    python scripts/sam_local/local_template.py [TEMPLATE] [OUTPUT]   (defaults: template.yaml, .aws-sam/template.x86_64.yaml)
+    python scripts/sam_local/local_template.py [TEMPLATE] [OUTPUT]
+    (defaults: template.yaml, .aws-sam/template.x86_64.yaml; scripts/sam-local.sh passes its own OUTPUT)
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ def local_template(text: str, relative_root: str, ui_origins: str = DEFAULT_UI_O
     if "arm64" in text:
         raise ValueError("template.yaml names arm64 in a form this script does not rewrite; update local_template.py")
     if not (architectures and build_architectures and code_paths and function_environments and api_origins):
-        raise ValueError("template.yaml no longer has the Architectures/BuildArchitecture/CodeUri/Variables/AllowOrigins this "
-                         "script rewrites; update local_template.py")
+        raise ValueError("template.yaml no longer has the Architectures/BuildArchitecture/CodeUri/Variables/"
+                         "AllowOrigins this script rewrites; update local_template.py")
     return text
 
 

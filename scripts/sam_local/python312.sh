@@ -4,7 +4,8 @@
 find_python312() {
     if [[ -n "${SAM_LOCAL_PYTHON312:-}" ]]; then echo "$SAM_LOCAL_PYTHON312"; return; fi
     local candidate
-    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3.12 /root/.pyenv/versions/3.12.*/bin/python3.12; do
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12.*/bin/python3.12 \
+        /root/.pyenv/versions/3.12.*/bin/python3.12; do
         [[ -x "$candidate" ]] && { echo "$candidate"; return; }
     done
     command -v python3.12 || true

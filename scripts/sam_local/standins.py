@@ -10,7 +10,8 @@ on Docker Desktop, where no door is needed).
     standins.py env     only writes the env-vars file (events/env.local.json is this with the defaults)
 
 Settings come from the environment (defaults in brackets): SAM_LOCAL_STATE_DIR [var/sam-local],
-SAM_LOCAL_S3_PORT [5010], SAM_LOCAL_SAGEMAKER_PORT [5011], SAM_LOCAL_INDEX [opensearch://127.0.0.1:9200/sam-local-images],
+SAM_LOCAL_S3_PORT [5010], SAM_LOCAL_SAGEMAKER_PORT [5011],
+SAM_LOCAL_INDEX [opensearch://127.0.0.1:9200/sam-local-images],
 SAM_LOCAL_ENV_FILE [events/env.local.json], SAM_LOCAL_SEED [demo/catalogue/images, put under images/],
 SAM_LOCAL_FUNCTION_HOST [the docker0 gateway].
 """

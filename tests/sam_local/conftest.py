@@ -68,6 +68,8 @@ class SamLocal:
     s3_url_seen_by_functions: str
     index_url: str        # the OpenSearch index the functions write, as this test process reaches it
     work_dir: Path
+    ui_port: int          # the web UI's origin, which the test build's CORS allows
+    build: subprocess.CompletedProcess | None = None
 
     def script(self, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
         return subprocess.run([str(SAM_LOCAL), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
@@ -120,8 +122,7 @@ def sam_session(sam_engine, opensearch_url, tmp_path_factory):
     )
     session = SamLocal(env=env, env_file=work_dir / "env.json", build_dir=Path(env["SAM_LOCAL_BUILD_DIR"]),
                        s3_url=f"http://127.0.0.1:{env['SAM_LOCAL_S3_PORT']}", s3_url_seen_by_functions="",
-                       index_url=f"{opensearch_url}/{index_name}", work_dir=work_dir)
-    session.ui_port = ui_port
+                       index_url=f"{opensearch_url}/{index_name}", work_dir=work_dir, ui_port=ui_port)
     session.build = session.script("build")
     started = session.script("standins", timeout=900)
     try:
