@@ -29,6 +29,7 @@ if scripts/opensearch.sh status >/dev/null 2>&1; then
     "$BIN/visual-search" index "$clothing/images" --labels var/clothing.csv --index-dir var/clothing-index --quiet
     "$BIN/python" bench/export_vectors.py var/clothing-index var/clothing-vectors
     run opensearch bench/bench_opensearch.py --vectors var/clothing-vectors.npy --labels var/clothing-vectors.labels.txt
+    run opensearch-scale bench/bench_scale.py --vectors 100000 --backend opensearch --json
   else
     run opensearch bench/bench_opensearch.py
   fi
