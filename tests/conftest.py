@@ -12,17 +12,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_PHOTOS = REPO_ROOT / "tests" / "fixtures" / "photos"
 DEMO_CATALOGUE = REPO_ROOT / "demo" / "catalogue"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require_service(available: bool, what: str, how: str) -> None:
-    """Skip with instructions locally; under CI=true a missing service is a failure, never a skip."""
-    if available:
-        return
-    message = f"{what} is not available: {how}"
-    if IN_CI:
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+from service_check import IN_CI, require_service  # noqa: E402,F401 - re-exported: tests import it from here
 
 
 def opensearch_base_url() -> str:

@@ -18,7 +18,7 @@ from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.services.search import SearchService
 
-from conftest import require_service
+from service_check import require_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "demo" / "catalogue"
