@@ -28,7 +28,8 @@ def catalogue(tmp_path_factory) -> Path:
     for row in chosen:
         shutil.copy(DEMO / row["path"], folder / row["path"])
     with open(folder / "labels.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "kids"])
+        # The demo CSV also has product columns (title, price, ...); this catalogue needs only these.
+        writer = csv.DictWriter(handle, fieldnames=["path", "label", "kids"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(chosen)
     return folder
