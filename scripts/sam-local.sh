@@ -18,7 +18,7 @@
 # with internet access). Functions and layers are built for x86_64 in a copy of the template under .aws-sam/
 # (scripts/sam_local/local_template.py); template.yaml stays arm64 for deploys.
 # Environment: see scripts/sam_local/standins.py for ports and the index; SAM_LOCAL_STATE_DIR [var/sam-local],
-# SAM_LOCAL_BUILD_DIR [.aws-sam/build], SAM_LOCAL_CACHE_DIR [.aws-sam/cache], SAM_LOCAL_UI_ORIGINS (see
+# SAM_LOCAL_BUILD_DIR [.aws-sam/local], SAM_LOCAL_CACHE_DIR [.aws-sam/cache], SAM_LOCAL_UI_ORIGINS (see
 # scripts/sam_local/local_template.py).
 set -euo pipefail
 
@@ -28,7 +28,8 @@ HELPERS="$REPO_DIR/scripts/sam_local"
 BIN="${VENV:-.venv}/bin"
 STATE_DIR="${SAM_LOCAL_STATE_DIR:-$REPO_DIR/var/sam-local}"
 ENV_FILE="${SAM_LOCAL_ENV_FILE:-$REPO_DIR/events/env.local.json}"
-BUILD_DIR="${SAM_LOCAL_BUILD_DIR:-.aws-sam/build}"
+# Not .aws-sam/build: that is what `sam deploy` ships, and this build is x86_64 with local-only settings.
+BUILD_DIR="${SAM_LOCAL_BUILD_DIR:-.aws-sam/local}"
 LOCAL_TEMPLATE="$BUILD_DIR.x86_64.yaml"
 BASE_IMAGE=public.ecr.aws/lambda/python:3.12-x86_64
 export SAM_CLI_TELEMETRY=0 PATH="$REPO_DIR/$BIN:$PATH"
@@ -124,8 +125,12 @@ cmd_engine_stop() {
     local pid_file="$STATE_DIR/dockerd.pid"
     # Only that process, if it is still dockerd (or the sudo that runs it): pids get reused.
     if [[ -s "$pid_file" ]] && grep -qaE 'dockerd|sudo' "/proc/$(cat "$pid_file")/cmdline" 2>/dev/null; then
-        log "stopping the dockerd this script started (pid $(cat "$pid_file"))"
-        as_root kill "$(cat "$pid_file")"
+        local pid waited=0
+        pid="$(cat "$pid_file")"
+        log "stopping the dockerd this script started (pid $pid)"
+        as_root kill "$pid"
+        # Until it has gone: a dockerd started meanwhile would find its pid file and refuse to start.
+        while kill -0 "$pid" 2>/dev/null && [[ $waited -lt 60 ]]; do sleep 1; waited=$((waited + 1)); done
     fi
     rm -f "$pid_file"
 }

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,11 +114,12 @@ def _wait_until_answers(url: str, process: subprocess.Popen, log: Path, timeout_
     raise SystemExit(f"standins: {url} did not answer within {timeout_s:.0f} s; see {log}")
 
 
-def _start(name: str, command: list[str], services: LocalServices, probe_url: str, timeout_s: float) -> None:
+def _start(name: str, command: list[str], services: LocalServices, probe_url: str, timeout_s: float) -> bool:
+    """Starts one stand-in and waits until it answers; False when it was running already."""
     pid_file = services.state_dir / f"{name}.pid"
     if _running_pid(pid_file):
         print(f"standins: {name} already runs (pid {pid_file.read_text().strip()})", file=sys.stderr)
-        return
+        return False
     log = services.state_dir / f"{name}.log"
     with log.open("ab") as out:
         # A session of its own, so `stop` ends the process group and nothing else.
@@ -125,6 +128,20 @@ def _start(name: str, command: list[str], services: LocalServices, probe_url: st
     pid_file.write_text(str(process.pid))
     _wait_until_answers(probe_url, process, log, timeout_s)
     print(f"standins: {name} on {probe_url.rsplit('/', 1)[0]} (pid {process.pid}, log {log})", file=sys.stderr)
+    return True
+
+
+def _drop_index(services: LocalServices) -> None:
+    """Deletes the functions' OpenSearch index: it must start as empty as the new bucket, and may hold vectors of
+    a model the stand-in no longer serves."""
+    url = urlsplit(services.index)
+    request = urllib.request.Request(f"http://127.0.0.1:{services.opensearch_port}{url.path}", method="DELETE")
+    try:
+        urllib.request.urlopen(request, timeout=30).close()
+        print(f"standins: emptied the index {url.path.lstrip('/')}", file=sys.stderr)
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
 
 
 def _running_pid(pid_file: Path) -> int | None:
@@ -153,13 +170,16 @@ def seed_bucket(services: LocalServices) -> int:
 
 def start(services: LocalServices) -> None:
     services.state_dir.mkdir(parents=True, exist_ok=True)
-    _start("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(services.s3_port)],
-           services, f"{services.url(services.s3_port)}/moto-api/", timeout_s=60)
+    if _start("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(services.s3_port)],
+              services, f"{services.url(services.s3_port)}/moto-api/", timeout_s=60):
+        _drop_index(services)  # moto keeps nothing: a new bucket, so a new index
     print(f"standins: bucket s3://{BUCKET} holds {seed_bucket(services)} photos", file=sys.stderr)
-    # The route needs no index of its own, but serve opens one: a scratch one in the state directory.
+    # The route needs no index of its own, but serve opens one: a fresh scratch one (the model may have changed).
+    scratch_index = services.state_dir / "sagemaker-standin-index"
+    if not _running_pid(services.state_dir / "sagemaker.pid"):
+        shutil.rmtree(scratch_index, ignore_errors=True)
     _start("sagemaker", [str(VENV_BIN / "visual-search"), "serve", "--host", "127.0.0.1",
-                         "--port", str(services.sagemaker_port),
-                         "--index-dir", str(services.state_dir / "sagemaker-standin-index")],
+                         "--port", str(services.sagemaker_port), "--index-dir", str(scratch_index)],
            services, f"{services.url(services.sagemaker_port)}/health", timeout_s=300)
     if not services.function_host:
         gateway = bridge_gateway()
