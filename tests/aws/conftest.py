@@ -32,7 +32,14 @@ def moto_aws(aws_env):
 
 @pytest.fixture
 def colour_embedder() -> ColourGridEmbedder:
-    return ColourGridEmbedder()
+    """The endpoint's model, preprocessing as the default built-in model does: the SageMaker client checks that
+    the endpoint decodes as the model it is configured for (VISUAL_SEARCH_MODEL) and refuses a mismatch."""
+    from visual_search.core.settings import Settings
+    from visual_search.embedders.onnx.registry import builtin_spec
+
+    embedder = ColourGridEmbedder()
+    embedder.spec = builtin_spec(Settings().model)
+    return embedder
 
 
 @pytest.fixture

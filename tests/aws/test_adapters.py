@@ -52,7 +52,7 @@ def test_sqs_batches_are_read_and_unreadable_messages_reported():
 
 def test_embedder_batches_under_the_payload_limit_and_does_not_retry_a_model_rejection(loopback_endpoint, aws_env):
     embedder = SageMakerEmbedder("e", endpoint_url=loopback_endpoint.url, region_name=REGION,
-                                 max_request_bytes=60_000, sleep=lambda s: None)
+                                 spec=loopback_endpoint.embedder.spec, max_request_bytes=60_000, sleep=lambda s: None)
     noisy = [Image.effect_noise((150, 150), 60 + n).convert("RGB") for n in range(4)]  # ~25-70 kB PNGs each
     before = len(loopback_endpoint.requests)
     assert embedder.embed(noisy).shape == (4, embedder.dimension)

@@ -372,3 +372,28 @@ def test_the_lambda_layer_is_locked_with_exact_pins_and_no_unused_grpc():
     assert direct <= names, "requirements.txt is not the lock of requirements.in"
     assert not {"grpcio", "opensearch-protobufs", "protobuf"} & names
     assert next(line for line in lines if line.startswith("opensearch-py==")).startswith("opensearch-py==2.")
+
+
+def test_the_search_function_serves_the_catalogue_routes_it_handles(source):
+    events = source["Resources"]["SearchFunction"]["Properties"]["Events"].values()
+    routes = {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events}
+    assert {("GET", "/items"), ("POST", "/items"), ("DELETE", "/items/{key+}"), ("GET", "/duplicates")} <= routes
+    cors = source["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]
+    assert "DELETE" in cors["AllowMethods"], "the catalogue page deletes items cross-origin"
+
+
+def test_the_search_role_writes_objects_only_under_the_images_prefix(transformed):
+    """POST /items puts and DELETE /items removes an object (the bucket's events index it); nothing wider."""
+    statements = _role_statements(transformed, "SearchFunctionRole")
+    writing = [s for s in statements if {"s3:PutObject", "s3:DeleteObject"} & set(_listed(s["Action"]))]
+    assert len(writing) == 1
+    assert sorted(_listed(writing[0]["Action"])) == ["s3:DeleteObject", "s3:PutObject"]
+    assert _listed(writing[0]["Resource"]) == [{"Fn::Sub": "${ImagesBucket.Arn}/${ImagesPrefix}*"}]
+    s3_actions = {action for s in statements for action in _listed(s["Action"]) if action.startswith("s3:")}
+    assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    variables = transformed["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["VISUAL_SEARCH_IMAGE_STORE"] == {"Fn::Sub": "s3://${ImagesBucket}/${ImagesPrefix}"}
+
+
+def _listed(value) -> list:
+    return value if isinstance(value, list) else [value]

@@ -12,8 +12,8 @@ from typing import Callable
 from visual_search.api.catalogue_models import (
     AddItemForm, DeletedResponse, DuplicateGroupModel, DuplicatesResponse, ItemsQuery, ItemsResponse,
 )
-from visual_search.api.request_bodies import media_type, parse_body
-from visual_search.api.search_api import ApiResult, SearchApi, error_result
+from visual_search.api.request_bodies import body_limit, body_too_large, media_type, parse_body
+from visual_search.api.search_api import ApiResult, SearchApi, check_api_key, error_result
 from visual_search.core.errors import InvalidRequestError, VisualSearchError
 from visual_search.core.products import product_from_columns
 from visual_search.core.records import PRODUCT_FIELDS, SearchFilters
@@ -26,6 +26,14 @@ class WritesDisabledError(VisualSearchError):
 
     code = "writes_disabled"
     http_status = 403
+
+
+def check_write_key(expected: str | None, given: str | None, *, how_to_set: str) -> None:
+    """The rule of the write routes on every transport: with no API key configured at all, WritesDisabledError
+    (403, `how_to_set` says how to configure one); with one, UnauthorizedError (401) unless `given` is it."""
+    if not expected:
+        raise WritesDisabledError(f"adding and deleting items needs an API key: {how_to_set}")
+    check_api_key(expected, given)
 
 
 class CatalogueApi:
@@ -45,7 +53,7 @@ class CatalogueApi:
             filters = SearchFilters(labels=frozenset({params.label})) if params.label else None
             page = self.index.list_records(offset=params.offset, limit=params.limit, filters=filters)
             counts = dict(self.index.stats().labels)
-            items = [self.search_api._result(record, 1.0) for record in page.records]
+            items = [self.search_api.result_of(record, 1.0) for record in page.records]
             return 200, ItemsResponse(items=items, total=page.total, label_counts=counts).model_dump()
         except Exception as exc:  # noqa: BLE001 - the API boundary
             return error_result(exc)
@@ -53,6 +61,9 @@ class CatalogueApi:
     def add_item(self, body: bytes, content_type: str | None) -> ApiResult:
         """POST /items (multipart: `file`, optional key, label, product fields, attributes as JSON) -> 201."""
         try:
+            limit = body_limit(content_type, self.search_api.max_upload_bytes)
+            if len(body) > limit:  # the local server stops reading sooner; a Lambda event arrives whole
+                raise body_too_large(limit, content_type)
             if media_type(content_type)[0] != "multipart/form-data":
                 raise InvalidRequestError("send the item as multipart/form-data with a 'file' field",
                                           code="invalid_multipart")
@@ -67,7 +78,7 @@ class CatalogueApi:
             )
             if record is None:  # the bucket's event indexes it
                 return 202, {"key": key, "status": "stored; it is indexed when the bucket's event is processed"}
-            return 201, self.search_api._result(record, 1.0).model_dump()
+            return 201, self.search_api.result_of(record, 1.0).model_dump()
         except Exception as exc:  # noqa: BLE001
             return error_result(exc)
 
@@ -85,7 +96,7 @@ class CatalogueApi:
             threshold = _threshold(query)
             report = find_duplicates(self.index, threshold=threshold)
             groups = [
-                DuplicateGroupModel(items=[self.search_api._result(m.record, m.score) for m in group.members])
+                DuplicateGroupModel(items=[self.search_api.result_of(m.record, m.score) for m in group.members])
                 for group in report.groups
             ]
             return 200, DuplicatesResponse(

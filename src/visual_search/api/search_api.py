@@ -14,8 +14,8 @@ from typing import Callable, Protocol
 
 from pydantic import ValidationError
 
-from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
-from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnauthorizedError, VisualSearchError
+from visual_search.api.models import HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
+from visual_search.core.errors import InvalidRequestError, UnauthorizedError, error_body, error_for
 from visual_search.core.images import CropBox, decode_image
 from visual_search.api.models import RegionProposal
 from visual_search.services.hotspots import propose_hotspots
@@ -72,7 +72,7 @@ class SearchApi:
         started = time.perf_counter()
         try:
             outcome, regions = self._search(body, content_type)
-            results = [self._result(hit.record, hit.score) for hit in outcome.hits]
+            results = [self.result_of(hit.record, hit.score) for hit in outcome.hits]
             took_ms = round((time.perf_counter() - started) * 1000.0, 2)
             return 200, SearchResponse(results=results, took_ms=took_ms, regions=regions).model_dump()
         except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
@@ -129,7 +129,10 @@ class SearchApi:
         return [RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
                 for box, score in propose_hotspots(embedder, decoded.image)]
 
-    def _result(self, record: ImageRecord, score: float) -> SearchResult:
+    def result_of(self, record: ImageRecord, score: float) -> SearchResult:
+        """How the API shows one catalogue item: its key, `score` (rounded), the URL a browser loads it from,
+        label, size, attributes and product fields. Search hits, catalogue pages and duplicate groups all use it,
+        so an item looks the same in every answer."""
         return SearchResult(
             key=record.key,
             score=round(float(score), 6),
@@ -142,18 +145,11 @@ class SearchApi:
         )
 
 
-def error_body(code: str, message: str) -> dict:
-    return ErrorResponse.model_validate({"error": {"code": code, "message": message}}).model_dump()
-
-
 def error_result(exc: BaseException) -> ApiResult:
     """(status, body) for any exception; only the library's own errors and validation errors reach the client."""
-    if isinstance(exc, VisualSearchError):
-        return exc.http_status, error_body(exc.code, exc.message)
     if isinstance(exc, ValidationError):
         return 422, error_body("validation_error", describe_validation_errors(exc.errors()))
-    logger.exception("unexpected error while handling a request")
-    return 500, error_body("internal_error", "the server failed to handle this request; it has been logged")
+    return error_for(exc)
 
 
 def describe_validation_errors(errors) -> str:

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from typing import Callable
 
 from visual_search import bootstrap
+from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.search_api import SearchApi, error_result
 from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
+from visual_search.core.keys import shown
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.settings import Settings
+from visual_search.services.catalogue import CatalogueWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.catalogue_fields import CatalogueManifest
@@ -49,12 +52,20 @@ class SearchRuntime:
     index: VectorIndex
     image_url: Callable[[str], str]
     api_key: str | None = None
+    catalogue: CatalogueApi | None = None
 
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
     service = bootstrap.build_search_service(settings)
     api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
-    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings))
+    # Writes go to the bucket only (index_on_put=False): the bucket's events index them, as for any upload.
+    writer = Lazy(lambda: CatalogueWriter(
+        IndexingService(service.embedder, service.index, max_pixels=settings.max_pixels), store,
+        index_on_put=False, key_prefix=getattr(store, "prefix", ""),
+    ))
+    catalogue = CatalogueApi(api, writer.get, max_pixels=settings.max_pixels)
+    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings),
+                         catalogue=catalogue)
 
 
 def configured_api_key(settings: Settings) -> str | None:
@@ -105,7 +116,7 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
         logger.error("indexing failed for the whole batch: %s", exc.message)
         outcomes = [EventOutcome(obj, "failed", exc.message) for obj in parsed.objects]
     for outcome in outcomes:
-        log = logger.error if outcome.failed else logger.info
+        log = logger.error if outcome.failed or outcome.status == "skipped" else logger.info
         log(json.dumps({"key": outcome.event.key, "event": outcome.event.event_name, "status": outcome.status,
                         "reason": outcome.reason, "sequencer": outcome.event.sequencer}))
     failed = [outcome for outcome in outcomes if outcome.failed]
@@ -114,6 +125,7 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
     summary = {status: [o.event.key for o in outcomes if o.status == status]
                for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")}
+    summary["skipped"] = [{"key": shown(o.event.key), "reason": o.reason} for o in outcomes if o.status == "skipped"]
     summary["failed"] = [{"key": o.event.key, "reason": o.reason} for o in failed]
     return summary, bool(failed)
 
@@ -168,7 +180,8 @@ def search_handler(event: dict, context=None) -> dict:
         ))
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         return json_response(*error_result(exc))
-    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key)
+    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key,
+                             catalogue=runtime.catalogue)
 
 
 def index_handler(event: dict, context=None) -> dict:

@@ -1,7 +1,10 @@
 """API Gateway HTTP API (payload v2) events in, Lambda proxy responses out, over the transport-neutral SearchApi.
 
-Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /health, GET /stats.
-CORS headers and OPTIONS preflights are answered by the HTTP API's CORS configuration, not here.
+Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /health, GET /stats,
+and the catalogue routes of api/catalogue_api.py: GET /items, POST /items, DELETE /items/{key+}, GET /duplicates.
+On AWS an added item is written to the bucket and deleting one removes its object; the bucket's events then
+index or remove it, so every change to the catalogue takes one path. CORS headers and OPTIONS preflights are
+answered by the HTTP API's CORS configuration, not here.
 """
 
 from __future__ import annotations
@@ -13,27 +16,34 @@ from typing import Callable
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.ports import VectorIndex
+from visual_search.api.catalogue_api import CatalogueApi, check_write_key
 from visual_search.api.search_api import API_KEY_HEADER, SearchApi, check_api_key, error_result
 from visual_search.core.errors import error_body
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
+KEYED_PATHS = ("/search", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
+HOW_TO_SET_THE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM SecureString"
 
 
 def handle_http_event(
-    event: dict, api: SearchApi, index: VectorIndex, image_url: Callable[[str], str], *, api_key: str | None = None
+    event: dict, api: SearchApi, index: VectorIndex, image_url: Callable[[str], str], *, api_key: str | None = None,
+    catalogue: CatalogueApi | None = None,
 ) -> dict:
     """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses).
-    With `api_key` set, /search and /stats need it in the X-API-Key header, as on the local server."""
+    With `api_key` set, /search, /stats and the catalogue's reading routes need it in the X-API-Key header, as on
+    the local server; adding and deleting items always need it (403 when no key is configured at all)."""
     method, path = _route(event)
     try:
-        if path in ("/search", "/stats"):
-            check_api_key(api_key, _header(event, API_KEY_HEADER.lower()))
+        given_key = _header(event, API_KEY_HEADER.lower())
+        if path in KEYED_PATHS:
+            check_api_key(api_key, given_key)
+        if catalogue is not None and (response := _catalogue_route(event, method, path, catalogue, api_key, given_key)):
+            return response
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
             return json_response(*api.handle_search(body, _header(event, "content-type")))
         if method == "GET" and path.startswith("/images/"):
-            key = (event.get("pathParameters") or {}).get("key") or path[len("/images/"):]
-            return _redirect_to_image(key, index, image_url)
+            return _redirect_to_image(_path_key(event, path, "/images/"), index, image_url)
         if method == "GET" and path == "/health":
             return json_response(*api.health())
         if method == "GET" and path == "/stats":
@@ -41,6 +51,27 @@ def handle_http_event(
         return json_response(404, error_body("not_found", f"no route for {method} {path}"))
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         return json_response(*error_result(exc))
+
+
+def _catalogue_route(event: dict, method: str, path: str, catalogue: CatalogueApi, api_key: str | None,
+                     given_key: str | None) -> dict | None:
+    """The response of a catalogue route, or None when `path` is not one."""
+    query = dict(event.get("queryStringParameters") or {})
+    if method == "GET" and path == "/items":
+        return json_response(*catalogue.list_items(query))
+    if method == "GET" and path == "/duplicates":
+        return json_response(*catalogue.duplicates(query))
+    if (method, path) == ("POST", "/items") or method == "DELETE" and path.startswith("/items/"):
+        check_write_key(api_key, given_key, how_to_set=HOW_TO_SET_THE_KEY)
+        if method == "POST":
+            return json_response(*catalogue.add_item(_body_bytes(event), _header(event, "content-type")))
+        return json_response(*catalogue.delete_item(_path_key(event, path, "/items/")))
+    return None
+
+
+def _path_key(event: dict, path: str, route_prefix: str) -> str:
+    """The {key+} of a route: its path parameter, else the rest of the path."""
+    return (event.get("pathParameters") or {}).get("key") or path[len(route_prefix):]
 
 
 def _route(event: dict) -> tuple[str, str]:
@@ -51,8 +82,8 @@ def _route(event: dict) -> tuple[str, str]:
     route_key = str(event.get("routeKey") or context.get("routeKey") or "$default")
     if route_key != "$default" and " " in route_key:
         template = route_key.split(" ", 1)[1]
-        if template == "/images/{key+}":
-            return method, "/images/" + str((event.get("pathParameters") or {}).get("key", ""))
+        if template.endswith("/{key+}"):  # /images/{key+}, /items/{key+}
+            return method, template[: -len("{key+}")] + str((event.get("pathParameters") or {}).get("key", ""))
         return method, template
     path = str(event.get("rawPath") or (context.get("http") or {}).get("path") or "/")
     stage = str(context.get("stage") or "$default")

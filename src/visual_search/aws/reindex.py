@@ -21,6 +21,8 @@ def reindex_bucket(indexer: S3EventIndexer, bucket: str, prefix: str = "", *,
     store = indexer.store_for_bucket(bucket)
     total = IndexReport()
     keys = list(store.list_keys(prefix))
+    # Objects whose key no index may hold (core/keys.py) are reported, as the event path reports them.
+    total.failed += [IndexFailure(uri, uri, reason) for uri, reason in getattr(store, "skipped", ())]
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
         stored = indexer.index.get(chunk)

@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.keys import key_problem, shown
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.core.ports import ImageStore, StoredObject
 from visual_search.core.records import ImageRecord
@@ -30,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class EventOutcome:
-    """What became of one event: indexed, deleted, kept (object exists again), stale, duplicate, ignored or
-    failed (with a reason). Only "failed" asks for redelivery."""
+    """What became of one event: indexed, deleted, kept (object exists again), stale, duplicate, ignored,
+    skipped (a key no index may hold, e.g. a control character in it; reported) or failed (with a reason).
+    Only "failed" asks for redelivery."""
 
     event: ObjectEvent
     status: str
@@ -74,6 +76,11 @@ class S3EventIndexer:
         for event in events:
             if event.key.endswith("/") or not event.key.lower().endswith(IMAGE_SUFFIXES):
                 outcomes.append(EventOutcome(event, "ignored", "not an image file name"))
+                continue
+            problem = key_problem(event.key)  # the key check of every entry (core/keys.py)
+            if problem:
+                # Redelivery cannot fix a name: reported and skipped, so the message is not retried for ever.
+                outcomes.append(EventOutcome(event, "skipped", f"the object '{shown(event.key)}' was not indexed: {problem}"))
                 continue
             seen = latest.get((event.bucket, event.key))
             if seen is None or is_later(event.sequencer, seen.sequencer):

@@ -93,7 +93,9 @@ def _s3_records(records: list, message_id: str | None) -> list[ObjectEvent]:
         events.append(
             ObjectEvent(
                 bucket=s3["bucket"]["name"],
-                key=unquote_plus(s3["object"]["key"]),
+                # Bytes that are not UTF-8 stay visible (as lone surrogates) for the key check to refuse, rather
+                # than silently becoming U+FFFD and naming another object.
+                key=unquote_plus(s3["object"]["key"], errors="surrogateescape"),
                 created=created,
                 sequencer=str(s3["object"].get("sequencer", "")),
                 event_name=name,

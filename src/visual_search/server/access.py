@@ -42,7 +42,7 @@ def add_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(origins),
-        allow_methods=["GET", "POST"],
+        allow_methods=["GET", "POST", "DELETE"],  # DELETE: the catalogue page removes items
         allow_headers=["Content-Type", API_KEY_HEADER],
         max_age=600,
     )

@@ -15,11 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from visual_search import bootstrap
-from visual_search.api.catalogue_api import CatalogueApi, WritesDisabledError
+from visual_search.api.catalogue_api import CatalogueApi, check_write_key
 from visual_search.api.catalogue_models import DeletedResponse, DuplicatesResponse, ItemsResponse
 from visual_search.api.models import ErrorResponse, SearchResult
 from visual_search.api.request_bodies import max_body_bytes
-from visual_search.api.search_api import API_KEY_HEADER, check_api_key
+from visual_search.api.search_api import API_KEY_HEADER
 from visual_search.core.errors import ImageTooLargeError
 from visual_search.core.lazy import Lazy
 from visual_search.core.settings import Settings
@@ -31,11 +31,8 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 4
 
 def write_key_checker(expected: str | None):
     def check(request: Request) -> None:
-        if not expected:
-            raise WritesDisabledError(
-                "adding and deleting items needs an API key: start the server with VISUAL_SEARCH_API_KEY set"
-            )
-        check_api_key(expected, request.headers.get(API_KEY_HEADER))
+        check_write_key(expected, request.headers.get(API_KEY_HEADER),
+                        how_to_set="start the server with VISUAL_SEARCH_API_KEY set")
 
     return check
 

@@ -14,6 +14,7 @@ from typing import Iterable, Mapping, Sequence
 from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES, decode_image
+from visual_search.core.keys import key_problem, shown
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord, Product
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
@@ -41,11 +42,15 @@ class CatalogueWriter:
         *,
         owned_stores: Sequence[ImageStore] = (),
         index_on_put: bool = True,
+        key_prefix: str = "",
     ):
         self.indexing = indexing
         self.uploads = uploads
         self.owned_stores = [uploads, *owned_stores]
         self.index_on_put = index_on_put
+        # The bucket's images prefix: only objects under it raise the indexing event (and the role may write
+        # only there), so an added key is placed under it and a key outside it is not deleted.
+        self.key_prefix = key_prefix
         self._lock = threading.RLock()
 
     @property
@@ -70,10 +75,13 @@ class CatalogueWriter:
         the stored file again, so nothing half-added remains."""
         decoded = decode_image(data, max_pixels=max_pixels)  # refuse non-images and bombs before writing anything
         key = checked_item_key(key or f"{sha256_hex(data)[:16]}.{_SUFFIX_OF_FORMAT.get(decoded.format, 'img')}")
+        if not key.startswith(self.key_prefix):
+            key = self.key_prefix + key
         attributes = dict(attributes or {})
         product = product or Product()
         with self._lock:
-            if self.index.get([key]):
+            # In the bucket, an object whose event is still queued is not indexed yet but is taken all the same.
+            if self.index.get([key]) or (not self.index_on_put and self.uploads.exists(key)):
                 raise KeyExistsError(f"the catalogue already holds {key!r}; delete it first to replace it")
             # The names the bucket's event reads back (aws/catalogue_fields.py): label, product fields, attributes.
             metadata = {**attributes, **{name: str(value) for name, value in product.as_dict().items() if value is not None}}
@@ -97,7 +105,8 @@ class CatalogueWriter:
                 raise NotFoundError(f"no indexed image has the key {key!r}")
             if not self.index_on_put:
                 # On AWS the bucket's ObjectRemoved event removes the record: one path for every deletion.
-                if _uri_in(self.uploads, key) != record.uri or not self.uploads.delete(key):
+                if (not key.startswith(self.key_prefix) or _uri_in(self.uploads, key) != record.uri
+                        or not self.uploads.delete(key)):
                     raise NotFoundError(f"{key!r} is not an object of the images store")
                 return record
             self.indexing.remove([key])
@@ -110,15 +119,19 @@ class CatalogueWriter:
 
 
 def checked_item_key(key: str) -> str:
-    """A key an added item may take: a relative '/'-separated path ending in an image suffix."""
+    """A key an added item may take: a relative '/'-separated path ending in an image suffix, with no hidden
+    part and none of the characters core/keys.py refuses for every key (control characters, invalid UTF-8)."""
     key = (key or "").strip()
     parts = key.split("/")
     if not key or len(key) > MAX_KEY_LENGTH or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise InvalidRequestError(f"invalid key {key[:100]!r}: use a relative path such as shoes/red-1.jpg")
-    if any(part.startswith(".") for part in parts) or any(ord(ch) < 32 for ch in key):
-        raise InvalidRequestError(f"invalid key {key[:100]!r}: no hidden names or control characters")
+        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': use a relative path such as shoes/red-1.jpg")
+    if any(part.startswith(".") for part in parts):
+        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': no hidden names (a part starting with '.')")
+    problem = key_problem(key)  # the one character check of every key (core/keys.py)
+    if problem:
+        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': {problem}")
     if not key.lower().endswith(IMAGE_SUFFIXES):
-        raise InvalidRequestError(f"the key {key[:100]!r} must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+        raise InvalidRequestError(f"the key '{shown(key[:100])}' must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})")
     return key
 
 

@@ -3,11 +3,15 @@ keys they touch. The events only say where to look; what changed is decided by s
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable
 
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.keys import key_problem, shown
+
+logger = logging.getLogger(__name__)
 
 
 def start_observer(folder: Path, on_key: Callable[[str], None], on_folder_event: Callable[[], None]):
@@ -38,7 +42,7 @@ def start_observer(folder: Path, on_key: Callable[[str], None], on_folder_event:
 
 def key_of(folder: Path, path: str | bytes) -> str | None:
     """The key of an image file under `folder`, as `index DIR` makes it (the relative path); None for hidden files,
-    other suffixes and places outside the folder."""
+    other suffixes, places outside the folder and names no key may have (logged)."""
     if not path:
         return None
     path = Path(os.fsdecode(path))
@@ -48,4 +52,9 @@ def key_of(folder: Path, path: str | bytes) -> str | None:
         return None
     if any(part.startswith(".") for part in relative.parts) or not path.name.lower().endswith(IMAGE_SUFFIXES):
         return None
-    return relative.as_posix()
+    key = relative.as_posix()
+    problem = key_problem(key)  # the key check of every entry (core/keys.py), as the folder's listing applies it
+    if problem:
+        logger.warning("watch: skipped %s: %s", shown(str(path)), problem)
+        return None
+    return key

@@ -7,6 +7,7 @@ from urllib.parse import urlparse
 
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
 from visual_search.core.images import IMAGE_SUFFIXES
+from visual_search.core.keys import key_problem, shown
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import StoredObject
 
@@ -36,6 +37,7 @@ class S3ImageStore:
         self.bucket = bucket
         self.prefix = prefix.lstrip("/")
         self.presigned_url_expiry_s = presigned_url_expiry_s
+        self.skipped: list[tuple[str, str]] = []  # (object shown safely, reason) of the last listing
         self._client = Lazy(lambda: client or _make_client(region_name))
 
     @classmethod
@@ -51,13 +53,20 @@ class S3ImageStore:
         return self._client.get()
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
-        """Image object keys under the store's prefix + `prefix`, in S3's (UTF-8 binary, so stable) order."""
+        """Image object keys under the store's prefix + `prefix`, in S3's (UTF-8 binary, so stable) order. Keys no
+        index may hold (core/keys.py: control characters) are left out and listed in `skipped` as they are met."""
         paginator = self.client.get_paginator("list_objects_v2")
+        self.skipped = []
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for entry in page.get("Contents", ()):
                     key = entry["Key"]
-                    if not key.endswith("/") and key.lower().endswith(IMAGE_SUFFIXES):
+                    if key.endswith("/") or not key.lower().endswith(IMAGE_SUFFIXES):
+                        continue
+                    problem = key_problem(key)
+                    if problem:
+                        self.skipped.append((shown(self.uri(key)), problem))
+                    else:
                         yield key
         except Exception as exc:
             raise _as_library_error(exc, f"s3://{self.bucket}/{self.prefix + prefix}") or exc
