@@ -23,6 +23,7 @@ from visual_search.embedders.onnx.embedder import OnnxEmbedder
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.services.search import SearchService
+from visual_search.services.shopper_sim import recolour
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 HUE_SHIFTS = (85, 170)  # of PIL's 0-255 hue circle: about +120 and +240 degrees
@@ -45,13 +46,7 @@ def jpeg(image: Image.Image, quality: int = 90) -> bytes:
 
 
 def recoloured(data: bytes, shift: int) -> Image.Image:
-    """The photo with the hue of its coloured pixels (HSV saturation above ~25 %) rotated by `shift`/256."""
-    image = decode_image(data).image
-    hue, saturation, value = (np.asarray(band, dtype=np.int32) for band in image.convert("HSV").split())
-    coloured = saturation > 64
-    hue = np.where(coloured, (hue + shift) % 256, hue).astype(np.uint8)
-    bands = [Image.fromarray(hue, "L"), Image.fromarray(saturation.astype(np.uint8), "L"), Image.fromarray(value.astype(np.uint8), "L")]
-    return Image.merge("HSV", bands).convert("RGB")
+    return recolour(decode_image(data).image, shift)
 
 
 def shopper_photo(data: bytes) -> bytes:

@@ -124,3 +124,12 @@ def _light(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     gains = np.array([1 + warmth, 1.0, 1 - warmth]) * rng.uniform(0.7, 1.3)
     pixels = np.asarray(image, dtype=np.float32) * gains.astype(np.float32)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def recolour(image: Image.Image, hue_shift: int, min_saturation: int = 64) -> Image.Image:
+    """The photo with the hue of its coloured pixels (HSV saturation above `min_saturation` of 255) rotated by
+    `hue_shift`/256 of the circle: the same garment in another colour, for colour-fidelity checks."""
+    hue, saturation, value = (np.asarray(band, dtype=np.int32) for band in image.convert("RGB").convert("HSV").split())
+    hue = np.where(saturation > min_saturation, (hue + hue_shift) % 256, hue)
+    bands = [Image.fromarray(band.astype(np.uint8), "L") for band in (hue, saturation, value)]
+    return Image.merge("HSV", bands).convert("RGB")
