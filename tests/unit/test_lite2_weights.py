@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import struct
 from collections import OrderedDict
 
@@ -76,8 +77,10 @@ def test_wrong_magic_number_is_rejected(tmp_path, weights_bytes):
 def test_random_bytes_are_rejected(tmp_path):
     damaged = tmp_path / "random.pth"
     damaged.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(ModelFileError):
+    with pytest.raises(ModelFileError) as refused:
         load_state_dict(damaged)
+    assert str(damaged) in refused.value.message and "give the original .pth file" in refused.value.message
+    assert not re.search(r"\b\w*(Error|Exception)\b", refused.value.message), "no exception class names"
 
 
 def test_trailing_garbage_is_rejected(tmp_path, weights_bytes):

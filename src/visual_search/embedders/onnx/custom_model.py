@@ -105,7 +105,9 @@ def _check_graph(config_path: Path, onnx_path: Path, config: dict) -> int:
     try:
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
     except Exception as exc:
-        raise ModelFileError(f"{onnx_path} is not a readable ONNX model ({type(exc).__name__})") from None
+        raise ModelFileError(
+            f"{onnx_path} is not a readable ONNX model: it is damaged, cut short or not an ONNX file; export it again"
+        ) from None
     inputs = {i.name: i for i in graph.input}
     outputs = {o.name: o for o in graph.output}
     if config["input_name"] not in inputs:

@@ -7,6 +7,7 @@ the same time share one session (ONNX Runtime sessions are safe to `run` concurr
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from pathlib import Path
@@ -21,6 +22,8 @@ from visual_search.core.errors import ModelFileError
 from visual_search.embedders.onnx import activation_regions, pooling
 from visual_search.embedders.onnx.registry import resolve_model
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
+
+logger = logging.getLogger(__name__)
 
 _COLOUR_GRID_PX = 48  # ~2,300 pixels describe a garment's colours as well as 67,600 do, at a thirtieth of the cost
 DEFAULT_BATCH_SIZE = 16  # large enough to amortise per-run overhead, small enough to keep latency and memory low
@@ -182,9 +185,12 @@ class OnnxEmbedder:
         try:
             return onnxruntime.InferenceSession(str(self.model.onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
+            # ONNX Runtime's own text names its internals (status codes, protobuf): the log keeps it for whoever
+            # debugs; the person running the command gets what to do.
+            logger.warning("ONNX Runtime could not load %s", self.model.onnx_path, exc_info=True)
             raise ModelFileError(
-                f"ONNX Runtime cannot load {self.model.onnx_path} ({type(exc).__name__}: {exc}); "
-                "if it is a cached model, delete it to rebuild"
+                f"ONNX Runtime cannot load {self.model.onnx_path}: the file is damaged or needs a newer ONNX "
+                "Runtime; if it is a cached model, delete it to rebuild"
             ) from None
 
 
