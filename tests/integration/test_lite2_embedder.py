@@ -278,3 +278,19 @@ def test_the_default_pools_by_r_mac_and_the_old_model_remains_by_name(fp32, phot
     np.testing.assert_allclose(before.embed([photos["dress.jpg"]])[0, :1280] * 2**0.5, embedding[0], atol=1e-5)
     with pytest.raises(ModelFileError, match="unknown model"):
         resolve_model("lite2-fp32@300-max")
+
+
+def test_an_index_made_with_one_setting_refuses_vectors_of_another(fp32, model_cache, tmp_path, photos):
+    """Size, pooling and the colour descriptor are in the model id, which the index records and checks."""
+    from visual_search.core.errors import ModelMismatchError
+    from visual_search.core.records import ImageRecord
+    from visual_search.indexes.local.index import LocalIndex
+
+    before = resolve_model("lite2-fp32@260-avg", cache_dir=model_cache)
+    assert before.dimension == fp32.dimension and before.model_id != fp32.model_id
+    index = LocalIndex(tmp_path / "index", model_id=fp32.model_id, dimension=fp32.dimension, writable=True)
+    record = ImageRecord(key="hat", uri="hat.jpg", content_hash="0" * 64, width=1, height=1)
+    index.upsert([record], fp32.embed([photos["hat.jpg"]]))
+    index.close()
+    with pytest.raises(ModelMismatchError):
+        LocalIndex(tmp_path / "index", model_id=before.model_id, dimension=before.dimension, writable=True)
