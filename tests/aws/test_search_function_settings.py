@@ -132,3 +132,16 @@ def test_the_invoke_twin_asks_for_the_api_key_as_the_deployed_handler_does(searc
     status, body = answer(invoke_local("search", search_event(photo, "s3cret"), settings))
     assert status == 200 and body["results"][0]["key"] == "shoe.jpg"
     assert answer(invoke_local("search", load_event("health.json"), settings))[0] == 200  # /health needs no key
+
+
+def test_the_invoke_twin_serves_the_catalogue_routes_with_the_folder_as_the_bucket(search_env, catalogue):
+    settings = search_env.with_overrides(api_key="s3cret")
+    listing = {"version": "2.0", "routeKey": "GET /items", "rawPath": "/items", "headers": {"x-api-key": "s3cret"},
+               "queryStringParameters": {"limit": "5"}, "requestContext": {"http": {"method": "GET", "path": "/items"}}}
+    status, body = answer(invoke_local("search", listing, settings))
+    assert (status, [item["key"] for item in body["items"]], body["total"]) == (200, ["shoe.jpg"], 1)
+    deletion = {"version": "2.0", "routeKey": "DELETE /items/{key+}", "rawPath": "/items/shoe.jpg",
+                "pathParameters": {"key": "shoe.jpg"}, "headers": {"x-api-key": "s3cret"},
+                "requestContext": {"http": {"method": "DELETE", "path": "/items/shoe.jpg"}}}
+    assert answer(invoke_local("search", deletion, settings)) == (200, {"deleted": "shoe.jpg"})
+    assert not (catalogue / "shoe.jpg").exists(), "the file playing the object is gone; its event removes the record"

@@ -20,7 +20,8 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
     if kind == "search":
         runtime = build_search_runtime(settings, store)
         try:
-            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key)
+            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key,
+                                     catalogue=runtime.catalogue)
         finally:
             runtime.index.close()
     if kind == "index":
