@@ -31,14 +31,15 @@ class GraphSidecar:
         (the writer replaced it since this snapshot began): the caller should search exactly and retry."""
         if meta["ann_file"] == self.file:
             return True
-        self.graph = self._named_graph(meta)
+        self.graph = self._named_graph(meta, mapped=True)
         self.file = meta["ann_file"] if self.graph is not None else ""
         return self.graph is not None or not meta["ann_file"]
 
-    def _named_graph(self, meta: dict[str, str]) -> HnswGraph | None:
-        if meta["ann_file"] == self.file:
+    def _named_graph(self, meta: dict[str, str], *, mapped: bool) -> HnswGraph | None:
+        """The graph `meta` names; `mapped=False` (the writer, which extends it) reads a mapped one afresh."""
+        if meta["ann_file"] == self.file and (mapped or self.graph is None or not self.graph.mapped):
             return self.graph
-        return load_sidecar(self._directory, meta["ann_file"], int(meta["ann_watermark"]), self._params)
+        return load_sidecar(self._directory, meta["ann_file"], int(meta["ann_watermark"]), self._params, mapped=mapped)
 
     def maintain(self, ann_threshold: int, min_tail: int | None) -> None:
         """Writer only. `min_tail`: how many uncovered rows justify extending; None (after an upsert) means as
@@ -53,7 +54,7 @@ class GraphSidecar:
                 self._publish(None)
             return
         with self._store.snapshot():
-            graph = self._named_graph(meta)
+            graph = self._named_graph(meta, mapped=False)
             covered_live = self._store.count_vectors_through(graph.watermark) if graph else 0
             if graph is not None and graph.size - covered_live > _REBUILD_TOMBSTONE_FRACTION * graph.size:
                 graph = None

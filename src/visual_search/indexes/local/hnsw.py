@@ -65,10 +65,11 @@ class HnswGraph:
     the caller filters out (and rebuilds the graph when tombstones grow).
     """
 
-    def __init__(self, index, watermark: int, params: HnswParams):
+    def __init__(self, index, watermark: int, params: HnswParams, *, mapped: bool = False):
         self._index = index
         self.watermark = watermark
         self.params = params
+        self.mapped = mapped  # its codes are a read-only map of the file: search it, never add to it
 
     @classmethod
     def empty(cls, dimension: int, params: HnswParams) -> HnswGraph:
@@ -85,10 +86,13 @@ class HnswGraph:
         return cls(faiss.IndexIDMap(graph), 0, params)  # IDMap2's reverse map would cost ~50 B a vector
 
     @classmethod
-    def load(cls, path: Path, watermark: int, params: HnswParams) -> HnswGraph:
+    def load(cls, path: Path, watermark: int, params: HnswParams, *, mapped: bool = False) -> HnswGraph:
+        """`mapped`: map the codes instead of reading them (faiss IO_FLAG_MMAP_IFC): a 1M graph opens in 0.03 s
+        instead of 1 s, and processes searching the same file share its pages. For readers only."""
         import faiss
 
-        return cls(faiss.read_index(str(path)), watermark, params)
+        flags = faiss.IO_FLAG_MMAP_IFC if mapped else 0
+        return cls(faiss.read_index(str(path), flags), watermark, params, mapped=mapped)
 
     @property
     def size(self) -> int:
@@ -146,12 +150,12 @@ class HnswGraph:
         return name
 
 
-def load_sidecar(directory: Path, name: str, watermark: int, params: HnswParams) -> HnswGraph | None:
+def load_sidecar(directory: Path, name: str, watermark: int, params: HnswParams, *, mapped: bool = False) -> HnswGraph | None:
     """The graph saved as `name`, or None when there is none or the writer has just replaced (deleted) it."""
     if not name or not faiss_available():
         return None
     try:
-        return HnswGraph.load(directory / name, watermark, params)
+        return HnswGraph.load(directory / name, watermark, params, mapped=mapped)
     except (OSError, RuntimeError):  # faiss reports a vanished file as RuntimeError
         return None
 
