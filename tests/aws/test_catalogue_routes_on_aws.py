@@ -169,3 +169,17 @@ def test_an_object_with_a_bad_key_is_reported_and_skipped_not_retried(functions,
         "the object 'caf\\xe9.jpg' was not indexed: its name is not valid UTF-8; rename it",
     ]
     assert direct["failed"] == []
+
+
+def test_with_an_images_prefix_added_keys_go_under_it_and_nothing_outside_it_is_deleted(functions, monkeypatch,
+                                                                                       bucket, demo_photos):
+    monkeypatch.setenv("VISUAL_SEARCH_IMAGE_STORE", f"s3://{BUCKET}/catalogue/")  # as template.yaml sets it
+    handlers._search_runtime.reset()
+    assert add_item(demo_photos[1].read_bytes(), key="hats/red.jpg") == (202, {
+        "key": "catalogue/hats/red.jpg", "status": "stored; it is indexed when the bucket's event is processed"})
+    assert add_item(demo_photos[2].read_bytes(), key="catalogue/hats/blue.jpg")[1]["key"] == "catalogue/hats/blue.jpg"
+    keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert keys == ["catalogue/hats/blue.jpg", "catalogue/hats/red.jpg", "seed.jpg"]
+    status, body = http("DELETE", "/items/seed.jpg")  # indexed, but outside the prefix the role may write
+    assert (status, body["error"]["code"]) == (404, "not_found")
+    assert "seed.jpg" in [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
