@@ -183,3 +183,11 @@ def test_with_an_images_prefix_added_keys_go_under_it_and_nothing_outside_it_is_
     status, body = http("DELETE", "/items/seed.jpg")  # indexed, but outside the prefix the role may write
     assert (status, body["error"]["code"]) == (404, "not_found")
     assert "seed.jpg" in [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
+
+
+def test_an_added_item_gets_the_upload_limit_of_search(functions, monkeypatch, bucket):
+    monkeypatch.setenv("VISUAL_SEARCH_MAX_UPLOAD_BYTES", "100000")
+    handlers._search_runtime.reset()
+    status, body = add_item(b"\xff\xd8" + bytes(300_000), key="big.jpg")
+    assert (status, body["error"]["code"]) == (413, "payload_too_large") and "-byte limit" in body["error"]["message"]
+    assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
