@@ -89,7 +89,8 @@ def test_the_web_ui_searches_through_sam_local_start_api(ui_url, api_url, sam_bu
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(ui_url)
-            page.wait_for_selector("body[data-ready=true]")
+            # The page is ready after its first GET /stats, which cold-starts a Lambda container (10-30 s here).
+            page.wait_for_selector("body[data-ready=true]", timeout=180_000)
             with page.expect_response(f"{api_url}/search", timeout=180_000) as answer:
                 page.set_input_files("#file-input", str(REPO_ROOT / "demo" / "catalogue" / QUERY))
             assert answer.value.status == 200, answer.value.text()
