@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_no_stack_trace
+from hostile_support import assert_no_stack_trace
 
 VISUAL_SEARCH = Path(sys.executable).with_name("visual-search")
 

@@ -2,55 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import re
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.search import SearchService
 
-from corpus import demo_photo_paths, known_key
+from corpus import demo_photo_paths
 from fakes import HistogramEmbedder
 
-def _root_conftest():
-    """tests/conftest.py, whose module name this file shadows for the hostile tests."""
-    spec = importlib.util.spec_from_file_location("tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-require_service = _root_conftest().require_service
-REPO_ROOT = Path(__file__).resolve().parents[2]
-INDEXED_PHOTOS = 12
-# What a Python stack trace looks like in text: the header, or a frame line.
-_STACK_TRACE = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+')
-
-
-def assert_no_stack_trace(text: str) -> None:
-    match = _STACK_TRACE.search(text)
-    assert match is None, f"a stack trace leaked: ...{text[max(0, match.start() - 200): match.end() + 200]}..."
-
-
-@dataclass(frozen=True)
-class IndexSnapshot:
-    """What a bad query must never change: the record count, every key's content hash, one key's vector."""
-
-    count: int
-    hashes: dict[str, str]
-    vector: bytes
-
-    @classmethod
-    def of(cls, directory: Path) -> "IndexSnapshot":
-        with LocalIndex(directory, writable=False) as index:
-            vector = index.get_vector(known_key())
-            assert vector is not None, "the known key must be indexed"
-            return cls(index.count(), index.keys_with_hashes(), np.asarray(vector, dtype=np.float32).tobytes())
+from hostile_support import INDEXED_PHOTOS
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from visual_search.core.hashing import sha256_hex
 from visual_search.indexes.local.index import LocalIndex
 
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
-from conftest import assert_no_stack_trace
+from hostile_support import assert_no_stack_trace
 from corpus import demo_photo_paths
 
 pytestmark = [needs_local_model, pytest.mark.timeout(300)]

@@ -5,7 +5,6 @@ or a 503 with Retry-After, and the memory is given back afterwards."""
 from __future__ import annotations
 
 import io
-import os
 import signal
 import socket
 import subprocess

@@ -20,7 +20,7 @@ from visual_search.indexes.local.index import LocalIndex
 from visual_search.core.images import IMAGE_SUFFIXES
 
 from cli_runner import needs_local_model, run_cli
-from conftest import IndexSnapshot
+from hostile_support import IndexSnapshot
 from corpus import FILE_CASES, demo_photo_paths
 
 pytestmark = [needs_local_model, pytest.mark.timeout(300)]

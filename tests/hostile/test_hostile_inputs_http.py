@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from visual_search.server.app import create_app
 from visual_search.core.settings import Settings
 
-from conftest import IndexSnapshot, assert_no_stack_trace
+from hostile_support import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, FileCase, b64, multipart_body, request_params
 
 pytestmark = pytest.mark.timeout(120)

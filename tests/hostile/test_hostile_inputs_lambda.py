@@ -14,7 +14,7 @@ from visual_search.api.search_api import SearchApi
 from visual_search.api.url_fetch import UrlFetcher
 from visual_search.core.lazy import Lazy
 
-from conftest import IndexSnapshot, assert_no_stack_trace
+from hostile_support import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
 
 pytestmark = pytest.mark.timeout(120)

@@ -15,7 +15,7 @@ from visual_search.indexes.local.index import LocalIndex
 from visual_search.server.app import create_app
 from visual_search.services.search import SearchService
 
-from conftest import IndexSnapshot, assert_no_stack_trace
+from hostile_support import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, multipart_body
 from fakes import HistogramEmbedder
 

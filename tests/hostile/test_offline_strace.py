@@ -19,7 +19,7 @@ import pytest
 from platformdirs import user_cache_dir
 
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model
-from conftest import require_service
+from hostile_support import require_service
 from corpus import demo_photo_paths, real_jpeg
 
 from loopback_image_host import image_host

@@ -29,7 +29,7 @@ from schemathesis.specs.openapi.checks import (
 from visual_search.server.app import create_app
 from visual_search.core.settings import Settings
 
-from conftest import assert_no_stack_trace
+from hostile_support import assert_no_stack_trace
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The operations this product documents (issue 3); the server may add more, which are fuzzed as well.

@@ -7,11 +7,10 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, require_service
+from hostile_support import REPO_ROOT, require_service
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -26,7 +25,6 @@ SPECIAL_PURPOSE_URLS = [
 _CHILD = r"""
 import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
-from pathlib import Path
 from loopback_image_host import image_host
 from visual_search.api.url_fetch import UrlFetcher
 from visual_search.core.errors import VisualSearchError
