@@ -160,7 +160,10 @@ async function addItem(event) {
   setStatus("operator-status", "Adding…");
   try {
     const item = await api("/items", { method: "POST", body: form });
-    setStatus("operator-status", `Added ${item.key}.`);
+    // On AWS the photo is only stored (202 with a status); the bucket's event indexes it a few seconds later.
+    setStatus("operator-status", item.status
+      ? `Stored ${item.key}; it appears in the catalogue once it has been indexed (usually within a minute).`
+      : `Added ${item.key}.`);
     $("add-form").reset();
     refresh();
   } catch (error) {
