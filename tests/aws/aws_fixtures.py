@@ -19,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_IMAGES = REPO_ROOT / "demo" / "catalogue" / "images"
 EVENTS_DIR = REPO_ROOT / "events"
 REGION = "us-east-1"
+BUCKET = "visual-search-images-123456789012-0123456789ab"  # the shape of the template's bucket name
 
 
 class LoopbackEndpoint:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
+import boto3
 import pytest
 
-from aws_fixtures import DEMO_IMAGES, REGION, LoopbackEndpoint
+from aws_fixtures import BUCKET, DEMO_IMAGES, REGION, LoopbackEndpoint
 from fakes import ColourGridEmbedder
 
 
@@ -54,4 +54,29 @@ def demo_photos() -> list[Path]:
     assert len(photos) == 6, f"the demo catalogue is missing from {DEMO_IMAGES}"
     return photos
 
+
+@pytest.fixture
+def bucket(moto_aws):
+    """The images bucket (moto), as an S3 client."""
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+@pytest.fixture
+def function_environment(monkeypatch, tmp_path, loopback_endpoint, bucket):
+    """The functions' environment as template.yaml sets it (the index in a folder, SageMaker on loopback); the
+    yielded `more(**variables)` adds a test's own settings. Cached services are dropped before and after."""
+    from visual_search.aws import handlers
+
+    def more(**variables: str) -> None:
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+
+    more(VISUAL_SEARCH_INDEX=str(tmp_path / "index"), VISUAL_SEARCH_EMBEDDER="sagemaker",
+         VISUAL_SEARCH_SAGEMAKER_ENDPOINT="embedding-endpoint", VISUAL_SEARCH_IMAGE_STORE=f"s3://{BUCKET}",
+         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=loopback_endpoint.url)
+    handlers.reset_cached_services()
+    yield more
+    handlers.reset_cached_services()
 

@@ -8,40 +8,23 @@ from __future__ import annotations
 import base64
 import json
 
-import boto3
 import pytest
 from urllib3 import encode_multipart_formdata
 
 from visual_search.aws import handlers
 
-from aws_fixtures import REGION, s3_event, sqs_batch
+from aws_fixtures import BUCKET, s3_event, sqs_batch
 
-BUCKET = "visual-search-images-123456789012-0123456789ab"
 KEY = "s3cret"
 
 
 @pytest.fixture
-def bucket(moto_aws):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
-
-
-@pytest.fixture
-def functions(monkeypatch, tmp_path, loopback_endpoint, bucket, demo_photos):
-    """Both functions' environments as template.yaml sets them (the index in a folder, SageMaker on loopback),
-    with an API key; one image is indexed first, as the search function needs an index to start."""
-    for name, value in {
-        "VISUAL_SEARCH_INDEX": str(tmp_path / "index"), "VISUAL_SEARCH_EMBEDDER": "sagemaker",
-        "VISUAL_SEARCH_SAGEMAKER_ENDPOINT": "embedding-endpoint", "VISUAL_SEARCH_IMAGE_STORE": f"s3://{BUCKET}",
-        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": loopback_endpoint.url, "VISUAL_SEARCH_API_KEY": KEY,
-    }.items():
-        monkeypatch.setenv(name, value)
-    handlers.reset_cached_services()
+def functions(function_environment, bucket, demo_photos):
+    """Both functions' environments, with an API key; one image is indexed first, as the search function needs an
+    index to start."""
+    function_environment(VISUAL_SEARCH_API_KEY=KEY)
     bucket.put_object(Bucket=BUCKET, Key="seed.jpg", Body=demo_photos[0].read_bytes())
     assert index_events([s3_event(BUCKET, "seed.jpg", created=True, sequencer="01")]) == {"batchItemFailures": []}
-    yield
-    handlers.reset_cached_services()
 
 
 def index_events(records: list[dict]) -> dict:

@@ -7,36 +7,20 @@ from __future__ import annotations
 import json
 import logging
 
-import boto3
 import pytest
 
 from visual_search.aws import handlers
 
-from aws_fixtures import REGION, s3_event, sqs_batch
+from aws_fixtures import BUCKET, s3_event, sqs_batch
 
-BUCKET = "visual-search-images-123456789012-0123456789ab"
 MANIFEST = "catalogue.csv"
 
 
 @pytest.fixture
-def bucket(moto_aws):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
-
-
-@pytest.fixture
-def index_function(monkeypatch, tmp_path, loopback_endpoint, bucket):
-    """IndexFunction's environment as template.yaml sets it (the index in a folder, SageMaker on loopback)."""
-    for name, value in {
-        "VISUAL_SEARCH_INDEX": str(tmp_path / "index"), "VISUAL_SEARCH_EMBEDDER": "sagemaker",
-        "VISUAL_SEARCH_SAGEMAKER_ENDPOINT": "embedding-endpoint", "VISUAL_SEARCH_IMAGE_STORE": f"s3://{BUCKET}",
-        "VISUAL_SEARCH_CATALOGUE_MANIFEST": MANIFEST, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": loopback_endpoint.url,
-    }.items():
-        monkeypatch.setenv(name, value)
-    handlers.reset_cached_services()
-    yield lambda *batches: handlers.index_handler(sqs_batch(*batches), None)
-    handlers.reset_cached_services()
+def index_function(function_environment):
+    """IndexFunction with the bucket's catalogue manifest configured."""
+    function_environment(VISUAL_SEARCH_CATALOGUE_MANIFEST=MANIFEST)
+    return lambda *batches: handlers.index_handler(sqs_batch(*batches), None)
 
 
 def indexed(*keys: str) -> dict:

@@ -18,30 +18,13 @@ from visual_search.aws.handlers import build_event_indexer, handle_index_event
 from visual_search.stores.s3 import S3ImageStore
 from visual_search.core.settings import Settings
 
-from aws_fixtures import REGION, s3_event, sqs_batch
+from aws_fixtures import BUCKET, REGION, s3_event, sqs_batch
 
-BUCKET = "visual-search-images-123456789012-abcdef012345"
-
-
-@pytest.fixture
-def bucket(moto_aws):
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
 
 
 @pytest.fixture
-def lambda_env(monkeypatch, tmp_path, loopback_endpoint, bucket):
-    """The functions' environment as template.yaml sets it, with the index in a folder and SageMaker on loopback."""
-    monkeypatch.setenv("VISUAL_SEARCH_INDEX", str(tmp_path / "index"))
-    monkeypatch.setenv("VISUAL_SEARCH_EMBEDDER", "sagemaker")
-    monkeypatch.setenv("VISUAL_SEARCH_SAGEMAKER_ENDPOINT", "embedding-endpoint")
-    monkeypatch.setenv("VISUAL_SEARCH_IMAGE_STORE", f"s3://{BUCKET}")
-    monkeypatch.setenv("VISUAL_SEARCH_PRESIGNED_URL_EXPIRY_S", "120")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", loopback_endpoint.url)
-    handlers.reset_cached_services()
-    yield
-    handlers.reset_cached_services()
+def lambda_env(function_environment):
+    function_environment(VISUAL_SEARCH_PRESIGNED_URL_EXPIRY_S="120")
 
 
 def upload(s3, key: str, data: bytes) -> None:
