@@ -17,7 +17,8 @@ from visual_search.indexes.local.graph import GraphSidecar
 from visual_search.indexes.local.identity import checked_identity, checked_new_identity
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
 from visual_search.indexes.local.lock import WriterLock
-from visual_search.indexes.local.search import nearest
+from visual_search.indexes.local.integrity import integrity_problems
+from visual_search.indexes.local.search import nearest, rescored
 from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
 from visual_search.indexes.local.filter_cache import FilterCache
 from visual_search.indexes.local.follower import SnapshotFollower
@@ -178,13 +179,7 @@ class LocalIndex:
             graph = None if exact else self._sidecar.graph
             seqs, _ = nearest(self._view.matrix, graph, query, k + _RESCORE_EXTRA, only=only,
                               excluded_seqs=excluded, exact_below=self.ann_threshold)
-            # Final scores from the float32 vectors in SQLite: the compact copy is float16 (within 5e-4), and a
-            # photo searched for itself must score 1.0. A few extra candidates absorb reorderings near the k-th.
-            full = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
-            seqs = np.asarray([seq for seq in seqs.tolist() if seq in full], dtype=np.int64)
-            scores = np.asarray([full[seq] @ query for seq in seqs.tolist()], dtype=np.float32)
-            order = np.lexsort((seqs, -scores))[:k]
-            seqs, scores = seqs[order], scores[order]
+            seqs, scores = rescored(self._db.vectors_by_seq(seqs.tolist(), self.dimension), seqs, query, k)
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
@@ -242,18 +237,7 @@ class LocalIndex:
     def check_integrity(self) -> list[str]:
         """Problems found (empty when healthy): SQLite's check, orphan rows, vector sizes, norms, sidecar file."""
         with self._mutex, self._db.snapshot():
-            problems = self._db.integrity_problems(self.dimension)
-            if not problems:
-                for seqs, vectors in self._db.vectors_after(0, self.dimension):
-                    norms = np.linalg.norm(vectors, axis=1)
-                    bad = seqs[~(np.abs(norms - 1.0) < 1e-3)]
-                    if len(bad):
-                        problems.append(f"vectors of seqs {bad[:5].tolist()} are not unit length")
-            meta = self._db.meta()
-            for role, name in (("HNSW sidecar", meta["ann_file"]), ("vector file", meta.get("vector_file", ""))):
-                if name and not (self.directory / name).is_file():
-                    problems.append(f"the {role} {name} named in the database is missing")
-        return problems
+            return integrity_problems(self._db, self.directory, self.dimension)
 
     # -- lifecycle ----------------------------------------------------------------------------------------
 

@@ -65,3 +65,15 @@ def nearest(
         return matrix.top_k(query, k, only_seqs=only_seqs, excluded_seqs=excluded_seqs)
     order = np.lexsort((seqs, -scores))[:k]
     return seqs[order], scores[order]
+
+
+def rescored(full_vectors: dict[int, np.ndarray], seqs: np.ndarray, query: np.ndarray, k: int):
+    """The best k of `seqs` by their float32 vectors (`full_vectors`, seq -> vector), ties by seq.
+
+    The compact copy the graph and matrix rank by is float16 (within 5e-4), and a photo searched for itself must
+    score 1.0; callers fetch a few candidates beyond k so reorderings near the k-th are absorbed."""
+    seqs = np.asarray([seq for seq in seqs.tolist() if seq in full_vectors], dtype=np.int64)
+    scores = np.asarray([full_vectors[seq] @ query for seq in seqs.tolist()], dtype=np.float32)
+    order = np.lexsort((seqs, -scores))[:k]
+    return seqs[order], scores[order]
+

@@ -10,64 +10,16 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from visual_search.core.records import ImageRecord, Product, SearchFilters
+from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.schema import (
+    RECORD_COLUMNS, SCHEMA, chunks, product_json, record_of_row, where_clause,
+)
 
 DATABASE_FILE_NAME = "index.sqlite3"
 FORMAT_VERSION = "1"
-# SQLite allows 32766 parameters; stay far below so one statement never fails on a large batch.
-_CHUNK = 900
 # The change log is trimmed once it holds this many removals; readers further behind reload everything.
 _REMOVAL_LOG_LIMIT = 100_000
 _REMOVAL_LOG_KEPT = 20_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS images (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- a new seq per upsert, never reused: readers load seq > watermark
-    key TEXT NOT NULL UNIQUE, uri TEXT NOT NULL, content_hash TEXT NOT NULL,
-    width INTEGER NOT NULL, height INTEGER NOT NULL, label TEXT,
-    attributes TEXT NOT NULL, indexed_at REAL NOT NULL,
-    product TEXT);  -- JSON of the Product (title, price, ...), NULL when the catalogue has none
-CREATE INDEX IF NOT EXISTS images_by_label ON images(label);
--- Vectors apart from metadata, so scanning records for filters and stats stays small.
-CREATE TABLE IF NOT EXISTS vectors (seq INTEGER PRIMARY KEY, vector BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS image_attributes (
-    name TEXT NOT NULL, value TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (name, value, seq)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS image_attributes_by_seq ON image_attributes(seq);
--- Seqs removed by delete or replace, so a reader can drop them from memory without rescanning.
-CREATE TABLE IF NOT EXISTS removals (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL);
-"""
-_RECORD_COLUMNS = "seq, key, uri, content_hash, width, height, label, attributes, indexed_at, product"
-
-
-def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _record(row: tuple) -> ImageRecord:
-    _, key, uri, content_hash, width, height, label, attributes, indexed_at, product = row
-    return ImageRecord(key, uri, content_hash, width, height, label, json.loads(attributes), indexed_at,
-                       Product.from_dict(json.loads(product)) if product else Product())
-
-
-def _product_json(record: ImageRecord) -> str | None:
-    return None if record.product.is_empty else json.dumps(record.product.as_dict(), sort_keys=True)
-
-
-def _where(filters: SearchFilters) -> tuple[str, list]:
-    """A WHERE clause over `images` (and its parameters) that accepts what the filters accept."""
-    clauses, params = [], []
-    if filters.labels:
-        clauses.append(f"label IN ({','.join('?' * len(filters.labels))})")
-        params += sorted(filters.labels)
-    for name, allowed in sorted(filters.attributes.items()):
-        values = sorted(allowed)
-        clauses.append(
-            f"seq IN (SELECT seq FROM image_attributes WHERE name = ? AND value IN ({','.join('?' * len(values))}))"
-        )
-        params += [name, *values]
-    return " AND ".join(clauses) or "1", params
 
 
 class IndexStore:
@@ -105,7 +57,7 @@ class IndexStore:
         self.connection.execute("PRAGMA journal_mode = WAL")
         with self.write():
             # Statement by statement: executescript would COMMIT the open transaction first.
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in filter(str.strip, SCHEMA.split(";")):
                 self.connection.execute(statement)
             self.connection.executemany(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
@@ -148,7 +100,7 @@ class IndexStore:
 
     def seqs_of_keys(self, keys: Sequence[str]) -> list[int]:
         seqs: list[int] = []
-        for chunk in _chunks(list(keys)):
+        for chunk in chunks(list(keys)):
             marks = ",".join("?" * len(chunk))
             seqs += [row[0] for row in self.connection.execute(f"SELECT seq FROM images WHERE key IN ({marks})", chunk)]
         return seqs
@@ -159,9 +111,9 @@ class IndexStore:
         first_seq = self.last_seq() + 1
         seqs = range(first_seq, first_seq + len(records))
         self.connection.executemany(
-            f"INSERT INTO images ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO images ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(seq, r.key, r.uri, r.content_hash, int(r.width), int(r.height), r.label,
-              json.dumps(dict(r.attributes), sort_keys=True), float(r.indexed_at), _product_json(r))
+              json.dumps(dict(r.attributes), sort_keys=True), float(r.indexed_at), product_json(r))
              for seq, r in zip(seqs, records)],
         )
         self.connection.executemany(
@@ -215,7 +167,7 @@ class IndexStore:
     def vectors_by_seq(self, seqs: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
         """seq -> float32 (dimension,) of the live ones among `seqs`: the full-precision re-score of a few hits."""
         found: dict[int, np.ndarray] = {}
-        for chunk in _chunks(list(seqs)):
+        for chunk in chunks(list(seqs)):
             marks = ",".join("?" * len(chunk))
             for seq, blob in self.connection.execute(f"SELECT seq, vector FROM vectors WHERE seq IN ({marks})", chunk):
                 found[seq] = np.frombuffer(blob, dtype=np.float32, count=dimension)
@@ -234,38 +186,38 @@ class IndexStore:
 
     def records_by_seq(self, seqs: Sequence[int]) -> dict[int, ImageRecord]:
         found: dict[int, ImageRecord] = {}
-        for chunk in _chunks(list(seqs)):
+        for chunk in chunks(list(seqs)):
             marks = ",".join("?" * len(chunk))
-            for row in self.connection.execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE seq IN ({marks})", chunk):
-                found[row[0]] = _record(row)
+            for row in self.connection.execute(f"SELECT {RECORD_COLUMNS} FROM images WHERE seq IN ({marks})", chunk):
+                found[row[0]] = record_of_row(row)
         return found
 
     def records_by_key(self, keys: Sequence[str]) -> dict[str, ImageRecord]:
         found: dict[str, ImageRecord] = {}
-        for chunk in _chunks(list(dict.fromkeys(keys))):
+        for chunk in chunks(list(dict.fromkeys(keys))):
             marks = ",".join("?" * len(chunk))
-            for row in self.connection.execute(f"SELECT {_RECORD_COLUMNS} FROM images WHERE key IN ({marks})", chunk):
-                found[row[1]] = _record(row)
+            for row in self.connection.execute(f"SELECT {RECORD_COLUMNS} FROM images WHERE key IN ({marks})", chunk):
+                found[row[1]] = record_of_row(row)
         return found
 
     def seqs_matching(self, filters: SearchFilters) -> np.ndarray:
         """Ascending int64 seqs of the records the filters accept."""
-        where, params = _where(filters)
+        where, params = where_clause(filters)
         rows = self.connection.execute(f"SELECT seq FROM images WHERE {where} ORDER BY seq", params)
         return np.fromiter((row[0] for row in rows), dtype=np.int64)
 
     def records_page(self, filters: SearchFilters | None, offset: int, limit: int) -> tuple[list[ImageRecord], int]:
         """The records the filters accept, ordered by key, from `offset`; and how many they accept in all."""
-        where, params = _where(filters or SearchFilters())
+        where, params = where_clause(filters or SearchFilters())
         total = self.connection.execute(f"SELECT COUNT(*) FROM images WHERE {where}", params).fetchone()[0]
         rows = self.connection.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM images WHERE {where} ORDER BY key LIMIT ? OFFSET ?", [*params, limit, offset]
+            f"SELECT {RECORD_COLUMNS} FROM images WHERE {where} ORDER BY key LIMIT ? OFFSET ?", [*params, limit, offset]
         )
-        return [_record(row) for row in rows], int(total)
+        return [record_of_row(row) for row in rows], int(total)
 
     def keys_by_seq(self, seqs: Sequence[int]) -> dict[int, str]:
         found: dict[int, str] = {}
-        for chunk in _chunks(list(seqs)):
+        for chunk in chunks(list(seqs)):
             marks = ",".join("?" * len(chunk))
             found.update(self.connection.execute(f"SELECT seq, key FROM images WHERE seq IN ({marks})", chunk))
         return found

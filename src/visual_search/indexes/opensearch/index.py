@@ -13,11 +13,13 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TypeVar
 import numpy as np
 
 from visual_search.indexes.opensearch import documents as docs
-from visual_search.core.errors import InvalidRequestError, ModelMismatchError, NotFoundError
+from visual_search.indexes.opensearch import listing
+from visual_search.core.errors import InvalidRequestError
 from visual_search.indexes.opensearch.backfill import backfill_settings, parallel_bulk
 from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
+from visual_search.indexes.opensearch.identity import open_or_create
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
-from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
 T = TypeVar("T")
 Refresh = Literal["wait_for"] | bool
@@ -91,7 +93,10 @@ class OpenSearchIndex:
                 compression_level=compression_level,
                 encoder=encoder,
             )
-        self.model_id, self.dimension = self._check_or_create(model_id, dimension, new_index)
+        self.model_id, self.dimension, engine_in_use = open_or_create(
+            self._session, self.location.endpoint, self.index_name, model_id, dimension, new_index
+        )
+        self.engine = engine_in_use or self.engine
 
     @classmethod
     def open_existing(cls, url: str, **options: Any) -> "OpenSearchIndex":
@@ -206,39 +211,11 @@ class OpenSearchIndex:
         return int(self._call(lambda client: client.count(index=self.index_name), what="count")["count"])
 
     def list_records(self, offset: int = 0, limit: int = 50, filters: SearchFilters | None = None) -> RecordPage:
-        """A page ordered by key. Past OpenSearch's 10,000-hit window of from/size, the page starts after the key
-        at `offset`, found by walking the keys before it (keys only, 10,000 a request)."""
-        offset, limit = checked_page(offset, limit)
-        if offset + limit <= docs.MAX_K:
-            body = docs.listing_query(filters, offset, limit)
-        else:
-            after, skipped = None, 0
-            while skipped < offset:
-                size = min(offset - skipped, docs.MAX_K)
-                scan = docs.key_scan_query(filters, after, size)
-                hits = self._call(lambda client: client.search(index=self.index_name, body=scan), what="skip keys")
-                keys = [hit["_source"]["key"] for hit in hits["hits"]["hits"]]
-                if not keys:
-                    break
-                after, skipped = keys[-1], skipped + len(keys)
-            body = docs.listing_query(filters, 0, limit, after_key=after)
-            if skipped < offset:  # past the end: no records, but the total still counts the matches
-                body["size"] = 0
-        answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="list records")
-        records = [docs.record_from_source(hit["_source"]) for hit in answer["hits"]["hits"]]
-        return RecordPage(records, int(answer["hits"]["total"]["value"]))
+        """A page ordered by key (see listing.list_records for pages past the 10,000-hit window)."""
+        return listing.list_records(self._search, offset, limit, filters)
 
     def iter_vectors(self, batch_size: int = 1024) -> Iterator[tuple[list[str], np.ndarray]]:
-        after: str | None = None
-        while True:
-            body = docs.vector_scan_query(after, min(batch_size, docs.MAX_K))
-            answer = self._call(lambda client: client.search(index=self.index_name, body=body), what="scan vectors")
-            hits = answer["hits"]["hits"]
-            if not hits:
-                return
-            after = hits[-1]["_source"]["key"]
-            vectors = np.asarray([hit["_source"][docs.VECTOR_FIELD] for hit in hits], dtype=np.float32)
-            yield [hit["_source"]["key"] for hit in hits], vectors
+        return listing.iter_vectors(self._search, batch_size)
 
     def stats(self) -> IndexStats:
         answer = self._call(
@@ -285,45 +262,5 @@ class OpenSearchIndex:
     def _call(self, operation: Callable[[Any], T], *, what: str) -> T:
         return self._session.call(operation, what=f"{what} in {self.index_name!r}")
 
-    def _check_or_create(
-        self, model_id: str | None, dimension: int | None, new_index: dict[str, Any] | None
-    ) -> tuple[str, int]:
-        """The index's (model_id, dimension), creating it from `new_index` when missing and one is given."""
-        from opensearchpy.exceptions import RequestError
-
-        meta, vector_mapping = read_index_meta(self._session, self.index_name)
-        if meta is None and new_index is not None:
-            try:
-                self._call(
-                    lambda client: client.indices.create(index=self.index_name, body=new_index), what="create it"
-                )
-                return model_id, dimension
-            except InvalidRequestError as error:  # another process created it first: check theirs below
-                if not isinstance(error.__cause__, RequestError) or "already_exists" not in str(error.__cause__):
-                    raise
-            meta, vector_mapping = read_index_meta(self._session, self.index_name)
-        if meta is None:
-            raise NotFoundError(f"OpenSearch index {self.index_name!r} does not exist at {self.location.endpoint}")
-        self.engine = (vector_mapping.get("method") or {}).get("engine", "lucene")
-        if model_id is None:
-            model_id = meta.get("model_id")
-        if dimension is None:
-            dimension = meta.get("dimension") or vector_mapping.get("dimension")
-        problem = docs.model_mismatch(meta, vector_mapping, model_id=model_id, dimension=dimension)
-        if problem:
-            raise ModelMismatchError(f"OpenSearch index {self.index_name!r} {problem}")
-        return model_id, int(dimension)
-
-
-def read_index_meta(session: OpenSearchSession, index_name: str) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """The index's mapping `_meta` ({} when it has none) and its vector field mapping; (None, {}) when missing."""
-    from opensearchpy.exceptions import NotFoundError as OpenSearchNotFound
-
-    try:
-        answer = session.call(
-            lambda client: client.indices.get_mapping(index=index_name), what=f"read the mapping of {index_name!r}"
-        )
-    except OpenSearchNotFound:
-        return None, {}
-    mappings = next(iter(answer.values()))["mappings"]
-    return mappings.get("_meta") or {}, (mappings.get("properties") or {}).get(docs.VECTOR_FIELD) or {}
+    def _search(self, body: dict[str, Any], what: str) -> dict[str, Any]:
+        return self._call(lambda client: client.search(index=self.index_name, body=body), what=what)
