@@ -86,7 +86,7 @@ def main() -> None:
             "category_map": round(category.mean_average_precision, 4),
         }
         print(weight, json.dumps(results[str(weight)]), flush=True)
-    report = {"machine": machine_facts(shared_machine="yes: 7 engineers on 2 cores"), "model": embedder.model_id,
+    report = {"machine": machine_facts(), "model": embedder.model_id,
               "garments": len(originals), "gallery": len(gallery), "results": results}
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -113,7 +113,7 @@ def main() -> None:
             })
         index.close()
     print(json.dumps({
-        "machine": machine_facts(note="shared by 7 engineers at the time (2 cores); figures are indicative"),
+        "machine": machine_facts(),
         "images": len(files), "failed": len(report.failed), "originals": len(originals), "others": len(others),
         "embed_s": round(embed_s, 1), "rows": rows,
     }, indent=1))

@@ -105,7 +105,7 @@ def main() -> int:
                       ("import_s", "model_fn_s", "first_embedding_s", "process_s")}
                for kind, results in runs.items()}
     report = {
-        "machine": machine_facts(note="shared machine: 7 engineers, 2 cores"),
+        "machine": machine_facts(),
         "archive_mb": archive_mb,
         "median": medians,
         "archive_over_baseline_process": round(medians["archive"]["process_s"] / medians["baseline"]["process_s"], 2),

@@ -291,7 +291,7 @@ def main() -> None:
         print(markdown_row(row), flush=True)
 
     result = {
-        "machine": machine_facts(shared_machine="yes: 7 engineers working on this 2-core machine during the run"),
+        "machine": machine_facts(),
         "photos": len(photos), "half_sizes": {k: len(v) for k, v in halves.items()},
         "shopper_queries": {k: int((shop_half == k).sum()) for k in halves},
         "focus_cropped": {k: v[1] for k, v in focus.items()},

@@ -187,7 +187,7 @@ def main() -> int:
     catalogue, queries, how = dataset(arguments.vectors, arguments.workdir, arguments.clothing_dir,
                                       arguments.queries, arguments.seed)
     report = {"vectors": len(catalogue), "backend": arguments.backend, "k": 10, "queries": len(queries),
-              "test_vectors": how, "machine": machine_facts(shared_machine="yes: 7 engineers on 2 cores")}
+              "test_vectors": how, "machine": machine_facts()}
     if arguments.backend == "embedded":
         report.update(bench_embedded(catalogue, queries, arguments.workdir, arguments.reuse_index))
     else:
