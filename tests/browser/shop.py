@@ -17,7 +17,9 @@ from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.services.search import SearchService
+from visual_search.server.app import create_app
 
+from live_server import serving
 from service_check import require_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +116,14 @@ def screenshot(page, name: str, **options) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), **options)
     return path
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory):
+    """The real server over the demo catalogue's search service."""
+    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), cache_dir=str(tmp_path_factory.mktemp("cache")))
+    with serving(create_app(settings, search_service=demo_search_service())) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

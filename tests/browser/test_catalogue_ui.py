@@ -13,24 +13,14 @@ from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 
 from live_server import index_folder, read_labels, serving
+from shop import browser  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "demo" / "catalogue"
 NEW_PHOTO = REPO_ROOT / "tests" / "fixtures" / "photos" / "hat.jpg"  # not in the demo catalogue
 API_KEY = "catalogue-operator-key"
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

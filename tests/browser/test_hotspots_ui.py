@@ -5,21 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.core.settings import Settings
-from visual_search.server.app import create_app
 
-from live_server import serving
-from shop import DESKTOP, PHONE, browser, demo_search_service, screenshot, search_and_wait, shopper_page  # noqa: F401
+from shop import base_url, DESKTOP, PHONE, browser, demo_search_service, screenshot, search_and_wait, shopper_page  # noqa: F401
 from composites import side_by_side  # the same composite the API test checks
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), cache_dir=str(tmp_path_factory.mktemp("cache")))
-    with serving(create_app(settings, search_service=demo_search_service())) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")

@@ -7,21 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.core.settings import Settings
-from visual_search.server.app import create_app
 
-from live_server import serving
-from shop import (CATCH_ALL, DEMO, DESKTOP, PHONE, QUERY_KEY, browser, demo_search_service, result_keys,  # noqa: F401
+from shop import (base_url, CATCH_ALL, DESKTOP, PHONE, QUERY_KEY, browser, result_keys,  # noqa: F401
                   screenshot, search_and_wait, shopper_page, upload)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-@pytest.fixture(scope="module")
-def base_url(tmp_path_factory):
-    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), cache_dir=str(tmp_path_factory.mktemp("cache")))
-    with serving(create_app(settings, search_service=demo_search_service())) as url:
-        yield url
 
 
 @pytest.fixture
