@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from bench_quality import DATASET, load_dataset
 from bench_quality import decode as decode_held
 from machine import machine_facts
@@ -65,7 +64,9 @@ def main() -> None:
     gallery = embedder.embed(gallery_images)
     queries = []
     for item, image in enumerate(originals):
-        jpeg, _ = make_shopper_photo(image, lambda: originals[(item + 1) % len(originals)], np.random.default_rng([args.seed, item]))
+        jpeg, _ = make_shopper_photo(
+            image, lambda item=item: originals[(item + 1) % len(originals)], np.random.default_rng([args.seed, item])
+        )
         queries.append(decode(jpeg, size))
     query_signatures = embedder.embed(queries)
     originals_only = gallery[0::3]
@@ -86,8 +87,13 @@ def main() -> None:
             "category_map": round(category.mean_average_precision, 4),
         }
         print(weight, json.dumps(results[str(weight)]), flush=True)
-    report = {"machine": machine_facts(), "model": embedder.model_id,
-              "garments": len(originals), "gallery": len(gallery), "results": results}
+    report = {
+        "machine": machine_facts(),
+        "model": embedder.model_id,
+        "garments": len(originals),
+        "gallery": len(gallery),
+        "results": results,
+    }
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 

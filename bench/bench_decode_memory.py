@@ -56,14 +56,20 @@ def _one_configuration(threads: int, capacity: int) -> dict:
     seconds = time.perf_counter() - started
     time.sleep(1.0)
     memory = _memory_mib()
-    return {"png_bytes": len(bomb), "baseline_mib": round(baseline, 1), "peak_mib": round(memory["VmHWM"], 1),
-            "after_mib": round(memory["VmRSS"], 1), "seconds": round(seconds, 2)}
+    return {
+        "png_bytes": len(bomb),
+        "baseline_mib": round(baseline, 1),
+        "peak_mib": round(memory["VmHWM"], 1),
+        "after_mib": round(memory["VmRSS"], 1),
+        "seconds": round(seconds, 2),
+    }
 
 
 def _run_child(threads: int, capacity: int) -> dict:
     code = f"import bench_decode_memory as b, json; print(json.dumps(b._one_configuration({threads}, {capacity})))"
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=sys.path[0] or ".").stdout
+    output = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=sys.path[0] or "."
+    ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
@@ -89,8 +95,10 @@ def main() -> None:
         return
     for name in ("with_budget", "without_budget"):
         row = report[name]
-        print(f"{name:15} peak {row['peak_mib']:7.0f} MiB  after {row['after_mib']:6.0f} MiB  "
-              f"(baseline {row['baseline_mib']:.0f})  {row['seconds']:.1f} s")
+        print(
+            f"{name:15} peak {row['peak_mib']:7.0f} MiB  after {row['after_mib']:6.0f} MiB  "
+            f"(baseline {row['baseline_mib']:.0f})  {row['seconds']:.1f} s"
+        )
     print(f"peak ratio {report['peak_ratio']}, time ratio {report['time_ratio']} ({report['machine']['date']})")
 
 

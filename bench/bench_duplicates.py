@@ -77,8 +77,9 @@ def main() -> None:
         folder = Path(scratch) / "catalogue"
         folder.mkdir()
         truth = build_catalogue(folder, originals, others)
-        index = LocalIndex(Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension,
-                           writable=True)
+        index = LocalIndex(
+            Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True
+        )
         files = sorted(folder.iterdir())
         started = time.perf_counter()
         report = IndexingService(embedder, index).index_items(
@@ -98,25 +99,38 @@ def main() -> None:
             hits = len(found_pairs & true_pairs)
             grouped_with_original = {
                 kind: sum(
-                    1 for original in originals
+                    1
+                    for original in originals
                     if frozenset({original.name, f"{original.stem}--{kind}.jpg"}) in found_pairs
-                ) / len(originals)
+                )
+                / len(originals)
                 for kind in ("resized", "recompressed", "cropped", "mirrored")
             }
-            rows.append({
-                "threshold": threshold,
-                "pair_precision": round(hits / len(found_pairs), 4) if found_pairs else None,
-                "pair_recall": round(hits / len(true_pairs), 4),
-                "groups": len(found.groups),
-                "copies_grouped_with_original": {k: round(v, 3) for k, v in grouped_with_original.items()},
-                "pass_s": round(pass_s, 2),
-            })
+            rows.append(
+                {
+                    "threshold": threshold,
+                    "pair_precision": round(hits / len(found_pairs), 4) if found_pairs else None,
+                    "pair_recall": round(hits / len(true_pairs), 4),
+                    "groups": len(found.groups),
+                    "copies_grouped_with_original": {k: round(v, 3) for k, v in grouped_with_original.items()},
+                    "pass_s": round(pass_s, 2),
+                }
+            )
         index.close()
-    print(json.dumps({
-        "machine": machine_facts(),
-        "images": len(files), "failed": len(report.failed), "originals": len(originals), "others": len(others),
-        "embed_s": round(embed_s, 1), "rows": rows,
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "machine": machine_facts(),
+                "images": len(files),
+                "failed": len(report.failed),
+                "originals": len(originals),
+                "others": len(others),
+                "embed_s": round(embed_s, 1),
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

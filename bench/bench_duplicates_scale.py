@@ -51,9 +51,14 @@ def run(vectors: np.ndarray, copies: int, folder: Path) -> dict:
     index.close()
     grouped = {key for group in report.groups for key in group.keys}
     found = sum(1 for i in planted if {f"{i}", f"copy-{i}"} <= grouped)
-    return {"images": len(vectors) + copies, "build_s": round(build_s, 1), "pass_s": round(pass_s, 1),
-            "ms_per_image": round(1000 * pass_s / (len(vectors) + copies), 2),
-            "planted_copies_found": round(found / copies, 4), "groups": len(report.groups)}
+    return {
+        "images": len(vectors) + copies,
+        "build_s": round(build_s, 1),
+        "pass_s": round(pass_s, 1),
+        "ms_per_image": round(1000 * pass_s / (len(vectors) + copies), 2),
+        "planted_copies_found": round(found / copies, 4),
+        "groups": len(report.groups),
+    }
 
 
 def main() -> None:
@@ -66,11 +71,11 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-dup-scale-") as scratch:
         for count in (10_000, args.count):
-            rows.append(run(np.ascontiguousarray(vectors[:count], dtype=np.float32), args.copies,
-                            Path(scratch) / str(count)))
+            rows.append(
+                run(np.ascontiguousarray(vectors[:count], dtype=np.float32), args.copies, Path(scratch) / str(count))
+            )
     rows[1]["ms_per_image_ratio_to_10k"] = round(rows[1]["ms_per_image"] / rows[0]["ms_per_image"], 2)
-    print(json.dumps({"machine": machine_facts(), "rows": rows},
-                     indent=1))
+    print(json.dumps({"machine": machine_facts(), "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -67,10 +66,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
+    import onnxruntime
+
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
     from visual_search.embedders.onnx.registry import resolve_model
-
-    import onnxruntime
 
     facts = machine_facts(onnxruntime=onnxruntime.__version__)
     results = []
@@ -78,19 +77,32 @@ def main() -> None:
         model = resolve_model(name, calibration_dir=args.calibration_dir)
         tensors = load_tensors(args.images, args.count, model.spec)
         cores = os.cpu_count() or 1
-        settings = (("single stream", 1, 1, 1), ("all cores", cores, args.batch_size, 1),
-                    (f"{cores} streams", 1, args.batch_size, cores))
+        settings = (
+            ("single stream", 1, 1, 1),
+            ("all cores", cores, args.batch_size, 1),
+            (f"{cores} streams", 1, args.batch_size, cores),
+        )
         for setting, threads, batch, streams in settings:
             embedder = OnnxEmbedder(model, intra_op_threads=threads, batch_size=batch, streams=streams)
-            results.append({"model": name, "model_id": model.model_id, "setting": setting,
-                            **measure(embedder, tensors, batch, args.seconds)})
+            results.append(
+                {
+                    "model": name,
+                    "model_id": model.model_id,
+                    "setting": setting,
+                    **measure(embedder, tensors, batch, args.seconds),
+                }
+            )
     report = {"machine": facts, "results": results}
     print(json.dumps(report, indent=2))
     print(f"\n{facts['cpu']}, {facts['cores']} cores, onnxruntime {facts['onnxruntime']}, {facts['date']}")
-    print(f"{'model':<11} {'setting':<14} {'thr':>3} {'batch':>5} {'img/s':>7} {'img/CPU-s':>9} {'idle est':>8} {'load':>5}")
+    print(
+        f"{'model':<11} {'setting':<14} {'thr':>3} {'batch':>5} {'img/s':>7} {'img/CPU-s':>9} {'idle est':>8} {'load':>5}"
+    )
     for r in results:
-        print(f"{r['model']:<11} {r['setting']:<14} {r['threads']:>3} {r['batch_size']:>5} {r['img_per_s']:>7} "
-              f"{r['cpu_img_per_s']:>9} {r['idle_estimate_img_per_s']:>8} {r['load_average_1m']:>5.1f}")
+        print(
+            f"{r['model']:<11} {r['setting']:<14} {r['threads']:>3} {r['batch_size']:>5} {r['img_per_s']:>7} "
+            f"{r['cpu_img_per_s']:>9} {r['idle_estimate_img_per_s']:>8} {r['load_average_1m']:>5.1f}"
+        )
     if args.out:
         args.out.write_text(json.dumps(report, indent=2) + "\n")
 

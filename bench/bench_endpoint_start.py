@@ -95,15 +95,25 @@ def main() -> int:
         # The baseline: the same code/inference.py, the venv's site-packages (its onnxruntime) instead of code/lib.
         (scratch / "baseline").mkdir()
         (scratch / "baseline" / "inference.py").write_text((code / "inference.py").read_text())
-        baseline_run = [sys.executable, "-c", _START, f"{scratch / 'baseline'}:{REPO_ROOT / 'src'}", str(model),
-                        str(PHOTO)]
+        baseline_run = [
+            sys.executable,
+            "-c",
+            _START,
+            f"{scratch / 'baseline'}:{REPO_ROOT / 'src'}",
+            str(model),
+            str(PHOTO),
+        ]
         runs = {"archive": [], "baseline": []}
         for _ in range(args.runs):  # interleaved, so the shared machine's load affects both alike
             runs["baseline"].append(start(baseline_run, scratch))
             runs["archive"].append(start(archive_run, scratch))
-    medians = {kind: {name: statistics.median(run[name] for run in results) for name in
-                      ("import_s", "model_fn_s", "first_embedding_s", "process_s")}
-               for kind, results in runs.items()}
+    medians = {
+        kind: {
+            name: statistics.median(run[name] for run in results)
+            for name in ("import_s", "model_fn_s", "first_embedding_s", "process_s")
+        }
+        for kind, results in runs.items()
+    }
     report = {
         "machine": machine_facts(),
         "archive_mb": archive_mb,

@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
+from PIL import Image, ImageOps
 
 from visual_search.bootstrap import build_embedder  # noqa: E402
 from visual_search.core.images import CropBox  # noqa: E402
@@ -77,8 +76,10 @@ def main() -> int:
     rng = random.Random(args.seed)
     by_label = photos_by_label(args.dataset)
     labels = sorted(by_label)
-    methods = {"hotspots": lambda image: [box for box, _ in propose_hotspots(embedder, image)],
-               "proposer_alone": lambda image: [box for box, _ in embedder.propose_regions(image, max_regions=4)]}
+    methods = {
+        "hotspots": lambda image: [box for box, _ in propose_hotspots(embedder, image)],
+        "proposer_alone": lambda image: [box for box, _ in embedder.propose_regions(image, max_regions=4)],
+    }
     tallies = {name: {"passed": 0, "items": 0, "ious": [], "seconds": [], "regions": 0} for name in methods}
     for _ in range(args.composites):
         first, second = rng.sample(labels, 2)  # two different kinds of item, e.g. a hat and shoes
@@ -100,7 +101,10 @@ def main() -> int:
         with Image.open(path) as source:
             with_hotspots += bool(propose_hotspots(embedder, ImageOps.exif_transpose(source).convert("RGB")))
     result = {
-        "bench": "hotspots", "model": embedder.model_id, "composites": args.composites, "seed": args.seed,
+        "bench": "hotspots",
+        "model": embedder.model_id,
+        "composites": args.composites,
+        "seed": args.seed,
         "iou_needed": IOU_NEEDED,
         "single_item_photos_given_hotspots": round(with_hotspots / len(singles), 3),
         "machine": facts,

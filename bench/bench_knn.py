@@ -20,13 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
+from visual_search.core.records import ImageRecord
 from visual_search.indexes.local.hnsw import HnswParams
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.local.matrix import VectorMatrix
-from visual_search.core.records import ImageRecord
-
-from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 DIMENSION = 1280
 LATENT = 96
@@ -65,8 +64,10 @@ def gaussian_clusters(count: int, seed: int) -> np.ndarray:
 
 
 def percentiles_ms(durations_s: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(float(np.percentile(durations_s, 50)) * 1e3, 3),
-            "p95_ms": round(float(np.percentile(durations_s, 95)) * 1e3, 3)}
+    return {
+        "p50_ms": round(float(np.percentile(durations_s, 50)) * 1e3, 3),
+        "p95_ms": round(float(np.percentile(durations_s, 95)) * 1e3, 3),
+    }
 
 
 def timed_searches(index: LocalIndex, queries: np.ndarray, exact: bool) -> tuple[list[list[str]], dict]:
@@ -87,8 +88,9 @@ def recall_at_10(approximate: list[list[str]], exact: list[list[str]]) -> float:
 def bench_index(vectors: np.ndarray, queries: np.ndarray, directory: Path, params: HnswParams) -> dict:
     """Upsert through LocalIndex, build the HNSW sidecar, then time exact and approximate searches in a reader."""
     figures: dict = {"count": len(vectors)}
-    with LocalIndex(directory, model_id="bench", dimension=DIMENSION, writable=True,
-                    ann_threshold=len(vectors) + 1, hnsw=params) as writer:
+    with LocalIndex(
+        directory, model_id="bench", dimension=DIMENSION, writable=True, ann_threshold=len(vectors) + 1, hnsw=params
+    ) as writer:
         started = time.perf_counter()
         for start in range(0, len(vectors), 1000):
             chunk = vectors[start : start + 1000]
@@ -141,7 +143,12 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=540.0, help="skip HNSW builds projected to overrun this")
     arguments = parser.parse_args()
     params = HnswParams()
-    report: dict = {"machine": machine_facts(blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default")), "hnsw_params": params.__dict__, "k": 10, "results": []}
+    report: dict = {
+        "machine": machine_facts(blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default")),
+        "hnsw_params": params.__dict__,
+        "k": 10,
+        "results": [],
+    }
     generator = EmbeddingLikeGenerator()
     started, seconds_per_vector = time.perf_counter(), None  # upsert + HNSW build cost, learnt from the first size
     with tempfile.TemporaryDirectory(prefix="bench-knn-") as scratch:
@@ -152,9 +159,14 @@ def main() -> None:
                 if size * DIMENSION * 4 * 1.5 > os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"):
                     report["results"].append({"count": size, "skipped": "not enough free memory"})
                     continue
-                why = (f"projected build {projected_s:.0f} s exceeds the remaining budget {remaining_s:.0f} s"
-                       if size <= arguments.max_ann_size else f"above --max-ann-size {arguments.max_ann_size}")
-                report["results"].append({"data": "embedding-like", **bench_exact_only(generator, size, arguments.queries, why)})
+                why = (
+                    f"projected build {projected_s:.0f} s exceeds the remaining budget {remaining_s:.0f} s"
+                    if size <= arguments.max_ann_size
+                    else f"above --max-ann-size {arguments.max_ann_size}"
+                )
+                report["results"].append(
+                    {"data": "embedding-like", **bench_exact_only(generator, size, arguments.queries, why)}
+                )
                 continue
             vectors, latent = generator.catalogue(size, seed=size)
             queries = generator.queries(latent, arguments.queries, seed=size + 1)

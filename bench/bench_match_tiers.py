@@ -59,8 +59,12 @@ def band_precision(pairs: list[tuple[float, bool]]) -> list[dict]:
     for score, same in pairs:
         bands[int(score / BAND)].append(same)
     return [
-        {"from": round(b * BAND, 2), "to": round((b + 1) * BAND, 2), "matches": len(v),
-         "same_label_precision": round(sum(v) / len(v), 3)}
+        {
+            "from": round(b * BAND, 2),
+            "to": round((b + 1) * BAND, 2),
+            "matches": len(v),
+            "same_label_precision": round(sum(v) / len(v), 3),
+        }
         for b, v in sorted(bands.items(), reverse=True)
     ]
 
@@ -90,8 +94,9 @@ def main() -> int:
     photos = sample(args.dataset, args.count)
     embedder = build_embedder(Settings(), bulk=True)
     with tempfile.TemporaryDirectory() as scratch:
-        index = LocalIndex(Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension,
-                           writable=True)
+        index = LocalIndex(
+            Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True
+        )
         items = [IndexItem(path.name, str(path), path.read_bytes, label) for path, label in photos]
         report = IndexingService(embedder, index).index_items(items)
         search = SearchService(embedder, index)
@@ -105,10 +110,17 @@ def main() -> int:
     bands = band_precision(pairs)
     shares = [count / len(photos) for count in Counter(label for _, label in photos).values()]
     result = {
-        "bench": "match_tiers", "model": embedder.model_id, "photos": report.indexed, "k": args.k,
-        "neighbours": len(pairs), "overall_same_label_precision": round(sum(s for _, s in pairs) / len(pairs), 3),
+        "bench": "match_tiers",
+        "model": embedder.model_id,
+        "photos": report.indexed,
+        "k": args.k,
+        "neighbours": len(pairs),
+        "overall_same_label_precision": round(sum(s for _, s in pairs) / len(pairs), 3),
         "chance_precision": round(sum(share * share for share in shares), 3),
-        "tier_precision": TIER_PRECISION, "thresholds": thresholds(bands), "bands": bands, "machine": facts,
+        "tier_precision": TIER_PRECISION,
+        "thresholds": thresholds(bands),
+        "bands": bands,
+        "machine": facts,
     }
     json.dump(result, sys.stdout, indent=2)
     print(file=sys.stdout)

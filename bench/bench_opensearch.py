@@ -14,19 +14,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 import urllib.request
-import tempfile
 import uuid
 from pathlib import Path
 
 import numpy as np
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
+from visual_search.core.records import ImageRecord, SearchFilters
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.opensearch.index import OpenSearchIndex
-from visual_search.core.records import ImageRecord, SearchFilters
-
-from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 
 def clustered_unit_vectors(count: int, dimension: int, labels: int, seed: int) -> tuple[np.ndarray, list[str]]:
@@ -92,9 +91,14 @@ def measure(index, records, vectors, queries, distinct_labels, k, batch) -> tupl
     time_queries(index, queries[:20], k, lambda number: None)  # warm the HNSW graph and caches
     plain, _ = time_queries(index, queries, k, lambda number: None)
     filtered, returned = time_queries(
-        index, queries, k,
-        lambda number: SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]}))
-        if distinct_labels else None,
+        index,
+        queries,
+        k,
+        lambda number: (
+            SearchFilters(labels=frozenset({distinct_labels[number % len(distinct_labels)]}))
+            if distinct_labels
+            else None
+        ),
     )
     hits = [[hit.record.key for hit in index.search(query, k)] for query in queries]
     figures = {

@@ -16,14 +16,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 from visual_search.bootstrap import build_embedder  # noqa: E402
 from visual_search.core.images import IMAGE_SUFFIXES, decode_image, to_model_input  # noqa: E402
-from visual_search.services.indexing import IndexingService, IndexItem  # noqa: E402
-from visual_search.indexes.local.index import LocalIndex  # noqa: E402
 from visual_search.core.settings import Settings  # noqa: E402
+from visual_search.indexes.local.index import LocalIndex  # noqa: E402
+from visual_search.services.indexing import IndexingService, IndexItem  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_IMAGES = REPO.parent / "shared" / "datasets" / "clothing" / "images"
@@ -32,8 +31,12 @@ BATCH = 32
 
 def model_only(embedder, paths: list[Path]) -> float:
     """Images/s of embed_tensors alone, in the pipeline's batch size, on tensors prepared beforehand."""
-    tensors = np.stack([to_model_input(decode_image(p.read_bytes(), min_size_px=embedder.spec.size_px).image,
-                                       embedder.spec) for p in paths])
+    tensors = np.stack(
+        [
+            to_model_input(decode_image(p.read_bytes(), min_size_px=embedder.spec.size_px).image, embedder.spec)
+            for p in paths
+        ]
+    )
     embedder.embed_tensors(tensors[:BATCH])
     started = time.perf_counter()
     for start in range(0, len(tensors), BATCH):
@@ -43,8 +46,9 @@ def model_only(embedder, paths: list[Path]) -> float:
 
 def pipeline(embedder, paths: list[Path]) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as scratch:
-        index = LocalIndex(Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension,
-                           writable=True)
+        index = LocalIndex(
+            Path(scratch) / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True
+        )
         service = IndexingService(embedder, index, batch_size=BATCH)
         items = [IndexItem(p.name, str(p), p.read_bytes) for p in paths]
         report = service.index_items(items)
@@ -70,8 +74,11 @@ def main() -> int:
             "pipeline_over_model_only": round(pipeline_rate / model_rate, 3),
             "indexed": indexed,
         }
-        print(f"{name}: model-only {model_rate:.1f} img/s, pipeline {pipeline_rate:.1f} img/s "
-              f"({pipeline_rate / model_rate:.0%})", file=sys.stderr)
+        print(
+            f"{name}: model-only {model_rate:.1f} img/s, pipeline {pipeline_rate:.1f} img/s "
+            f"({pipeline_rate / model_rate:.0%})",
+            file=sys.stderr,
+        )
     print(json.dumps(results, indent=2))
     return 0
 

@@ -26,10 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
-
 import quality_techniques as tq
 from machine import machine_facts
+from PIL import Image, ImageOps
 
 DATASET = Path("/work/shared/datasets/clothing")
 UNLABELLED = {"Not sure", "Other", "Skip"}
@@ -44,7 +43,11 @@ def load_dataset(count: int, seed: int, dataset: Path = DATASET):
     listed = {r["image"] for r in rows}
     backgrounds = sorted(p for p in (dataset / "images").glob("*.jpg") if p.stem not in listed)
     chosen = np.random.default_rng(seed).permutation(len(labelled))[:count]
-    return [dataset / "images" / f"{labelled[i]['image']}.jpg" for i in chosen], [labelled[i]["label"] for i in chosen], backgrounds
+    return (
+        [dataset / "images" / f"{labelled[i]['image']}.jpg" for i in chosen],
+        [labelled[i]["label"] for i in chosen],
+        backgrounds,
+    )
 
 
 def decode(data: bytes, size: int) -> Image.Image:
@@ -101,7 +104,9 @@ def focus_crops(images_bytes: list[bytes], boxes: np.ndarray, size: int) -> list
         left0, top0 = (image.width - side) / 2, (image.height - side) / 2
         x0, y0 = max(0.0, x - FOCUS_MARGIN), max(0.0, y - FOCUS_MARGIN)
         x1, y1 = min(1.0, x + w + FOCUS_MARGIN), min(1.0, y + h + FOCUS_MARGIN)
-        region = image.crop((round(left0 + x0 * side), round(top0 + y0 * side), round(left0 + x1 * side), round(top0 + y1 * side)))
+        region = image.crop(
+            (round(left0 + x0 * side), round(top0 + y0 * side), round(left0 + x1 * side), round(top0 + y1 * side))
+        )
         buffer = io.BytesIO()
         region.save(buffer, "PNG")
         crops.append(buffer.getvalue())
@@ -132,7 +137,10 @@ def time_costs(embedders: dict, images_bytes: list[bytes], cores: int, rounds: i
                 bulk.embed([decode(d, size) for d in images_bytes[start : start + 32]])
             samples[name]["query_ms"].append(statistics.median(times))
             samples[name]["index_img_per_s"].append(64 / (time.perf_counter() - started))
-    return {name: {key: round(statistics.median(values), 2) for key, values in measured.items()} for name, measured in samples.items()}
+    return {
+        name: {key: round(statistics.median(values), 2) for key, values in measured.items()}
+        for name, measured in samples.items()
+    }
 
 
 def cost_of(query_passes: list[str], index_passes: list[str], costs: dict, today: str) -> dict:
@@ -140,7 +148,8 @@ def cost_of(query_passes: list[str], index_passes: list[str], costs: dict, today
     query_ms = sum(costs[name]["query_ms"] for name in query_passes)
     index_img_per_s = 1.0 / sum(1.0 / costs[name]["index_img_per_s"] for name in index_passes)
     return {
-        "query_ms": round(query_ms, 1), "query_vs_today": round(query_ms / costs[today]["query_ms"], 2),
+        "query_ms": round(query_ms, 1),
+        "query_vs_today": round(query_ms / costs[today]["query_ms"], 2),
         "index_img_per_s": round(index_img_per_s, 1),
         "index_vs_today": round(index_img_per_s / costs[today]["index_img_per_s"], 2),
     }
@@ -150,7 +159,11 @@ def score(queries, gallery, query_labels, gallery_labels, same_items: bool) -> d
     from visual_search.services.evaluation import score_retrieval
 
     result = score_retrieval(gallery, gallery_labels, queries, query_labels, k=10, same_items=same_items)
-    return {"r1": round(result.recall_at_1, 4), "r10": round(result.recall_at_k, 4), "map": round(result.mean_average_precision, 4)}
+    return {
+        "r1": round(result.recall_at_1, 4),
+        "r10": round(result.recall_at_k, 4),
+        "map": round(result.mean_average_precision, 4),
+    }
 
 
 def evaluate(make, half: np.ndarray, labels: list[str], shop_rows: np.ndarray, shop_sources: np.ndarray) -> dict:
@@ -197,7 +210,10 @@ def main() -> None:
     shop, shop_half, shop_sources = [], [], []
     for name, half in halves.items():
         made = shopper_queries(
-            args.queries // 2, len(half), lambda i, half=half: decode(photos[half[i]], 0), seed=args.seed,
+            args.queries // 2,
+            len(half),
+            lambda i, half=half: decode(photos[half[i]], 0),
+            seed=args.seed,
             backgrounds=[lambda p=p: decode(p.read_bytes(), 0) for p in background_paths],
         )
         shop += [q.jpeg for q in made]
@@ -210,7 +226,9 @@ def main() -> None:
     from visual_search.core.colour import COLOUR_DESCRIPTOR_ID
     from visual_search.embedders.lite2.graph import BUILDER_VERSION
 
-    embedders = {size: OnnxEmbedder.from_name(f"lite2-fp32@{size}-avg", intra_op_threads=1, streams=cores) for size in sizes}
+    embedders = {
+        size: OnnxEmbedder.from_name(f"lite2-fp32@{size}-avg", intra_op_threads=1, streams=cores) for size in sizes
+    }
     tag = f"{args.photos}-{args.queries}-{args.seed}-b{BUILDER_VERSION}-{COLOUR_DESCRIPTOR_ID}"
     P, S = {}, {}
     for size in sizes:
@@ -224,7 +242,9 @@ def main() -> None:
     for key, source, images in (("photos", P[base], photos), ("shop", S[base], shop)):
         crops = focus_crops(images, source["box"], base)
         cropped = [c for c in crops if c is not None]
-        vectors = cached(args.cache, f"focus-{key}-{base}-{tag}", lambda cropped=cropped: embed_pass(embedders[base], cropped))["avg"]
+        vectors = cached(
+            args.cache, f"focus-{key}-{base}-{tag}", lambda cropped=cropped: embed_pass(embedders[base], cropped)
+        )["avg"]
         merged, taken = source["avg"].copy(), iter(vectors)
         for i, crop in enumerate(crops):
             if crop is not None:
@@ -243,59 +263,121 @@ def main() -> None:
     for size in sizes[1:]:
         techniques[f"GeM p=3, {size} px"] = (plain(size, "gem"), [str(size)], [str(size)])
         techniques[f"R-MAC (3 levels), {size} px"] = (plain(size, "rmac"), [str(size)], [str(size)])
-        techniques[f"multi-scale avg {base}+{size} px"] = (lambda h, s, size=size: (
-            (tq.unit(P[base]["avg"][h] + P[size]["avg"][h]),) * 2 + (tq.unit(S[base]["avg"][s] + S[size]["avg"][s]),)
-        ), [B, str(size)], [B, str(size)])
+        techniques[f"multi-scale avg {base}+{size} px"] = (
+            lambda h, s, size=size: (
+                (tq.unit(P[base]["avg"][h] + P[size]["avg"][h]),) * 2
+                + (tq.unit(S[base]["avg"][s] + S[size]["avg"][s]),)
+            ),
+            [B, str(size)],
+            [B, str(size)],
+        )
     # The product's default after this benchmark: R-MAC at 300 px, colour descriptors stored (searched with w = 0).
-    techniques["default now: lite2-fp32 (R-MAC, 300 px, colour stored)"] = (plain(300, "rmac"), ["default"], ["default"])
-    techniques[f"flip-augmented gallery, {base} px"] = (lambda h, s: (
-        P[base]["avg"][h], tq.unit(P[base]["avg"][h] + flipped[h]), S[base]["avg"][s]), [B], [B, B])
-    techniques[f"object focus for queries, {base} px"] = (lambda h, s: (
-        focus["photos"][0][h], P[base]["avg"][h], focus["shop"][0][s]), [B, B], [B])
+    techniques["default now: lite2-fp32 (R-MAC, 300 px, colour stored)"] = (
+        plain(300, "rmac"),
+        ["default"],
+        ["default"],
+    )
+    techniques[f"flip-augmented gallery, {base} px"] = (
+        lambda h, s: (P[base]["avg"][h], tq.unit(P[base]["avg"][h] + flipped[h]), S[base]["avg"][s]),
+        [B],
+        [B, B],
+    )
+    techniques[f"object focus for queries, {base} px"] = (
+        lambda h, s: (focus["photos"][0][h], P[base]["avg"][h], focus["shop"][0][s]),
+        [B, B],
+        [B],
+    )
     tuned = {}
     for n in (1, 2, 3, 5):
         for alpha in (1.0, 3.0):
-            tuned.setdefault(f"alpha-QE re-rank, {base} px", []).append(((n, alpha), lambda h, s, n=n, a=alpha: (
-                tq.alpha_query_expansion(P[base]["avg"][h], P[base]["avg"][h], n, a, True), P[base]["avg"][h],
-                tq.alpha_query_expansion(S[base]["avg"][s], P[base]["avg"][h], n, a, False))))
-            tuned.setdefault(f"DBA, {base} px", []).append(((n, alpha), lambda h, s, n=n, a=alpha: (
-                P[base]["avg"][h], tq.database_augmentation(P[base]["avg"][h], n, a), S[base]["avg"][s])))
+            tuned.setdefault(f"alpha-QE re-rank, {base} px", []).append(
+                (
+                    (n, alpha),
+                    lambda h, s, n=n, a=alpha: (
+                        tq.alpha_query_expansion(P[base]["avg"][h], P[base]["avg"][h], n, a, True),
+                        P[base]["avg"][h],
+                        tq.alpha_query_expansion(S[base]["avg"][s], P[base]["avg"][h], n, a, False),
+                    ),
+                )
+            )
+            tuned.setdefault(f"DBA, {base} px", []).append(
+                (
+                    (n, alpha),
+                    lambda h, s, n=n, a=alpha: (
+                        P[base]["avg"][h],
+                        tq.database_augmentation(P[base]["avg"][h], n, a),
+                        S[base]["avg"][s],
+                    ),
+                )
+            )
     for weight in (0.1, 0.25, 0.5, 1.0):
-        tuned.setdefault(f"colour fused, {base} px", []).append(((weight,), lambda h, s, w=weight: (
-            tq.fused(P[base]["avg"][h], P[base]["colour"][h], w), tq.fused(P[base]["avg"][h], P[base]["colour"][h], 1.0),
-            tq.fused(S[base]["avg"][s], S[base]["colour"][s], w))))
+        tuned.setdefault(f"colour fused, {base} px", []).append(
+            (
+                (weight,),
+                lambda h, s, w=weight: (
+                    tq.fused(P[base]["avg"][h], P[base]["colour"][h], w),
+                    tq.fused(P[base]["avg"][h], P[base]["colour"][h], 1.0),
+                    tq.fused(S[base]["avg"][s], S[base]["colour"][s], w),
+                ),
+            )
+        )
     tuned_passes = {f"colour fused, {base} px": ([f"{B}+colour"], [f"{B}+colour"])}
 
     def run(make, half_name):
-        return evaluate(make, halves[half_name], labels, np.flatnonzero(shop_half == half_name),
-                        shop_sources[shop_half == half_name])
+        return evaluate(
+            make,
+            halves[half_name],
+            labels,
+            np.flatnonzero(shop_half == half_name),
+            shop_sources[shop_half == half_name],
+        )
 
     from dataclasses import replace
 
-    timing_models = {str(size): replace(embedders[size].model, colour_descriptor=False, dimension=1280) for size in sizes}
+    timing_models = {
+        str(size): replace(embedders[size].model, colour_descriptor=False, dimension=1280) for size in sizes
+    }
     timing_models[f"{B}+colour"] = replace(embedders[base].model, colour_descriptor=True)
     timing_models["default"] = OnnxEmbedder.from_name("lite2-fp32").model
     costs = time_costs(timing_models, photos[:96], cores)
     rows = []
     for name, (make, query_passes, index_passes) in techniques.items():
-        rows.append({"technique": name, "settings": "", "chosen_on_A": None, "A": run(make, "A"), "B": run(make, "B"),
-                     "cost": cost_of(query_passes, index_passes, costs, B)})
+        rows.append(
+            {
+                "technique": name,
+                "settings": "",
+                "chosen_on_A": None,
+                "A": run(make, "A"),
+                "B": run(make, "B"),
+                "cost": cost_of(query_passes, index_passes, costs, B),
+            }
+        )
     for family, grid in tuned.items():
         scored = [(settings, run(make, "A"), make) for settings, make in grid]
         best = max(scored, key=lambda item: item[1]["category"]["map"] + item[1]["shopper"]["map"])
         query_passes, index_passes = tuned_passes.get(family, ([B], [B]))
-        rows.append({"technique": family, "settings": best[0], "chosen_on_A": {str(s): r for s, r, _ in scored},
-                     "A": best[1], "B": run(best[2], "B"), "cost": cost_of(query_passes, index_passes, costs, B)})
+        rows.append(
+            {
+                "technique": family,
+                "settings": best[0],
+                "chosen_on_A": {str(s): r for s, r, _ in scored},
+                "A": best[1],
+                "B": run(best[2], "B"),
+                "cost": cost_of(query_passes, index_passes, costs, B),
+            }
+        )
     everything = np.arange(len(photos))
     for row in rows:
         print(markdown_row(row), flush=True)
 
     result = {
         "machine": machine_facts(),
-        "photos": len(photos), "half_sizes": {k: len(v) for k, v in halves.items()},
+        "photos": len(photos),
+        "half_sizes": {k: len(v) for k, v in halves.items()},
         "shopper_queries": {k: int((shop_half == k).sum()) for k in halves},
         "focus_cropped": {k: v[1] for k, v in focus.items()},
-        "rows": rows, "costs": costs,
+        "rows": rows,
+        "costs": costs,
         "all_photos_category_loo": {
             name: score(*make(everything, np.arange(0))[:2], labels, labels, True)
             for name, (make, _, _) in techniques.items()

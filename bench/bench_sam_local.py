@@ -55,15 +55,22 @@ def invoke(env: dict, function: str, event: str) -> dict:
     seconds, done = timed(env, "invoke", function, str(EVENTS / event))
     response = json.loads(done.stdout.strip().splitlines()[-1])
     report = REPORT_DURATION.search(done.stderr)
-    return {"wall_s": round(seconds, 2), "handler_ms": float(report.group(1)) if report else None,
-            "status": response.get("statusCode")}
+    return {
+        "wall_s": round(seconds, 2),
+        "handler_ms": float(report.group(1)) if report else None,
+        "status": response.get("statusCode"),
+    }
 
 
 def in_process_search_ms(env_file: Path, repeats: int) -> tuple[float, float]:
     """(first call, median warm call) of the search handler in this process, with the functions' settings."""
     os.environ.update(json.loads(env_file.read_text())["SearchFunction"])
-    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"), ("AWS_REGION", "us-east-1"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         os.environ.setdefault(name, value)
     from visual_search.aws.handlers import search_handler
 
@@ -79,9 +86,14 @@ def in_process_search_ms(env_file: Path, repeats: int) -> tuple[float, float]:
 def start_api_ms(env: dict, repeats: int) -> tuple[float, float]:
     """(first request, median warm request) of POST /search through `sam local start-api`, warm containers."""
     port = free_port()
-    process = subprocess.Popen([str(SAM_LOCAL), "start-api", "--port", str(port), "--warm-containers", "LAZY"],
-                               env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [str(SAM_LOCAL), "start-api", "--port", str(port), "--warm-containers", "LAZY"],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     # JSON, as the web UI sends it: `sam local start-api` cannot pass a raw binary body (a UnicodeDecodeError, 502).
     query = json.dumps({"image": json.loads((EVENTS / "search-upload.json").read_text())["body"]}).encode()
     try:
@@ -92,12 +104,16 @@ def start_api_ms(env: dict, repeats: int) -> tuple[float, float]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise SystemExit("sam local start-api did not start")
+                    raise SystemExit("sam local start-api did not start") from None
                 time.sleep(0.5)
         durations = []
         for _ in range(repeats + 1):
-            request = urllib.request.Request(f"http://127.0.0.1:{port}/search", data=query,
-                                             headers={"content-type": "application/json"}, method="POST")
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/search",
+                data=query,
+                headers={"content-type": "application/json"},
+                method="POST",
+            )
             started = time.perf_counter()
             with urllib.request.urlopen(request, timeout=300) as response:
                 assert response.status == 200
@@ -116,18 +132,37 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-sam-local-"))
     index_name = f"sam-local-bench-{uuid.uuid4().hex[:8]}"
-    env = dict(os.environ, SAM_LOCAL_STATE_DIR=str(work / "state"), SAM_LOCAL_ENV_FILE=str(work / "env.json"),
-               SAM_LOCAL_BUILD_DIR=str(work / "build"), SAM_LOCAL_S3_PORT=str(free_port()),
-               SAM_LOCAL_SAGEMAKER_PORT=str(free_port()), SAM_LOCAL_INDEX=f"opensearch://127.0.0.1:9200/{index_name}")
+    env = dict(
+        os.environ,
+        SAM_LOCAL_STATE_DIR=str(work / "state"),
+        SAM_LOCAL_ENV_FILE=str(work / "env.json"),
+        SAM_LOCAL_BUILD_DIR=str(work / "build"),
+        SAM_LOCAL_S3_PORT=str(free_port()),
+        SAM_LOCAL_SAGEMAKER_PORT=str(free_port()),
+        SAM_LOCAL_INDEX=f"opensearch://127.0.0.1:9200/{index_name}",
+    )
     result = {"machine": machine_facts()}
     try:
-        standin = subprocess.run(["docker", "image", "inspect", "-f",
-                                  '{{ index .Config.Labels "org.visual-search.lambda-base-standin" }}',
-                                  "public.ecr.aws/lambda/python:3.12-x86_64"], capture_output=True, text=True)
+        standin = subprocess.run(
+            [
+                "docker",
+                "image",
+                "inspect",
+                "-f",
+                '{{ index .Config.Labels "org.visual-search.lambda-base-standin" }}',
+                "public.ecr.aws/lambda/python:3.12-x86_64",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if not args.skip_image_build and standin.stdout.strip() == "1":
             started = time.monotonic()
-            subprocess.run([str(REPO / "scripts" / "sam_local" / "build-base-image.sh"), "--force"], check=True,
-                           capture_output=True, cwd=REPO)
+            subprocess.run(
+                [str(REPO / "scripts" / "sam_local" / "build-base-image.sh"), "--force"],
+                check=True,
+                capture_output=True,
+                cwd=REPO,
+            )
             result["base_image_build_s"] = round(time.monotonic() - started, 1)
         # A cold build: its own build and cache directories (pip keeps its wheel cache, as on a laptop).
         cold_env = dict(env, SAM_LOCAL_BUILD_DIR=str(work / "cold-build"), SAM_LOCAL_CACHE_DIR=str(work / "cold-cache"))
@@ -156,12 +191,14 @@ def main() -> None:
         raise
     finally:
         print(json.dumps(result, indent=2), flush=True)
-        subprocess.run([sys.executable, str(REPO / "scripts" / "sam_local" / "standins.py"), "stop"], env=env,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "sam_local" / "standins.py"), "stop"], env=env, capture_output=True
+        )
         subprocess.run([str(SAM_LOCAL), "prune"], env=env, capture_output=True)
         try:
-            urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:9200/{index_name}", method="DELETE"),
-                                   timeout=30).close()
+            urllib.request.urlopen(
+                urllib.request.Request(f"http://127.0.0.1:9200/{index_name}", method="DELETE"), timeout=30
+            ).close()
         except OSError:
             pass
         shutil.rmtree(work, ignore_errors=True)

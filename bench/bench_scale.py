@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 from scale_data import EmbeddingMixture, embed_clothing, held_out_queries, write_catalogue
 
@@ -40,7 +39,9 @@ def labels_array(count: int) -> np.ndarray:
     return np.where(numbers % 1000 == 7, 2, np.where(numbers % 10 == 3, 1, 0))  # 0 common, 1 tenth, 2 thousandth
 
 
-def dataset(count: int, workdir: Path, clothing_dir: Path, queries: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def dataset(
+    count: int, workdir: Path, clothing_dir: Path, queries: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """(catalogue float32 memmap, queries, how they were made); the catalogue is cached in `workdir`."""
     real_path = workdir / "clothing-vectors.npy"
     real = np.load(real_path) if real_path.exists() else embed_clothing(clothing_dir, real_path)
@@ -50,9 +51,12 @@ def dataset(count: int, workdir: Path, clothing_dir: Path, queries: int, seed: i
         catalogue = np.load(path, mmap_mode="r")
     else:
         catalogue = write_catalogue(mixture, count, path, seed=seed)
-    how = {"source": f"{len(real)} real lite2-fp32 clothing embeddings", "model": "64-cluster Gaussian mixture, "
-           "per-cluster spread along 64 principal directions + isotropic rest", "queries": "held-out draws + 1/3 "
-           "cluster spread of noise", "seed": seed}
+    how = {
+        "source": f"{len(real)} real lite2-fp32 clothing embeddings",
+        "model": "64-cluster Gaussian mixture, per-cluster spread along 64 principal directions + isotropic rest",
+        "queries": "held-out draws + 1/3 cluster spread of noise",
+        "seed": seed,
+    }
     return catalogue, held_out_queries(mixture, queries, seed), how
 
 
@@ -78,8 +82,10 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
 
 
 def percentiles(durations_s: list[float]) -> dict:
-    return {"p50_ms": round(float(np.percentile(durations_s, 50)) * 1e3, 3),
-            "p95_ms": round(float(np.percentile(durations_s, 95)) * 1e3, 3)}
+    return {
+        "p50_ms": round(float(np.percentile(durations_s, 50)) * 1e3, 3),
+        "p95_ms": round(float(np.percentile(durations_s, 95)) * 1e3, 3),
+    }
 
 
 def memory_of_this_process() -> dict:
@@ -96,8 +102,10 @@ def build_embedded(catalogue: np.ndarray, directory: Path) -> dict:
     with LocalIndex(directory, model_id="bench-scale", dimension=catalogue.shape[1], writable=True) as index:
         for start in range(0, len(catalogue), _BATCH):
             chunk = np.asarray(catalogue[start : start + _BATCH])
-            records = [ImageRecord(f"k{start + i}", f"/c/{start + i}.jpg", "0" * 64, 1, 1, label_of(start + i))
-                       for i in range(len(chunk))]
+            records = [
+                ImageRecord(f"k{start + i}", f"/c/{start + i}.jpg", "0" * 64, 1, 1, label_of(start + i))
+                for i in range(len(chunk))
+            ]
             index.upsert(records, chunk)
         upserted = time.perf_counter() - started
         index.optimize()
@@ -143,8 +151,12 @@ def bench_embedded(catalogue: np.ndarray, queries: np.ndarray, workdir: Path, re
     figures = {"build_s": None, "reused_index": str(directory)} if reuse else build_embedded(catalogue, directory)
     queries_path = workdir / "queries.npy"
     np.save(queries_path, queries)
-    child = subprocess.run([sys.executable, __file__, "--search-child", str(directory), str(queries_path)],
-                           capture_output=True, text=True, check=True)
+    child = subprocess.run(
+        [sys.executable, __file__, "--search-child", str(directory), str(queries_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     searched = json.loads(child.stdout)
     figures["open_s"] = searched["open_s"]
     figures["rss_bytes_per_vector"] = round(searched["memory"]["VmRSS"] / len(catalogue), 1)
@@ -155,9 +167,12 @@ def bench_embedded(catalogue: np.ndarray, queries: np.ndarray, workdir: Path, re
     for name, label in {"plain": None, **FILTERS}.items():
         allowed = None if label is None else labels == (1 if label == "tenth" else 2)
         truth = exact_top10(catalogue, queries, allowed)
-        result = {"p50_ms": searched[name]["p50_ms"], "p95_ms": searched[name]["p95_ms"],
-                  "recall_at_10": recall(searched[name]["found"], truth),
-                  "queries_with_fewer_than_10": searched[name]["queries_with_fewer_than_10"]}
+        result = {
+            "p50_ms": searched[name]["p50_ms"],
+            "p95_ms": searched[name]["p95_ms"],
+            "recall_at_10": recall(searched[name]["found"], truth),
+            "queries_with_fewer_than_10": searched[name]["queries_with_fewer_than_10"],
+        }
         if name == "plain":
             figures.update(result)
         else:
@@ -172,29 +187,53 @@ def main() -> int:
     parser.add_argument("--backend", choices=("embedded", "opensearch"), default="embedded")
     parser.add_argument("--json", action="store_true", help="one line of JSON (default: indented)")
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "scale")
-    parser.add_argument("--clothing-dir", type=Path, default=Path(os.environ.get("CLOTHING_DIR", REPO.parent / "shared/datasets/clothing")))
+    parser.add_argument(
+        "--clothing-dir",
+        type=Path,
+        default=Path(os.environ.get("CLOTHING_DIR", REPO.parent / "shared/datasets/clothing")),
+    )
     parser.add_argument("--opensearch-url", default="http://127.0.0.1:9200")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--opensearch-storage", nargs="+", default=["lucene", "lucene_compression_4x"],
-                        help="storage variants to load in full (bench_scale_opensearch.VARIANTS)")
-    parser.add_argument("--reuse-index", action="store_true", help="search the index a previous run built (no build figures)")
+    parser.add_argument(
+        "--opensearch-storage",
+        nargs="+",
+        default=["lucene", "lucene_compression_4x"],
+        help="storage variants to load in full (bench_scale_opensearch.VARIANTS)",
+    )
+    parser.add_argument(
+        "--reuse-index", action="store_true", help="search the index a previous run built (no build figures)"
+    )
     parser.add_argument("--search-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.search_child:
         print(json.dumps(search_child(*arguments.search_child)))
         return 0
     arguments.workdir.mkdir(parents=True, exist_ok=True)
-    catalogue, queries, how = dataset(arguments.vectors, arguments.workdir, arguments.clothing_dir,
-                                      arguments.queries, arguments.seed)
-    report = {"vectors": len(catalogue), "backend": arguments.backend, "k": 10, "queries": len(queries),
-              "test_vectors": how, "machine": machine_facts()}
+    catalogue, queries, how = dataset(
+        arguments.vectors, arguments.workdir, arguments.clothing_dir, arguments.queries, arguments.seed
+    )
+    report = {
+        "vectors": len(catalogue),
+        "backend": arguments.backend,
+        "k": 10,
+        "queries": len(queries),
+        "test_vectors": how,
+        "machine": machine_facts(),
+    }
     if arguments.backend == "embedded":
         report.update(bench_embedded(catalogue, queries, arguments.workdir, arguments.reuse_index))
     else:
         from bench_scale_opensearch import bench_opensearch
 
-        report.update(bench_opensearch(catalogue, queries, arguments.opensearch_url, labels_array(len(catalogue)),
-                                       variants=tuple(arguments.opensearch_storage)))
+        report.update(
+            bench_opensearch(
+                catalogue,
+                queries,
+                arguments.opensearch_url,
+                labels_array(len(catalogue)),
+                variants=tuple(arguments.opensearch_storage),
+            )
+        )
     report["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     print(json.dumps(report, indent=None if arguments.json else 2))
     return 0

@@ -15,7 +15,6 @@ import urllib.request
 import uuid
 
 import numpy as np
-
 from bench_scale import exact_top10, percentiles, recall
 
 _BASELINE_SLICE = 10_000
@@ -25,8 +24,10 @@ def _records(start: int, count: int, labels: np.ndarray):
     from visual_search.core.records import ImageRecord
 
     names = ("common", "tenth", "thousandth")
-    return [ImageRecord(f"k{start + i}", f"/c/{start + i}.jpg", "0" * 64, 1, 1, names[labels[start + i]])
-            for i in range(count)]
+    return [
+        ImageRecord(f"k{start + i}", f"/c/{start + i}.jpg", "0" * 64, 1, 1, names[labels[start + i]])
+        for i in range(count)
+    ]
 
 
 def _batches(catalogue: np.ndarray, labels: np.ndarray, count: int, batch: int):
@@ -43,8 +44,14 @@ def _index_size_bytes(url: str, name: str) -> int:
 def _new_index(url: str, dimension: int, **storage):
     from visual_search.indexes.opensearch.index import OpenSearchIndex
 
-    return OpenSearchIndex(f"{url}/scale-{uuid.uuid4().hex[:8]}", model_id="bench-scale", dimension=dimension,
-                           refresh=False, timeout_s=300, **storage)
+    return OpenSearchIndex(
+        f"{url}/scale-{uuid.uuid4().hex[:8]}",
+        model_id="bench-scale",
+        dimension=dimension,
+        refresh=False,
+        timeout_s=300,
+        **storage,
+    )
 
 
 def _queries(index, queries: np.ndarray) -> tuple[dict, list[list[int]]]:
@@ -62,8 +69,15 @@ def _queries(index, queries: np.ndarray) -> tuple[dict, list[list[int]]]:
 VARIANTS = {"lucene": {}, "lucene_compression_4x": {"compression_level": "4x"}, "lucene_sq": {"encoder": "sq"}}
 
 
-def bench_opensearch(catalogue: np.ndarray, queries: np.ndarray, url: str, labels: np.ndarray,
-                     batch: int = 500, threads: int = 4, variants: tuple[str, ...] = ("lucene", "lucene_compression_4x")) -> dict:
+def bench_opensearch(
+    catalogue: np.ndarray,
+    queries: np.ndarray,
+    url: str,
+    labels: np.ndarray,
+    batch: int = 500,
+    threads: int = 4,
+    variants: tuple[str, ...] = ("lucene", "lucene_compression_4x"),
+) -> dict:
     count, dimension = catalogue.shape
     truth = exact_top10(catalogue, queries)
     report: dict = {"batch": batch, "threads": threads}
@@ -86,7 +100,8 @@ def bench_opensearch(catalogue: np.ndarray, queries: np.ndarray, url: str, label
             index.drop()
             index.close()
     report["backfill_speedup_on_slice"] = round(
-        report["backfill_same_slice"]["docs_per_s"] / report["baseline_serial_upsert"]["docs_per_s"], 2)
+        report["backfill_same_slice"]["docs_per_s"] / report["baseline_serial_upsert"]["docs_per_s"], 2
+    )
 
     for name in variants:
         storage = VARIANTS[name]
@@ -97,14 +112,20 @@ def bench_opensearch(catalogue: np.ndarray, queries: np.ndarray, url: str, label
             load_s = time.perf_counter() - started
             assert index.count() == count, f"{index.count()} documents searchable of {count}"
             latency, found = _queries(index, queries)
-            report[name] = {"storage": storage or "float32 HNSW (default)", "load_s": round(load_s, 1),
-                            "docs_per_s": round(count / load_s, 1), **latency,
-                            "recall_at_10": recall(found, truth),
-                            "store_bytes": _index_size_bytes(url, index.index_name)}
+            report[name] = {
+                "storage": storage or "float32 HNSW (default)",
+                "load_s": round(load_s, 1),
+                "docs_per_s": round(count / load_s, 1),
+                **latency,
+                "recall_at_10": recall(found, truth),
+                "store_bytes": _index_size_bytes(url, index.index_name),
+            }
         finally:
             index.drop()
             index.close()
-    report["not_measured_here"] = ("faiss engine (SQ fp16 encoder, on_disk mode with 8x-32x binary quantisation): "
-                                   "this node's k-NN zip has no native faiss libraries (and the adapter notes the node dies "
-                                   "using them), so faiss was not tried; lucene refuses compression above 4x")
+    report["not_measured_here"] = (
+        "faiss engine (SQ fp16 encoder, on_disk mode with 8x-32x binary quantisation): "
+        "this node's k-NN zip has no native faiss libraries (and the adapter notes the node dies "
+        "using them), so faiss was not tried; lucene refuses compression above 4x"
+    )
     return report

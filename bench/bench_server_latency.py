@@ -24,21 +24,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 from PIL import Image
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.images import decode_image
-from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.indexes.local.index import LocalIndex
 from visual_search.core.settings import Settings
-
-from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.indexing import IndexingService, IndexItem
 
 REPO = Path(__file__).resolve().parents[1]
 CATALOGUE = REPO / "demo" / "catalogue" / "images"
 PHOTO_400 = REPO / "tests" / "fixtures" / "photos" / "hat.jpg"
-SERVER_CODE = "import sys; from visual_search.server.app import run_server; from visual_search.core.settings import Settings; " \
-              "run_server(Settings.from_env(), port=int(sys.argv[1]))"
+SERVER_CODE = (
+    "import sys; from visual_search.server.app import run_server; from visual_search.core.settings import Settings; "
+    "run_server(Settings.from_env(), port=int(sys.argv[1]))"
+)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -114,14 +115,19 @@ def load(base_url: str, photo: bytes, clients: int, requests: int) -> dict:
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, [requests // clients] * clients))
     seconds = time.perf_counter() - started
-    return {"clients": clients, "client_observed": summary(latencies), "server_took_ms": summary(server_ms),
-            "throughput_rps": round(len(latencies) / seconds, 1)}
+    return {
+        "clients": clients,
+        "client_observed": summary(latencies),
+        "server_took_ms": summary(server_ms),
+        "throughput_rps": round(len(latencies) / seconds, 1),
+    }
 
 
 def start_server(settings_env: dict, port: int) -> subprocess.Popen:
     env = dict(os.environ, **settings_env)
-    process = subprocess.Popen([sys.executable, "-c", SERVER_CODE, str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER_CODE, str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -147,8 +153,13 @@ def main() -> None:
         settings = Settings(index=str(Path(workdir) / "index"), model=args.model)
         embedder = build_embedder(settings)
         photos = {"400px": PHOTO_400.read_bytes(), "12mp": twelve_megapixel_jpeg()}
-        result = {"machine": machine_facts(), "model": args.model, "model_id": embedder.model_id,
-                  "indexed": build_index(settings, embedder), "scenarios": {}}
+        result = {
+            "machine": machine_facts(),
+            "model": args.model,
+            "model_id": embedder.model_id,
+            "indexed": build_index(settings, embedder),
+            "scenarios": {},
+        }
         server = start_server({"VISUAL_SEARCH_INDEX": settings.index, "VISUAL_SEARCH_MODEL": args.model}, args.port)
         try:
             for name, photo in photos.items():

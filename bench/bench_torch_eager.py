@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Exports an embedded index's vectors and labels (for bench_opensearch.py --vectors/--labels).
 
-    .venv/bin/python bench/export_vectors.py INDEX_DIR OUT_PREFIX   # writes OUT_PREFIX.npy and OUT_PREFIX.labels.txt
+.venv/bin/python bench/export_vectors.py INDEX_DIR OUT_PREFIX   # writes OUT_PREFIX.npy and OUT_PREFIX.labels.txt
 """
 
 from __future__ import annotations

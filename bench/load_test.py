@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from machine import machine_facts  # bench/machine.py: run as `python bench/<name>.py`
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -102,7 +101,7 @@ class LoopbackImageServer:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name="image-server", daemon=True)
 
-    def __enter__(self) -> "LoopbackImageServer":
+    def __enter__(self) -> LoopbackImageServer:
         self.thread.start()
         return self
 
@@ -134,8 +133,15 @@ class ServerProcess:
     def __init__(self, index_dir: Path, env: dict):
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        command = visual_search_command() + ["serve", "--index-dir", str(index_dir), "--host", "127.0.0.1",
-                                             "--port", str(self.port)]
+        command = visual_search_command() + [
+            "serve",
+            "--index-dir",
+            str(index_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -184,11 +190,15 @@ class Workload:
             files = {"file": ("query.jpg", rng.choice(self.photos), "image/jpeg")}
             return await client.post("/search", files=files, data={"k": "12"})
         if kind == "url":
-            return await client.post("/search", json={"url": f"{self.image_base_url}/{rng.choice(self.names)}", "k": 12})
+            return await client.post(
+                "/search", json={"url": f"{self.image_base_url}/{rng.choice(self.names)}", "k": 12}
+            )
         return await client.post("/search", json={"key": rng.choice(self.names), "k": 12})
 
 
-async def run_clients(workload: Workload, clients: int, duration_s: float, seed: int) -> tuple[dict[str, KindStats], float]:
+async def run_clients(
+    workload: Workload, clients: int, duration_s: float, seed: int
+) -> tuple[dict[str, KindStats], float]:
     stats = {kind: KindStats() for kind in KINDS}
     stop_at = time.monotonic() + duration_s
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
@@ -213,9 +223,16 @@ async def run_clients(workload: Workload, clients: int, duration_s: float, seed:
     return stats, elapsed
 
 
-def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, images: int | None = None,
-        index_dir: str | None = None, model: str | None = None, seed: int = 6,
-        weights: dict[str, float] | None = None) -> dict:
+def run(
+    clients: int = 8,
+    duration_s: float = 60.0,
+    warmup_s: float = 5.0,
+    images: int | None = None,
+    index_dir: str | None = None,
+    model: str | None = None,
+    seed: int = 6,
+    weights: dict[str, float] | None = None,
+) -> dict:
     """Runs the whole load test and returns the report (a dict). Stops by itself after warmup_s + duration_s."""
     weights = weights or {kind: 1.0 for kind in KINDS}
     load_at_start = os.getloadavg()[0]  # other processes on the machine compete with the server and the clients
@@ -241,7 +258,9 @@ def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, image
             rss_baseline = rss_bytes(server.process.pid)
             stats, elapsed = asyncio.run(run_clients(workload, clients, duration_s, seed))
             rss_end = rss_bytes(server.process.pid)
-            alive = server.process.poll() is None and httpx.get(server.base_url + "/health", timeout=5).status_code == 200
+            alive = (
+                server.process.poll() is None and httpx.get(server.base_url + "/health", timeout=5).status_code == 200
+            )
     finally:
         if server is not None:
             server.stop()
@@ -255,8 +274,15 @@ def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, image
     return {
         "benchmark": "load_test",
         "machine": machine_facts(),
-        "config": {"clients": clients, "duration_s": duration_s, "warmup_s": warmup_s, "catalogue_images": len(catalogue),
-                   "mix": weights, "model": health.get("model_id"), "seed": seed},
+        "config": {
+            "clients": clients,
+            "duration_s": duration_s,
+            "warmup_s": warmup_s,
+            "catalogue_images": len(catalogue),
+            "mix": weights,
+            "model": health.get("model_id"),
+            "seed": seed,
+        },
         "index_build_s": round(index_s, 1),
         "elapsed_s": round(elapsed, 1),
         "requests": total,
@@ -270,8 +296,11 @@ def run(clients: int = 8, duration_s: float = 60.0, warmup_s: float = 5.0, image
         "transport_errors": transport_errors,
         "non_200": non_200,
         "server_alive_after": alive,
-        "rss_mib": {"after_start": round(rss_started / 2**20, 1), "baseline_after_warmup": round(rss_baseline / 2**20, 1),
-                    "end": round(rss_end / 2**20, 1)},
+        "rss_mib": {
+            "after_start": round(rss_started / 2**20, 1),
+            "baseline_after_warmup": round(rss_baseline / 2**20, 1),
+            "end": round(rss_end / 2**20, 1),
+        },
         "rss_growth": round(growth, 4),
         "load_average_1m": {"start": round(load_at_start, 2), "end": round(os.getloadavg()[0], 2)},
         "passed": server_errors == 0 and transport_errors == 0 and growth < MAX_RSS_GROWTH and alive,
@@ -291,8 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the JSON report to this file")
     args = parser.parse_args(argv)
     weights = {name: float(value) for name, value in (part.split("=") for part in args.mix.split(","))}
-    report = run(args.clients, args.duration_s, args.warmup_s, args.images, args.index_dir, args.model, args.seed,
-                 weights)
+    report = run(
+        args.clients, args.duration_s, args.warmup_s, args.images, args.index_dir, args.model, args.seed, weights
+    )
     text = json.dumps(report, indent=2)
     print(text)
     if args.out:

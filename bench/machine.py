@@ -23,7 +23,13 @@ def machine_facts(**extra) -> dict:
         pass
     memory_gib = None
     try:
-        kib = int(next(l.split()[1] for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")))
+        kib = int(
+            next(
+                line.split()[1]
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            )
+        )
         memory_gib = round(kib / 1024 / 1024, 1)
     except (OSError, StopIteration, ValueError):
         pass
@@ -34,7 +40,7 @@ def machine_facts(**extra) -> dict:
         except importlib.metadata.PackageNotFoundError:
             pass
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "memory_gib": memory_gib,

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from visual_search.embedders.onnx.pooling import gem, rmac  # noqa: F401 - the product's own pooling code
 from visual_search.embedders.onnx.pooling import unit_rows as unit
 
 
-def alpha_query_expansion(queries: np.ndarray, gallery: np.ndarray, n: int, alpha: float, exclude_self: bool) -> np.ndarray:
+def alpha_query_expansion(
+    queries: np.ndarray, gallery: np.ndarray, n: int, alpha: float, exclude_self: bool
+) -> np.ndarray:
     """α-QE (Radenović et al.): each query plus its top-n gallery neighbours weighted by similarity^α."""
     similarities = queries @ gallery.T
     if exclude_self:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-
 from scale_data import EmbeddingMixture, held_out_queries, write_catalogue
 
 RERANKED = 50
@@ -25,7 +24,9 @@ RERANKED = 50
 def main() -> int:
     count, specs = int(sys.argv[1]), sys.argv[2:]
     mixture = EmbeddingMixture.fit(np.load("var/scale/clothing-vectors.npy"))
-    catalogue = np.ascontiguousarray(write_catalogue(mixture, count, Path(f"var/scale/catalogue-{count}-1.npy"), seed=1))
+    catalogue = np.ascontiguousarray(
+        write_catalogue(mixture, count, Path(f"var/scale/catalogue-{count}-1.npy"), seed=1)
+    )
     queries = held_out_queries(mixture, 200, seed=1)
     truth = np.argsort(-(queries @ catalogue.T), axis=1)[:, :10]
     half_precision = catalogue.astype(np.float16)
@@ -51,10 +52,20 @@ def main() -> int:
                 best = candidates[np.argsort(-(half_precision[candidates].astype(np.float32) @ query))[:10]]
                 durations.append(time.perf_counter() - started)
                 found += len(set(best.tolist()) & set(truth[number].tolist()))
-            print(json.dumps({"n": count, "index": factory, "setting": setting, "build_s": round(build_s, 1),
-                              "p50_ms": round(float(np.percentile(durations, 50)) * 1e3, 2),
-                              "p95_ms": round(float(np.percentile(durations, 95)) * 1e3, 2),
-                              "recall_at_10": found / truth.size}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "n": count,
+                        "index": factory,
+                        "setting": setting,
+                        "build_s": round(build_s, 1),
+                        "p50_ms": round(float(np.percentile(durations, 50)) * 1e3, 2),
+                        "p95_ms": round(float(np.percentile(durations, 95)) * 1e3, 2),
+                        "recall_at_10": found / truth.size,
+                    }
+                ),
+                flush=True,
+            )
     return 0
 
 

@@ -42,8 +42,9 @@ def main() -> int:
 
     with LocalIndex(directory) as before:
         count_before = before.count()
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(directory), catalogue_path, str(_ADDED)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(directory), catalogue_path, str(_ADDED)], stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout.readline().strip() == "committed"
     started = time.perf_counter()
     while not any(path.name.endswith(".tmp") for path in directory.iterdir()):
@@ -62,16 +63,25 @@ def main() -> int:
         hits = reader.search(np.asarray(catalogue[123]), 2)
         open_and_search_s = time.perf_counter() - opened
         report = {
-            "rows_before": count_before, "rows_after": reader.count(), "committed_rows_added": _ADDED,
-            "killed_after_s_of_publishing": round(killed_after_s, 1), "half_written_files_left": leftovers,
+            "rows_before": count_before,
+            "rows_after": reader.count(),
+            "committed_rows_added": _ADDED,
+            "killed_after_s_of_publishing": round(killed_after_s, 1),
+            "half_written_files_left": leftovers,
             "search_for_a_committed_new_row_finds_it": any(hit.record.key == "crash-123" for hit in hits),
             "open_and_first_search_s": round(open_and_search_s, 2),
         }
-    LocalIndex(directory, writable=True).close()  # a writer opening cleans up; 20k uncovered rows (<10%) do not trigger a rebuild
+    LocalIndex(
+        directory, writable=True
+    ).close()  # a writer opening cleans up; 20k uncovered rows (<10%) do not trigger a rebuild
     report["half_written_files_after_next_writer"] = sorted(
-        path.name for path in directory.iterdir() if path.name.endswith(".tmp"))
-    report["intact"] = (report["rows_after"] == count_before + _ADDED and report["search_for_a_committed_new_row_finds_it"]
-                        and not report["half_written_files_after_next_writer"])
+        path.name for path in directory.iterdir() if path.name.endswith(".tmp")
+    )
+    report["intact"] = (
+        report["rows_after"] == count_before + _ADDED
+        and report["search_for_a_committed_new_row_finds_it"]
+        and not report["half_written_files_after_next_writer"]
+    )
     print(json.dumps(report))
     return 0 if report["intact"] else 1
 

@@ -42,15 +42,31 @@ def endpoint_wheels(wheel_dir: Path, requirements: Path = ENDPOINT_REQUIREMENTS)
     """The pinned wheels for the container, hash-checked by pip: from `wheel_dir` alone when they are there
     (offline), else downloaded from the package index into it."""
     wheel_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--require-hashes", *TARGET, "-r", str(requirements), "-d", str(wheel_dir)]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--require-hashes",
+        *TARGET,
+        "-r",
+        str(requirements),
+        "-d",
+        str(wheel_dir),
+    ]
     offline = subprocess.run([*command, "--no-index", "--find-links", str(wheel_dir)], capture_output=True, text=True)
     if offline.returncode != 0:
         online = subprocess.run(command, capture_output=True, text=True)
         if online.returncode != 0:
             raise SystemExit(f"could not get the endpoint's wheels ({requirements.name}):\n{online.stderr.strip()}")
-    pins = [line.split("--hash")[0].strip() for line in requirements.read_text().splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    pins = [
+        line.split("--hash")[0].strip()
+        for line in requirements.read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     wheels = []
     for pin in pins:
         name, version = pin.split("==")
@@ -85,8 +101,9 @@ def unpack_wheel(wheel: Path, target: Path) -> None:
                 destination.chmod(mode & 0o755 | 0o644)
 
 
-def build_archive(model_name: str, output: Path, *, calibration_dir: Path | None = None,
-                  wheel_dir: Path | None = None) -> str:
+def build_archive(
+    model_name: str, output: Path, *, calibration_dir: Path | None = None, wheel_dir: Path | None = None
+) -> str:
     """Writes the archive to `output` and returns the model_id it serves."""
     from visual_search.embedders.onnx.registry import resolve_model
     from visual_search.embedders.sagemaker.model_directory import save_endpoint_model
@@ -107,8 +124,11 @@ def build_archive(model_name: str, output: Path, *, calibration_dir: Path | None
                     archive.add(path, arcname=f"code/lib/{path.relative_to(lib).as_posix()}", filter=_normalised)
             for source in sorted(LIBRARY.rglob("*")):
                 if source.is_file() and "__pycache__" not in source.parts and source.suffix in (".py", ".typed"):
-                    archive.add(source, arcname=f"code/visual_search/{source.relative_to(LIBRARY).as_posix()}",
-                                filter=_normalised)
+                    archive.add(
+                        source,
+                        arcname=f"code/visual_search/{source.relative_to(LIBRARY).as_posix()}",
+                        filter=_normalised,
+                    )
     return model.model_id
 
 
@@ -125,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="lite2-fp32", help="lite2-fp32 (default), lite2-int8 or a model .json")
     parser.add_argument("--calibration-dir", type=Path, help="photos to calibrate lite2-int8 on (as for the CLI)")
     parser.add_argument("-o", "--output", type=Path, default=Path("model.tar.gz"))
-    parser.add_argument("--wheel-dir", type=Path, help=f"cache of the endpoint's wheels (default: {default_wheel_dir()})")
+    parser.add_argument(
+        "--wheel-dir", type=Path, help=f"cache of the endpoint's wheels (default: {default_wheel_dir()})"
+    )
     args = parser.parse_args(argv)
     model_id = build_archive(args.model, args.output, calibration_dir=args.calibration_dir, wheel_dir=args.wheel_dir)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB) serving {model_id}")

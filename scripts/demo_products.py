@@ -7,8 +7,16 @@ from __future__ import annotations
 import hashlib
 import re
 
-BRANDS = ("Northwind", "Alder Lane", "Fenwick & Co", "Maple Thread", "Kestrel", "Oakridge Basics", "Saltmarsh",
-          "Juniper Row")
+BRANDS = (
+    "Northwind",
+    "Alder Lane",
+    "Fenwick & Co",
+    "Maple Thread",
+    "Kestrel",
+    "Oakridge Basics",
+    "Saltmarsh",
+    "Juniper Row",
+)
 # Per label: the words a shop would use for it, and a price range in euros.
 CATALOGUE_WORDS = {
     "Blazer": (("Tailored", "Single-breasted", "Linen-blend", "Relaxed", "Wool-blend"), "blazer", (79, 189)),

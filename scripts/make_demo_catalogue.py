@@ -16,9 +16,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from PIL import Image, ImageOps
-
 from demo_products import PRODUCT_COLUMNS, demo_product  # scripts/demo_products.py: run as `python scripts/...`
+from PIL import Image, ImageOps
 
 UNLABELLED = {"Not sure", "Other", "Skip"}
 REPO = Path(__file__).resolve().parent.parent
@@ -66,7 +65,7 @@ def main() -> int:
     with open(args.out / "ATTRIBUTION.md", "w") as handle:
         handle.write(
             "# Demo catalogue: attribution\n\n"
-            f"{len(written)} photos from the \"clothing-dataset\" collection by Alexey Grigorev (2020), dedicated to\n"
+            f'{len(written)} photos from the "clothing-dataset" collection by Alexey Grigorev (2020), dedicated to\n'
             "the public domain under CC0 1.0 (https://creativecommons.org/publicdomain/zero/1.0/). Downscaled to at\n"
             f"most {args.max_side_px} px by `scripts/make_demo_catalogue.py`; labels from the collection's images.csv.\n\n"
             "| file | label | original image id |\n|---|---|---|\n"
@@ -83,8 +82,14 @@ def write_labels(out: Path, rows: list[dict]) -> None:
         writer.writeheader()
         for row in rows:
             image_id = Path(row["path"]).stem
-            writer.writerow({"path": row["path"], "label": row["label"], "kids": row["kids"],
-                             **demo_product(row["label"], image_id, kids=row["kids"] == "yes")})
+            writer.writerow(
+                {
+                    "path": row["path"],
+                    "label": row["label"],
+                    "kids": row["kids"],
+                    **demo_product(row["label"], image_id, kids=row["kids"] == "yes"),
+                }
+            )
 
 
 def rewrite_products(out: Path) -> int:

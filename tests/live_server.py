@@ -6,17 +6,16 @@ import csv
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import uvicorn
-
-from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.indexes.local.index import LocalIndex
-from visual_search.services.search import SearchService
-
 from fakes import HistogramEmbedder
+
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.services.search import SearchService
 
 
 def index_folder(folder: Path, index_dir: Path, embedder=None, labels: dict[str, str] | None = None) -> SearchService:
@@ -26,9 +25,14 @@ def index_folder(folder: Path, index_dir: Path, embedder=None, labels: dict[str,
     index = LocalIndex(index_dir, model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     labels = labels or {}
     items = [
-        IndexItem(key=path.relative_to(folder).as_posix(), uri=str(path), read=path.read_bytes,
-                  label=labels.get(path.relative_to(folder).as_posix()))
-        for path in sorted(folder.rglob("*")) if path.suffix.lower() in (".jpg", ".jpeg", ".png")
+        IndexItem(
+            key=path.relative_to(folder).as_posix(),
+            uri=str(path),
+            read=path.read_bytes,
+            label=labels.get(path.relative_to(folder).as_posix()),
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in (".jpg", ".jpeg", ".png")
     ]
     report = IndexingService(embedder, index, batch_size=16, workers=2).index_items(items)
     assert not report.failed, report.failed

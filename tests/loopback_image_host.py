@@ -5,9 +5,9 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -67,7 +67,7 @@ def _handler(photo: bytes, log: HostLog):
         def route_slow_jpg(self, _query):
             self._headers(200, "image/jpeg", len(photo))
             for offset in range(0, len(photo), 16):  # 16 bytes every 0.2 s: each read is quick, the whole is not
-                self.wfile.write(photo[offset:offset + 16])
+                self.wfile.write(photo[offset : offset + 16])
                 self.wfile.flush()
                 time.sleep(0.2)
 

@@ -19,9 +19,9 @@ if _BUNDLED.is_dir() and str(_BUNDLED) not in sys.path:
 
 import numpy as np
 
-from visual_search.embedders.sagemaker import protocol as protocol
 from visual_search.core.errors import UnsupportedImageTypeError
 from visual_search.core.settings import Settings
+from visual_search.embedders.sagemaker import protocol as protocol
 from visual_search.embedders.sagemaker.model_directory import load_endpoint_embedder
 
 # model_fn runs once per worker before any request; input_fn and output_fn receive no model, so they read it here.

@@ -21,8 +21,9 @@ import sys
 
 def bridge_gateway(network: str = "bridge") -> str:
     """The host's address on dockerd's default bridge (docker0), from `docker network inspect`."""
-    described = json.loads(subprocess.run(["docker", "network", "inspect", network], check=True,
-                                          capture_output=True, text=True).stdout)[0]
+    described = json.loads(
+        subprocess.run(["docker", "network", "inspect", network], check=True, capture_output=True, text=True).stdout
+    )[0]
     for config in described["IPAM"]["Config"] or []:
         if config.get("Gateway"):
             return config["Gateway"]

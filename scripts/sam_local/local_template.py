@@ -45,8 +45,10 @@ def local_template(text: str, relative_root: str, ui_origins: str = DEFAULT_UI_O
     if "arm64" in text:
         raise ValueError("template.yaml names arm64 in a form this script does not rewrite; update local_template.py")
     if not (architectures and build_architectures and code_paths and function_environments and api_origins):
-        raise ValueError("template.yaml no longer has the Architectures/BuildArchitecture/CodeUri/Variables/"
-                         "AllowOrigins this script rewrites; update local_template.py")
+        raise ValueError(
+            "template.yaml no longer has the Architectures/BuildArchitecture/CodeUri/Variables/"
+            "AllowOrigins this script rewrites; update local_template.py"
+        )
     return text
 
 

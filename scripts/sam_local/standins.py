@@ -52,7 +52,7 @@ class LocalServices:
     function_host: str | None  # None: the bridge gateway, behind the door this script opens
 
     @classmethod
-    def from_env(cls) -> "LocalServices":
+    def from_env(cls) -> LocalServices:
         env = os.environ
         return cls(
             state_dir=Path(env.get("SAM_LOCAL_STATE_DIR", REPO / "var" / "sam-local")),
@@ -123,8 +123,9 @@ def _start(name: str, command: list[str], services: LocalServices, probe_url: st
     log = services.state_dir / f"{name}.log"
     with log.open("ab") as out:
         # A session of its own, so `stop` ends the process group and nothing else.
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=REPO)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, cwd=REPO
+        )
     pid_file.write_text(str(process.pid))
     _wait_until_answers(probe_url, process, log, timeout_s)
     print(f"standins: {name} on {probe_url.rsplit('/', 1)[0]} (pid {process.pid}, log {log})", file=sys.stderr)
@@ -157,8 +158,13 @@ def seed_bucket(services: LocalServices) -> int:
     """Creates the images bucket in moto and puts the seed photos under images/ (the sample events' keys)."""
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=services.url(services.s3_port), region_name=REGION,
-                      aws_access_key_id="local", aws_secret_access_key="local")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=services.url(services.s3_port),
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
     existing = {bucket["Name"] for bucket in s3.list_buckets().get("Buckets", [])}
     if BUCKET not in existing:
         s3.create_bucket(Bucket=BUCKET)
@@ -170,22 +176,45 @@ def seed_bucket(services: LocalServices) -> int:
 
 def start(services: LocalServices) -> None:
     services.state_dir.mkdir(parents=True, exist_ok=True)
-    if _start("s3", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(services.s3_port)],
-              services, f"{services.url(services.s3_port)}/moto-api/", timeout_s=60):
+    if _start(
+        "s3",
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(services.s3_port)],
+        services,
+        f"{services.url(services.s3_port)}/moto-api/",
+        timeout_s=60,
+    ):
         _drop_index(services)  # moto keeps nothing: a new bucket, so a new index
     print(f"standins: bucket s3://{BUCKET} holds {seed_bucket(services)} photos", file=sys.stderr)
     # The route needs no index of its own, but serve opens one: a fresh scratch one (the model may have changed).
     scratch_index = services.state_dir / "sagemaker-standin-index"
     if not _running_pid(services.state_dir / "sagemaker.pid"):
         shutil.rmtree(scratch_index, ignore_errors=True)
-    _start("sagemaker", [str(VENV_BIN / "visual-search"), "serve", "--host", "127.0.0.1",
-                         "--port", str(services.sagemaker_port), "--index-dir", str(scratch_index)],
-           services, f"{services.url(services.sagemaker_port)}/health", timeout_s=300)
+    _start(
+        "sagemaker",
+        [
+            str(VENV_BIN / "visual-search"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(services.sagemaker_port),
+            "--index-dir",
+            str(scratch_index),
+        ],
+        services,
+        f"{services.url(services.sagemaker_port)}/health",
+        timeout_s=300,
+    )
     if not services.function_host:
         gateway = bridge_gateway()
         ports = [services.s3_port, services.sagemaker_port, services.opensearch_port]
-        _start("bridge", [sys.executable, str(Path(__file__).with_name("bridge_door.py")), *map(str, ports)],
-               services, f"{services.url(services.sagemaker_port, gateway)}/health", timeout_s=30)
+        _start(
+            "bridge",
+            [sys.executable, str(Path(__file__).with_name("bridge_door.py")), *map(str, ports)],
+            services,
+            f"{services.url(services.sagemaker_port, gateway)}/health",
+            timeout_s=30,
+        )
     print(f"standins: --env-vars {write_env_file(services)}", file=sys.stderr)
 
 

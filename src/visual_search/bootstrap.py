@@ -75,7 +75,11 @@ def open_index(
 
         url, options = _opensearch_options(settings.index)
         return OpenSearchIndex(
-            url, model_id=model_id, dimension=dimension, auth=opensearch_auth(settings), create=writable or create_if_missing,
+            url,
+            model_id=model_id,
+            dimension=dimension,
+            auth=opensearch_auth(settings),
+            create=writable or create_if_missing,
             **options,
         )
     from visual_search.indexes.local.index import LocalIndex
@@ -89,13 +93,23 @@ def opensearch_auth(settings: Settings):
     from visual_search.indexes.opensearch.connection import configured_auth
 
     return configured_auth(
-        mode=settings.opensearch_auth, username=settings.opensearch_username, password=settings.opensearch_password,
-        aws_service=settings.opensearch_aws_service, region=settings.aws_region,
+        mode=settings.opensearch_auth,
+        username=settings.opensearch_username,
+        password=settings.opensearch_password,
+        aws_service=settings.opensearch_aws_service,
+        region=settings.aws_region,
     )
 
 
-_OPENSEARCH_OPTIONS = {"engine": str, "m": int, "ef_construction": int, "ef_search": int,
-                       "mode": str, "compression_level": str, "encoder": str}  # the last three: memory-saving storage
+_OPENSEARCH_OPTIONS = {
+    "engine": str,
+    "m": int,
+    "ef_construction": int,
+    "ef_search": int,
+    "mode": str,
+    "compression_level": str,
+    "encoder": str,
+}  # the last three: memory-saving storage
 
 
 def _opensearch_options(location: str) -> tuple[str, dict]:
@@ -106,7 +120,9 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
     options = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in _OPENSEARCH_OPTIONS:
-            raise InvalidSettingError(f"unknown OpenSearch option {name!r} in the index URL: use {', '.join(_OPENSEARCH_OPTIONS)}")
+            raise InvalidSettingError(
+                f"unknown OpenSearch option {name!r} in the index URL: use {', '.join(_OPENSEARCH_OPTIONS)}"
+            )
         try:
             options[name] = _OPENSEARCH_OPTIONS[name](value)
         except ValueError:
@@ -172,7 +188,10 @@ def uploads_location(settings: Settings) -> str:
 
 
 def build_catalogue_writer(
-    settings: Settings, *, embedder: Embedder | None = None, index: VectorIndex | None = None,
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    index: VectorIndex | None = None,
     watched_folder: str | Path | None = None,
 ):
     """The process's one CatalogueWriter. A given `index` opened read-only (the server's) is reopened for

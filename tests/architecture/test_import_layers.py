@@ -21,7 +21,11 @@ def _lint(package_parent: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(package_parent)}
     return subprocess.run(
         [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
-        cwd=package_parent, env=env, capture_output=True, text=True, timeout=300,
+        cwd=package_parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -32,8 +32,11 @@ def _parameter_names(signature: inspect.Signature) -> list[str]:
 @pytest.mark.parametrize(
     "port, adapter",
     [
-        (VectorIndex, LocalIndex), (VectorIndex, OpenSearchIndex), (VectorIndex, SequencedIndex),
-        (ImageStore, LocalFolderStore), (ImageStore, S3ImageStore),
+        (VectorIndex, LocalIndex),
+        (VectorIndex, OpenSearchIndex),
+        (VectorIndex, SequencedIndex),
+        (ImageStore, LocalFolderStore),
+        (ImageStore, S3ImageStore),
     ],
 )
 def test_the_adapter_implements_every_method_of_its_port(port, adapter):

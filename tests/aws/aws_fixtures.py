@@ -12,7 +12,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-
 from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,8 +45,15 @@ class LoopbackEndpoint:
                     self._answer(200, sagemaker_protocol.invoke(endpoint.embedder, body, content_type))
                 except Exception as exc:  # noqa: BLE001 - answered as SageMaker wraps a model's failure
                     status, payload = sagemaker_protocol.error_response(exc)
-                    self._answer(424, {"__type": "ModelError", "message": payload.decode(),
-                                       "OriginalStatusCode": status, "OriginalMessage": payload.decode()})
+                    self._answer(
+                        424,
+                        {
+                            "__type": "ModelError",
+                            "message": payload.decode(),
+                            "OriginalStatusCode": status,
+                            "OriginalMessage": payload.decode(),
+                        },
+                    )
 
             def _answer(self, status: int, payload):
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

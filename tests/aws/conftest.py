@@ -6,7 +6,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-
 from aws_fixtures import BUCKET, DEMO_IMAGES, REGION, LoopbackEndpoint
 from fakes import ColourGridEmbedder
 
@@ -15,8 +14,11 @@ from fakes import ColourGridEmbedder
 def aws_env(monkeypatch):
     """Fake credentials and a region, so nothing can reach a real account."""
     for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -73,10 +75,13 @@ def function_environment(monkeypatch, tmp_path, loopback_endpoint, bucket):
         for name, value in variables.items():
             monkeypatch.setenv(name, value)
 
-    more(VISUAL_SEARCH_INDEX=str(tmp_path / "index"), VISUAL_SEARCH_EMBEDDER="sagemaker",
-         VISUAL_SEARCH_SAGEMAKER_ENDPOINT="embedding-endpoint", VISUAL_SEARCH_IMAGE_STORE=f"s3://{BUCKET}",
-         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=loopback_endpoint.url)
+    more(
+        VISUAL_SEARCH_INDEX=str(tmp_path / "index"),
+        VISUAL_SEARCH_EMBEDDER="sagemaker",
+        VISUAL_SEARCH_SAGEMAKER_ENDPOINT="embedding-endpoint",
+        VISUAL_SEARCH_IMAGE_STORE=f"s3://{BUCKET}",
+        AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=loopback_endpoint.url,
+    )
     handlers.reset_cached_services()
     yield more
     handlers.reset_cached_services()
-

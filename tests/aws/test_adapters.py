@@ -6,14 +6,13 @@ import json
 
 import boto3
 import pytest
+from aws_fixtures import REGION, s3_event, sqs_batch
 from PIL import Image
 
 from visual_search.aws.s3_events import is_later, parse_event
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
-from visual_search.stores.s3 import S3ImageStore
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
-
-from aws_fixtures import REGION, s3_event, sqs_batch
+from visual_search.stores.s3 import S3ImageStore
 
 
 def test_s3_store_lists_image_keys_across_pages_and_reads_them(moto_aws):
@@ -43,16 +42,29 @@ def test_sequencers_compare_as_left_padded_hex():
 def test_sqs_batches_are_read_and_unreadable_messages_reported():
     event = sqs_batch([s3_event("b", "a b+c.jpg", created=True, sequencer="01")], [])
     event["Records"].append(dict(event["Records"][0], messageId="garbled", body="not json"))
-    event["Records"].append(dict(event["Records"][0], messageId="test-event",
-                                 body=json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"})))
+    event["Records"].append(
+        dict(
+            event["Records"][0],
+            messageId="test-event",
+            body=json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
+        )
+    )
     parsed = parse_event(event)
     assert parsed.from_sqs and parsed.unreadable_message_ids == ["garbled"]
-    assert [(o.key, o.created, o.message_id) for o in parsed.objects] == [("a b+c.jpg", True, "message-0")]  # '+' sent as %2B
+    assert [(o.key, o.created, o.message_id) for o in parsed.objects] == [
+        ("a b+c.jpg", True, "message-0")
+    ]  # '+' sent as %2B
 
 
 def test_embedder_batches_under_the_payload_limit_and_does_not_retry_a_model_rejection(loopback_endpoint, aws_env):
-    embedder = SageMakerEmbedder("e", endpoint_url=loopback_endpoint.url, region_name=REGION,
-                                 spec=loopback_endpoint.embedder.spec, max_request_bytes=60_000, sleep=lambda s: None)
+    embedder = SageMakerEmbedder(
+        "e",
+        endpoint_url=loopback_endpoint.url,
+        region_name=REGION,
+        spec=loopback_endpoint.embedder.spec,
+        max_request_bytes=60_000,
+        sleep=lambda s: None,
+    )
     noisy = [Image.effect_noise((150, 150), 60 + n).convert("RGB") for n in range(4)]  # ~25-70 kB PNGs each
     before = len(loopback_endpoint.requests)
     assert embedder.embed(noisy).shape == (4, embedder.dimension)
@@ -78,7 +90,14 @@ def _throttled(client):
 
 
 def test_unreachable_endpoint_becomes_backend_unavailable(aws_env):
-    embedder = SageMakerEmbedder("e", endpoint_url="http://127.0.0.1:9", region_name=REGION, model_id="m",
-                                 dimension=3, max_attempts=2, sleep=lambda s: None)
+    embedder = SageMakerEmbedder(
+        "e",
+        endpoint_url="http://127.0.0.1:9",
+        region_name=REGION,
+        model_id="m",
+        dimension=3,
+        max_attempts=2,
+        sleep=lambda s: None,
+    )
     with pytest.raises(BackendUnavailableError):
         embedder.embed([Image.new("RGB", (10, 10))])

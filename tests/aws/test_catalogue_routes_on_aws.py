@@ -9,11 +9,10 @@ import base64
 import json
 
 import pytest
+from aws_fixtures import BUCKET, s3_event, sqs_batch
 from urllib3 import encode_multipart_formdata
 
 from visual_search.aws import handlers
-
-from aws_fixtures import BUCKET, s3_event, sqs_batch
 
 KEY = "s3cret"
 
@@ -35,16 +34,30 @@ def indexed(*keys: str) -> dict:
     return handlers._event_indexer.get().index.get(list(keys))
 
 
-def http(method: str, path: str, *, body: bytes = b"", content_type: str | None = None, api_key: str | None = KEY,
-         route: str = "$default", path_key: str | None = None, query: dict | None = None) -> tuple[int, dict]:
+def http(
+    method: str,
+    path: str,
+    *,
+    body: bytes = b"",
+    content_type: str | None = None,
+    api_key: str | None = KEY,
+    route: str = "$default",
+    path_key: str | None = None,
+    query: dict | None = None,
+) -> tuple[int, dict]:
     headers = {"content-type": content_type} if content_type else {}
     if api_key is not None:
         headers["x-api-key"] = api_key
     event = {
-        "version": "2.0", "routeKey": route, "rawPath": path, "headers": headers,
-        "queryStringParameters": query, "pathParameters": {"key": path_key} if path_key else None,
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "headers": headers,
+        "queryStringParameters": query,
+        "pathParameters": {"key": path_key} if path_key else None,
         "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
-        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
     }
     response = handlers.search_handler(event)
     return response["statusCode"], json.loads(response["body"] or "{}")
@@ -55,19 +68,31 @@ def add_item(data: bytes, api_key: str | None = KEY, **fields: str) -> tuple[int
     return http("POST", "/items", body=body, content_type=content_type, api_key=api_key)
 
 
-def test_adding_an_item_puts_the_object_and_its_event_indexes_it_with_label_and_product(functions, bucket,
-                                                                                      demo_photos):
-    status, body = add_item(demo_photos[1].read_bytes(), key="shoes/runner.jpg", label="Shoes",
-                            title="Trail runner", price="59.90", currency="EUR", attributes='{"colour": "red"}')
+def test_adding_an_item_puts_the_object_and_its_event_indexes_it_with_label_and_product(functions, bucket, demo_photos):
+    status, body = add_item(
+        demo_photos[1].read_bytes(),
+        key="shoes/runner.jpg",
+        label="Shoes",
+        title="Trail runner",
+        price="59.90",
+        currency="EUR",
+        attributes='{"colour": "red"}',
+    )
     assert (status, body["key"]) == (202, "shoes/runner.jpg")
     stored = bucket.get_object(Bucket=BUCKET, Key="shoes/runner.jpg")
     assert stored["Body"].read() == demo_photos[1].read_bytes()
     assert {name: stored["Metadata"].get(name) for name in ("label", "title", "price", "currency", "colour")} == {
-        "label": "Shoes", "title": "Trail runner", "price": "59.9", "currency": "EUR", "colour": "red"}
+        "label": "Shoes",
+        "title": "Trail runner",
+        "price": "59.9",
+        "currency": "EUR",
+        "colour": "red",
+    }
     assert not indexed("shoes/runner.jpg"), "indexing is the event's job, not the search function's"
 
     assert index_events([s3_event(BUCKET, "shoes/runner.jpg", created=True, sequencer="02")]) == {
-        "batchItemFailures": []}
+        "batchItemFailures": []
+    }
     record = indexed("shoes/runner.jpg")["shoes/runner.jpg"]
     assert (record.label, record.attributes["colour"]) == ("Shoes", "red")
     assert (record.product.title, record.product.price, record.product.currency) == ("Trail runner", 59.9, "EUR")
@@ -154,12 +179,15 @@ def test_an_object_with_a_bad_key_is_reported_and_skipped_not_retried(functions,
     assert direct["failed"] == []
 
 
-def test_with_an_images_prefix_added_keys_go_under_it_and_nothing_outside_it_is_deleted(functions, monkeypatch,
-                                                                                       bucket, demo_photos):
+def test_with_an_images_prefix_added_keys_go_under_it_and_nothing_outside_it_is_deleted(
+    functions, monkeypatch, bucket, demo_photos
+):
     monkeypatch.setenv("VISUAL_SEARCH_IMAGE_STORE", f"s3://{BUCKET}/catalogue/")  # as template.yaml sets it
     handlers._search_runtime.reset()
-    assert add_item(demo_photos[1].read_bytes(), key="hats/red.jpg") == (202, {
-        "key": "catalogue/hats/red.jpg", "status": "stored; it is indexed when the bucket's event is processed"})
+    assert add_item(demo_photos[1].read_bytes(), key="hats/red.jpg") == (
+        202,
+        {"key": "catalogue/hats/red.jpg", "status": "stored; it is indexed when the bucket's event is processed"},
+    )
     assert add_item(demo_photos[2].read_bytes(), key="catalogue/hats/blue.jpg")[1]["key"] == "catalogue/hats/blue.jpg"
     keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert keys == ["catalogue/hats/blue.jpg", "catalogue/hats/red.jpg", "seed.jpg"]

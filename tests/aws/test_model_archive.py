@@ -14,11 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
-from visual_search.core.images import decode_image
-
 from aws_fixtures import REPO_ROOT
+
+from visual_search.core.images import decode_image
+from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 
 pytest.importorskip("onnxruntime")
 MODEL = "lite2-fp32"  # int8 needs a calibration run; the archive code path is the same
@@ -68,8 +67,9 @@ def test_archive_holds_the_model_the_script_and_the_library_from_src(archive_dir
 
 
 def _invoke(inference, model, body, content_type):
-    return json.loads(inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model),
-                                          "application/json"))
+    return json.loads(
+        inference.output_fn(inference.predict_fn(inference.input_fn(body, content_type), model), "application/json")
+    )
 
 
 def test_both_content_types_give_the_local_embedders_vector(inference, archive_dir, local_embedder, demo_photos):
@@ -100,8 +100,10 @@ def test_the_sagemaker_embedders_png_path_gives_the_local_vector(inference, arch
 def test_describe_and_bad_requests(inference, archive_dir):
     model = inference.model_fn(str(archive_dir))
     description = sagemaker_protocol.decode_description(
-        inference.output_fn(inference.predict_fn(inference.input_fn(b'{"describe": true}', "application/json"), model),
-                            "application/json")
+        inference.output_fn(
+            inference.predict_fn(inference.input_fn(b'{"describe": true}', "application/json"), model),
+            "application/json",
+        )
     )
     assert (description.dimension, description.spec) == (model.dimension, model.spec)
     from visual_search.core.errors import InvalidImageError, UnsupportedImageTypeError
@@ -176,7 +178,8 @@ print(json.dumps({"onnxruntime": onnxruntime.__file__, "model_id": json.loads(an
 
 
 def test_the_archives_code_starts_and_embeds_with_no_network_no_pip_and_no_site_packages(
-        archive_dir, local_embedder, demo_photos, tmp_path):
+    archive_dir, local_embedder, demo_photos, tmp_path
+):
     import numpy
     import PIL
 
@@ -189,9 +192,22 @@ def test_the_archives_code_starts_and_embeds_with_no_network_no_pip_and_no_site_
                 (image_packages / name).symlink_to(folder.parent / name)
     code = archive_dir / "code"
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _OFFLINE_SCRIPT, str(code), str(image_packages), str(archive_dir),
-         str(demo_photos[0])],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        [
+            sys.executable,
+            "-I",
+            "-S",
+            "-c",
+            _OFFLINE_SCRIPT,
+            str(code),
+            str(image_packages),
+            str(archive_dir),
+            str(demo_photos[0]),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     started = json.loads(result.stdout.strip().splitlines()[-1])
@@ -206,7 +222,9 @@ def test_an_archive_of_other_model_settings_gives_the_local_vectors_colour_part_
     from visual_search.core.colour import COLOUR_DIMENSION
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
-    spec = importlib.util.spec_from_file_location("build_model_archive_other", REPO_ROOT / "model" / "build_model_archive.py")
+    spec = importlib.util.spec_from_file_location(
+        "build_model_archive_other", REPO_ROOT / "model" / "build_model_archive.py"
+    )
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
     builder.build_archive("lite2-fp32@260-avg", tmp_path / "model.tar.gz")

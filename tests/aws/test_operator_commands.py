@@ -7,10 +7,9 @@ import json
 
 import boto3
 import pytest
+from aws_fixtures import REGION
 
 from visual_search.cli.main import main
-
-from aws_fixtures import REGION
 
 STACK = "visual-search-test"
 IMAGES = "visual-search-images-123456789012-0123456789ab"
@@ -18,10 +17,12 @@ FRONTEND = "visual-search-frontend-bucket"
 
 
 def _stack_template(outputs: dict[str, str]) -> str:
-    return json.dumps({
-        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-        "Outputs": {name: {"Value": value} for name, value in outputs.items()},
-    })
+    return json.dumps(
+        {
+            "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {name: {"Value": value} for name, value in outputs.items()},
+        }
+    )
 
 
 @pytest.fixture
@@ -30,23 +31,46 @@ def stack(moto_aws, tmp_path):
     s3 = boto3.client("s3", region_name=REGION)
     for bucket in (IMAGES, FRONTEND):
         s3.create_bucket(Bucket=bucket)
-    distribution = boto3.client("cloudfront", region_name=REGION).create_distribution(DistributionConfig={
-        "CallerReference": "test", "Comment": "ui", "Enabled": True, "DefaultRootObject": "index.html",
-        "Origins": {"Quantity": 1, "Items": [{"Id": "frontend", "DomainName": f"{FRONTEND}.s3.amazonaws.com",
-                                               "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": {"TargetOriginId": "frontend", "ViewerProtocolPolicy": "redirect-to-https",
-                                 "TrustedSigners": {"Enabled": False, "Quantity": 0},
-                                 "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
-                                 "MinTTL": 0},
-    })["Distribution"]
+    distribution = boto3.client("cloudfront", region_name=REGION).create_distribution(
+        DistributionConfig={
+            "CallerReference": "test",
+            "Comment": "ui",
+            "Enabled": True,
+            "DefaultRootObject": "index.html",
+            "Origins": {
+                "Quantity": 1,
+                "Items": [
+                    {
+                        "Id": "frontend",
+                        "DomainName": f"{FRONTEND}.s3.amazonaws.com",
+                        "S3OriginConfig": {"OriginAccessIdentity": ""},
+                    }
+                ],
+            },
+            "DefaultCacheBehavior": {
+                "TargetOriginId": "frontend",
+                "ViewerProtocolPolicy": "redirect-to-https",
+                "TrustedSigners": {"Enabled": False, "Quantity": 0},
+                "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+                "MinTTL": 0,
+            },
+        }
+    )["Distribution"]
     outputs = {
-        "ApiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com", "ApiKeyRequired": "true",
-        "FrontendUrl": f"https://{distribution['DomainName']}", "FrontendBucketName": FRONTEND,
-        "FrontendDistributionId": distribution["Id"], "ImagesBucketName": IMAGES, "ImagesPrefix": "",
-        "CatalogueManifestKey": "catalogue.csv", "OpenSearchIndexUrl": str(tmp_path / "index"),
+        "ApiUrl": "https://abc123.execute-api.us-east-1.amazonaws.com",
+        "ApiKeyRequired": "true",
+        "FrontendUrl": f"https://{distribution['DomainName']}",
+        "FrontendBucketName": FRONTEND,
+        "FrontendDistributionId": distribution["Id"],
+        "ImagesBucketName": IMAGES,
+        "ImagesPrefix": "",
+        "CatalogueManifestKey": "catalogue.csv",
+        "OpenSearchIndexUrl": str(tmp_path / "index"),
         "EmbeddingEndpointName": "embedding-endpoint",
     }
-    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=STACK, TemplateBody=_stack_template(outputs))
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName=STACK, TemplateBody=_stack_template(outputs)
+    )
     return {"s3": s3, "distribution": distribution["Id"], **outputs}
 
 
@@ -76,24 +100,29 @@ def test_publish_frontend_writes_config_syncs_and_invalidates(stack, frontend, c
     assert script["ContentType"] == "text/javascript"
     assert s3.head_object(Bucket=FRONTEND, Key="index.html")["CacheControl"] == "no-cache"
     invalidations = boto3.client("cloudfront", region_name=REGION).list_invalidations(
-        DistributionId=stack["distribution"])["InvalidationList"]
+        DistributionId=stack["distribution"]
+    )["InvalidationList"]
     assert invalidations["Quantity"] == 1
     assert stack["FrontendUrl"] in capsys.readouterr().out
 
 
 def test_publish_frontend_for_an_unknown_stack_is_a_one_line_error(stack, frontend, capsys):
-    assert main(["aws", "publish-frontend", "--stack", "nope", "--region", REGION, "--frontend-dir", str(frontend)]) == 1
+    assert (
+        main(["aws", "publish-frontend", "--stack", "nope", "--region", REGION, "--frontend-dir", str(frontend)]) == 1
+    )
     error = capsys.readouterr().err
     assert "no stack named 'nope'" in error and "Traceback" not in error
 
 
-def test_reindex_applies_a_changed_manifest_to_the_deployed_index(stack, demo_photos, loopback_endpoint,
-                                                                   monkeypatch, capsys):
+def test_reindex_applies_a_changed_manifest_to_the_deployed_index(
+    stack, demo_photos, loopback_endpoint, monkeypatch, capsys
+):
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", loopback_endpoint.url)
     s3 = stack["s3"]
     for n, photo in enumerate(demo_photos[:3]):
-        s3.put_object(Bucket=IMAGES, Key=f"items/{n}.JPG", Body=photo.read_bytes(),
-                      Metadata={"colour": "red"} if n == 0 else {})
+        s3.put_object(
+            Bucket=IMAGES, Key=f"items/{n}.JPG", Body=photo.read_bytes(), Metadata={"colour": "red"} if n == 0 else {}
+        )
     s3.put_object(Bucket=IMAGES, Key="catalogue.csv", Body=b"path,label\nitems/0.JPG,Hat\nitems/1.JPG,Shirt\n")
     argv = ["aws", "reindex", "--stack", STACK, "--region", REGION]
     assert main(argv) == 0

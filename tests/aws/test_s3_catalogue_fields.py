@@ -8,10 +8,9 @@ import json
 import logging
 
 import pytest
+from aws_fixtures import BUCKET, s3_event, sqs_batch
 
 from visual_search.aws import handlers
-
-from aws_fixtures import BUCKET, s3_event, sqs_batch
 
 MANIFEST = "catalogue.csv"
 
@@ -33,32 +32,50 @@ def put(s3, key: str, data: bytes, **metadata: str) -> dict:
 
 
 def test_label_attributes_and_product_fields_come_from_the_objects_metadata(index_function, bucket, demo_photos):
-    event = put(bucket, "shoes/runner.jpg", demo_photos[0].read_bytes(), label="Shoes", colour="red",
-                title="Trail runner", price="59.90", currency="EUR", brand="Acme")
+    event = put(
+        bucket,
+        "shoes/runner.jpg",
+        demo_photos[0].read_bytes(),
+        label="Shoes",
+        colour="red",
+        title="Trail runner",
+        price="59.90",
+        currency="EUR",
+        brand="Acme",
+    )
     assert index_function([event]) == {"batchItemFailures": []}
     record = indexed("shoes/runner.jpg")["shoes/runner.jpg"]
     assert record.label == "Shoes"
     assert record.attributes["colour"] == "red" and record.attributes["s3_sequencer"]
     assert not {"label", "title", "price"} & set(record.attributes)
     assert (record.product.title, record.product.price, record.product.currency, record.product.brand) == (
-        "Trail runner", 59.9, "EUR", "Acme")
+        "Trail runner",
+        59.9,
+        "EUR",
+        "Acme",
+    )
 
 
 def test_the_manifest_labels_what_the_metadata_does_not_say(index_function, bucket, demo_photos):
-    bucket.put_object(Bucket=BUCKET, Key=MANIFEST, Body=(
-        "path,label,brand,season\n"
-        "a.jpg,Hat,Acme,winter\n"
-        "b.jpg,Shirt,,summer\n"
-    ).encode())
-    events = [put(bucket, "a.jpg", demo_photos[0].read_bytes()),
-              put(bucket, "b.jpg", demo_photos[1].read_bytes(), label="T-Shirt"),
-              put(bucket, "c.jpg", demo_photos[2].read_bytes()),
-              s3_event(BUCKET, MANIFEST, created=True, sequencer="01")]  # the manifest's own event: not an image
+    bucket.put_object(
+        Bucket=BUCKET,
+        Key=MANIFEST,
+        Body=(b"path,label,brand,season\na.jpg,Hat,Acme,winter\nb.jpg,Shirt,,summer\n"),
+    )
+    events = [
+        put(bucket, "a.jpg", demo_photos[0].read_bytes()),
+        put(bucket, "b.jpg", demo_photos[1].read_bytes(), label="T-Shirt"),
+        put(bucket, "c.jpg", demo_photos[2].read_bytes()),
+        s3_event(BUCKET, MANIFEST, created=True, sequencer="01"),
+    ]  # the manifest's own event: not an image
     assert index_function(events) == {"batchItemFailures": []}
     records = indexed("a.jpg", "b.jpg", "c.jpg", MANIFEST)
     assert set(records) == {"a.jpg", "b.jpg", "c.jpg"}
     assert (records["a.jpg"].label, records["a.jpg"].attributes["season"], records["a.jpg"].product.brand) == (
-        "Hat", "winter", "Acme")
+        "Hat",
+        "winter",
+        "Acme",
+    )
     assert records["b.jpg"].label == "T-Shirt" and records["b.jpg"].attributes["season"] == "summer"  # metadata wins
     assert records["c.jpg"].label is None
 
@@ -103,7 +120,9 @@ def test_each_created_object_is_fetched_once_and_a_removal_only_heads(index_func
     assert lookups == [["1.jpg", "2.jpg"]] * 2  # planned once, compared once just before the write
     calls.clear()
     bucket.delete_object(Bucket=BUCKET, Key="1.jpg")
-    assert index_function([s3_event(BUCKET, "1.jpg", created=False, sequencer="FFFFFFFFF")]) == {"batchItemFailures": []}
+    assert index_function([s3_event(BUCKET, "1.jpg", created=False, sequencer="FFFFFFFFF")]) == {
+        "batchItemFailures": []
+    }
     assert calls == ["HeadObject"]
     assert set(indexed("0.jpg", "1.jpg", "2.jpg")) == {"0.jpg", "2.jpg"}
 
@@ -123,8 +142,9 @@ def test_non_ascii_metadata_sent_as_rfc_2047_is_decoded(index_function, bucket, 
     assert indexed("r.jpg")["r.jpg"].label == "épingle"
 
 
-def test_missing_setting_fails_every_item_with_a_log_naming_it(index_function, bucket, demo_photos, monkeypatch,
-                                                                caplog):
+def test_missing_setting_fails_every_item_with_a_log_naming_it(
+    index_function, bucket, demo_photos, monkeypatch, caplog
+):
     monkeypatch.delenv("VISUAL_SEARCH_SAGEMAKER_ENDPOINT")
     handlers.reset_cached_services()
     with caplog.at_level(logging.ERROR):
@@ -144,8 +164,15 @@ def test_the_write_keeps_an_equal_or_later_sequencer_and_drops_an_older_one(tmp_
     index = SequencedIndex(LocalIndex(tmp_path / "index", model_id="m", dimension=2, writable=True))
 
     def write(sequencer: str, label: str) -> str | None:
-        record = ImageRecord(key="k.jpg", uri="s3://b/k.jpg", content_hash="h", width=1, height=1, label=label,
-                             attributes={"s3_sequencer": sequencer} if sequencer else {})
+        record = ImageRecord(
+            key="k.jpg",
+            uri="s3://b/k.jpg",
+            content_hash="h",
+            width=1,
+            height=1,
+            label=label,
+            attributes={"s3_sequencer": sequencer} if sequencer else {},
+        )
         index.upsert([record], np.array([[1.0, 0.0]], dtype=np.float32))
         return index.get(["k.jpg"])["k.jpg"].label
 

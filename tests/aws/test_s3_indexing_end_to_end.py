@@ -12,14 +12,12 @@ from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+from aws_fixtures import BUCKET, REGION, s3_event, sqs_batch
 
 from visual_search.aws import handlers
 from visual_search.aws.handlers import build_event_indexer, handle_index_event
-from visual_search.stores.s3 import S3ImageStore
 from visual_search.core.settings import Settings
-
-from aws_fixtures import BUCKET, REGION, s3_event, sqs_batch
-
+from visual_search.stores.s3 import S3ImageStore
 
 
 @pytest.fixture
@@ -116,18 +114,25 @@ def test_failed_message_lands_in_the_dead_letter_queue_after_max_receives(
     sqs = boto3.client("sqs", region_name=REGION)
     dlq_url = sqs.create_queue(QueueName="index-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue_url = sqs.create_queue(QueueName="index", Attributes={
-        "VisibilityTimeout": "0",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
-    })["QueueUrl"]
+    queue_url = sqs.create_queue(
+        QueueName="index",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}),
+        },
+    )["QueueUrl"]
     upload(bucket, "broken.jpg", b"not an image at all")
-    sqs.send_message(QueueUrl=queue_url,
-                     MessageBody=json.dumps({"Records": [s3_event(BUCKET, "broken.jpg", created=True, sequencer="30")]}))
+    sqs.send_message(
+        QueueUrl=queue_url,
+        MessageBody=json.dumps({"Records": [s3_event(BUCKET, "broken.jpg", created=True, sequencer="30")]}),
+    )
     for _ in range(3):  # what Lambda's poller does: receive, invoke, delete only what succeeded
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
         if not messages:
             break
-        event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in messages]}
+        event = {
+            "Records": [{"messageId": m["MessageId"], "body": m["Body"], "eventSource": "aws:sqs"} for m in messages]
+        }
         failed = {f["itemIdentifier"] for f in handlers.index_handler(event, None)["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] not in failed:
@@ -139,8 +144,15 @@ def test_failed_message_lands_in_the_dead_letter_queue_after_max_receives(
 def test_object_removed_deletes_and_non_image_keys_are_ignored(lambda_env, bucket, demo_photos):
     upload(bucket, "shoe.jpg", demo_photos[0].read_bytes())
     upload(bucket, "notes.txt", b"hello")
-    handlers.index_handler(sqs_batch([s3_event(BUCKET, "shoe.jpg", created=True, sequencer="40"),
-                                      s3_event(BUCKET, "notes.txt", created=True, sequencer="41")]), None)
+    handlers.index_handler(
+        sqs_batch(
+            [
+                s3_event(BUCKET, "shoe.jpg", created=True, sequencer="40"),
+                s3_event(BUCKET, "notes.txt", created=True, sequencer="41"),
+            ]
+        ),
+        None,
+    )
     index = handlers._event_indexer.get().index
     assert index.count() == 1
     bucket.delete_object(Bucket=BUCKET, Key="shoe.jpg")
@@ -166,23 +178,30 @@ def test_every_delivery_order_of_three_events_converges_to_the_bucket_state(
     redelivered duplicate) is applied to a fresh index: all end as the bucket is."""
     first, last = demo_photos[0].read_bytes(), demo_photos[1].read_bytes()
     if final_put:
-        events = [s3_event(BUCKET, "item.jpg", created=True, sequencer="0A01"),
-                  s3_event(BUCKET, "item.jpg", created=False, sequencer="0A02"),
-                  s3_event(BUCKET, "item.jpg", created=True, sequencer="0A03")]
+        events = [
+            s3_event(BUCKET, "item.jpg", created=True, sequencer="0A01"),
+            s3_event(BUCKET, "item.jpg", created=False, sequencer="0A02"),
+            s3_event(BUCKET, "item.jpg", created=True, sequencer="0A03"),
+        ]
         upload(bucket, "item.jpg", last)
     else:
-        events = [s3_event(BUCKET, "item.jpg", created=True, sequencer="0A01"),
-                  s3_event(BUCKET, "item.jpg", created=True, sequencer="0A02"),
-                  s3_event(BUCKET, "item.jpg", created=False, sequencer="0A03")]
+        events = [
+            s3_event(BUCKET, "item.jpg", created=True, sequencer="0A01"),
+            s3_event(BUCKET, "item.jpg", created=True, sequencer="0A02"),
+            s3_event(BUCKET, "item.jpg", created=False, sequencer="0A03"),
+        ]
     settings = Settings(embedder="sagemaker", sagemaker_endpoint="embedding-endpoint")
     from visual_search.core.hashing import sha256_hex
 
     for number, order in enumerate(itertools.permutations(range(3))):
+
         def factory(number=number):
             local = settings.with_overrides(index=str(tmp_path / f"index-{number}"))
             import os
+
             os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = loopback_endpoint.url
             return build_event_indexer(local, lambda name: S3ImageStore(name))
+
         record = _final_state_after(list(order) + [order[0]], events, bucket, factory)
         if final_put:
             assert record is not None and record.content_hash == sha256_hex(last), order

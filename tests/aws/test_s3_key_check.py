@@ -28,8 +28,10 @@ def test_the_listing_skips_and_names_keys_with_control_characters(moto_aws):
     store = S3ImageStore("catalogue", "shop/")
     assert list(store.list_keys()) == ["shop/café.jpg", "shop/hat.jpg"]
     assert [reason.split(" at ")[0] for _, reason in store.skipped] == [
-        "its name holds the control character U+0007", "its name holds the control character U+007F",
-        "its name holds the control character U+0085"]
+        "its name holds the control character U+0007",
+        "its name holds the control character U+007F",
+        "its name holds the control character U+0085",
+    ]
     assert all("\\x" in shown for shown, _ in store.skipped), "the names are printed escaped, never raw"
 
 

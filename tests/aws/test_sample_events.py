@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aws_fixtures import DEMO_IMAGES, EVENTS_DIR, load_event
 
 from visual_search.aws.local_invoke import invoke_local
 from visual_search.core.settings import Settings
-
-from aws_fixtures import DEMO_IMAGES, EVENTS_DIR, load_event
 
 EVENT_KEYS = ("images/00588f87.jpg", "images/0090ca2c.jpg")
 
@@ -26,8 +25,12 @@ def settings(tmp_path, monkeypatch, loopback_endpoint, aws_env) -> Settings:
     for name in sorted(os.listdir(DEMO_IMAGES))[:8] + [Path(key).name for key in EVENT_KEYS]:
         shutil.copyfile(DEMO_IMAGES / name, bucket / "images" / name)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", loopback_endpoint.url)
-    return Settings(index=str(tmp_path / "index"), embedder="sagemaker", sagemaker_endpoint="embedding-endpoint",
-                    image_store=str(bucket))
+    return Settings(
+        index=str(tmp_path / "index"),
+        embedder="sagemaker",
+        sagemaker_endpoint="embedding-endpoint",
+        image_store=str(bucket),
+    )
 
 
 def body(response: dict) -> dict:
@@ -70,25 +73,45 @@ def _sam():
     return _sam_cli()
 
 
-@pytest.mark.parametrize("name, generator", [
-    ("search-upload.json", ["apigateway", "http-api-proxy"]),
-    ("s3-put.json", ["s3", "put"]),
-    ("s3-delete.json", ["s3", "delete"]),
-    ("sqs-s3-events.json", ["sqs", "receive-message"]),
-])
+@pytest.mark.parametrize(
+    "name, generator",
+    [
+        ("search-upload.json", ["apigateway", "http-api-proxy"]),
+        ("s3-put.json", ["s3", "put"]),
+        ("s3-delete.json", ["s3", "delete"]),
+        ("sqs-s3-events.json", ["sqs", "receive-message"]),
+    ],
+)
 def test_sample_events_have_the_shape_sam_generates(name, generator):
     sam = _sam()
     if sam is None:
         pytest.skip("aws-sam-cli is not installed")
-    generated = json.loads(subprocess.run([sam, "local", "generate-event", *generator], capture_output=True,
-                                          text=True, timeout=120, env=dict(os.environ, SAM_CLI_TELEMETRY="0")).stdout)
+    generated = json.loads(
+        subprocess.run(
+            [sam, "local", "generate-event", *generator],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ, SAM_CLI_TELEMETRY="0"),
+        ).stdout
+    )
     ours = load_event(name)
 
     def shape(node):
         if isinstance(node, dict):
-            return {key: shape(value) for key, value in node.items()
-                    if key not in ("cookies", "stageVariables", "authentication", "authorizer",
-                                   "queryStringParameters", "pathParameters")}
+            return {
+                key: shape(value)
+                for key, value in node.items()
+                if key
+                not in (
+                    "cookies",
+                    "stageVariables",
+                    "authentication",
+                    "authorizer",
+                    "queryStringParameters",
+                    "pathParameters",
+                )
+            }
         if isinstance(node, list):
             return [shape(node[0])] if node else []
         return type(node).__name__

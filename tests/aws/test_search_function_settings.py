@@ -11,6 +11,7 @@ import time
 
 import boto3
 import pytest
+from aws_fixtures import REGION, load_event, s3_event
 from PIL import Image
 
 from visual_search.aws import handlers
@@ -18,8 +19,6 @@ from visual_search.aws.local_invoke import invoke_local
 from visual_search.core.errors import BackendUnavailableError
 from visual_search.core.settings import Settings
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
-
-from aws_fixtures import REGION, load_event, s3_event
 
 PARAMETER = "/visual-search/api-key"
 
@@ -36,14 +35,23 @@ def catalogue(tmp_path, demo_photos):
 @pytest.fixture
 def search_env(monkeypatch, tmp_path, catalogue, loopback_endpoint, aws_env):
     """SearchFunction's environment as template.yaml sets it, the bucket a folder and SageMaker on loopback."""
-    settings = Settings(index=str(tmp_path / "index"), embedder="sagemaker", sagemaker_endpoint="embedding-endpoint",
-                        image_store=str(catalogue))
+    settings = Settings(
+        index=str(tmp_path / "index"),
+        embedder="sagemaker",
+        sagemaker_endpoint="embedding-endpoint",
+        image_store=str(catalogue),
+    )
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", loopback_endpoint.url)
-    indexed = invoke_local("index", {"Records": [s3_event("bucket", "shoe.jpg", created=True, sequencer="01")]}, settings)
+    indexed = invoke_local(
+        "index", {"Records": [s3_event("bucket", "shoe.jpg", created=True, sequencer="01")]}, settings
+    )
     assert indexed["indexed"] == ["shoe.jpg"], indexed
-    for name, value in {"VISUAL_SEARCH_INDEX": settings.index, "VISUAL_SEARCH_EMBEDDER": "sagemaker",
-                        "VISUAL_SEARCH_SAGEMAKER_ENDPOINT": "embedding-endpoint",
-                        "VISUAL_SEARCH_IMAGE_STORE": str(catalogue)}.items():
+    for name, value in {
+        "VISUAL_SEARCH_INDEX": settings.index,
+        "VISUAL_SEARCH_EMBEDDER": "sagemaker",
+        "VISUAL_SEARCH_SAGEMAKER_ENDPOINT": "embedding-endpoint",
+        "VISUAL_SEARCH_IMAGE_STORE": str(catalogue),
+    }.items():
         monkeypatch.setenv(name, value)
     handlers.reset_cached_services()
     yield settings
@@ -82,7 +90,9 @@ def test_an_unreadable_key_parameter_refuses_to_serve_an_open_api(search_env, mo
         monkeypatch.setenv("VISUAL_SEARCH_API_KEY_PARAMETER", "/does/not/exist")
         response = handlers.search_handler(search_event(demo_photos[0].read_bytes()))
     status, body = answer(response)
-    assert (status, body["error"]["code"]) == (503, "backend_unavailable") and "/does/not/exist" in body["error"]["message"]
+    assert (status, body["error"]["code"]) == (503, "backend_unavailable") and "/does/not/exist" in body["error"][
+        "message"
+    ]
     assert response["headers"]["retry-after"]
 
 
@@ -96,11 +106,14 @@ def test_a_missing_setting_is_a_json_503_naming_it(search_env, monkeypatch, demo
     monkeypatch.setenv("VISUAL_SEARCH_SAGEMAKER_ENDPOINT", "embedding-endpoint")
     handlers.reset_cached_services()
     status, body = answer(handlers.search_handler(search_event(demo_photos[0].read_bytes())))
-    assert (status, body["error"]["code"]) == (503, "missing_setting") and "VISUAL_SEARCH_IMAGE_STORE" in body["error"]["message"]
+    assert (status, body["error"]["code"]) == (503, "missing_setting") and "VISUAL_SEARCH_IMAGE_STORE" in body["error"][
+        "message"
+    ]
 
 
-def test_an_exhausted_endpoint_is_a_json_503_with_retry_after_within_the_budget(search_env, monkeypatch,
-                                                                                loopback_endpoint, demo_photos):
+def test_an_exhausted_endpoint_is_a_json_503_with_retry_after_within_the_budget(
+    search_env, monkeypatch, loopback_endpoint, demo_photos
+):
     monkeypatch.setenv("VISUAL_SEARCH_SAGEMAKER_BUDGET_S", "2")
     handlers.reset_cached_services()
     loopback_endpoint.throttle_next = 1000
@@ -113,8 +126,15 @@ def test_an_exhausted_endpoint_is_a_json_503_with_retry_after_within_the_budget(
 
 
 def test_the_embedder_stops_retrying_when_the_next_attempt_would_overrun_its_budget(loopback_endpoint, aws_env):
-    embedder = SageMakerEmbedder("e", endpoint_url=loopback_endpoint.url, region_name=REGION, model_id="m",
-                                 dimension=3, budget_s=2.0, max_attempts=50)
+    embedder = SageMakerEmbedder(
+        "e",
+        endpoint_url=loopback_endpoint.url,
+        region_name=REGION,
+        model_id="m",
+        dimension=3,
+        budget_s=2.0,
+        max_attempts=50,
+    )
     loopback_endpoint.throttle_next = 1000
     before = len(loopback_endpoint.requests)
     started = time.monotonic()
@@ -136,12 +156,23 @@ def test_the_invoke_twin_asks_for_the_api_key_as_the_deployed_handler_does(searc
 
 def test_the_invoke_twin_serves_the_catalogue_routes_with_the_folder_as_the_bucket(search_env, catalogue):
     settings = search_env.with_overrides(api_key="s3cret")
-    listing = {"version": "2.0", "routeKey": "GET /items", "rawPath": "/items", "headers": {"x-api-key": "s3cret"},
-               "queryStringParameters": {"limit": "5"}, "requestContext": {"http": {"method": "GET", "path": "/items"}}}
+    listing = {
+        "version": "2.0",
+        "routeKey": "GET /items",
+        "rawPath": "/items",
+        "headers": {"x-api-key": "s3cret"},
+        "queryStringParameters": {"limit": "5"},
+        "requestContext": {"http": {"method": "GET", "path": "/items"}},
+    }
     status, body = answer(invoke_local("search", listing, settings))
     assert (status, [item["key"] for item in body["items"]], body["total"]) == (200, ["shoe.jpg"], 1)
-    deletion = {"version": "2.0", "routeKey": "DELETE /items/{key+}", "rawPath": "/items/shoe.jpg",
-                "pathParameters": {"key": "shoe.jpg"}, "headers": {"x-api-key": "s3cret"},
-                "requestContext": {"http": {"method": "DELETE", "path": "/items/shoe.jpg"}}}
+    deletion = {
+        "version": "2.0",
+        "routeKey": "DELETE /items/{key+}",
+        "rawPath": "/items/shoe.jpg",
+        "pathParameters": {"key": "shoe.jpg"},
+        "headers": {"x-api-key": "s3cret"},
+        "requestContext": {"http": {"method": "DELETE", "path": "/items/shoe.jpg"}},
+    }
     assert answer(invoke_local("search", deletion, settings)) == (200, {"deleted": "shoe.jpg"})
     assert not (catalogue / "shoe.jpg").exists(), "the file playing the object is gone; its event removes the record"

@@ -7,20 +7,23 @@ import json
 from pathlib import Path
 
 import pytest
-
 from live_server import index_folder
-from visual_search.aws.http_events import handle_http_event
+
 from visual_search.api.search_api import SearchApi
+from visual_search.aws.http_events import handle_http_event
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 
 
 def event(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> dict:
     return {
-        "version": "2.0", "routeKey": "$default", "rawPath": path,
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
         "headers": {"content-type": "image/jpeg", **(headers or {})},
         "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
-        "body": base64.b64encode(body).decode(), "isBase64Encoded": True,
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
     }
 
 
@@ -38,8 +41,11 @@ def answer(tmp_path_factory):
 
 def test_search_and_stats_without_the_key_are_401(answer):
     photo = (PHOTOS / "hat.jpg").read_bytes()
-    for evt in (event("POST", "/search", photo), event("GET", "/stats"),
-                event("POST", "/search", photo, {"x-api-key": "wrong"})):
+    for evt in (
+        event("POST", "/search", photo),
+        event("GET", "/stats"),
+        event("POST", "/search", photo, {"x-api-key": "wrong"}),
+    ):
         status, body = answer(evt)
         assert (status, body["error"]["code"]) == (401, "unauthorized")
 

@@ -11,15 +11,22 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from aws_fixtures import REPO_ROOT
 
 from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
 from visual_search.core.settings import ENV_PREFIX, Settings
 
-from aws_fixtures import REPO_ROOT
-
 TEMPLATE = REPO_ROOT / "template.yaml"
-PSEUDO_PARAMETERS = {"AWS::AccountId", "AWS::Region", "AWS::StackName", "AWS::StackId", "AWS::Partition",
-                     "AWS::URLSuffix", "AWS::NoValue", "AWS::NotificationARNs"}
+PSEUDO_PARAMETERS = {
+    "AWS::AccountId",
+    "AWS::Region",
+    "AWS::StackName",
+    "AWS::StackId",
+    "AWS::Partition",
+    "AWS::URLSuffix",
+    "AWS::NoValue",
+    "AWS::NotificationARNs",
+}
 
 
 class _NoManagedPolicies:
@@ -109,8 +116,11 @@ def _domain_statements(transformed) -> list[dict]:
 
 
 def _role_statements(transformed, role: str) -> list[dict]:
-    return [s for policy in transformed["Resources"][role]["Properties"]["Policies"]
-            for s in statements_of(policy["PolicyDocument"]["Statement"])]
+    return [
+        s
+        for policy in transformed["Resources"][role]["Properties"]["Policies"]
+        for s in statements_of(policy["PolicyDocument"]["Statement"])
+    ]
 
 
 def test_no_iam_statement_allows_a_wildcard_action(transformed):
@@ -125,8 +135,11 @@ def test_no_iam_statement_allows_a_wildcard_action(transformed):
 
 def test_both_buckets_deny_every_action_over_plain_http(transformed):
     for bucket in ("ImagesBucket", "FrontendBucket"):
-        policy = next(r["Properties"] for r in transformed["Resources"].values()
-                      if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket})
+        policy = next(
+            r["Properties"]
+            for r in transformed["Resources"].values()
+            if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+        )
         deny = next(s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny")
         assert deny["Action"] == "s3:*" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
         assert {"Fn::GetAtt": [bucket, "Arn"]} in deny["Resource"]  # bucket-level calls too, not only objects
@@ -136,7 +149,10 @@ def test_both_buckets_deny_every_action_over_plain_http(transformed):
 def test_opensearch_is_reachable_only_by_the_two_function_roles_and_the_optional_operator(transformed):
     domain = transformed["Resources"]["SearchDomain"]["Properties"]
     principals = [statement["Principal"]["AWS"] for statement in _domain_statements(transformed)]
-    index_role, search_role = {"Fn::GetAtt": ["IndexFunctionRole", "Arn"]}, {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}
+    index_role, search_role = (
+        {"Fn::GetAtt": ["IndexFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]},
+    )
     operator = {"Ref": "OpenSearchAdminPrincipal"}
     assert principals and all(principal in (index_role, search_role, operator) for principal in principals)
     conditional = [s for s in domain["AccessPolicies"]["Statement"] if "Fn::If" in s]
@@ -149,8 +165,11 @@ def test_opensearch_is_reachable_only_by_the_two_function_roles_and_the_optional
 def test_the_search_role_can_only_read_the_index(transformed):
     """POST is how OpenSearch writes (_bulk, _doc, _delete_by_query): the search function may POST only queries."""
     statements = _role_statements(transformed, "SearchFunctionRole")
-    statements += [s for s in _domain_statements(transformed)
-                   if s["Principal"]["AWS"] == {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}]
+    statements += [
+        s
+        for s in _domain_statements(transformed)
+        if s["Principal"]["AWS"] == {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]}
+    ]
     posting = [s for s in statements if "es:ESHttpPost" in s["Action"]]
     assert posting
     for statement in posting:
@@ -163,8 +182,12 @@ def test_the_search_role_can_only_read_the_index(transformed):
 
 def test_no_role_reaches_opensearch_beyond_the_products_index(transformed):
     """Every es: statement names the index (and what is under it), never the domain's cluster APIs."""
-    statements = [s for name, resource in transformed["Resources"].items() if resource["Type"] == "AWS::IAM::Role"
-                  for s in _role_statements(transformed, name)]
+    statements = [
+        s
+        for name, resource in transformed["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+        for s in _role_statements(transformed, name)
+    ]
     statements += _domain_statements(transformed)
     es_statements = [s for s in statements if any(a.startswith("es:") for a in s["Action"])]
     assert es_statements
@@ -176,8 +199,13 @@ def test_no_role_reaches_opensearch_beyond_the_products_index(transformed):
 
 def test_cors_never_allows_every_origin(transformed):
     names = {"alloworigins", "allowedorigins"}  # the HTTP API's OpenAPI body spells it allowOrigins
-    origins = [value for node in walk(transformed) if isinstance(node, dict)
-               for key, value in node.items() if key.lower() in names]
+    origins = [
+        value
+        for node in walk(transformed)
+        if isinstance(node, dict)
+        for key, value in node.items()
+        if key.lower() in names
+    ]
     assert len(origins) >= 2  # the HTTP API and the images bucket
     assert "*" not in json.dumps(origins)
     cors = transformed["Resources"]["HttpApi"]["Properties"]["Body"]["x-amazon-apigateway-cors"]
@@ -197,7 +225,10 @@ def test_both_functions_set_exactly_the_settings_they_read(source):
         variables = source["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert set(wanted) <= fields, "the handlers name a setting that does not exist"
         assert {ENV_PREFIX + name.upper() for name in wanted} == {v for v in variables if v.startswith(ENV_PREFIX)}
-    assert source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_EMBEDDER"] == "sagemaker"
+    assert (
+        source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_EMBEDDER"]
+        == "sagemaker"
+    )
 
 
 def test_every_created_and_removed_object_of_the_prefix_reaches_the_queue(source):
@@ -238,10 +269,16 @@ def test_core_layer_is_built_from_the_one_source_tree(source):
 
 
 def test_outputs_name_what_the_deploy_guide_uses(source):
-    assert {"ApiUrl", "FrontendUrl", "ImagesBucketName", "OpenSearchEndpoint", "EmbeddingEndpointName",
-            "FrontendBucketName", "FrontendDistributionId", "ApiKeyRequired"} <= set(
-        source["Outputs"]
-    )
+    assert {
+        "ApiUrl",
+        "FrontendUrl",
+        "ImagesBucketName",
+        "OpenSearchEndpoint",
+        "EmbeddingEndpointName",
+        "FrontendBucketName",
+        "FrontendDistributionId",
+        "ApiKeyRequired",
+    } <= set(source["Outputs"])
 
 
 def test_cfn_lint_finds_no_error_or_warning():
@@ -253,8 +290,10 @@ def test_cfn_lint_finds_no_error_or_warning():
 
 
 def _sam_cli() -> str | None:
-    return os.environ.get("VISUAL_SEARCH_SAM_CLI") or shutil.which("sam") or (
-        "/tmp/samvenv/bin/sam" if Path("/tmp/samvenv/bin/sam").exists() else None
+    return (
+        os.environ.get("VISUAL_SEARCH_SAM_CLI")
+        or shutil.which("sam")
+        or ("/tmp/samvenv/bin/sam" if Path("/tmp/samvenv/bin/sam").exists() else None)
     )
 
 
@@ -264,14 +303,22 @@ def test_sam_validate_passes_offline(arguments):
     if sam is None:
         pytest.skip("aws-sam-cli is not installed (pip install aws-sam-cli, or set VISUAL_SEARCH_SAM_CLI)")
     environment = dict(os.environ, SAM_CLI_TELEMETRY="0", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    result = subprocess.run([sam, "validate", "--template-file", str(TEMPLATE), *arguments], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=240, env=environment)
+    result = subprocess.run(
+        [sam, "validate", "--template-file", str(TEMPLATE), *arguments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "is a valid SAM Template" in result.stdout + result.stderr
 
 
 def _alarms(transformed) -> dict[str, dict]:
-    return {name: r["Properties"] for name, r in transformed["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    return {
+        name: r["Properties"] for name, r in transformed["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
 
 
 def _watched(alarm: dict) -> tuple[str, str, dict]:
@@ -283,10 +330,14 @@ def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(tr
     dead_letters, dimensions = watched[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
     assert dimensions == {"QueueName": {"Fn::GetAtt": ["IndexDeadLetterQueue", "QueueName"]}}
     assert (dead_letters["ComparisonOperator"], dead_letters["Threshold"]) == ("GreaterThanThreshold", 0)
-    lambda_alarms = {(_watched(a)[1], _watched(a)[2]["FunctionName"]["Ref"]) for a in _alarms(transformed).values()
-                     if a["Namespace"] == "AWS/Lambda"}
-    assert lambda_alarms == {(metric, function) for metric in ("Errors", "Throttles")
-                             for function in ("IndexFunction", "SearchFunction")}
+    lambda_alarms = {
+        (_watched(a)[1], _watched(a)[2]["FunctionName"]["Ref"])
+        for a in _alarms(transformed).values()
+        if a["Namespace"] == "AWS/Lambda"
+    }
+    assert lambda_alarms == {
+        (metric, function) for metric in ("Errors", "Throttles") for function in ("IndexFunction", "SearchFunction")
+    }
     api, dimensions = watched[("AWS/ApiGateway", "5xx")]
     assert dimensions == {"ApiId": {"Ref": "HttpApi"}}
     domain = {"DomainName": {"Ref": "SearchDomain"}, "ClientId": {"Ref": "AWS::AccountId"}}
@@ -304,7 +355,9 @@ def test_every_alarm_notifies_the_optional_email_topic(transformed):
     assert topic["Condition"] == "HasAlarmEmail"
     assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
     for name, alarm in _alarms(transformed).items():
-        assert alarm["AlarmActions"] == {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}, name
+        assert alarm["AlarmActions"] == {
+            "Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]
+        }, name
 
 
 def test_the_dashboard_names_only_resources_of_the_stack(transformed):
@@ -331,8 +384,10 @@ def test_retry_budgets_nest_inside_the_timeouts(source):
     from visual_search.aws.handlers import INDEX_BATCH_SIZE
 
     resources = source["Resources"]
+
     def budget(function):
         return float(resources[function]["Properties"]["Environment"]["Variables"]["VISUAL_SEARCH_SAGEMAKER_BUDGET_S"])
+
     search_timeout = resources["SearchFunction"]["Properties"]["Timeout"]
     index_timeout = resources["IndexFunction"]["Properties"]["Timeout"]
     endpoint_requests_per_batch = -(-source["Parameters"]["IndexBatchSize"]["MaxValue"] // INDEX_BATCH_SIZE)
@@ -362,13 +417,18 @@ def test_no_ineffective_minimum_tls_version_on_the_default_certificate(source):
 
 
 def test_the_lambda_layer_is_locked_with_exact_pins_and_no_unused_grpc():
-    lines = [line.strip() for line in (REPO_ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / "layers" / "deps" / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert lines and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][A-Za-z0-9.]*", line) for line in lines), lines
     names = {line.split("==")[0].lower().replace("_", "-") for line in lines}
-    direct = {re.split(r"[<>=!~ ]", line.strip())[0].lower() for line in
-              (REPO_ROOT / "layers" / "deps" / "requirements.in").read_text().splitlines()
-              if line.strip() and not line.startswith("#")}
+    direct = {
+        re.split(r"[<>=!~ ]", line.strip())[0].lower()
+        for line in (REPO_ROOT / "layers" / "deps" / "requirements.in").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert direct <= names, "requirements.txt is not the lock of requirements.in"
     assert not {"grpcio", "opensearch-protobufs", "protobuf"} & names
     assert next(line for line in lines if line.startswith("opensearch-py==")).startswith("opensearch-py==2.")

@@ -5,38 +5,47 @@ from __future__ import annotations
 
 import functools
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
+from live_server import serving
+from service_check import require_service
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.catalogue_csv import read_catalogue_csv
 from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
+from visual_search.server.app import create_app
 from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.services.search import SearchService
-from visual_search.server.app import create_app
-
-from live_server import serving
-from service_check import require_service
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO = REPO_ROOT / "demo" / "catalogue"
 AXE_JS = REPO_ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     # A fake camera, so "Take photo" can use the live camera (getUserMedia) in a headless browser.
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 QUERY_KEY = "e3348ff1.jpg"  # a blazer in demo/catalogue
-DRESS_KEY = next(entry.listed_path.removeprefix("images/") for entry in read_catalogue_csv(DEMO / "labels.csv")
-                 if entry.label == "Dress")
+DRESS_KEY = next(
+    entry.listed_path.removeprefix("images/")
+    for entry in read_catalogue_csv(DEMO / "labels.csv")
+    if entry.label == "Dress"
+)
 
 
 # Three T-shirts carry the clothing set's catch-all labels, so the setting that hides those has something to hide.
@@ -55,13 +64,23 @@ def index_demo_catalogue(index_dir: Path, relabel: dict[str, str] | None = None)
     embedder = build_embedder(Settings())
     index = LocalIndex(index_dir, model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     relabel = relabel or {}
-    unknown = set(relabel) - {entry.listed_path.removeprefix("images/") for entry in read_catalogue_csv(DEMO / "labels.csv")}
+    unknown = set(relabel) - {
+        entry.listed_path.removeprefix("images/") for entry in read_catalogue_csv(DEMO / "labels.csv")
+    }
     assert not unknown, f"not in the demo catalogue: {unknown}"
     items = []
     for entry in read_catalogue_csv(DEMO / "labels.csv"):
         key = entry.listed_path.removeprefix("images/")
-        items.append(IndexItem(key, str(entry.path), entry.path.read_bytes, relabel.get(key, entry.label),
-                               entry.attributes, product=entry.product))
+        items.append(
+            IndexItem(
+                key,
+                str(entry.path),
+                entry.path.read_bytes,
+                relabel.get(key, entry.label),
+                entry.attributes,
+                product=entry.product,
+            )
+        )
     report = IndexingService(embedder, index, batch_size=16).index_items(items)
     assert not report.failed, report.failed
     return SearchService(embedder, index)
@@ -85,8 +104,10 @@ def search_and_wait(page, action, status: int = 200) -> dict:
         action()
     response = response_info.value
     assert response.status == status, response.text()
-    page.wait_for_function("document.querySelector('#results').getAttribute('aria-busy') === 'false'"
-                           " && getComputedStyle(document.querySelector('#results')).opacity === '1'")
+    page.wait_for_function(
+        "document.querySelector('#results').getAttribute('aria-busy') === 'false'"
+        " && getComputedStyle(document.querySelector('#results')).opacity === '1'"
+    )
     return response.request.post_data_json
 
 

@@ -7,13 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from live_server import index_folder, read_labels, serving
+from shop import browser  # noqa: F401 - a fixture
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from live_server import index_folder, read_labels, serving
-from shop import browser  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 

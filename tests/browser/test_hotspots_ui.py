@@ -4,10 +4,8 @@ shows a tappable hotspot on each, tapping one searches that item, and the hotspo
 from __future__ import annotations
 
 import pytest
-
-
-from shop import base_url, DESKTOP, PHONE, browser, demo_search_service, screenshot, search_and_wait, shopper_page  # noqa: F401
 from composites import side_by_side  # the same composite the API test checks
+from shop import DESKTOP, PHONE, base_url, browser, demo_search_service, screenshot, search_and_wait, shopper_page  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -46,7 +44,11 @@ def test_tapping_each_hotspot_searches_its_item(browser, base_url, hat_and_shoes
 
 def test_a_photo_of_one_item_shows_no_hotspots(browser, base_url):
     with shopper_page(browser, base_url, PHONE) as page:
-        search_and_wait(page, lambda: page.set_input_files("#file-input", str(
-            demo_search_service().index.get(["e3348ff1.jpg"])["e3348ff1.jpg"].uri)))
+        search_and_wait(
+            page,
+            lambda: page.set_input_files(
+                "#file-input", str(demo_search_service().index.get(["e3348ff1.jpg"])["e3348ff1.jpg"].uri)
+            ),
+        )
         assert page.locator("#hotspots .hotspot").count() == 0
         assert page.locator("#hotspots").is_hidden()

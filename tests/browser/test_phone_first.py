@@ -6,10 +6,17 @@ focus where it should be, and sees category chips with counts, collapsed, catch-
 from __future__ import annotations
 
 import pytest
-
-
-from shop import (base_url, CATCH_ALL, DESKTOP, PHONE, QUERY_KEY, browser, result_keys,  # noqa: F401
-                  screenshot, search_and_wait, shopper_page, upload)
+from shop import (
+    CATCH_ALL,
+    DESKTOP,
+    PHONE,
+    QUERY_KEY,
+    result_keys,  # noqa: F401
+    screenshot,
+    search_and_wait,
+    shopper_page,
+    upload,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -29,8 +36,11 @@ def in_viewport(page, selector: str) -> bool:
 
 def test_new_results_are_brought_into_view_and_focused_on_a_phone(phone):
     upload(phone)
-    phone.wait_for_function("""(() => { const top = document.getElementById('results-heading').getBoundingClientRect().top;
-                                        return top >= 0 && top < 200; })()""", timeout=5000)
+    phone.wait_for_function(
+        """(() => { const top = document.getElementById('results-heading').getBoundingClientRect().top;
+                                        return top >= 0 && top < 200; })()""",
+        timeout=5000,
+    )
     assert phone.evaluate("document.activeElement.id") == "results-heading"
     screenshot(phone, "phone-results-in-view")
 

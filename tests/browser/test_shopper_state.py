@@ -11,13 +11,23 @@ import threading
 import time
 
 import pytest
+from live_server import free_port, serving
+from shop import (
+    DEMO,
+    DESKTOP,
+    DRESS_KEY,
+    PHONE,
+    QUERY_KEY,
+    demo_search_service,
+    result_keys,  # noqa: F401
+    screenshot,
+    search_and_wait,
+    shopper_page,
+    upload,
+)
 
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from live_server import free_port, serving
-from shop import (DEMO, DESKTOP, DRESS_KEY, PHONE, QUERY_KEY, browser, demo_search_service, result_keys,  # noqa: F401
-                  screenshot, search_and_wait, shopper_page, upload)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -42,7 +52,9 @@ class _PhotoHost(http.server.SimpleHTTPRequestHandler):
 def photo_host(tmp_path_factory):
     folder = tmp_path_factory.mktemp("photo-host")
     shutil.copy(DEMO / "images" / DRESS_KEY, folder / "dress.jpg")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(_PhotoHost, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", free_port()), functools.partial(_PhotoHost, directory=str(folder))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"127.0.0.1:{server.server_address[1]}"
     server.shutdown()
@@ -50,8 +62,12 @@ def photo_host(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory, photo_host):
-    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), url_allowlist=(photo_host,),
-                        url_timeout_s=URL_TIMEOUT_S, cache_dir=str(tmp_path_factory.mktemp("cache")))
+    settings = Settings(
+        index=str(tmp_path_factory.mktemp("unused")),
+        url_allowlist=(photo_host,),
+        url_timeout_s=URL_TIMEOUT_S,
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+    )
     with serving(create_app(settings, search_service=demo_search_service())) as url:
         yield url
 

@@ -12,14 +12,25 @@ import threading
 
 import numpy as np
 import pytest
+from live_server import free_port, serving
 from PIL import Image
+from shop import (
+    DEMO,
+    DESKTOP,
+    PHONE,
+    QUERY_KEY,
+    REPO_ROOT,
+    demo_search_service,
+    result_keys,  # noqa: F401
+    screenshot,
+    search_and_wait,
+    serious_accessibility_violations,
+    shopper_page,
+    upload,
+)
 
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from live_server import free_port, serving
-from shop import (DEMO, DESKTOP, PHONE, QUERY_KEY, REPO_ROOT, browser, demo_search_service, result_keys,  # noqa: F401
-                  screenshot, search_and_wait, serious_accessibility_violations, shopper_page, upload)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -50,8 +61,11 @@ def catalogue():
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory, photo_host, catalogue):
-    settings = Settings(index=str(tmp_path_factory.mktemp("unused")), url_allowlist=(photo_host,),
-                        cache_dir=str(tmp_path_factory.mktemp("cache")))
+    settings = Settings(
+        index=str(tmp_path_factory.mktemp("unused")),
+        url_allowlist=(photo_host,),
+        cache_dir=str(tmp_path_factory.mktemp("cache")),
+    )
     with serving(create_app(settings, search_service=catalogue)) as url:
         yield url
 
@@ -69,6 +83,7 @@ def first_card(page):
 
 
 # ---- The five ways in ------------------------------------------------------------------------------------
+
 
 def test_an_uploaded_demo_photo_is_its_own_top_result_as_a_very_close_match(page):
     body = upload(page)
@@ -119,6 +134,7 @@ def test_dragging_a_box_on_the_preview_searches_that_region_and_the_keyboard_mov
 
 
 # ---- Products, not files ---------------------------------------------------------------------------------
+
 
 def test_a_card_shows_the_title_brand_price_and_a_safe_product_link(page):
     upload(page)
@@ -189,6 +205,7 @@ def test_the_detail_view_closes_with_escape_and_gives_focus_back_to_the_card(pag
 
 # ---- Match wording ---------------------------------------------------------------------------------------
 
+
 def test_weak_matches_are_hidden_behind_show_weaker_matches(page, tmp_path):
     """Noise looks like nothing in the catalogue: its nearest items are weak matches, hidden until asked for."""
     noise = np.random.default_rng(7).integers(0, 256, (300, 300, 3), dtype=np.uint8)
@@ -244,13 +261,17 @@ def test_match_colour_sends_a_colour_weight_only_when_on(page):
 
 # ---- Errors, layouts, accessibility, the README picture --------------------------------------------------
 
+
 def test_a_file_that_is_not_an_image_gets_a_plain_error_with_no_results(page):
     not_an_image = {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"shopping list: socks, scarf\n" * 20}
     with page.expect_response("**/search") as response_info:
         page.set_input_files("#file-input", files=[not_an_image])
     assert response_info.value.status == 400
     page.locator("#toast[data-kind=error]").wait_for()
-    assert page.locator("#toast-text").inner_text() == "That file isn't a photo we can read. Try a JPEG, PNG or WebP photo."
+    assert (
+        page.locator("#toast-text").inner_text()
+        == "That file isn't a photo we can read. Try a JPEG, PNG or WebP photo."
+    )
     assert page.locator("#results .result").count() == 0
 
 

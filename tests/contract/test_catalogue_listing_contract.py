@@ -86,8 +86,10 @@ def test_pages_past_ten_thousand_records_keep_the_key_order(make_index):
     keys = [f"k{number:05d}.jpg" for number in range(count)]
     labels = ["Shoes" if number % 2 else None for number in range(count)]
     for start in range(0, count, 5000):
-        index.upsert([record(key, label) for key, label in zip(keys[start : start + 5000], labels[start : start + 5000])],
-                     unit_vectors(len(keys[start : start + 5000])))
+        index.upsert(
+            [record(key, label) for key, label in zip(keys[start : start + 5000], labels[start : start + 5000])],
+            unit_vectors(len(keys[start : start + 5000])),
+        )
     deep = index.list_records(offset=10_000, limit=50)
     assert [r.key for r in deep.records] == keys[10_000:10_050] and deep.total == count
     shoes = index.list_records(offset=5_020, limit=20, filters=SearchFilters(labels=frozenset({"Shoes"})))

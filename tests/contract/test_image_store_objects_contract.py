@@ -4,10 +4,9 @@ metadata, one HEAD per removal), on the folder and S3 stores alike."""
 from __future__ import annotations
 
 import pytest
+from test_image_store_contract import store  # noqa: F401 - the two-backend fixture
 
 from visual_search.core.errors import NotFoundError
-
-from test_image_store_contract import store  # noqa: F401 - the two-backend fixture
 
 
 def test_read_object_gives_the_bytes_and_the_metadata_put_with_them(store):  # noqa: F811

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from test_image_store_contract import store  # noqa: F401 - the two-backend fixture
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
-
-from test_image_store_contract import store  # noqa: F401 - the two-backend fixture
 
 
 def test_a_put_object_is_listed_and_reads_back(store):  # noqa: F811

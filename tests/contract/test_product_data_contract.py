@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from visual_search.core.records import ImageRecord, Product
 
@@ -11,12 +10,26 @@ DIMENSION = 8
 
 
 def _record(key: str, product: Product) -> ImageRecord:
-    return ImageRecord(key=key, uri=f"/catalogue/{key}.jpg", content_hash="ab" * 32, width=640, height=480,
-                       label="Shoes", attributes={"colour": "red"}, indexed_at=1_700_000_000.0, product=product)
+    return ImageRecord(
+        key=key,
+        uri=f"/catalogue/{key}.jpg",
+        content_hash="ab" * 32,
+        width=640,
+        height=480,
+        label="Shoes",
+        attributes={"colour": "red"},
+        indexed_at=1_700_000_000.0,
+        product=product,
+    )
 
 
-SNEAKER = Product(title="Canvas sneaker", price=59.9, currency="EUR",
-                  product_url="https://shop.example/p/canvas-sneaker?ref=1", brand="Northwind")
+SNEAKER = Product(
+    title="Canvas sneaker",
+    price=59.9,
+    currency="EUR",
+    product_url="https://shop.example/p/canvas-sneaker?ref=1",
+    brand="Northwind",
+)
 
 
 def test_product_fields_round_trip_through_get_and_search(make_index):

@@ -28,8 +28,14 @@ def at_cosine(cosine: float, axis: int) -> np.ndarray:
 
 def record(key: str, label: str | None = None, **attributes: str) -> ImageRecord:
     return ImageRecord(
-        key=key, uri=f"/catalogue/{key}.jpg", content_hash=f"{abs(hash(key)):064x}"[:64],
-        width=640, height=480, label=label, attributes=attributes, indexed_at=1_700_000_000.5,
+        key=key,
+        uri=f"/catalogue/{key}.jpg",
+        content_hash=f"{abs(hash(key)):064x}"[:64],
+        width=640,
+        height=480,
+        label=label,
+        attributes=attributes,
+        indexed_at=1_700_000_000.5,
     )
 
 
@@ -134,7 +140,9 @@ def test_an_attribute_filter_accepts_any_of_the_allowed_values(catalogue_index):
 
 
 def test_label_and_attribute_filters_must_all_match(catalogue_index):
-    filters = SearchFilters(labels=frozenset({"shoes"}), attributes={"colour": frozenset({"blue"}), "size": frozenset({"42"})})
+    filters = SearchFilters(
+        labels=frozenset({"shoes"}), attributes={"colour": frozenset({"blue"}), "size": frozenset({"42"})}
+    )
     assert keys_of(catalogue_index.search(QUERY, 10, filters)) == ["blue-shoe"]
 
 

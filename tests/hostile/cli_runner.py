@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from hostile_support import assert_no_stack_trace
 
 VISUAL_SEARCH = Path(sys.executable).with_name("visual-search")
@@ -23,8 +22,14 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def run_cli(*args: str, timeout_s: float = 120, check_trace: bool = True) -> subprocess.CompletedProcess:
     """`visual-search ARGS...`; asserts that neither output stream holds a stack trace."""
-    result = subprocess.run([str(VISUAL_SEARCH), *args], capture_output=True, text=True, env=clean_env(),
-                            timeout=timeout_s, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [str(VISUAL_SEARCH), *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=timeout_s,
+        stdin=subprocess.DEVNULL,
+    )
     if check_trace:
         assert_no_stack_trace(result.stderr)
         assert_no_stack_trace(result.stdout)

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.indexes.local.index import LocalIndex
-from visual_search.services.search import SearchService
-
 from corpus import demo_photo_paths
 from fakes import HistogramEmbedder
-
 from hostile_support import INDEXED_PHOTOS
+
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.indexing import IndexingService, IndexItem
+from visual_search.services.search import SearchService
 
 
 @pytest.fixture(scope="session")

@@ -23,9 +23,9 @@ import json
 import random
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -143,8 +143,10 @@ def _random_bytes() -> bytes:
 
 
 def _svg() -> bytes:
-    return (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" '
-            b'height="100"><rect width="100" height="100" fill="red"/></svg>')
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" '
+        b'height="100"><rect width="100" height="100" fill="red"/></svg>'
+    )
 
 
 def _svg_without_declaration() -> bytes:
@@ -330,12 +332,17 @@ def multipart_body(fields: dict[str, bytes | str], files: dict[str, tuple[str, b
     parts: list[bytes] = []
     for name, value in fields.items():
         value = value.encode() if isinstance(value, str) else value
-        parts.append(f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-                     + value + b"\r\n")
+        parts.append(
+            f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value
+            + b"\r\n"
+        )
     for name, (filename, data, content_type) in (files or {}).items():
         parts.append(
             f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n".encode() + data + b"\r\n"
+            f"Content-Type: {content_type}\r\n\r\n".encode()
+            + data
+            + b"\r\n"
         )
     return b"".join(parts) + f"--{MULTIPART_BOUNDARY}--\r\n".encode()
 
@@ -363,33 +370,53 @@ def _nan_crop() -> bytes:
     return json.dumps({"image": b64(real_jpeg()), "crop": {"x": float("nan"), "y": 0, "w": 0.5, "h": 0.5}}).encode()
 
 
-
-
 REQUEST_CASES: list[RequestCase] = [
     RequestCase("wrong_content_type_text_plain", "text/plain", real_jpeg, UNSUPPORTED),
     RequestCase("no_content_type", None, real_jpeg, UNSUPPORTED),
     RequestCase("form_urlencoded", "application/x-www-form-urlencoded", lambda: b"image=abc&k=3", UNSUPPORTED),
     RequestCase("svg_raw_body_as_image_svg", "image/svg+xml", _svg, UNSUPPORTED),
-    RequestCase("invalid_base64", "application/json", json_body(image="!!!not*base64$$$"), Expected(400, "invalid_base64")),
-    RequestCase("base64_with_bad_padding", "application/json", json_body(image="QUJD=A=="), Expected(400, "invalid_base64")),
+    RequestCase(
+        "invalid_base64", "application/json", json_body(image="!!!not*base64$$$"), Expected(400, "invalid_base64")
+    ),
+    RequestCase(
+        "base64_with_bad_padding", "application/json", json_body(image="QUJD=A=="), Expected(400, "invalid_base64")
+    ),
     RequestCase("oversized_base64", "application/json", _oversized_base64, TOO_LARGE),
     RequestCase("oversized_raw_body", "image/jpeg", _oversized_raw, TOO_LARGE),
     RequestCase("oversized_multipart_file", MULTIPART, _oversized_multipart, TOO_LARGE),
-    RequestCase("data_url_of_text", "application/json",
-                json_body(image="data:text/plain;base64," + b64(b"hello, not an image")), INVALID_IMAGE),
-    RequestCase("data_url_of_svg", "application/json",
-                json_body(image="data:image/svg+xml;base64," + b64(_svg())), UNSUPPORTED),
-    RequestCase("data_url_of_photo", "application/json",
-                lambda: json.dumps({"image": "data:image/jpeg;base64," + b64(real_jpeg())}).encode(), OK),
+    RequestCase(
+        "data_url_of_text",
+        "application/json",
+        json_body(image="data:text/plain;base64," + b64(b"hello, not an image")),
+        INVALID_IMAGE,
+    ),
+    RequestCase(
+        "data_url_of_svg", "application/json", json_body(image="data:image/svg+xml;base64," + b64(_svg())), UNSUPPORTED
+    ),
+    RequestCase(
+        "data_url_of_photo",
+        "application/json",
+        lambda: json.dumps({"image": "data:image/jpeg;base64," + b64(real_jpeg())}).encode(),
+        OK,
+    ),
     RequestCase("extra_field", "application/json", json_body(image="<photo>", colour="red"), VALIDATION),
-    RequestCase("misspelt_filter_field", "application/json", json_body(image="<photo>", filter={"label": ["x"]}),
-                VALIDATION),
+    RequestCase(
+        "misspelt_filter_field", "application/json", json_body(image="<photo>", filter={"label": ["x"]}), VALIDATION
+    ),
     RequestCase("missing_query_source", "application/json", json_body(k=5), Expected(400, "ambiguous_query")),
     RequestCase("empty_json_object", "application/json", lambda: b"{}", Expected(400, "ambiguous_query")),
-    RequestCase("image_and_key_together", "application/json", json_body(image="<photo>", key="anything.jpg"),
-                Expected(400, "ambiguous_query")),
-    RequestCase("image_and_url_together", "application/json",
-                json_body(image="<photo>", url="http://127.0.0.1:9/x.jpg"), Expected(400, "ambiguous_query")),
+    RequestCase(
+        "image_and_key_together",
+        "application/json",
+        json_body(image="<photo>", key="anything.jpg"),
+        Expected(400, "ambiguous_query"),
+    ),
+    RequestCase(
+        "image_and_url_together",
+        "application/json",
+        json_body(image="<photo>", url="http://127.0.0.1:9/x.jpg"),
+        Expected(400, "ambiguous_query"),
+    ),
     RequestCase("k_zero", "application/json", json_body(image="<photo>", k=0), VALIDATION),
     RequestCase("k_101", "application/json", json_body(image="<photo>", k=101), VALIDATION),
     RequestCase("k_string", "application/json", json_body(image="<photo>", k="a"), VALIDATION),
@@ -397,47 +424,93 @@ REQUEST_CASES: list[RequestCase] = [
     RequestCase("k_fraction", "application/json", json_body(image="<photo>", k=2.5), VALIDATION),
     RequestCase("k_negative", "application/json", json_body(image="<photo>", k=-3), VALIDATION),
     RequestCase("k_100_is_allowed", "application/json", json_body(image="<photo>", k=100), OK),
-    RequestCase("crop_outside_image", "application/json", _crop_json(0.6, 0.6, 0.6, 0.6), Expected(400, "invalid_request")),
+    RequestCase(
+        "crop_outside_image", "application/json", _crop_json(0.6, 0.6, 0.6, 0.6), Expected(400, "invalid_request")
+    ),
     RequestCase("crop_negative", "application/json", _crop_json(-0.1, 0.0, 0.5, 0.5), Expected(400, "invalid_request")),
     RequestCase("crop_zero_size", "application/json", _crop_json(0.2, 0.2, 0.0, 0.3), Expected(400, "invalid_request")),
     RequestCase("crop_nan", "application/json", _nan_crop, VALIDATION),
-    RequestCase("crop_missing_field", "application/json", json_body(image="<photo>", crop={"x": 0, "y": 0, "w": 1}),
-                VALIDATION),
+    RequestCase(
+        "crop_missing_field", "application/json", json_body(image="<photo>", crop={"x": 0, "y": 0, "w": 1}), VALIDATION
+    ),
     RequestCase("crop_inside_is_allowed", "application/json", _crop_json(0.25, 0.25, 0.5, 0.5), OK),
-    RequestCase("crop_with_key", "application/json", json_body(key="<known_key>", crop={"x": 0, "y": 0, "w": 0.5, "h": 0.5}),
-                Expected(400, "invalid_request")),
+    RequestCase(
+        "crop_with_key",
+        "application/json",
+        json_body(key="<known_key>", crop={"x": 0, "y": 0, "w": 0.5, "h": 0.5}),
+        Expected(400, "invalid_request"),
+    ),
     RequestCase("more_like_this_by_key", "application/json", json_body(key="<known_key>", k=3), OK),
-    RequestCase("filters_label_not_a_list", "application/json", json_body(image="<photo>", filters={"label": "Blazer"}),
-                VALIDATION),
+    RequestCase(
+        "filters_label_not_a_list",
+        "application/json",
+        json_body(image="<photo>", filters={"label": "Blazer"}),
+        VALIDATION,
+    ),
     RequestCase("unknown_key", "application/json", json_body(key="no/such/key.jpg"), Expected(404, "not_found")),
-    RequestCase("malformed_json", "application/json", lambda: b'{"image": "abc", "k": 3', Expected(400, "invalid_json")),
+    RequestCase(
+        "malformed_json", "application/json", lambda: b'{"image": "abc", "k": 3', Expected(400, "invalid_json")
+    ),
     RequestCase("json_array_body", "application/json", lambda: b"[1, 2, 3]", Expected(400, "invalid_json")),
     RequestCase("deeply_nested_json_body", "application/json", lambda: b"[" * 100_000, Expected(400, "invalid_json")),
-    RequestCase("deeply_nested_json_field", "application/json",
-                lambda: b'{"key": "x", "filters": {"label": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
-                Expected(400, "invalid_json")),
-    RequestCase("multipart_deeply_nested_crop", MULTIPART,
-                lambda: multipart_body({"crop": "[" * 100_000}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
-                Expected(400, "invalid_multipart")),
+    RequestCase(
+        "deeply_nested_json_field",
+        "application/json",
+        lambda: b'{"key": "x", "filters": {"label": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        Expected(400, "invalid_json"),
+    ),
+    RequestCase(
+        "multipart_deeply_nested_crop",
+        MULTIPART,
+        lambda: multipart_body({"crop": "[" * 100_000}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
+        Expected(400, "invalid_multipart"),
+    ),
     RequestCase("json_not_utf8", "application/json", lambda: b'{"image": "\xff\xfe"}', Expected(400, "invalid_json")),
     RequestCase("empty_json_body", "application/json", lambda: b"", Expected(400, "invalid_json")),
-    RequestCase("multipart_without_file_field", MULTIPART, lambda: multipart_body({"k": "5"}),
-                Expected(400, "invalid_multipart")),
-    RequestCase("multipart_without_boundary", "multipart/form-data", lambda: multipart_body({"k": "5"}),
-                Expected(400, "invalid_multipart")),
-    RequestCase("multipart_k_zero", MULTIPART,
-                lambda: multipart_body({"k": "0"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}), VALIDATION),
-    RequestCase("multipart_crop_not_json", MULTIPART,
-                lambda: multipart_body({"crop": "{x:1"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
-                Expected(400, "invalid_multipart")),
-    RequestCase("multipart_filters_not_an_object", MULTIPART,
-                lambda: multipart_body({"filters": "null"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
-                Expected(400, "invalid_multipart")),
-    RequestCase("multipart_field_given_twice", MULTIPART,
-                lambda: multipart_body({"k": "5"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}).replace(
-                    b'name="k"', b'name="file"'), Expected(400, "invalid_multipart")),
-    RequestCase("multipart_file_random_bytes", MULTIPART,
-                lambda: multipart_body({}, {"file": ("a.jpg", _random_bytes(), "image/jpeg")}), INVALID_IMAGE),
+    RequestCase(
+        "multipart_without_file_field",
+        MULTIPART,
+        lambda: multipart_body({"k": "5"}),
+        Expected(400, "invalid_multipart"),
+    ),
+    RequestCase(
+        "multipart_without_boundary",
+        "multipart/form-data",
+        lambda: multipart_body({"k": "5"}),
+        Expected(400, "invalid_multipart"),
+    ),
+    RequestCase(
+        "multipart_k_zero",
+        MULTIPART,
+        lambda: multipart_body({"k": "0"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
+        VALIDATION,
+    ),
+    RequestCase(
+        "multipart_crop_not_json",
+        MULTIPART,
+        lambda: multipart_body({"crop": "{x:1"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
+        Expected(400, "invalid_multipart"),
+    ),
+    RequestCase(
+        "multipart_filters_not_an_object",
+        MULTIPART,
+        lambda: multipart_body({"filters": "null"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}),
+        Expected(400, "invalid_multipart"),
+    ),
+    RequestCase(
+        "multipart_field_given_twice",
+        MULTIPART,
+        lambda: multipart_body({"k": "5"}, {"file": ("a.jpg", real_jpeg(), "image/jpeg")}).replace(
+            b'name="k"', b'name="file"'
+        ),
+        Expected(400, "invalid_multipart"),
+    ),
+    RequestCase(
+        "multipart_file_random_bytes",
+        MULTIPART,
+        lambda: multipart_body({}, {"file": ("a.jpg", _random_bytes(), "image/jpeg")}),
+        INVALID_IMAGE,
+    ),
 ]
 
 

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from visual_search.indexes.local.index import LocalIndex
-
 from corpus import known_key
 from service_check import require_service  # noqa: F401 - re-exported for the hostile tests
+
+from visual_search.indexes.local.index import LocalIndex
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 INDEXED_PHOTOS = 12
@@ -21,7 +20,7 @@ _STACK_TRACE = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", li
 
 def assert_no_stack_trace(text: str) -> None:
     match = _STACK_TRACE.search(text)
-    assert match is None, f"a stack trace leaked: ...{text[max(0, match.start() - 200): match.end() + 200]}..."
+    assert match is None, f"a stack trace leaked: ...{text[max(0, match.start() - 200) : match.end() + 200]}..."
 
 
 @dataclass(frozen=True)
@@ -33,7 +32,7 @@ class IndexSnapshot:
     vector: bytes
 
     @classmethod
-    def of(cls, directory: Path) -> "IndexSnapshot":
+    def of(cls, directory: Path) -> IndexSnapshot:
         with LocalIndex(directory, writable=False) as index:
             vector = index.get_vector(known_key())
             assert vector is not None, "the known key must be indexed"

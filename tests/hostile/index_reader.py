@@ -42,8 +42,12 @@ def main() -> int:
                 continue
         count = index.count()
         hits = index.search(index.get_vector(query_key), args.k)
-        print(json.dumps({"count": count, "keys": [hit.record.key for hit in hits],
-                          "scores": [hit.score for hit in hits]}), flush=True)
+        print(
+            json.dumps(
+                {"count": count, "keys": [hit.record.key for hit in hits], "scores": [hit.score for hit in hits]}
+            ),
+            flush=True,
+        )
         if args.until_count is not None and count >= args.until_count:
             break
         time.sleep(0.01)

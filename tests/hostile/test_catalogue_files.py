@@ -12,16 +12,15 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from cli_runner import needs_local_model, run_cli
+from corpus import demo_photo_paths
 from fastapi.testclient import TestClient
+from live_server import index_folder
 
 from visual_search.core.keys import key_problem
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.stores.local_folder import LocalFolderStore
-
-from cli_runner import needs_local_model, run_cli
-from corpus import demo_photo_paths
-from live_server import index_folder
 
 pytestmark = pytest.mark.timeout(300)
 # Every control character a file name can hold: C0 but NUL (and '/', which is no control), DEL and C1.
@@ -88,11 +87,15 @@ def test_index_of_the_hostile_folder_reports_each_entry_and_indexes_the_rest(hos
 
 
 @needs_local_model
-@pytest.mark.parametrize(("target", "reason"), [("pipe.jpg", "it is a FIFO (named pipe), not an image file"),
-                                                  (".", "it is a folder, not an image file")])
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [("pipe.jpg", "it is a FIFO (named pipe), not an image file"), (".", "it is a folder, not an image file")],
+)
 def test_search_of_a_fifo_or_a_folder_says_what_it_is(hostile_folder, tmp_path, target, reason):
     index_dir = tmp_path / "index"
-    assert run_cli("index", str(hostile_folder / "good-1.jpg"), "--index-dir", str(index_dir), "--quiet").returncode == 0
+    assert (
+        run_cli("index", str(hostile_folder / "good-1.jpg"), "--index-dir", str(index_dir), "--quiet").returncode == 0
+    )
     result = run_cli("search", str(hostile_folder / target), "--index-dir", str(index_dir), timeout_s=60)
     assert result.returncode == 1 and reason in result.stderr and "Errno" not in result.stderr
 
@@ -117,8 +120,18 @@ def test_an_indexed_file_is_served_with_its_bytes(served):
     assert response.headers["content-type"] == "image/jpeg"
 
 
-@pytest.mark.parametrize("replacement", ["link to /etc/passwd", "link outside holding the same bytes", "other bytes",
-                                         "fifo", "folder", "gone", "link loop"])
+@pytest.mark.parametrize(
+    "replacement",
+    [
+        "link to /etc/passwd",
+        "link outside holding the same bytes",
+        "other bytes",
+        "fifo",
+        "folder",
+        "gone",
+        "link loop",
+    ],
+)
 @pytest.mark.timeout(30)
 def test_an_indexed_file_that_was_replaced_is_not_served(served, tmp_path, replacement):
     client, folder = served

@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
+from corpus import demo_photo_paths
+from hostile_support import assert_no_stack_trace
 
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.indexes.local.index import LocalIndex
-
-from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
-from hostile_support import assert_no_stack_trace
-from corpus import demo_photo_paths
 
 pytestmark = [needs_local_model, pytest.mark.timeout(300)]
 
@@ -51,13 +50,26 @@ def catalogue(tmp_path_factory) -> Path:
 
 
 def index_command(catalogue: Path, index_dir: Path) -> list[str]:
-    return [str(VISUAL_SEARCH), "index", str(catalogue), "--index-dir", str(index_dir),
-            "--batch-size", str(BATCH_SIZE), "--quiet"]
+    return [
+        str(VISUAL_SEARCH),
+        "index",
+        str(catalogue),
+        "--index-dir",
+        str(index_dir),
+        "--batch-size",
+        str(BATCH_SIZE),
+        "--quiet",
+    ]
 
 
 def start_indexer(catalogue: Path, index_dir: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(index_command(catalogue, index_dir), env=clean_env(), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    return subprocess.Popen(
+        index_command(catalogue, index_dir),
+        env=clean_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("wb"),
+    )
 
 
 def open_reader(index_dir: Path) -> LocalIndex | None:
@@ -135,15 +147,27 @@ def test_readers_get_consistent_results_while_indexing_and_a_second_indexer_is_r
     names = {path.name for path in catalogue.iterdir()}
     index_dir = tmp_path / "index"
     indexer = start_indexer(catalogue, index_dir, tmp_path / "indexer.log")
-    reader = subprocess.Popen([sys.executable, str(READER), str(index_dir), "--seconds", "60", "--k", "20",
-                               "--until-count", str(len(names))],
-                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, str(READER), str(index_dir), "--seconds", "60", "--k", "20", "--until-count", str(len(names))],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_for_keys(indexer, index_dir, BATCH_SIZE), "nothing was committed"
         running_during_second = indexer.poll() is None
         second = run_cli(*index_command(catalogue, index_dir)[1:], timeout_s=120)
-        search = run_cli("search", str(catalogue / sorted(names)[0]), "--index-dir", str(index_dir), "-k", "5",
-                         "--json", timeout_s=120)
+        search = run_cli(
+            "search",
+            str(catalogue / sorted(names)[0]),
+            "--index-dir",
+            str(index_dir),
+            "-k",
+            "5",
+            "--json",
+            timeout_s=120,
+        )
         assert indexer.wait(timeout=240) == 0
         reader_out, reader_err = reader.communicate(timeout=60)
     finally:

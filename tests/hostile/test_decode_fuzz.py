@@ -15,14 +15,13 @@ import time
 
 import numpy as np
 import pytest
+from corpus import encode, real_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from visual_search.core.errors import ImageTooLargeError, InvalidImageError, UnsupportedImageTypeError
 from visual_search.core.images import PreprocessSpec, decode_image, to_model_input
-
-from corpus import encode, real_image
 
 DOCUMENTED_ERRORS = (InvalidImageError, UnsupportedImageTypeError, ImageTooLargeError)
 EXAMPLE_TIME_S = 2.0
@@ -95,24 +94,38 @@ def mutated_seed(draw) -> bytes:
         elif kind == "set":
             data[position] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0x01]))
         elif kind == "delete":
-            del data[position: position + draw(st.integers(1, 16))]
+            del data[position : position + draw(st.integers(1, 16))]
         elif kind == "insert":
             data[position:position] = draw(st.binary(min_size=1, max_size=16))
         elif kind == "truncate":
             del data[position:]
         else:
             other = SEEDS[draw(st.sampled_from(sorted(SEEDS)))]
-            data[position:] = other[draw(st.integers(0, len(other) - 1)):]
+            data[position:] = other[draw(st.integers(0, len(other) - 1)) :]
     return bytes(data)
 
 
 @st.composite
 def magic_then_noise(draw) -> bytes:
     """A valid format signature (so the format's own parser runs) followed by random bytes."""
-    magic = draw(st.sampled_from([
-        b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"GIF89a", b"GIF87a", b"RIFF\x00\x00\x00\x00WEBPVP8 ",
-        b"BM", b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00", b"<?xml", b"<svg", b"%PDF-",
-    ]))
+    magic = draw(
+        st.sampled_from(
+            [
+                b"\xff\xd8\xff\xe0",
+                b"\x89PNG\r\n\x1a\n",
+                b"GIF89a",
+                b"GIF87a",
+                b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+                b"BM",
+                b"II*\x00",
+                b"MM\x00*",
+                b"\x00\x00\x01\x00",
+                b"<?xml",
+                b"<svg",
+                b"%PDF-",
+            ]
+        )
+    )
     return magic + draw(st.binary(max_size=2048))
 
 

@@ -13,10 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from PIL import Image
-
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
 from corpus import demo_photo_paths, real_jpeg
+from PIL import Image
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow, needs_local_model]
 UPLOADS = 20
@@ -51,8 +50,12 @@ def server(tmp_path_factory):
     photos = [str(path) for path in demo_photo_paths()[:4]]
     assert run_cli("index", *photos, "--index-dir", str(index_dir), "--quiet").returncode == 0
     port = _free_port()
-    process = subprocess.Popen([str(VISUAL_SEARCH), "serve", "--port", str(port), "--index-dir", str(index_dir)],
-                               env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(VISUAL_SEARCH), "serve", "--port", str(port), "--index-dir", str(index_dir)],
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -73,10 +76,16 @@ def server(tmp_path_factory):
 
 def test_twenty_concurrent_64mp_uploads_stay_bounded_and_memory_comes_back(server):
     base, pid = server
-    search = lambda body: httpx.post(base + "/search", content=body, headers={"content-type": "image/png"},
-                                     timeout=120)
-    assert httpx.post(base + "/search", content=real_jpeg(), headers={"content-type": "image/jpeg"},
-                      timeout=60).status_code == 200
+
+    def search(body: bytes) -> httpx.Response:
+        return httpx.post(base + "/search", content=body, headers={"content-type": "image/png"}, timeout=120)
+
+    assert (
+        httpx.post(
+            base + "/search", content=real_jpeg(), headers={"content-type": "image/jpeg"}, timeout=60
+        ).status_code
+        == 200
+    )
     baseline = _memory_mb(pid)["VmRSS"]
     bomb = _bomb_png()
     assert len(bomb) < 1024 * 1024, "the point is a small file that decodes huge"

@@ -14,14 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
-from visual_search.indexes.local.index import LocalIndex
+from cli_runner import needs_local_model, run_cli
+from corpus import FILE_CASES, demo_photo_paths
+from hostile_support import IndexSnapshot
 
 from visual_search.core.images import IMAGE_SUFFIXES
-
-from cli_runner import needs_local_model, run_cli
-from hostile_support import IndexSnapshot
-from corpus import FILE_CASES, demo_photo_paths
+from visual_search.indexes.local.index import LocalIndex
 
 pytestmark = [needs_local_model, pytest.mark.timeout(300)]
 
@@ -63,8 +61,10 @@ def test_search_of_each_bad_file_exits_1_with_its_path_and_reason(cli_index, cor
         last_line = (result.stderr.strip().splitlines() or [""])[-1]
         reason = last_line.split(f"{path}: ", 1)[-1] if f"{path}: " in last_line else ""
         if result.returncode != 1 or result.stdout.strip() or len(reason) < 10:
-            wrong.append(f"{case.name}: exit {result.returncode}, stdout {result.stdout[:200]!r}, "
-                         f"stderr {result.stderr[-300:]!r}")
+            wrong.append(
+                f"{case.name}: exit {result.returncode}, stdout {result.stdout[:200]!r}, "
+                f"stderr {result.stderr[-300:]!r}"
+            )
     assert not wrong, "\n".join(wrong)
     assert IndexSnapshot.of(cli_index) == before, "a search changed the index"
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
-
-from visual_search.server.app import create_app
-from visual_search.core.settings import Settings
-
-from hostile_support import IndexSnapshot, assert_no_stack_trace
 from corpus import FILE_CASES, MULTIPART, FileCase, b64, multipart_body, request_params
+from fastapi.testclient import TestClient
+from hostile_support import IndexSnapshot, assert_no_stack_trace
+
+from visual_search.core.settings import Settings
+from visual_search.server.app import create_app
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,14 +8,13 @@ import importlib.util
 import json
 
 import pytest
+from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
+from hostile_support import IndexSnapshot, assert_no_stack_trace
 
-from visual_search.aws import handlers
 from visual_search.api.search_api import SearchApi
 from visual_search.api.url_fetch import UrlFetcher
+from visual_search.aws import handlers
 from visual_search.core.lazy import Lazy
-
-from hostile_support import IndexSnapshot, assert_no_stack_trace
-from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -35,8 +34,13 @@ def http_api_event(method: str, path: str, body: bytes | None = None, content_ty
             "accountId": "123456789012",
             "apiId": "abc123",
             "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1",
-                     "userAgent": "pytest"},
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "pytest",
+            },
             "requestId": "hostile-test",
             "routeKey": f"{method} {path}",
             "stage": "$default",
@@ -73,7 +77,9 @@ def invoke(hostile_search_service):
     OpenSearch, S3) replaced by the local search service and a stand-in for presigned URLs."""
     presign = lambda key: f"https://images.example/{key}?X-Amz-Expires=300"  # noqa: E731
     # The fetcher the deployed function builds (allow-list empty): URL queries are refused before any connection.
-    api = SearchApi(hostile_search_service, url_for=lambda record: presign(record.key), fetcher=UrlFetcher(timeout_s=2.0))
+    api = SearchApi(
+        hostile_search_service, url_for=lambda record: presign(record.key), fetcher=UrlFetcher(timeout_s=2.0)
+    )
     runtime = handlers.SearchRuntime(api=api, index=hostile_search_service.index, image_url=presign)
     lambda_handler = load_search_function().lambda_handler
     with pytest.MonkeyPatch.context() as patch:
@@ -167,9 +173,16 @@ def test_image_route_redirects_only_to_indexed_images(key, invoke):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data/iam/security-credentials/", "http://localhost:9/x.jpg",
-     "http://10.0.0.1/x.jpg", "http://[::ffff:169.254.169.254]/", "http://0x7f.1/x.jpg", "http://2130706433/",
-     "file:///etc/passwd", "gopher://127.0.0.1:70/_x"],
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://localhost:9/x.jpg",
+        "http://10.0.0.1/x.jpg",
+        "http://[::ffff:169.254.169.254]/",
+        "http://0x7f.1/x.jpg",
+        "http://2130706433/",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:70/_x",
+    ],
 )
 def test_url_queries_to_private_targets_are_refused_by_the_lambda_handler_too(url, invoke):
     # The fetcher's own SSRF list is tests/unit/test_url_fetch.py; this checks the Lambda path applies it.

@@ -7,17 +7,16 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from corpus import FILE_CASES, MULTIPART, multipart_body
+from fakes import HistogramEmbedder
 from fastapi.testclient import TestClient
+from hostile_support import IndexSnapshot, assert_no_stack_trace
 
 from visual_search.core.errors import IndexLockedError
 from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.server.app import create_app
 from visual_search.services.search import SearchService
-
-from hostile_support import IndexSnapshot, assert_no_stack_trace
-from corpus import FILE_CASES, MULTIPART, multipart_body
-from fakes import HistogramEmbedder
 
 pytestmark = pytest.mark.timeout(120)
 KEY = "hostile-items-key"
@@ -46,8 +45,10 @@ def served(own_index_dir, tmp_path_factory):
 @pytest.mark.parametrize("case", BAD_FILES, ids=[case.name for case in BAD_FILES])
 def test_a_hostile_file_is_refused_as_search_refuses_it_and_nothing_is_stored(served, own_index_dir, case):
     client, uploads, before = served
-    body = multipart_body({"key": f"hostile/{case.name}.jpg", "label": "x"},
-                          {"file": (case.filename, case.data, "application/octet-stream")})
+    body = multipart_body(
+        {"key": f"hostile/{case.name}.jpg", "label": "x"},
+        {"file": (case.filename, case.data, "application/octet-stream")},
+    )
     response = client.post("/items", content=body, headers={"Content-Type": MULTIPART, "X-API-Key": KEY})
     assert response.status_code < 500, response.text[:300]
     assert_no_stack_trace(response.text)

@@ -9,13 +9,12 @@ import json
 import re
 
 import pytest
+from corpus import known_key, real_jpeg
 from fastapi.testclient import TestClient
 
 from visual_search.api.request_bodies import body_limit
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from corpus import known_key, real_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 MAX_IMAGE = 1_000_000  # a small upload limit keeps the oversized bodies small
@@ -42,12 +41,21 @@ def test_head_answers_like_get_without_a_body(client, path):
     assert head.headers.get("content-length") == get.headers.get("content-length")
 
 
-@pytest.mark.parametrize(("method", "path", "allowed"), [
-    ("GET", "/search", "POST"), ("HEAD", "/search", "POST"), ("PUT", "/search", "POST"),
-    ("DELETE", "/search", "POST"), ("PATCH", "/search", "POST"), ("OPTIONS", "/search", "POST"),
-    ("POST", "/health", "GET, HEAD"), ("DELETE", "/stats", "GET, HEAD"), ("PUT", "/images/x.jpg", "GET, HEAD"),
-    ("GET", "/endpoints/e/invocations", "POST"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/search", "POST"),
+        ("HEAD", "/search", "POST"),
+        ("PUT", "/search", "POST"),
+        ("DELETE", "/search", "POST"),
+        ("PATCH", "/search", "POST"),
+        ("OPTIONS", "/search", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+        ("DELETE", "/stats", "GET, HEAD"),
+        ("PUT", "/images/x.jpg", "GET, HEAD"),
+        ("GET", "/endpoints/e/invocations", "POST"),
+    ],
+)
 def test_a_method_the_route_does_not_take_is_a_405_with_the_real_allow_header(client, method, path, allowed):
     response = client.request(method, path)
     assert response.status_code == 405
@@ -62,8 +70,10 @@ def _limit_in(message: str) -> int:
 
 
 @pytest.mark.parametrize("path", ROUTES_WITH_BODIES)
-@pytest.mark.parametrize("content_type", ["application/json", "image/png", "application/x-image",
-                                          "multipart/form-data; boundary=x", "text/plain"])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "image/png", "application/x-image", "multipart/form-data; boundary=x", "text/plain"],
+)
 def test_every_route_refuses_a_body_over_its_limit_and_states_that_limit(client, path, content_type):
     limit = body_limit(content_type, MAX_IMAGE)
     for body in (b"x" * (limit + 1), iter([b"x" * 65536] * (limit // 65536 + 2))):  # declared, then streamed
@@ -82,7 +92,9 @@ def test_a_raw_image_over_the_image_limit_is_refused_on_every_route(client, path
 
 def test_a_json_body_under_the_body_limit_with_an_image_over_the_image_limit_states_the_image_limit(client):
     image = base64.b64encode(b"\xff" * (MAX_IMAGE + 10)).decode()
-    response = client.post("/search", content=json.dumps({"image": image}), headers={"content-type": "application/json"})
+    response = client.post(
+        "/search", content=json.dumps({"image": image}), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413 and _limit_in(response.json()["error"]["message"]) == MAX_IMAGE
 
 
@@ -92,10 +104,13 @@ def test_bodies_within_the_limits_still_work_on_both_routes(client):
     assert response.status_code == 200 and len(response.json()["predictions"]) == 1
 
 
-@pytest.mark.parametrize(("content_type", "wording"), [
-    ("application/xml", "cannot read a body of type application/xml"),
-    (None, "cannot read a body without a Content-Type header"),
-])
+@pytest.mark.parametrize(
+    ("content_type", "wording"),
+    [
+        ("application/xml", "cannot read a body of type application/xml"),
+        (None, "cannot read a body without a Content-Type header"),
+    ],
+)
 def test_unsupported_body_types_are_named_in_plain_english(client, content_type, wording):
     headers = {"content-type": content_type} if content_type else {}
     response = client.post("/search", content=b"<x/>", headers=headers)

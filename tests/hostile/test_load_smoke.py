@@ -8,7 +8,6 @@ import importlib.util
 import sys
 
 import pytest
-
 from cli_runner import needs_local_model
 from corpus import REPO_ROOT
 

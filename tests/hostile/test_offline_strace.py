@@ -16,13 +16,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from platformdirs import user_cache_dir
-
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model
-from hostile_support import require_service
 from corpus import demo_photo_paths, real_jpeg
-
+from hostile_support import require_service
 from loopback_image_host import image_host
+from platformdirs import user_cache_dir
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow, needs_local_model]
 # An address in a connect/sendto/sendmsg: IPv4 inet_addr("a.b.c.d") or IPv6 inet_pton(AF_INET6, "x").
@@ -36,8 +34,9 @@ def _strace(trace: Path, *args: str) -> list[str]:
 
 def _environment(home: Path) -> dict[str, str]:
     # A fresh HOME shows anything written under it; the built models stay where they are (no rebuild).
-    return clean_env(HOME=str(home), VISUAL_SEARCH_CACHE_DIR=user_cache_dir("visual-search"),
-                     XDG_CACHE_HOME=str(home / ".cache"))
+    return clean_env(
+        HOME=str(home), VISUAL_SEARCH_CACHE_DIR=user_cache_dir("visual-search"), XDG_CACHE_HOME=str(home / ".cache")
+    )
 
 
 def _off_machine(trace: Path) -> list[str]:
@@ -46,7 +45,7 @@ def _off_machine(trace: Path) -> list[str]:
     for line in trace.read_text(errors="replace").splitlines():
         if not re.search(r"\b(connect|sendto|sendmsg|sendmmsg)\(", line):
             continue
-        for port, address in _INET.findall(line):
+        for _port, address in _INET.findall(line):
             if not _LOOPBACK.match(address):
                 offending.append(line.strip())
     return offending
@@ -68,21 +67,35 @@ def test_index_serve_and_search_touch_nothing_but_loopback(tmp_path):
     env = _environment(home)
 
     index_trace = tmp_path / "index.trace"
-    indexed = subprocess.run(_strace(index_trace, "index", str(catalogue), "--index-dir", str(index_dir), "--quiet"),
-                             env=env, capture_output=True, text=True, timeout=300)
+    indexed = subprocess.run(
+        _strace(index_trace, "index", str(catalogue), "--index-dir", str(index_dir), "--quiet"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert indexed.returncode == 0, indexed.stderr[-2000:]
 
     search_trace = tmp_path / "search.trace"
-    searched = subprocess.run(_strace(search_trace, "search", str(demo_photo_paths()[5]), "--index-dir", str(index_dir)),
-                              env=env, capture_output=True, text=True, timeout=300)
+    searched = subprocess.run(
+        _strace(search_trace, "search", str(demo_photo_paths()[5]), "--index-dir", str(index_dir)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert searched.returncode == 0, searched.stderr[-2000:]
 
     serve_trace = tmp_path / "serve.trace"
     with image_host(real_jpeg()) as (host_port, host_log):
         port = _free_port()
-        server = subprocess.Popen(_strace(serve_trace, "serve", "--port", str(port), "--index-dir", str(index_dir)),
-                                  env={**env, "VISUAL_SEARCH_URL_ALLOWLIST": f"127.0.0.1:{host_port}"},
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(
+            _strace(serve_trace, "serve", "--port", str(port), "--index-dir", str(index_dir)),
+            env={**env, "VISUAL_SEARCH_URL_ALLOWLIST": f"127.0.0.1:{host_port}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
@@ -92,7 +105,9 @@ def test_index_serve_and_search_touch_nothing_but_loopback(tmp_path):
                         break
                 except httpx.HTTPError:
                     time.sleep(0.5)
-            upload = httpx.post(base + "/search", content=real_jpeg(), headers={"content-type": "image/jpeg"}, timeout=60)
+            upload = httpx.post(
+                base + "/search", content=real_jpeg(), headers={"content-type": "image/jpeg"}, timeout=60
+            )
             by_url = httpx.post(base + "/search", json={"url": f"http://127.0.0.1:{host_port}/photo.jpg"}, timeout=60)
             time.sleep(3)  # room for anything a library would send in the background
         finally:

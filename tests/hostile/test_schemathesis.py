@@ -16,6 +16,7 @@ import socket
 
 import pytest
 import schemathesis
+from hostile_support import assert_no_stack_trace
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
@@ -26,10 +27,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from visual_search.server.app import create_app
 from visual_search.core.settings import Settings
-
-from hostile_support import assert_no_stack_trace
+from visual_search.server.app import create_app
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # The operations this product documents (issue 3); the server may add more, which are fuzzed as well.

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 
 import pytest
 import uvicorn
+from corpus import real_jpeg
 
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.server.connection_guard import ConnectionLimits, server_config
-
-from corpus import real_jpeg
 
 pytestmark = pytest.mark.timeout(120)
 LIMITS = ConnectionLimits(header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1.0, max_connections=3)
@@ -26,8 +25,11 @@ LIMITS = ConnectionLimits(header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s
 
 @pytest.fixture(scope="module")
 def server(hostile_index_dir, hostile_search_service, tmp_path_factory):
-    app = create_app(Settings(index=str(hostile_index_dir)), search_service=hostile_search_service,
-                     frontend_dir=tmp_path_factory.mktemp("no-ui"))
+    app = create_app(
+        Settings(index=str(hostile_index_dir)),
+        search_service=hostile_search_service,
+        frontend_dir=tmp_path_factory.mktemp("no-ui"),
+    )
     with _serving(app) as port:
         yield port
 
@@ -141,12 +143,15 @@ def test_connections_over_the_cap_get_a_json_503_with_retry_after(server):
         assert _response(_read_all(again))[0] == 200
 
 
-@pytest.mark.parametrize("request_bytes", [
-    b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
-    b"POST /search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-    b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello sent to the plain-HTTP port
-])
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+        b"POST /search HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello sent to the plain-HTTP port
+    ],
+)
 def test_protocol_errors_are_json_400s(server, request_bytes):
     with _connect(server) as sock:
         sock.sendall(request_bytes)
@@ -165,8 +170,11 @@ def test_a_client_leaving_mid_body_gives_one_log_line_and_no_traceback(server, c
     caplog.set_level(logging.INFO)
     body = real_jpeg()
     with _connect(server) as sock:
-        sock.sendall(b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        sock.sendall(
+            b"POST /search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
         time.sleep(0.3)
     time.sleep(0.5)
     about_it = [record for record in caplog.records if "disconnect" in record.getMessage().lower()]

@@ -9,17 +9,27 @@ import subprocess
 import sys
 
 import pytest
-
 from hostile_support import REPO_ROOT, require_service
 
 pytestmark = pytest.mark.timeout(120)
 
 # Addresses the probe reached or the old policy passed, and IPv6 forms carrying private IPv4 addresses.
 SPECIAL_PURPOSE_URLS = [
-    "http://192.0.0.192/latest/meta-data/", "http://192.88.99.1/", "http://[fec0::1]/", "http://[2002:a00:1::1]/",
-    "http://[2002:a9fe:a9fe::1]/", "http://[64:ff9b::a9fe:a9fe]/", "http://[::ffff:a9fe:a9fe]/",
-    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "http://198.18.0.1/", "http://100.64.0.1/",
-    "http://0.0.0.0:80/", "http://[::]/", "http://[::10.0.0.1]/", "http://2130706433/", "http://0x7f.1/",
+    "http://192.0.0.192/latest/meta-data/",
+    "http://192.88.99.1/",
+    "http://[fec0::1]/",
+    "http://[2002:a00:1::1]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[64:ff9b::a9fe:a9fe]/",
+    "http://[::ffff:a9fe:a9fe]/",
+    "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+    "http://198.18.0.1/",
+    "http://100.64.0.1/",
+    "http://0.0.0.0:80/",
+    "http://[::]/",
+    "http://[::10.0.0.1]/",
+    "http://2130706433/",
+    "http://0x7f.1/",
 ]
 
 _CHILD = r"""
@@ -48,8 +58,20 @@ print(json.dumps(outcomes))
 
 
 def _run_in_loopback_only_namespace(urls: list[str]) -> dict:
-    command = ["unshare", "-n", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable, "-c", _CHILD,
-               str(REPO_ROOT / "src"), str(REPO_ROOT / "tests"), json.dumps(urls)]
+    command = [
+        "unshare",
+        "-n",
+        "sh",
+        "-c",
+        'ip link set lo up && exec "$@"',
+        "sh",
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(REPO_ROOT / "src"),
+        str(REPO_ROOT / "tests"),
+        json.dumps(urls),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -62,8 +84,11 @@ def _namespaces_available() -> bool:
 
 
 def test_special_purpose_addresses_are_refused_by_policy_not_by_a_failed_connection():
-    require_service(_namespaces_available(), "a network namespace (unshare -n)",
-                    "run the tests as root, or with CAP_SYS_ADMIN, on Linux with util-linux and iproute2")
+    require_service(
+        _namespaces_available(),
+        "a network namespace (unshare -n)",
+        "run the tests as root, or with CAP_SYS_ADMIN, on Linux with util-linux and iproute2",
+    )
     outcomes = _run_in_loopback_only_namespace(SPECIAL_PURPOSE_URLS)
     assert outcomes.pop("control") is True, "the allow-listed loopback host must be fetched inside the namespace"
     assert outcomes.pop("requests_seen") == 1, "only the control request may reach the loopback host"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from live_server import index_folder
 from PIL import Image
 
 from visual_search.bootstrap import build_embedder
@@ -17,12 +18,16 @@ from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.services.search import SearchService
 
-from live_server import index_folder
-
 FIXTURE_PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 KEY = "operator-key-for-tests"
-LABELS = {"dress.jpg": "Dress", "hat.jpg": "Hat", "shoes.jpg": "Shoes", "shorts.jpg": "Shorts",
-          "t-shirt.jpg": "T-Shirt", "trousers.jpg": "Pants"}
+LABELS = {
+    "dress.jpg": "Dress",
+    "hat.jpg": "Hat",
+    "shoes.jpg": "Shoes",
+    "shorts.jpg": "Shorts",
+    "t-shirt.jpg": "T-Shirt",
+    "trousers.jpg": "Pants",
+}
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +62,22 @@ def embedded(tmp_path, embedder):
 def opensearch(tmp_path, embedder, opensearch_url):
     from visual_search.indexes.opensearch.index import OpenSearchIndex
 
-    index = OpenSearchIndex(f"{opensearch_url}/issue15-catalogue-{uuid.uuid4().hex[:8]}",
-                            model_id=embedder.model_id, dimension=embedder.dimension)
+    index = OpenSearchIndex(
+        f"{opensearch_url}/issue15-catalogue-{uuid.uuid4().hex[:8]}",
+        model_id=embedder.model_id,
+        dimension=embedder.dimension,
+    )
     yield SearchService(embedder, index), tmp_path
     index.drop()
 
 
 def add(client, data: bytes, headers=None, **fields):
-    return client.post("/items", files={"file": ("photo.jpg", data, "image/jpeg")}, data=fields,
-                       headers={"X-API-Key": KEY} if headers is None else headers)
+    return client.post(
+        "/items",
+        files={"file": ("photo.jpg", data, "image/jpeg")},
+        data=fields,
+        headers={"X-API-Key": KEY} if headers is None else headers,
+    )
 
 
 def test_items_pages_by_key_filters_by_label_and_counts_labels(embedded):
@@ -100,14 +112,24 @@ def run_add_find_delete(service, tmp_path):
     with client_for(service, tmp_path) as client:
         shoes_before = client.get("/items?label=Shoes", headers={"X-API-Key": KEY}).json()["total"]
         photo = jpeg_of("shoes.jpg", scale=0.8, mirror=True)
-        added = add(client, photo, key="new/boot.jpg", label="Shoes", title="Boot", price="59.90",
-                    currency="EUR", product_url="https://shop.example/boot", attributes=json.dumps({"colour": "brown"}))
+        added = add(
+            client,
+            photo,
+            key="new/boot.jpg",
+            label="Shoes",
+            title="Boot",
+            price="59.90",
+            currency="EUR",
+            product_url="https://shop.example/boot",
+            attributes=json.dumps({"colour": "brown"}),
+        )
         assert added.status_code == 201, added.text
         body = added.json()
         assert (body["key"], body["label"], body["title"], body["price"]) == ("new/boot.jpg", "Shoes", "Boot", 59.9)
         assert body["attributes"] == {"colour": "brown"}
-        found = client.post("/search", files={"file": ("q.jpg", photo, "image/jpeg")}, data={"k": "1"},
-                            headers={"X-API-Key": KEY}).json()
+        found = client.post(
+            "/search", files={"file": ("q.jpg", photo, "image/jpeg")}, data={"k": "1"}, headers={"X-API-Key": KEY}
+        ).json()
         assert found["results"][0]["key"] == "new/boot.jpg" and found["results"][0]["score"] > 0.999
         assert (tmp_path / "uploads" / "new" / "boot.jpg").read_bytes() == photo
 
@@ -130,16 +152,19 @@ def test_add_find_and_delete_an_item_on_opensearch(opensearch):
     run_add_find_delete(*opensearch)
 
 
-@pytest.mark.parametrize("data, fields, status, code", [
-    (b"not an image at all", {}, 400, "invalid_image"),
-    (b"<svg xmlns='http://www.w3.org/2000/svg'/>", {}, 400, None),
-    (None, {"price": "cheap"}, 400, "invalid_product"),
-    (None, {"product_url": "javascript:alert(1)"}, 400, "invalid_product"),
-    (None, {"key": "../escape.jpg"}, 400, "invalid_request"),
-    (None, {"key": "notes.txt"}, 400, "invalid_request"),
-    (None, {"colour": "red"}, 422, "validation_error"),
-    (None, {"attributes": "[1, 2]"}, 422, "validation_error"),
-])
+@pytest.mark.parametrize(
+    "data, fields, status, code",
+    [
+        (b"not an image at all", {}, 400, "invalid_image"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", {}, 400, None),
+        (None, {"price": "cheap"}, 400, "invalid_product"),
+        (None, {"product_url": "javascript:alert(1)"}, 400, "invalid_product"),
+        (None, {"key": "../escape.jpg"}, 400, "invalid_request"),
+        (None, {"key": "notes.txt"}, 400, "invalid_request"),
+        (None, {"colour": "red"}, 422, "validation_error"),
+        (None, {"attributes": "[1, 2]"}, 422, "validation_error"),
+    ],
+)
 def test_bad_items_are_refused_and_change_nothing(embedded, data, fields, status, code):
     service, tmp_path = embedded
     with client_for(service, tmp_path) as client:
@@ -153,8 +178,9 @@ def test_bad_items_are_refused_and_change_nothing(embedded, data, fields, status
 
 def test_an_upload_over_the_limit_is_a_413(embedded):
     service, tmp_path = embedded
-    settings = Settings(index=str(tmp_path / "idx"), api_key=KEY, image_store=str(tmp_path / "uploads"),
-                        max_upload_bytes=20_000)
+    settings = Settings(
+        index=str(tmp_path / "idx"), api_key=KEY, image_store=str(tmp_path / "uploads"), max_upload_bytes=20_000
+    )
     with TestClient(create_app(settings, search_service=service, frontend_dir=tmp_path / "none")) as client:
         response = add(client, jpeg_of("dress.jpg", quality=95))
     assert response.status_code == 413
@@ -164,7 +190,9 @@ def test_an_upload_over_the_limit_is_a_413(embedded):
 def test_duplicates_group_a_resized_recompressed_copy_with_its_original(embedded):
     service, tmp_path = embedded
     with client_for(service, tmp_path) as client:
-        assert add(client, jpeg_of("trousers.jpg", scale=0.8, quality=80), key="copy-of-trousers.jpg").status_code == 201
+        assert (
+            add(client, jpeg_of("trousers.jpg", scale=0.8, quality=80), key="copy-of-trousers.jpg").status_code == 201
+        )
         report = client.get("/duplicates", headers={"X-API-Key": KEY}).json()
         assert client.get("/duplicates?threshold=2", headers={"X-API-Key": KEY}).status_code == 400
         assert client.get("/duplicates").status_code == 401

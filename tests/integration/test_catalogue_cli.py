@@ -13,9 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from live_server import free_port
+from PIL import Image
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -33,8 +32,9 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(VISUAL_SEARCH), *args], env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(VISUAL_SEARCH), *args], env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def indexed_count(index_dir: Path) -> int:
@@ -82,9 +82,16 @@ def test_a_watcher_killed_mid_burst_loses_nothing_committed_and_catches_up_on_re
         restarted.send_signal(signal.SIGINT)
         restarted.wait(30)
     check = subprocess.run(
-        [sys.executable, "-c", "import sys; from visual_search.indexes.local.index import LocalIndex; "
-         "print(LocalIndex(sys.argv[1]).check_integrity())", str(index_dir)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from visual_search.indexes.local.index import LocalIndex; "
+            "print(LocalIndex(sys.argv[1]).check_integrity())",
+            str(index_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert check.stdout.strip() == "[]", check.stdout + check.stderr
 

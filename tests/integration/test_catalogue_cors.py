@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import HistogramEmbedder
 from fastapi.testclient import TestClient
+from live_server import index_folder
 
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from fakes import HistogramEmbedder
-from live_server import index_folder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 PREFLIGHT = {"Access-Control-Request-Method": "DELETE", "Access-Control-Request-Headers": "x-api-key"}

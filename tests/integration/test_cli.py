@@ -38,7 +38,14 @@ def catalogue(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def index_dir(catalogue, tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("index")
-    command = ["index", str(catalogue / "images"), "--labels", str(catalogue / "labels.csv"), "--index-dir", str(directory)]
+    command = [
+        "index",
+        str(catalogue / "images"),
+        "--labels",
+        str(catalogue / "labels.csv"),
+        "--index-dir",
+        str(directory),
+    ]
     assert main(command + ["--quiet"]) == 0
     return directory
 
@@ -48,7 +55,9 @@ def test_stats_reports_counts_per_label_and_the_model(index_dir, capsys):
     assert main(["stats", "--index-dir", str(index_dir), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["count"] == 36 and stats["labels"] == {"Shoes": 12, "Dress": 12, "Pants": 12}
-    assert stats["model"].startswith("efficientnet-lite2-fp32") and stats["dimension"] == 1280 + 52  # appearance + colour
+    assert (
+        stats["model"].startswith("efficientnet-lite2-fp32") and stats["dimension"] == 1280 + 52
+    )  # appearance + colour
 
 
 def test_search_json_prints_one_object_per_query_with_descending_scores(catalogue, index_dir, capsys):
@@ -95,7 +104,14 @@ def test_remove_deletes_keys_and_reindexing_restores_only_them(catalogue, index_
     assert main(["remove", victim, "no-such-key.jpg", "--index-dir", str(index_dir)]) == 0
     assert "removed 1 of 2" in capsys.readouterr().err
     assert main(["remove", "no-such-key.jpg", "--index-dir", str(index_dir)]) == 1
-    command = ["index", str(catalogue / "images"), "--labels", str(catalogue / "labels.csv"), "--index-dir", str(index_dir)]
+    command = [
+        "index",
+        str(catalogue / "images"),
+        "--labels",
+        str(catalogue / "labels.csv"),
+        "--index-dir",
+        str(index_dir),
+    ]
     capsys.readouterr()
     assert main(command + ["--quiet"]) == 0
     assert "indexed 1, unchanged 35, failed 0" in capsys.readouterr().err

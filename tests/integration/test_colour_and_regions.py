@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import ColourGridEmbedder
 from PIL import Image
 
-from fakes import ColourGridEmbedder
 from visual_search.core.colour import COLOUR_DIMENSION, colour_dimension_of
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.images import decode_image
@@ -85,7 +85,9 @@ def test_colour_on_ranks_the_same_hue_above_every_recoloured_copy(recoloured_cat
         hits = recoloured_catalogue.search_image(shopper_photo(data), k=30, colour=0.5).hits
         ranks = {hit.record.key: rank for rank, hit in enumerate(hits)}
         copies = [ranks[f"{name}/hue+{shift}"] for shift in HUE_SHIFTS]
-        assert ranks[f"{name}/original"] < min(copies), f"{name}: original at {ranks[f'{name}/original']}, copies at {copies}"
+        assert ranks[f"{name}/original"] < min(copies), (
+            f"{name}: original at {ranks[f'{name}/original']}, copies at {copies}"
+        )
 
 
 def test_the_colour_descriptor_tells_the_original_hue_from_its_copies(recoloured_catalogue, embedder, photos):
@@ -94,7 +96,7 @@ def test_the_colour_descriptor_tells_the_original_hue_from_its_copies(recoloured
     for name, data in photos.items():
         query = embedder.embed([decode_image(shopper_photo(data), min_size_px=embedder.spec.size_px).image])[0]
 
-        def colour_similarity(key: str) -> float:
+        def colour_similarity(key: str, query: np.ndarray = query) -> float:
             stored = recoloured_catalogue.index.get_vector(key)
             return float(2.0 * query[-COLOUR_DIMENSION:] @ stored[-COLOUR_DIMENSION:])
 

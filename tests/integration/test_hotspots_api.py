@@ -7,16 +7,15 @@ import base64
 from pathlib import Path
 
 import pytest
+from composites import side_by_side
 from fastapi.testclient import TestClient
+from live_server import index_folder
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.images import CropBox
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
 from visual_search.services.hotspots import iou
-
-from composites import side_by_side
-from live_server import index_folder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 

@@ -12,12 +12,12 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
-from visual_search.core.images import decode_image
 from visual_search.core.errors import ModelFileError
+from visual_search.core.images import decode_image
+from visual_search.core.ports import Embedder
 from visual_search.embedders.lite2.weights import default_weights_path
 from visual_search.embedders.onnx.embedder import OnnxEmbedder
 from visual_search.embedders.onnx.registry import resolve_model
-from visual_search.core.ports import Embedder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 # Plausible ImageNet-1k classes (the first name of each entry) for each fixture photo.
@@ -215,8 +215,14 @@ def test_a_custom_model_config_plugs_in_a_users_onnx_model(tmp_path, photos):
 
 def test_a_custom_config_naming_a_missing_output_is_refused(tmp_path):
     _write_tiny_model(tmp_path / "tiny.onnx")
-    config = {"onnx_path": "tiny.onnx", "input_size_px": 224, "mean": 127, "std": 128,
-              "input_name": "input", "output_name": "pooled"}
+    config = {
+        "onnx_path": "tiny.onnx",
+        "input_size_px": 224,
+        "mean": 127,
+        "std": 128,
+        "input_name": "input",
+        "output_name": "pooled",
+    }
     (tmp_path / "bad.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match="no output 'pooled'"):
         resolve_model(tmp_path / "bad.json")
@@ -273,7 +279,10 @@ def test_the_default_pools_by_r_mac_and_the_old_model_remains_by_name(fp32, phot
     (feature_map,) = fp32.run_outputs(tensor, ["feature_map"])
     np.testing.assert_allclose(fp32.embed_tensors(tensor)[0, :1280] * 2**0.5, rmac(feature_map)[0], atol=1e-5)
     before = OnnxEmbedder.from_name("lite2-fp32@260-avg", cache_dir=tmp_path_factory.mktemp("before"))
-    assert before.spec.size_px == 260 and before.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px-avg+colour-hsv52-v2"
+    assert (
+        before.spec.size_px == 260
+        and before.model_id == "efficientnet-lite2-fp32:9656183e-b2-260px-avg+colour-hsv52-v2"
+    )
     (embedding,) = before.run_outputs(to_model_input(photos["dress.jpg"], before.spec)[None], ["embedding"])
     np.testing.assert_allclose(before.embed([photos["dress.jpg"]])[0, :1280] * 2**0.5, embedding[0], atol=1e-5)
     with pytest.raises(ModelFileError, match="unknown model"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from visual_search.core.errors import InvalidRequestError, BackendUnauthorizedError
+from visual_search.core.errors import BackendUnauthorizedError, InvalidRequestError
 from visual_search.indexes.opensearch.connection import (
     AwsSigV4Auth,
     BasicAuth,
@@ -90,9 +90,9 @@ def test_auth_from_env_reads_basic_and_sigv4_settings():
             "VISUAL_SEARCH_OPENSEARCH_AWS_SERVICE": "aoss",
         }
     ) == AwsSigV4Auth("eu-west-1", "aoss")
-    assert auth_from_env(
-        {"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4", "AWS_DEFAULT_REGION": "us-east-2"}
-    ) == AwsSigV4Auth("us-east-2", "es")
+    assert auth_from_env({"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4", "AWS_DEFAULT_REGION": "us-east-2"}) == AwsSigV4Auth(
+        "us-east-2", "es"
+    )
     with pytest.raises(InvalidRequestError, match="AWS_REGION"):
         auth_from_env({"VISUAL_SEARCH_OPENSEARCH_AUTH": "sigv4"})
 

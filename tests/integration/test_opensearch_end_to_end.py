@@ -12,11 +12,11 @@ from fastapi.testclient import TestClient
 
 from visual_search.bootstrap import build_embedder
 from visual_search.cli.main import main
+from visual_search.core.errors import InvalidSettingError
+from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.opensearch.index import OpenSearchIndex
 from visual_search.server.app import create_app
-from visual_search.core.errors import InvalidSettingError
-from visual_search.core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "demo" / "catalogue"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from visual_search.core.errors import ModelMismatchError, NotFoundError
-from visual_search.indexes.opensearch.index import OpenSearchIndex
 from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.indexes.opensearch.index import OpenSearchIndex
 
 pytestmark = pytest.mark.opensearch
 

@@ -21,7 +21,9 @@ DIMENSION = 16
 
 def node_json(base_url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(base_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        base_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -38,7 +40,10 @@ def batches(count: int, per_batch: int, seed: int = 0):
     for start in range(0, count, per_batch):
         vectors = rng.normal(size=(min(per_batch, count - start), DIMENSION)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        yield [ImageRecord(f"k{start + i}", f"/c/{start + i}", "0" * 64, 1, 1, "l") for i in range(len(vectors))], vectors
+        yield (
+            [ImageRecord(f"k{start + i}", f"/c/{start + i}", "0" * 64, 1, 1, "l") for i in range(len(vectors))],
+            vectors,
+        )
 
 
 def index_settings(opensearch_url: str, index_url: str) -> dict:
@@ -105,9 +110,12 @@ def test_lucene_scalar_quantisation_is_mapped_and_searchable(opensearch_url, ind
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"mode": "in_ram"}, "mode must be one of"), ({"compression_level": "3x"}, "compression_level must be one of"),
-     ({"encoder": "fp16"}, "does not exist for the lucene engine"),
-     ({"encoder": "sq", "compression_level": "4x"}, "either encoder or compression_level")],
+    [
+        ({"mode": "in_ram"}, "mode must be one of"),
+        ({"compression_level": "3x"}, "compression_level must be one of"),
+        ({"encoder": "fp16"}, "does not exist for the lucene engine"),
+        ({"encoder": "sq", "compression_level": "4x"}, "either encoder or compression_level"),
+    ],
 )
 def test_impossible_storage_options_are_refused_before_reaching_the_node(index_url, options, message):
     with pytest.raises(InvalidRequestError, match=message):

@@ -18,11 +18,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from visual_search.core.errors import BackendUnavailableError, BackendUnauthorizedError
+from visual_search.core.errors import BackendUnauthorizedError, BackendUnavailableError
+from visual_search.core.records import ImageRecord
 from visual_search.indexes.opensearch.connection import AwsSigV4Auth
 from visual_search.indexes.opensearch.index import OpenSearchIndex
 from visual_search.indexes.opensearch.session import RetryPolicy
-from visual_search.core.records import ImageRecord
 
 QUICK_RETRY = RetryPolicy(attempts=4, first_delay_s=0.01, max_delay_s=0.05)
 ERROR_BODIES = {
@@ -98,7 +98,7 @@ class ScriptedServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ScriptedServer":
+    def __enter__(self) -> ScriptedServer:
         self.thread.start()
         return self
 

@@ -31,8 +31,17 @@ def catalogue(tmp_path: Path, second_url: str) -> Path:
 
 
 def index(folder: Path, index_dir: Path) -> int:
-    return main(["index", str(folder / "images"), "--labels", str(folder / "labels.csv"),
-                 "--index-dir", str(index_dir), "--quiet"])
+    return main(
+        [
+            "index",
+            str(folder / "images"),
+            "--labels",
+            str(folder / "labels.csv"),
+            "--index-dir",
+            str(index_dir),
+            "--quiet",
+        ]
+    )
 
 
 def test_indexed_product_data_is_in_every_search_result(tmp_path):
@@ -43,10 +52,18 @@ def test_indexed_product_data_is_in_every_search_result(tmp_path):
         results = client.post("/search", json={"key": PHOTOS[1], "k": 5}).json()["results"]
     blazer = next(result for result in results if result["key"] == PHOTOS[0])
     assert blazer | {"score": None} == {
-        "key": PHOTOS[0], "score": None, "url": f"/images/{PHOTOS[0]}", "label": "Blazer",
-        "width": blazer["width"], "height": blazer["height"], "attributes": {"fit": "slim"},
-        "title": "Linen blazer", "price": 129.0, "currency": "EUR",
-        "product_url": "https://shop.example/p/linen-blazer", "brand": "Fenwick",
+        "key": PHOTOS[0],
+        "score": None,
+        "url": f"/images/{PHOTOS[0]}",
+        "label": "Blazer",
+        "width": blazer["width"],
+        "height": blazer["height"],
+        "attributes": {"fit": "slim"},
+        "title": "Linen blazer",
+        "price": 129.0,
+        "currency": "EUR",
+        "product_url": "https://shop.example/p/linen-blazer",
+        "brand": "Fenwick",
     }
 
 

@@ -9,13 +9,13 @@ import boto3
 import numpy as np
 import pytest
 from botocore.config import Config
-from PIL import Image
-
 from fakes import HistogramEmbedder
 from live_server import index_folder, serving
+from PIL import Image
+
+from visual_search.core.settings import Settings
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 from visual_search.server.app import create_app
-from visual_search.core.settings import Settings
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 FIXTURE = PHOTOS / "hat.jpg"
@@ -31,8 +31,11 @@ def server(tmp_path_factory):
 
 def runtime_client(base_url: str):
     return boto3.client(
-        "sagemaker-runtime", region_name="us-east-1", endpoint_url=base_url,
-        aws_access_key_id="local", aws_secret_access_key="local",
+        "sagemaker-runtime",
+        region_name="us-east-1",
+        endpoint_url=base_url,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
         config=Config(retries={"max_attempts": 1}),
     )
 
@@ -62,9 +65,7 @@ def test_the_sagemaker_embedder_client_works_against_the_local_route(server):
 def test_a_non_image_invocation_is_a_4xx_with_a_message(server):
     live, _ = server
     with pytest.raises(Exception) as failure:
-        runtime_client(live).invoke_endpoint(
-            EndpointName="x", ContentType="application/x-image", Body=b"not an image"
-        )
+        runtime_client(live).invoke_endpoint(EndpointName="x", ContentType="application/x-image", Body=b"not an image")
     assert "400" in str(failure.value) or "invalid_image" in str(failure.value)
 
 
@@ -72,8 +73,9 @@ def test_deeply_nested_json_is_a_400_not_a_500(server):
     live, _ = server
     import httpx
 
-    answer = httpx.post(f"{live}/endpoints/x/invocations", content=b"[" * 200_000,
-                        headers={"content-type": "application/json"})
+    answer = httpx.post(
+        f"{live}/endpoints/x/invocations", content=b"[" * 200_000, headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"
 
 
@@ -98,12 +100,17 @@ def test_a_260_px_model_gives_the_same_vectors_through_the_route_as_in_process(t
 
     local = OnnxEmbedder.from_name("lite2-fp32@260-avg")
     service = index_folder(PHOTOS, tmp_path / "index", local)
-    client_settings = Settings(embedder="sagemaker", sagemaker_endpoint="visual-search-embedder", model="lite2-fp32@260-avg")
+    client_settings = Settings(
+        embedder="sagemaker", sagemaker_endpoint="visual-search-embedder", model="lite2-fp32@260-avg"
+    )
     assert build_embedder(client_settings).spec == local.spec
     with serving(create_app(Settings(index="unused"), search_service=service)) as base_url:
         client = SageMakerEmbedder("visual-search-embedder", client=runtime_client(base_url), spec=local.spec)
         assert client.model_id == local.model_id and client.dimension == local.dimension
         from visual_search.core.images import decode_image
 
-        images = [decode_image(p.read_bytes(), min_size_px=client.spec.size_px).image for p in sorted(PHOTOS.glob("*.jpg"))[:3]]
+        images = [
+            decode_image(p.read_bytes(), min_size_px=client.spec.size_px).image
+            for p in sorted(PHOTOS.glob("*.jpg"))[:3]
+        ]
         np.testing.assert_allclose(client.embed(images), local.embed(images), atol=1e-6)

@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
-from visual_search.server.app import create_app
-from visual_search.core.settings import Settings
-
 from live_server import index_folder
+
+from visual_search.core.settings import Settings
+from visual_search.server.app import create_app
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 HAT = (PHOTOS / "hat.jpg").read_bytes()
-LABELS = {"hat.jpg": "Hat", "shoes.jpg": "Shoes", "dress.jpg": "Dress", "shorts.jpg": "Shorts",
-          "t-shirt.jpg": "T-Shirt", "trousers.jpg": "Pants"}
+LABELS = {
+    "hat.jpg": "Hat",
+    "shoes.jpg": "Shoes",
+    "dress.jpg": "Dress",
+    "shorts.jpg": "Shorts",
+    "t-shirt.jpg": "T-Shirt",
+    "trousers.jpg": "Pants",
+}
 MAX_UPLOAD = 200_000
 
 
@@ -54,9 +59,20 @@ def test_a_base64_photo_finds_itself_first_with_score_one(client):
     assert set(body) == {"results", "took_ms", "regions"} and body["took_ms"] > 0
     top = body["results"][0]
     # A catalogue without product columns answers None for each product field.
-    assert top == {"key": "hat.jpg", "score": pytest.approx(1.0, abs=1e-4), "url": "/images/hat.jpg",
-                   "label": "Hat", "width": 356, "height": 400, "attributes": {},
-                   "title": None, "price": None, "currency": None, "product_url": None, "brand": None}
+    assert top == {
+        "key": "hat.jpg",
+        "score": pytest.approx(1.0, abs=1e-4),
+        "url": "/images/hat.jpg",
+        "label": "Hat",
+        "width": 356,
+        "height": 400,
+        "attributes": {},
+        "title": None,
+        "price": None,
+        "currency": None,
+        "product_url": None,
+        "brand": None,
+    }
     scores = [result["score"] for result in body["results"]]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
@@ -74,7 +90,11 @@ def test_multipart_form_fields_set_k_filters_and_crop(client):
     response = client.post(
         "/search",
         files={"file": ("hat.jpg", HAT, "image/jpeg")},
-        data={"k": "2", "filters": json.dumps({"label": ["Shoes", "Hat"]}), "crop": json.dumps({"x": 0, "y": 0, "w": 1, "h": 1})},
+        data={
+            "k": "2",
+            "filters": json.dumps({"label": ["Shoes", "Hat"]}),
+            "crop": json.dumps({"x": 0, "y": 0, "w": 1, "h": 1}),
+        },
     )
     assert response.status_code == 200, response.text
     assert [r["label"] for r in response.json()["results"]] == ["Hat", "Shoes"]
@@ -90,7 +110,9 @@ def test_an_unknown_key_is_not_found(client):
 
 
 def test_label_filters_restrict_results_and_an_unknown_label_gives_no_results(client):
-    results = client.post("/search", json={"image": b64(HAT), "filters": {"label": ["Dress", "Pants"]}}).json()["results"]
+    results = client.post("/search", json={"image": b64(HAT), "filters": {"label": ["Dress", "Pants"]}}).json()[
+        "results"
+    ]
     assert sorted(r["label"] for r in results) == ["Dress", "Pants"]
     empty = client.post("/search", json={"image": b64(HAT), "filters": {"label": ["Spacesuit"]}})
     assert empty.status_code == 200 and empty.json()["results"] == []
@@ -103,8 +125,15 @@ def test_a_crop_searches_a_region_so_scores_differ_from_the_whole_photo(client):
     assert region.json()["results"][0]["score"] < whole[0]["score"] - 0.01
 
 
-@pytest.mark.parametrize("crop", [{"x": 0.8, "y": 0, "w": 0.5, "h": 0.5}, {"x": -0.1, "y": 0, "w": 0.5, "h": 0.5},
-                                  {"x": 0, "y": 0, "w": 0, "h": 0.5}, {"x": 2, "y": 2, "w": 1, "h": 1}])
+@pytest.mark.parametrize(
+    "crop",
+    [
+        {"x": 0.8, "y": 0, "w": 0.5, "h": 0.5},
+        {"x": -0.1, "y": 0, "w": 0.5, "h": 0.5},
+        {"x": 0, "y": 0, "w": 0, "h": 0.5},
+        {"x": 2, "y": 2, "w": 1, "h": 1},
+    ],
+)
 def test_a_crop_outside_the_image_is_an_invalid_request(client, crop):
     assert_error(client.post("/search", json={"image": b64(HAT), "crop": crop}), 400, "invalid_request")
 
@@ -123,16 +152,23 @@ def test_k_at_its_bounds_is_accepted(client, k):
 
 @pytest.mark.parametrize(
     "body",
-    [{"image": "x", "colour": "red"}, {"key": "hat.jpg", "filters": {"lable": ["Hat"]}},
-     {"key": "hat.jpg", "crop": {"x": 0, "y": 0, "w": 1}}, {"key": "hat.jpg", "crop": {"x": 0, "y": 0, "w": 1, "h": 1, "z": 1}},
-     {"image": 42}, {"key": "hat.jpg", "filters": {"label": "Hat"}}],
+    [
+        {"image": "x", "colour": "red"},
+        {"key": "hat.jpg", "filters": {"lable": ["Hat"]}},
+        {"key": "hat.jpg", "crop": {"x": 0, "y": 0, "w": 1}},
+        {"key": "hat.jpg", "crop": {"x": 0, "y": 0, "w": 1, "h": 1, "z": 1}},
+        {"image": 42},
+        {"key": "hat.jpg", "filters": {"label": "Hat"}},
+    ],
 )
 def test_extra_missing_or_mistyped_fields_are_validation_errors(client, body):
     assert_error(client.post("/search", json=body), 422, "validation_error")
 
 
-@pytest.mark.parametrize("body", [{}, {"k": 5}, {"image": b64(HAT), "key": "hat.jpg"},
-                                  {"image": b64(HAT), "url": "http://example.com/a.jpg"}])
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"k": 5}, {"image": b64(HAT), "key": "hat.jpg"}, {"image": b64(HAT), "url": "http://example.com/a.jpg"}],
+)
 def test_zero_or_several_query_sources_are_ambiguous(client, body):
     assert_error(client.post("/search", json=body), 400, "ambiguous_query")
 
@@ -147,8 +183,15 @@ def test_invalid_base64_is_a_bad_request(client, image):
     assert_error(client.post("/search", json={"image": image}), 400, "invalid_base64")
 
 
-@pytest.mark.parametrize("image", ["data:text/plain;base64," + b64(b"hello, world"), b64(b"\x00" * 100), "",
-                                   "data:image/jpeg;base64," + b64(HAT[:200])])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "data:text/plain;base64," + b64(b"hello, world"),
+        b64(b"\x00" * 100),
+        "",
+        "data:image/jpeg;base64," + b64(HAT[:200]),
+    ],
+)
 def test_a_data_url_or_base64_of_a_non_image_is_an_invalid_image(client, image):
     assert_error(client.post("/search", json={"image": image}), 400, "invalid_image")
 
@@ -197,7 +240,10 @@ def test_health_stats_docs_and_config(client):
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert set(schema["paths"]["/search"]["post"]["requestBody"]["content"]) >= {
-        "application/json", "multipart/form-data", "image/jpeg"}
+        "application/json",
+        "multipart/form-data",
+        "image/jpeg",
+    }
     assert schema["components"]["schemas"]["SearchRequest"]["additionalProperties"] is False
     assert client.get("/config.json").json() == {"apiBase": "", "apiKeyRequired": False}
     page = client.get("/")

@@ -7,15 +7,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
-
-from visual_search.services.search import SearchService
-from visual_search.server.app import create_app
-from visual_search.core.settings import Settings
-
 from fakes import HistogramEmbedder
+from fastapi.testclient import TestClient
 from live_server import index_folder, serving
 from loopback_image_host import image_host
+
+from visual_search.core.settings import Settings
+from visual_search.server.app import create_app
+from visual_search.services.search import SearchService
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 HAT = (PHOTOS / "hat.jpg").read_bytes()
@@ -49,9 +48,14 @@ def error_of(response, status: int) -> dict:
 def test_url_queries_to_loopback_are_refused_when_not_allow_listed(index_dir, host):
     port, log = host
     with make_client(index_dir) as client:
-        for url in (f"http://127.0.0.1:{port}/photo.jpg", f"http://localhost:{port}/photo.jpg",
-                    f"http://[::ffff:127.0.0.1]:{port}/photo.jpg", f"http://2130706433:{port}/photo.jpg",
-                    "http://169.254.169.254/latest/meta-data/", "file:///etc/passwd"):
+        for url in (
+            f"http://127.0.0.1:{port}/photo.jpg",
+            f"http://localhost:{port}/photo.jpg",
+            f"http://[::ffff:127.0.0.1]:{port}/photo.jpg",
+            f"http://2130706433:{port}/photo.jpg",
+            "http://169.254.169.254/latest/meta-data/",
+            "file:///etc/passwd",
+        ):
             seen = len(log.requests)
             assert error_of(client.post("/search", json={"url": url}), 400)["code"] == "url_refused"
             assert len(log.requests) == seen
@@ -69,7 +73,9 @@ def test_an_allow_listed_url_is_fetched_and_searched(index_dir, host):
 def test_url_failures_map_to_400_413_502_and_504(index_dir, host):
     port, _log = host
     base = f"http://127.0.0.1:{port}"
-    with make_client(index_dir, url_allowlist=(f"127.0.0.1:{port}",), url_timeout_s=1.0, max_upload_bytes=300_000) as client:
+    with make_client(
+        index_dir, url_allowlist=(f"127.0.0.1:{port}",), url_timeout_s=1.0, max_upload_bytes=300_000
+    ) as client:
         search = lambda path: client.post("/search", json={"url": base + path})  # noqa: E731
         assert error_of(search("/redirect?to=http://127.0.0.2:1/photo.jpg"), 400)["code"] == "url_refused"
         assert error_of(search("/page.html"), 400)["code"] == "url_not_image"
@@ -103,7 +109,10 @@ def test_cors_is_off_by_default(index_dir):
 
 def test_cors_allows_only_the_configured_origins(index_dir):
     with make_client(index_dir, cors_origins=("https://shop.example",)) as client:
-        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,x-api-key"}
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-api-key",
+        }
         allowed = client.options("/search", headers={"Origin": "https://shop.example", **preflight})
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
@@ -127,7 +136,9 @@ def test_an_unexpected_failure_is_a_500_without_internals(index_dir):
     with TestClient(app) as client:
         response = client.post("/search", content=HAT, headers={"Content-Type": "image/jpeg"})
         assert error_of(response, 500) == {
-            "code": "internal_error", "message": "the server failed to handle this request; it has been logged"}
+            "code": "internal_error",
+            "message": "the server failed to handle this request; it has been logged",
+        }
         assert "secret" not in response.text
 
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from live_server import index_folder
 from PIL import Image
 
 from visual_search.core.settings import Settings
 from visual_search.server.app import create_app
-
-from live_server import index_folder
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 

@@ -20,7 +20,6 @@ from visual_search.services.search import SearchService
 from visual_search.services.watching import FolderWatcher
 from visual_search.stores.local_folder import LocalFolderStore
 
-
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +76,11 @@ def test_fifty_photos_copied_in_bursts_are_all_searchable(watched):
         for source in chunk:
             shutil.copy(source, folder / source.name)
         expected = {source.name for source in sources[: (burst + 1) * 10]}
-        wait_until(lambda: indexed_keys(service) >= expected, SEARCHABLE_WITHIN_S, f"burst {burst + 1} indexed")
+        wait_until(
+            lambda expected=expected: indexed_keys(service) >= expected,
+            SEARCHABLE_WITHIN_S,
+            f"burst {burst + 1} indexed",
+        )
     assert service.index.count() == 50
     for source in sources[::7]:  # searching by the photo itself finds it first, with a score of ~1
         top = service.search_image(source.read_bytes(), k=1).hits[0]
@@ -105,7 +108,8 @@ def test_overwriting_a_photo_with_another_changes_its_vector(watched):
     shutil.copy(other, folder / "item.jpg")
     wait_until(
         lambda: service.index.get(["item.jpg"])["item.jpg"].content_hash == sha256_hex(other.read_bytes()),
-        5 + SETTLE_S + 5, "the overwritten file re-indexed",
+        5 + SETTLE_S + 5,
+        "the overwritten file re-indexed",
     )
     after = service.index.get_vector("item.jpg")
     assert float(np.dot(before, after)) < 0.99
@@ -190,8 +194,9 @@ def test_without_events_the_periodic_rescan_still_finds_new_and_deleted_files(tm
     folder.mkdir()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
-    watcher = FolderWatcher(folder, LocalFolderStore(folder), writer, use_events=False, settle_s=SETTLE_S,
-                            rescan_s=1.0, poll_s=0.1)
+    watcher = FolderWatcher(
+        folder, LocalFolderStore(folder), writer, use_events=False, settle_s=SETTLE_S, rescan_s=1.0, poll_s=0.1
+    )
     watcher.start()
     time.sleep(0.5)  # past the start-up catch-up, so that only a rescan can find what comes next
     try:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from live_server import free_port
 
 
@@ -64,16 +63,17 @@ class SamLocal:
     env: dict
     env_file: Path
     build_dir: Path
-    s3_url: str           # the moto server, as this test process reaches it
+    s3_url: str  # the moto server, as this test process reaches it
     s3_url_seen_by_functions: str
-    index_url: str        # the OpenSearch index the functions write, as this test process reaches it
+    index_url: str  # the OpenSearch index the functions write, as this test process reaches it
     work_dir: Path
-    ui_port: int          # the web UI's origin, which the test build's CORS allows
+    ui_port: int  # the web UI's origin, which the test build's CORS allows
     build: subprocess.CompletedProcess | None = None
 
     def script(self, *args: str, timeout: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
-        return subprocess.run([str(SAM_LOCAL), *args], env=self.env, capture_output=True, text=True, timeout=timeout,
-                              cwd=REPO_ROOT)
+        return subprocess.run(
+            [str(SAM_LOCAL), *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+        )
 
     def invoke(self, function: str, event: dict, env_vars: dict | None = None) -> Invocation:
         """`scripts/sam-local.sh invoke`; `env_vars` replaces the --env-vars document for this one call."""
@@ -85,8 +85,14 @@ class SamLocal:
             env_file.write_text(json.dumps(env_vars))
             env = dict(self.env, SAM_LOCAL_ENV_FILE=str(env_file))
         started = time.monotonic()
-        done = subprocess.run([str(SAM_LOCAL), "invoke", function, str(event_file)], env=env, capture_output=True,
-                              text=True, timeout=COMMAND_TIMEOUT_S, cwd=REPO_ROOT)
+        done = subprocess.run(
+            [str(SAM_LOCAL), "invoke", function, str(event_file)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_S,
+            cwd=REPO_ROOT,
+        )
         seconds = time.monotonic() - started
         assert done.returncode == 0, done.stderr[-4000:]
         last_line = done.stdout.strip().splitlines()[-1]  # the README's promise: the response is the last line
@@ -95,14 +101,22 @@ class SamLocal:
     def s3(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1",
-                            aws_access_key_id="local", aws_secret_access_key="local")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
 
 
 @pytest.fixture(scope="session")
 def sam_engine() -> None:
-    require_service(_engine_ready(), f"Docker with the image {BASE_IMAGE}",
-                    "run `scripts/sam-local.sh engine` as root (installs docker.io, starts dockerd, builds the image)")
+    require_service(
+        _engine_ready(),
+        f"Docker with the image {BASE_IMAGE}",
+        "run `scripts/sam-local.sh engine` as root (installs docker.io, starts dockerd, builds the image)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -120,9 +134,16 @@ def sam_session(sam_engine, opensearch_url, tmp_path_factory):
         SAM_LOCAL_INDEX=f"opensearch://127.0.0.1:{opensearch_url.rsplit(':', 1)[1]}/{index_name}",
         SAM_LOCAL_UI_ORIGINS=f"http://127.0.0.1:{ui_port}",
     )
-    session = SamLocal(env=env, env_file=work_dir / "env.json", build_dir=Path(env["SAM_LOCAL_BUILD_DIR"]),
-                       s3_url=f"http://127.0.0.1:{env['SAM_LOCAL_S3_PORT']}", s3_url_seen_by_functions="",
-                       index_url=f"{opensearch_url}/{index_name}", work_dir=work_dir, ui_port=ui_port)
+    session = SamLocal(
+        env=env,
+        env_file=work_dir / "env.json",
+        build_dir=Path(env["SAM_LOCAL_BUILD_DIR"]),
+        s3_url=f"http://127.0.0.1:{env['SAM_LOCAL_S3_PORT']}",
+        s3_url_seen_by_functions="",
+        index_url=f"{opensearch_url}/{index_name}",
+        work_dir=work_dir,
+        ui_port=ui_port,
+    )
     session.build = session.script("build")
     started = session.script("standins", timeout=900)
     try:
@@ -131,9 +152,17 @@ def sam_session(sam_engine, opensearch_url, tmp_path_factory):
         session.s3_url_seen_by_functions = functions_env["SearchFunction"]["AWS_ENDPOINT_URL_S3"]
         yield session
     finally:
-        stopped = subprocess.run([str(REPO_ROOT / ".venv" / "bin" / "python"),
-                                  str(REPO_ROOT / "scripts" / "sam_local" / "standins.py"), "stop"],
-                                 env=env, capture_output=True, text=True, timeout=120)
+        stopped = subprocess.run(
+            [
+                str(REPO_ROOT / ".venv" / "bin" / "python"),
+                str(REPO_ROOT / "scripts" / "sam_local" / "standins.py"),
+                "stop",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert stopped.returncode == 0, stopped.stderr
         session.script("prune")
         request = urllib.request.Request(session.index_url, method="DELETE")

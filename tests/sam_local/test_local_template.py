@@ -25,8 +25,9 @@ local_template = _module()
 
 @pytest.fixture(scope="module")
 def local() -> dict:
-    text = local_template.local_template((REPO_ROOT / "template.yaml").read_text(), "..",
-                                         "http://127.0.0.1:8080,http://localhost:8080")
+    text = local_template.local_template(
+        (REPO_ROOT / "template.yaml").read_text(), "..", "http://127.0.0.1:8080,http://localhost:8080"
+    )
     return yaml_parse(text)
 
 

@@ -15,17 +15,28 @@ import time
 import urllib.request
 
 import pytest
-
 from live_server import free_port
 from sam_events import REPO_ROOT, sqs_put_event
 
-pytestmark = [pytest.mark.sam_local, pytest.mark.opensearch, pytest.mark.browser, pytest.mark.slow,
-              pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.sam_local,
+    pytest.mark.opensearch,
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.timeout(1800),
+]
 
 CATALOGUE = ["images/e3348ff1.jpg", "images/e8653193.jpg", "images/0090ca2c.jpg", "images/014b2a1b.jpg"]
 QUERY = CATALOGUE[0]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -41,9 +52,21 @@ def api_url(sam_built):
     port = free_port()
     log = (sam_built.work_dir / "start-api.log").open("w")
     process = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "sam-local.sh"), "start-api", "--host", "127.0.0.1", "--port", str(port),
-         "--warm-containers", "LAZY"],
-        env=sam_built.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True,
+        [
+            str(REPO_ROOT / "scripts" / "sam-local.sh"),
+            "start-api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--warm-containers",
+            "LAZY",
+        ],
+        env=sam_built.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -102,7 +125,8 @@ def test_the_web_ui_searches_through_sam_local_start_api(ui_url, api_url, sam_bu
             # The result images are presigned URLs at moto's S3 server, and the browser can load them.
             first_image = cards.first.locator("img")
             assert first_image.get_attribute("src").startswith(sam_built.s3_url_seen_by_functions + "/")
-            page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=first_image.element_handle(),
-                                   timeout=60_000)
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=first_image.element_handle(), timeout=60_000
+            )
         finally:
             browser.close()

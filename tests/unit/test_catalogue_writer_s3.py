@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+from fakes import ColourGridEmbedder
 from PIL import Image
 
 from visual_search.core.errors import InvalidImageError, NotFoundError
@@ -15,8 +16,6 @@ from visual_search.indexes.local.index import LocalIndex
 from visual_search.services.catalogue import CatalogueWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.stores.s3 import S3ImageStore
-
-from fakes import ColourGridEmbedder
 
 
 def jpeg() -> bytes:
@@ -29,8 +28,11 @@ def jpeg() -> bytes:
 def bucket_writer(tmp_path, monkeypatch):
     from moto import mock_aws
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
         store = S3ImageStore("images", region_name="us-east-1")
@@ -44,12 +46,23 @@ def bucket_writer(tmp_path, monkeypatch):
 
 def test_adding_puts_the_object_with_its_fields_as_metadata_and_embeds_nothing(bucket_writer):
     writer, store, embedder = bucket_writer
-    key, record = writer.add(jpeg(), "new/red.jpg", label="Shoes", attributes={"colour": "red"},
-                             product=Product(title="Red shoe", price=19.5, currency="EUR"), max_pixels=10**6)
+    key, record = writer.add(
+        jpeg(),
+        "new/red.jpg",
+        label="Shoes",
+        attributes={"colour": "red"},
+        product=Product(title="Red shoe", price=19.5, currency="EUR"),
+        max_pixels=10**6,
+    )
     assert (key, record) == ("new/red.jpg", None)
     head = store.client.head_object(Bucket="images", Key="new/red.jpg")
-    assert head["Metadata"] == {"label": "Shoes", "colour": "red", "title": "Red shoe", "price": "19.5",
-                                "currency": "EUR"}
+    assert head["Metadata"] == {
+        "label": "Shoes",
+        "colour": "red",
+        "title": "Red shoe",
+        "price": "19.5",
+        "currency": "EUR",
+    }
     assert store.read("new/red.jpg") == jpeg()
     assert writer.index.count() == 0 and embedder.calls == 0
 

@@ -17,8 +17,8 @@ def test_a_box_of_the_right_half_is_placed_in_the_right_half_of_the_photo():
 
 
 def test_only_a_box_reaching_the_inner_cut_touches_it():
-    assert _touches_inner_cut(CropBox(0.5, 0.2, 0.2, 0.3), RIGHT_HALF)       # starts at the cut (x = 0.5)
-    assert not _touches_inner_cut(CropBox(0.6, 0.0, 0.4, 1.0), RIGHT_HALF)   # the photo's own edges do not count
+    assert _touches_inner_cut(CropBox(0.5, 0.2, 0.2, 0.3), RIGHT_HALF)  # starts at the cut (x = 0.5)
+    assert not _touches_inner_cut(CropBox(0.6, 0.0, 0.4, 1.0), RIGHT_HALF)  # the photo's own edges do not count
     assert not _touches_inner_cut(CropBox(0.1, 0.1, 0.8, 0.8), (0.0, 0.0, 1.0, 1.0))
 
 

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from visual_search.core.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.errors import (
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidRequestError,
+    UnsupportedImageTypeError,
+)
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import CropBox, PreprocessSpec, crop_image, decode_image, to_model_input
 

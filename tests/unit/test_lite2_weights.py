@@ -127,8 +127,24 @@ def _ints(*values: int) -> bytes:
 def _state_pickle_with_one_tensor(offset: int, size: tuple[int, ...], stride: tuple[int, ...], numel: int) -> bytes:
     """Protocol-2 opcodes for OrderedDict(t=_rebuild_tensor_v2(<storage k0>, offset, size, stride, False, OrderedDict()))."""
     ordered_dict = b"ccollections\nOrderedDict\n)R"
-    storage_id = b"((" + _text("storage") + b"ctorch\nFloatStorage\n" + _text("k0") + _text("cpu") + b"K" + bytes([numel]) + b"NtQ"
-    tensor = b"ctorch._utils\n_rebuild_tensor_v2\n(" + storage_id[1:] + b"K" + bytes([offset]) + _ints(*size) + _ints(*stride)
+    storage_id = (
+        b"(("
+        + _text("storage")
+        + b"ctorch\nFloatStorage\n"
+        + _text("k0")
+        + _text("cpu")
+        + b"K"
+        + bytes([numel])
+        + b"NtQ"
+    )
+    tensor = (
+        b"ctorch._utils\n_rebuild_tensor_v2\n("
+        + storage_id[1:]
+        + b"K"
+        + bytes([offset])
+        + _ints(*size)
+        + _ints(*stride)
+    )
     tensor += b"\x89" + ordered_dict + b"tR"
     return b"\x80\x02" + ordered_dict + b"(" + _text("t") + tensor + b"u."
 
@@ -137,7 +153,9 @@ def test_a_strided_tensor_at_an_offset_is_read_correctly(tmp_path):
     """A 2x3 tensor stored transposed (stride (1, 2)) from element 1 of a 7-element float storage."""
     storage = np.arange(7, dtype="<f4")
     path = tmp_path / "strided.pth"
-    path.write_bytes(_legacy_file(_state_pickle_with_one_tensor(1, (2, 3), (1, 2), 7), ["k0"], [("<f", storage.tobytes())]))
+    path.write_bytes(
+        _legacy_file(_state_pickle_with_one_tensor(1, (2, 3), (1, 2), 7), ["k0"], [("<f", storage.tobytes())])
+    )
     expected = np.lib.stride_tricks.as_strided(storage[1:], shape=(2, 3), strides=(4, 8))
     np.testing.assert_array_equal(load_state_dict(path)["t"], expected)
 
@@ -145,7 +163,9 @@ def test_a_strided_tensor_at_an_offset_is_read_correctly(tmp_path):
 def test_a_tensor_reaching_past_its_storage_is_rejected(tmp_path):
     storage = np.arange(7, dtype="<f4")
     path = tmp_path / "overrun.pth"
-    path.write_bytes(_legacy_file(_state_pickle_with_one_tensor(2, (2, 3), (3, 1), 7), ["k0"], [("<f", storage.tobytes())]))
+    path.write_bytes(
+        _legacy_file(_state_pickle_with_one_tensor(2, (2, 3), (3, 1), 7), ["k0"], [("<f", storage.tobytes())])
+    )
     with pytest.raises(ModelFileError, match="past the end"):
         load_state_dict(path)
 
@@ -153,6 +173,8 @@ def test_a_tensor_reaching_past_its_storage_is_rejected(tmp_path):
 def test_a_storage_whose_count_disagrees_with_the_state_dict_is_rejected(tmp_path):
     storage = np.arange(6, dtype="<f4")
     path = tmp_path / "count.pth"
-    path.write_bytes(_legacy_file(_state_pickle_with_one_tensor(0, (2, 3), (3, 1), 7), ["k0"], [("<f", storage.tobytes())]))
+    path.write_bytes(
+        _legacy_file(_state_pickle_with_one_tensor(0, (2, 3), (3, 1), 7), ["k0"], [("<f", storage.tobytes())])
+    )
     with pytest.raises(ModelFileError, match="holds 6 elements"):
         load_state_dict(path)

@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 
 from visual_search.core.errors import (
-    IndexClosedError, IndexCorruptError, IndexLockedError, InvalidRequestError, ModelMismatchError, NotFoundError,
+    IndexClosedError,
+    IndexCorruptError,
+    IndexLockedError,
+    InvalidRequestError,
+    ModelMismatchError,
+    NotFoundError,
 )
+from visual_search.core.records import ImageRecord, SearchFilters
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.local.store import DATABASE_FILE_NAME
-from visual_search.core.records import ImageRecord, SearchFilters
 
 DIMENSION = 16
 
@@ -24,7 +29,9 @@ def unit_vectors(count: int, seed: int = 0) -> np.ndarray:
 
 
 def records(count: int, prefix: str = "item", label: str | None = None) -> list[ImageRecord]:
-    return [ImageRecord(f"{prefix}-{i}", f"/photos/{prefix}-{i}.jpg", f"{i:064x}", 100, 80, label) for i in range(count)]
+    return [
+        ImageRecord(f"{prefix}-{i}", f"/photos/{prefix}-{i}.jpg", f"{i:064x}", 100, 80, label) for i in range(count)
+    ]
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
+from visual_search.core.records import ImageRecord, SearchFilters
 from visual_search.indexes.local.hnsw import SIDECAR_PREFIX
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.core.records import ImageRecord, SearchFilters
 
 pytest.importorskip("faiss")
 

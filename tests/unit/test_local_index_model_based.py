@@ -8,13 +8,15 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from visual_search.indexes.local.index import LocalIndex
 from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.index import LocalIndex
 
 DIMENSION = 8
 KEYS = [f"k{i}" for i in range(12)]
 
-upserts = st.tuples(st.just("upsert"), st.lists(st.sampled_from(KEYS), min_size=1, max_size=6, unique=True), st.integers(0, 2**32 - 1))
+upserts = st.tuples(
+    st.just("upsert"), st.lists(st.sampled_from(KEYS), min_size=1, max_size=6, unique=True), st.integers(0, 2**32 - 1)
+)
 deletes = st.tuples(st.just("delete"), st.lists(st.sampled_from(KEYS + ["unknown"]), max_size=4), st.just(0))
 
 
@@ -49,7 +51,9 @@ def test_after_any_writes_writer_and_reader_agree_with_a_dict_and_brute_force(op
             if kind == "upsert":
                 vectors = np.stack([unit_vector(seed, 1 + KEYS.index(key)) for key in keys])
                 labels = ["even" if seed % 2 == 0 else "odd" for _ in keys]
-                writer.upsert([ImageRecord(key, "/x", "0" * 64, 1, 1, label) for key, label in zip(keys, labels)], vectors)
+                writer.upsert(
+                    [ImageRecord(key, "/x", "0" * 64, 1, 1, label) for key, label in zip(keys, labels)], vectors
+                )
                 model.update({key: (vector, label) for key, vector, label in zip(keys, vectors, labels)})
             else:
                 assert writer.delete(keys) == len(set(keys) & set(model))
@@ -63,7 +67,8 @@ def test_after_any_writes_writer_and_reader_agree_with_a_dict_and_brute_force(op
             odd = SearchFilters(labels=frozenset({"odd"}))
             assert [hit.record.key for hit in index.search(query, k, odd)] == expected_keys(model, query, k, "odd")
             assert index.stats().labels == {
-                label: count for label in ("even", "odd")
+                label: count
+                for label in ("even", "odd")
                 if (count := sum(1 for _, record_label in model.values() if record_label == label))
             }
         reader.close()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from visual_search.core.errors import IndexLockedError
-from visual_search.indexes.local.index import LocalIndex
 from visual_search.core.records import ImageRecord
+from visual_search.indexes.local.index import LocalIndex
 
 DIMENSION = 32
 
@@ -71,7 +71,10 @@ READER = textwrap.dedent(
 def start(script: str, directory) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", script, str(directory)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -13,8 +13,17 @@ from visual_search.indexes.local.store import DATABASE_FILE_NAME
 
 
 def _record(key: str, product: Product = Product()) -> ImageRecord:
-    return ImageRecord(key=key, uri=f"/c/{key}.jpg", content_hash="cd" * 32, width=10, height=10, label="Hat",
-                       attributes={"kids": "no"}, indexed_at=1.0, product=product)
+    return ImageRecord(
+        key=key,
+        uri=f"/c/{key}.jpg",
+        content_hash="cd" * 32,
+        width=10,
+        height=10,
+        label="Hat",
+        attributes={"kids": "no"},
+        indexed_at=1.0,
+        product=product,
+    )
 
 
 def _drop_product_column(directory) -> None:

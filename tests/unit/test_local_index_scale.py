@@ -45,8 +45,13 @@ def built_directory(tmp_path_factory, vectors):
     directory = tmp_path_factory.mktemp("scale") / "index"
     with LocalIndex(directory, model_id="m", dimension=DIMENSION, writable=True, ann_threshold=THRESHOLD) as index:
         for start in range(0, COUNT, 2000):
-            index.upsert([ImageRecord(f"item-{i}", f"/p/{i}.jpg", "0" * 64, 1, 1, label_of(i))
-                          for i in range(start, start + 2000)], vectors[start : start + 2000])
+            index.upsert(
+                [
+                    ImageRecord(f"item-{i}", f"/p/{i}.jpg", "0" * 64, 1, 1, label_of(i))
+                    for i in range(start, start + 2000)
+                ],
+                vectors[start : start + 2000],
+            )
         index.optimize()
     return directory
 
@@ -58,7 +63,9 @@ def directory(tmp_path, built_directory):
 
 
 def exact_keys(vectors: np.ndarray, query: np.ndarray, k: int, label: str | None = None) -> list[str]:
-    numbers = np.arange(len(vectors)) if label is None else np.array([i for i in range(len(vectors)) if label_of(i) == label])
+    numbers = (
+        np.arange(len(vectors)) if label is None else np.array([i for i in range(len(vectors)) if label_of(i) == label])
+    )
     best = numbers[np.argsort(-(vectors[numbers] @ query), kind="stable")[:k]]
     return [f"item-{i}" for i in best]
 
@@ -133,7 +140,9 @@ def test_a_missing_vector_file_is_reported_and_searches_fall_back_to_sqlite(dire
     (directory / name).unlink()
     with LocalIndex(directory) as reader:
         assert any("vector file" in problem for problem in reader.check_integrity())
-        assert [hit.record.key for hit in reader.search(vectors[7], 10, exact=True)] == exact_keys(vectors, vectors[7], 10)
+        assert [hit.record.key for hit in reader.search(vectors[7], 10, exact=True)] == exact_keys(
+            vectors, vectors[7], 10
+        )
 
 
 def test_a_truncated_vector_file_is_refused(tmp_path):

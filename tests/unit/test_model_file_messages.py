@@ -27,10 +27,18 @@ def damaged_onnx(tmp_path):
 
 def test_a_custom_model_whose_onnx_file_is_damaged_says_to_export_it_again(tmp_path, damaged_onnx):
     config = tmp_path / "model.json"
-    config.write_text(json.dumps({
-        "onnx_path": damaged_onnx.name, "input_name": "input", "output_name": "embedding",
-        "input_size_px": 224, "mean": 127.5, "std": 127.5,
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "onnx_path": damaged_onnx.name,
+                "input_name": "input",
+                "output_name": "embedding",
+                "input_size_px": 224,
+                "mean": 127.5,
+                "std": 127.5,
+            }
+        )
+    )
     with pytest.raises(ModelFileError) as refused:
         load_custom_model(config)
     message = refused.value.message
@@ -39,8 +47,14 @@ def test_a_custom_model_whose_onnx_file_is_damaged_says_to_export_it_again(tmp_p
 
 
 def test_onnx_runtime_refusing_a_file_says_what_to_do_and_logs_its_own_words(damaged_onnx, caplog):
-    model = ResolvedModel(model_id="damaged", onnx_path=damaged_onnx, spec=PreprocessSpec(), input_name="input",
-                          embedding_output="embedding", dimension=4)
+    model = ResolvedModel(
+        model_id="damaged",
+        onnx_path=damaged_onnx,
+        spec=PreprocessSpec(),
+        input_name="input",
+        embedding_output="embedding",
+        dimension=4,
+    )
     with caplog.at_level(logging.WARNING), pytest.raises(ModelFileError) as refused:
         OnnxEmbedder(model, intra_op_threads=1)._create_session()
     message = refused.value.message

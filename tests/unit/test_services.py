@@ -6,14 +6,14 @@ import io
 
 import numpy as np
 import pytest
+from fakes import HistogramEmbedder
 from PIL import Image
 
-from fakes import HistogramEmbedder
 from visual_search.core.errors import InvalidImageError, InvalidRequestError, NotFoundError
 from visual_search.core.images import CropBox
-from visual_search.services.indexing import IndexingService, IndexItem
-from visual_search.indexes.local.index import LocalIndex
 from visual_search.core.records import SearchFilters
+from visual_search.indexes.local.index import LocalIndex
+from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.services.search import SearchService
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 40)}
@@ -41,7 +41,9 @@ def test_indexing_reports_bad_files_and_goes_on(services):
     indexer, _ = services
     items = [item(f"{name}.png", png(rgb)) for name, rgb in COLOURS.items()]
     items.insert(1, item("broken.jpg", b"not an image at all"))
-    items.append(IndexItem("missing.jpg", "/nowhere/missing.jpg", read=lambda: open("/nowhere/missing.jpg", "rb").read()))
+    items.append(
+        IndexItem("missing.jpg", "/nowhere/missing.jpg", read=lambda: open("/nowhere/missing.jpg", "rb").read())
+    )
     report = indexer.index_items(items)
     assert report.indexed == 4 and report.unchanged == 0
     assert {failure.key for failure in report.failed} == {"broken.jpg", "missing.jpg"}
@@ -69,7 +71,9 @@ def test_a_changed_label_alone_is_reindexed(services):
 
 def test_search_ranks_by_descending_score_and_honours_filters(services):
     indexer, searcher = services
-    indexer.index_items([item(f"{n}.png", png(rgb), "warm" if n in ("red", "yellow") else "cold") for n, rgb in COLOURS.items()])
+    indexer.index_items(
+        [item(f"{n}.png", png(rgb), "warm" if n in ("red", "yellow") else "cold") for n, rgb in COLOURS.items()]
+    )
     outcome = searcher.search_image(png((225, 40, 35)), k=4)
     scores = [hit.score for hit in outcome.hits]
     assert outcome.hits[0].record.key == "red.png" and scores == sorted(scores, reverse=True)

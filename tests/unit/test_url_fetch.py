@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+from loopback_image_host import image_host
 
-from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
 from visual_search.api.url_fetch import UrlFetcher
 from visual_search.api.url_policy import is_public_address, parse_ip
-
-from loopback_image_host import image_host
+from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
 
 PHOTO = (Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "hat.jpg").read_bytes()
 
@@ -35,13 +34,41 @@ def refused(fetcher: UrlFetcher, url: str, log) -> FetchRefusedError:
 @pytest.mark.parametrize(
     "address",
     [
-        "127.0.0.1", "localhost", "[::1]", "0.0.0.0", "[::]",
-        "10.0.0.1", "10.255.255.254", "172.16.0.1", "172.31.255.1", "192.168.0.1", "192.168.255.254",
-        "169.254.169.254", "[fe80::1]", "[fc00::1]", "224.0.0.1", "[ff02::1]", "240.0.0.1", "100.64.0.1",
-        "[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "[::ffff:169.254.169.254]", "[::ffff:10.0.0.1]",
-        "[::127.0.0.1]", "[2002:7f00:1::]", "[64:ff9b::a9fe:a9fe]", "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
-        "2130706433", "017700000001", "0x7f000001", "0x7f.0.0.1", "0177.0.0.01", "127.1", "0",
-        "3232235521", "0xa9.0xfe.0xa9.0xfe",
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        "0.0.0.0",
+        "[::]",
+        "10.0.0.1",
+        "10.255.255.254",
+        "172.16.0.1",
+        "172.31.255.1",
+        "192.168.0.1",
+        "192.168.255.254",
+        "169.254.169.254",
+        "[fe80::1]",
+        "[fc00::1]",
+        "224.0.0.1",
+        "[ff02::1]",
+        "240.0.0.1",
+        "100.64.0.1",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[::ffff:169.254.169.254]",
+        "[::ffff:10.0.0.1]",
+        "[::127.0.0.1]",
+        "[2002:7f00:1::]",
+        "[64:ff9b::a9fe:a9fe]",
+        "[2001:0:4136:e378:8000:63bf:80ff:fffe]",
+        "2130706433",
+        "017700000001",
+        "0x7f000001",
+        "0x7f.0.0.1",
+        "0177.0.0.01",
+        "127.1",
+        "0",
+        "3232235521",
+        "0xa9.0xfe.0xa9.0xfe",
     ],
 )
 def test_private_loopback_and_reserved_hosts_are_refused_before_connecting(host, address):
@@ -52,8 +79,16 @@ def test_private_loopback_and_reserved_hosts_are_refused_before_connecting(host,
 
 @pytest.mark.parametrize(
     "url",
-    ["file:///etc/passwd", "ftp://example.com/photo.jpg", "gopher://127.0.0.1:70/_GET", "javascript:alert(1)",
-     "data:image/png;base64,AAAA", "//example.com/photo.jpg", "http://", "http://[::1/"],
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/photo.jpg",
+        "gopher://127.0.0.1:70/_GET",
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "//example.com/photo.jpg",
+        "http://",
+        "http://[::1/",
+    ],
 )
 def test_schemes_other_than_http_and_https_and_malformed_urls_are_refused(host, url):
     refused(UrlFetcher(), url, host[1])
@@ -102,8 +137,14 @@ def test_a_cidr_allow_list_entry_allows_names_resolving_inside_it(host):
 
 
 @pytest.mark.parametrize(
-    "target", ["http://127.0.0.2:{port}/photo.jpg", "http://169.254.169.254/latest/meta-data/", "http://[::1]:{port}/",
-               "file:///etc/passwd", "http://localhost:{port}/photo.jpg"],
+    "target",
+    [
+        "http://127.0.0.2:{port}/photo.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:{port}/",
+        "file:///etc/passwd",
+        "http://localhost:{port}/photo.jpg",
+    ],
 )
 def test_a_redirect_to_a_private_address_is_refused_even_from_an_allowed_host(host, target):
     port, log = host
@@ -188,8 +229,16 @@ def test_public_addresses_are_public(address):
     assert is_public_address(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize(("spelling", "address"), [("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"),
-                                                   ("0177.0.0.1", "127.0.0.1"), ("[::1]", "::1"), ("shop.example", None)])
+@pytest.mark.parametrize(
+    ("spelling", "address"),
+    [
+        ("2130706433", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("0177.0.0.1", "127.0.0.1"),
+        ("[::1]", "::1"),
+        ("shop.example", None),
+    ],
+)
 def test_ip_spellings_are_normalised(spelling, address):
     parsed = parse_ip(spelling)
     assert (str(parsed) if parsed else None) == address

@@ -9,15 +9,22 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loopback_image_host import image_host
 
 from visual_search.api.url_fetch import UrlFetcher
 from visual_search.core.errors import FetchError, FetchRefusedError, VisualSearchError
 
-from loopback_image_host import image_host
-
 PHOTO = (Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "hat.jpg").read_bytes()
-MALFORMED_LOCATIONS = ["http://[::1", "http://[zz]/", "//[", "http://[::1]:99999/", "http://host:port/",
-                       "http://h/a b", "http://h/\x01", "https://[v1.x]/"]
+MALFORMED_LOCATIONS = [
+    "http://[::1",
+    "http://[zz]/",
+    "//[",
+    "http://[::1]:99999/",
+    "http://host:port/",
+    "http://h/a b",
+    "http://h/\x01",
+    "https://[v1.x]/",
+]
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +65,16 @@ class _RedirectingForever(UrlFetcher):
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.one_of(
-    st.text(max_size=60),
-    st.builds(lambda scheme, rest: scheme + rest, st.sampled_from(["http://", "https://", "//", "http://[", "/"]),
-              st.text(alphabet=st.characters(codec="utf-8"), max_size=40)),
-))
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.builds(
+            lambda scheme, rest: scheme + rest,
+            st.sampled_from(["http://", "https://", "//", "http://[", "/"]),
+            st.text(alphabet=st.characters(codec="utf-8"), max_size=40),
+        ),
+    )
+)
 def test_any_redirect_target_gives_one_of_the_fetchers_own_errors(location):
     with pytest.raises(VisualSearchError) as caught:
         _RedirectingForever(location).fetch("http://images.shop.example/photo.jpg")

@@ -26,10 +26,33 @@ def test_every_special_purpose_block_is_refused_end_to_end(block):
 @pytest.mark.parametrize(
     "address",
     # The probe's findings, the cloud-metadata and relay ranges, and addresses ipaddress.is_global got wrong.
-    ["192.0.0.192", "192.0.0.9", "192.0.0.10", "192.88.99.1", "192.31.196.1", "192.52.193.1", "192.175.48.1",
-     "198.18.0.1", "100.64.0.1", "0.1.2.3", "255.255.255.255", "fec0::1", "feff::1", "2001:2::1", "2001:1::1",
-     "2001:3::1", "2001:4:112::1", "2620:4f:8000::1", "3fff::1", "5f00::1", "100::1", "64:ff9b:1::1",
-     "4000::1", "::8.8.8.8", "1::1"],
+    [
+        "192.0.0.192",
+        "192.0.0.9",
+        "192.0.0.10",
+        "192.88.99.1",
+        "192.31.196.1",
+        "192.52.193.1",
+        "192.175.48.1",
+        "198.18.0.1",
+        "100.64.0.1",
+        "0.1.2.3",
+        "255.255.255.255",
+        "fec0::1",
+        "feff::1",
+        "2001:2::1",
+        "2001:1::1",
+        "2001:3::1",
+        "2001:4:112::1",
+        "2620:4f:8000::1",
+        "3fff::1",
+        "5f00::1",
+        "100::1",
+        "64:ff9b:1::1",
+        "4000::1",
+        "::8.8.8.8",
+        "1::1",
+    ],
 )
 def test_special_purpose_addresses_that_the_old_policy_passed_are_refused(address):
     assert not is_public_address(ipaddress.ip_address(address))
@@ -50,8 +73,10 @@ def test_embedded_ipv4_addresses_are_decoded(address, carried):
     assert [str(v4) for v4 in embedded_ipv4(ipaddress.IPv6Address(address))] == carried
 
 
-@pytest.mark.parametrize("private", ["10.0.0.1", "127.0.0.1", "169.254.169.254", "192.0.0.192", "192.168.1.1",
-                                     "100.64.0.1", "0.0.0.0", "224.0.0.1"])
+@pytest.mark.parametrize(
+    "private",
+    ["10.0.0.1", "127.0.0.1", "169.254.169.254", "192.0.0.192", "192.168.1.1", "100.64.0.1", "0.0.0.0", "224.0.0.1"],
+)
 def test_every_ipv6_form_embedding_a_private_ipv4_is_refused(private):
     v4 = int(ipaddress.IPv4Address(private))
     forms = {
@@ -67,9 +92,24 @@ def test_every_ipv6_form_embedding_a_private_ipv4_is_refused(private):
 
 @pytest.mark.parametrize(
     "address",
-    ["8.8.8.8", "1.1.1.1", "93.184.216.34", "192.0.1.1", "192.88.98.255", "192.88.100.0", "198.17.255.255",
-     "198.20.0.0", "100.63.255.255", "100.128.0.0", "223.255.255.255", "2606:4700:4700::1111",
-     "2a00:1450:4001::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"],
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "93.184.216.34",
+        "192.0.1.1",
+        "192.88.98.255",
+        "192.88.100.0",
+        "198.17.255.255",
+        "198.20.0.0",
+        "100.63.255.255",
+        "100.128.0.0",
+        "223.255.255.255",
+        "2606:4700:4700::1111",
+        "2a00:1450:4001::1",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
+    ],
 )
 def test_public_unicast_addresses_and_their_embedding_forms_pass(address):
     assert is_public_address(ipaddress.ip_address(address)), denied_reason(ipaddress.ip_address(address))

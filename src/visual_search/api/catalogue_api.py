@@ -7,10 +7,15 @@ opens the index for writing, so it takes the one-writer lock only when an operat
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from visual_search.api.catalogue_models import (
-    AddItemForm, DeletedResponse, DuplicateGroupModel, DuplicatesResponse, ItemsQuery, ItemsResponse,
+    AddItemForm,
+    DeletedResponse,
+    DuplicateGroupModel,
+    DuplicatesResponse,
+    ItemsQuery,
+    ItemsResponse,
 )
 from visual_search.api.request_bodies import body_limit, body_too_large, media_type, parse_body
 from visual_search.api.search_api import ApiResult, SearchApi, check_api_key, error_result
@@ -65,16 +70,21 @@ class CatalogueApi:
             if len(body) > limit:  # the local server stops reading sooner; a Lambda event arrives whole
                 raise body_too_large(limit, content_type)
             if media_type(content_type)[0] != "multipart/form-data":
-                raise InvalidRequestError("send the item as multipart/form-data with a 'file' field",
-                                          code="invalid_multipart")
+                raise InvalidRequestError(
+                    "send the item as multipart/form-data with a 'file' field", code="invalid_multipart"
+                )
             parsed = parse_body(body, content_type, self.search_api.max_upload_bytes)
             if parsed.image is None:
                 raise InvalidRequestError("the multipart body has no 'file' field", code="invalid_multipart")
             form = AddItemForm.model_validate(parsed.fields)
             product = product_from_columns({name: getattr(form, name) for name in PRODUCT_FIELDS})
             key, record = self._writer().add(
-                parsed.image, form.key, label=(form.label or "").strip() or None, attributes=form.attributes,
-                product=product, max_pixels=self.max_pixels,
+                parsed.image,
+                form.key,
+                label=(form.label or "").strip() or None,
+                attributes=form.attributes,
+                product=product,
+                max_pixels=self.max_pixels,
             )
             if record is None:  # the bucket's event indexes it
                 return 202, {"key": key, "status": "stored; it is indexed when the bucket's event is processed"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -19,7 +18,7 @@ class ItemsQuery(BaseModel):
 
     offset: int = Field(default=0, ge=0, le=1_000_000)
     limit: int = Field(default=48, ge=1, le=MAX_PAGE)
-    label: Optional[str] = Field(default=None, max_length=MAX_LABEL_CHARS)
+    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
 
 
 class AddItemForm(BaseModel):
@@ -27,13 +26,13 @@ class AddItemForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: Optional[str] = Field(default=None, max_length=1024, description="default: the uploaded file's name")
-    label: Optional[str] = Field(default=None, max_length=MAX_LABEL_CHARS)
-    title: Optional[str] = None
-    price: Optional[str] = None
-    currency: Optional[str] = None
-    product_url: Optional[str] = None
-    brand: Optional[str] = None
+    key: str | None = Field(default=None, max_length=1024, description="default: the uploaded file's name")
+    label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    title: str | None = None
+    price: str | None = None
+    currency: str | None = None
+    product_url: str | None = None
+    brand: str | None = None
     attributes: dict[str, str] = Field(default_factory=dict, description="a JSON object of text values")
 
     @field_validator("attributes", mode="before")
@@ -43,7 +42,7 @@ class AddItemForm(BaseModel):
             try:
                 value = json.loads(value) if value.strip() else {}
             except ValueError:
-                raise ValueError("attributes must be a JSON object such as {\"colour\": \"red\"}") from None
+                raise ValueError('attributes must be a JSON object such as {"colour": "red"}') from None
         if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"attributes must be a JSON object of at most {MAX_ATTRIBUTES} text values")
         if not all(isinstance(name, str) and isinstance(text, str) for name, text in value.items()):

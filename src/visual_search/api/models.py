@@ -7,12 +7,9 @@ Pydantic only (no FastAPI), so a Lambda function can import it. A body that does
 
 from __future__ import annotations
 
-from typing import Optional
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from visual_search.core.records import SearchFilters
-from visual_search.core.records import MAX_K
+from visual_search.core.records import MAX_K, SearchFilters
 
 DEFAULT_K = 12
 
@@ -34,8 +31,8 @@ class CropRequest(_Strict):
 class FiltersRequest(_Strict):
     """Only return images whose label is one of `label` and whose attributes take one of the listed values."""
 
-    label: Optional[list[str]] = Field(default=None, max_length=200)
-    attributes: Optional[dict[str, list[str]]] = None
+    label: list[str] | None = Field(default=None, max_length=200)
+    attributes: dict[str, list[str]] | None = None
 
     def to_filters(self) -> SearchFilters:
         return SearchFilters(
@@ -47,21 +44,25 @@ class FiltersRequest(_Strict):
 class SearchRequest(_Strict):
     """Exactly one of `image`, `url` or `key` names the query."""
 
-    image: Optional[str] = Field(
+    image: str | None = Field(
         default=None, description="the query photo, base64-encoded; a data URL (data:image/jpeg;base64,...) is accepted"
     )
-    url: Optional[str] = Field(default=None, max_length=2048, description="an http(s) address of the query photo")
-    key: Optional[str] = Field(
+    url: str | None = Field(default=None, max_length=2048, description="an http(s) address of the query photo")
+    key: str | None = Field(
         default=None, max_length=1024, description='an indexed image\'s key: "more like this" without re-embedding'
     )
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="how many results, 1-100")
-    filters: Optional[FiltersRequest] = None
-    crop: Optional[CropRequest] = None
+    filters: FiltersRequest | None = None
+    crop: CropRequest | None = None
     regions: bool = Field(
-        default=False, description="also propose up to four object regions (hotspots) of an uncropped image or url query"
+        default=False,
+        description="also propose up to four object regions (hotspots) of an uncropped image or url query",
     )
     colour: float = Field(
-        default=0.0, ge=0.0, le=1.0, allow_inf_nan=False,
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
         description="weight of colour similarity fused with appearance, 0-1 (0: off; the UI's 'match colour' sends 0.5)",
     )
 
@@ -85,15 +86,15 @@ class SearchResult(BaseModel):
     key: str
     score: float = Field(description="cosine similarity: 1.0 is the same image, higher is more similar")
     url: str = Field(description="where a browser can load the image (a server path or a presigned URL)")
-    label: Optional[str] = None
+    label: str | None = None
     width: int
     height: int
     attributes: dict[str, str] = Field(default_factory=dict, description="the catalogue's other columns")
-    title: Optional[str] = Field(default=None, description="the product's name")
-    price: Optional[float] = Field(default=None, description="in units of `currency`")
-    currency: Optional[str] = Field(default=None, description="ISO 4217 code, e.g. EUR")
-    product_url: Optional[str] = Field(default=None, description="the product's page in the shop (http or https)")
-    brand: Optional[str] = None
+    title: str | None = Field(default=None, description="the product's name")
+    price: float | None = Field(default=None, description="in units of `currency`")
+    currency: str | None = Field(default=None, description="ISO 4217 code, e.g. EUR")
+    product_url: str | None = Field(default=None, description="the product's page in the shop (http or https)")
+    brand: str | None = None
 
 
 class RegionProposal(BaseModel):
@@ -126,12 +127,12 @@ class ErrorResponse(BaseModel):
 
 class StatsResponse(BaseModel):
     count: int
-    dimension: Optional[int] = None
-    model_id: Optional[str] = None
+    dimension: int | None = None
+    model_id: str | None = None
     labels: dict[str, int] = Field(default_factory=dict, description="records per label; unlabelled omitted")
     backend: str
 
 
 class HealthResponse(BaseModel):
     status: str = "ok"
-    model_id: Optional[str] = None
+    model_id: str | None = None

@@ -10,18 +10,25 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from visual_search.api.models import HealthResponse, SearchRequest, SearchResponse, SearchResult, StatsResponse
+from visual_search.api.models import (
+    HealthResponse,
+    RegionProposal,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+    StatsResponse,
+)
+from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.core.errors import InvalidRequestError, UnauthorizedError, error_body, error_for
 from visual_search.core.images import CropBox, decode_image
-from visual_search.api.models import RegionProposal
-from visual_search.services.hotspots import propose_hotspots
 from visual_search.core.records import ImageRecord
-from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.core.wire import decode_base64_image
+from visual_search.services.hotspots import propose_hotspots
 from visual_search.services.search import SearchOutcome, SearchService
 
 logger = logging.getLogger(__name__)
@@ -126,8 +133,10 @@ class SearchApi:
         """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""
         embedder = self.service.embedder
         decoded = decode_image(image, min_size_px=2 * embedder.spec.size_px, max_pixels=self.service.max_pixels)
-        return [RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
-                for box, score in propose_hotspots(embedder, decoded.image)]
+        return [
+            RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
+            for box, score in propose_hotspots(embedder, decoded.image)
+        ]
 
     def result_of(self, record: ImageRecord, score: float) -> SearchResult:
         """How the API shows one catalogue item: its key, `score` (rounded), the URL a browser loads it from,
@@ -159,4 +168,3 @@ def describe_validation_errors(errors) -> str:
         where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",)) or "body"
         parts.append(f"{where}: {error.get('msg', 'invalid')}")
     return "; ".join(parts)
-

@@ -20,12 +20,12 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 from urllib.parse import urljoin, urlsplit
 
-from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
 from visual_search.api.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
+from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK_BYTES = 64 * 1024
@@ -81,7 +81,7 @@ class UrlFetcher:
             return FetchedImage(body, content_type, url)
         raise FetchRefusedError(f"the image URL redirected more than {self.max_redirects} times")
 
-    def _check(self, url: str, *, from_redirect: bool = False) -> "_Target":
+    def _check(self, url: str, *, from_redirect: bool = False) -> _Target:
         """Validate the scheme and host, resolve it once, and choose the address to connect to."""
         parts, port = _split(url, from_redirect)
         if parts.scheme not in ("http", "https"):
@@ -111,7 +111,7 @@ class UrlFetcher:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return _Target(parts.scheme, host, port, str(addresses[0]), path)
 
-    def _get(self, target: "_Target", deadline: float) -> tuple[int, dict[str, str], bytes]:
+    def _get(self, target: _Target, deadline: float) -> tuple[int, dict[str, str], bytes]:
         connection = target.connection(_remaining(deadline), self._ssl_context)
         # Socket timeouts bound each read, not the exchange: a server trickling header bytes would restart them
         # forever. A watchdog shuts the socket down at the deadline, whatever phase the exchange is in.
@@ -129,7 +129,7 @@ class UrlFetcher:
             if declared.isdigit() and int(declared) > self.max_bytes:
                 raise ImageTooLargeError(f"the image at the URL is over the {self.max_bytes:,}-byte limit")
             return response.status, headers, self._read_capped(sock, response, deadline)
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise FetchTimeoutError(f"fetching the image URL took longer than {self.timeout_s:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
             if time.monotonic() >= deadline:  # the watchdog cut it

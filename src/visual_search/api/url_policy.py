@@ -13,52 +13,58 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 
 # IANA IPv4 Special-Purpose Address Registry (iana-ipv4-special-registry, 2024 edition), and multicast.
-DENIED_IPV4 = tuple(ipaddress.IPv4Network(block) for block in (
-    "0.0.0.0/8",  # "this network" (RFC 791); 0.0.0.0/32 "this host" inside it
-    "10.0.0.0/8",  # private-use (RFC 1918)
-    "100.64.0.0/10",  # shared address space, carrier-grade NAT (RFC 6598)
-    "127.0.0.0/8",  # loopback (RFC 1122)
-    "169.254.0.0/16",  # link-local, cloud metadata at 169.254.169.254 (RFC 3927)
-    "172.16.0.0/12",  # private-use (RFC 1918)
-    "192.0.0.0/24",  # IETF protocol assignments (RFC 6890), incl. DS-Lite, PCP/TURN anycast, NAT64 discovery
-    "192.0.2.0/24",  # documentation TEST-NET-1 (RFC 5737)
-    "192.31.196.0/24",  # AS112-v4 (RFC 7535)
-    "192.52.193.0/24",  # AMT (RFC 7450)
-    "192.88.99.0/24",  # deprecated 6to4 relay anycast (RFC 7526)
-    "192.168.0.0/16",  # private-use (RFC 1918)
-    "192.175.48.0/24",  # direct delegation AS112 service (RFC 7534)
-    "198.18.0.0/15",  # benchmarking (RFC 2544)
-    "198.51.100.0/24",  # documentation TEST-NET-2 (RFC 5737)
-    "203.0.113.0/24",  # documentation TEST-NET-3 (RFC 5737)
-    "224.0.0.0/4",  # multicast (RFC 5771)
-    "240.0.0.0/4",  # reserved (RFC 1112), with the limited broadcast 255.255.255.255/32
-))
+DENIED_IPV4 = tuple(
+    ipaddress.IPv4Network(block)
+    for block in (
+        "0.0.0.0/8",  # "this network" (RFC 791); 0.0.0.0/32 "this host" inside it
+        "10.0.0.0/8",  # private-use (RFC 1918)
+        "100.64.0.0/10",  # shared address space, carrier-grade NAT (RFC 6598)
+        "127.0.0.0/8",  # loopback (RFC 1122)
+        "169.254.0.0/16",  # link-local, cloud metadata at 169.254.169.254 (RFC 3927)
+        "172.16.0.0/12",  # private-use (RFC 1918)
+        "192.0.0.0/24",  # IETF protocol assignments (RFC 6890), incl. DS-Lite, PCP/TURN anycast, NAT64 discovery
+        "192.0.2.0/24",  # documentation TEST-NET-1 (RFC 5737)
+        "192.31.196.0/24",  # AS112-v4 (RFC 7535)
+        "192.52.193.0/24",  # AMT (RFC 7450)
+        "192.88.99.0/24",  # deprecated 6to4 relay anycast (RFC 7526)
+        "192.168.0.0/16",  # private-use (RFC 1918)
+        "192.175.48.0/24",  # direct delegation AS112 service (RFC 7534)
+        "198.18.0.0/15",  # benchmarking (RFC 2544)
+        "198.51.100.0/24",  # documentation TEST-NET-2 (RFC 5737)
+        "203.0.113.0/24",  # documentation TEST-NET-3 (RFC 5737)
+        "224.0.0.0/4",  # multicast (RFC 5771)
+        "240.0.0.0/4",  # reserved (RFC 1112), with the limited broadcast 255.255.255.255/32
+    )
+)
 
 # IANA IPv6 Special-Purpose Address Registry (iana-ipv6-special-registry, 2024 edition), multicast and the
 # deprecated site-local block. The IPv4-carrying blocks that may be public (mapped, NAT64, 6to4) are not here:
 # their embedded address decides.
-DENIED_IPV6 = tuple(ipaddress.IPv6Network(block) for block in (
-    "::/96",  # unspecified ::/128, loopback ::1/128 and the deprecated IPv4-compatible form (RFC 4291)
-    "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation (RFC 8215)
-    "100::/64",  # discard-only (RFC 6666)
-    "100:0:0:1::/64",  # dummy IPv6 prefix (RFC 9780)
-    "2001::/23",  # IETF protocol assignments (RFC 2928): Teredo 2001::/32, benchmarking, ORCHID, AMT, AS112
-    "2001:db8::/32",  # documentation (RFC 3849)
-    "2620:4f:8000::/48",  # direct delegation AS112 service (RFC 7534)
-    "3fff::/20",  # documentation (RFC 9637)
-    "5f00::/16",  # segment routing SIDs (RFC 9602)
-    "fc00::/7",  # unique local (RFC 4193)
-    "fe80::/10",  # link-local (RFC 4291)
-    "fec0::/10",  # deprecated site-local (RFC 3879)
-    "ff00::/8",  # multicast (RFC 4291)
-))
+DENIED_IPV6 = tuple(
+    ipaddress.IPv6Network(block)
+    for block in (
+        "::/96",  # unspecified ::/128, loopback ::1/128 and the deprecated IPv4-compatible form (RFC 4291)
+        "64:ff9b:1::/48",  # local-use IPv4/IPv6 translation (RFC 8215)
+        "100::/64",  # discard-only (RFC 6666)
+        "100:0:0:1::/64",  # dummy IPv6 prefix (RFC 9780)
+        "2001::/23",  # IETF protocol assignments (RFC 2928): Teredo 2001::/32, benchmarking, ORCHID, AMT, AS112
+        "2001:db8::/32",  # documentation (RFC 3849)
+        "2620:4f:8000::/48",  # direct delegation AS112 service (RFC 7534)
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # segment routing SIDs (RFC 9602)
+        "fc00::/7",  # unique local (RFC 4193)
+        "fe80::/10",  # link-local (RFC 4291)
+        "fec0::/10",  # deprecated site-local (RFC 3879)
+        "ff00::/8",  # multicast (RFC 4291)
+    )
+)
 _GLOBAL_UNICAST_V6 = ipaddress.IPv6Network("2000::/3")
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")

@@ -14,9 +14,9 @@ import logging
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import NotFoundError, VisualSearchError
@@ -39,7 +39,7 @@ class CatalogueFields:
     attributes: Mapping[str, str] = field(default_factory=dict)
     product: Product | None = None
 
-    def under(self, fallback: "CatalogueFields") -> "CatalogueFields":
+    def under(self, fallback: CatalogueFields) -> CatalogueFields:
         """These fields, with `fallback` filling what these do not say."""
         return CatalogueFields(
             label=self.label or fallback.label,
@@ -53,10 +53,12 @@ def fields_from_metadata(metadata: Mapping[str, str], *, where: str) -> Catalogu
     value (a price that is not a number, a product_url that is not http(s)), naming `where`."""
     names = {name.lower(): value for name, value in metadata.items() if value not in (None, "")}
     product = product_from_columns(names, where=f"metadata of {where}") if PRODUCT_FIELDS_SET & set(names) else None
-    attributes = {name: value for name, value in names.items() if name != LABEL_METADATA and name not in PRODUCT_FIELDS_SET}
-    return CatalogueFields(label=(names.get(LABEL_METADATA) or "").strip() or None, attributes=attributes,
-                           product=product)
-
+    attributes = {
+        name: value for name, value in names.items() if name != LABEL_METADATA and name not in PRODUCT_FIELDS_SET
+    }
+    return CatalogueFields(
+        label=(names.get(LABEL_METADATA) or "").strip() or None, attributes=attributes, product=product
+    )
 
 
 class CatalogueManifest:
@@ -66,8 +68,9 @@ class CatalogueManifest:
     images are still indexed and searchable; re-index once it is fixed, docs/DEPLOY.md).
     """
 
-    def __init__(self, store: ImageStore, key: str, *, ttl_s: float = MANIFEST_TTL_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, store: ImageStore, key: str, *, ttl_s: float = MANIFEST_TTL_S, clock: Callable[[], float] = time.monotonic
+    ):
         self.store = store
         self.key = key
         self.ttl_s = ttl_s
@@ -102,8 +105,11 @@ class CatalogueManifest:
             try:
                 entries = read_catalogue_csv(path)
             except VisualSearchError as exc:
-                logger.error("the catalogue manifest %s is not usable, so it labels nothing: %s",
-                             self.store.uri(self.key), exc.message.replace(str(path), self.key))
+                logger.error(
+                    "the catalogue manifest %s is not usable, so it labels nothing: %s",
+                    self.store.uri(self.key),
+                    exc.message.replace(str(path), self.key),
+                )
                 return {}
         return {entry.listed_path: entry for entry in entries}
 
@@ -112,5 +118,6 @@ def _merged_product(first: Product | None, second: Product | None) -> Product | 
     if first is None or second is None:
         return first or second
     values = first.as_dict()
-    return Product.from_dict({name: values[name] if values[name] is not None else value
-                              for name, value in second.as_dict().items()})
+    return Product.from_dict(
+        {name: values[name] if values[name] is not None else value for name, value in second.as_dict().items()}
+    )

@@ -34,8 +34,15 @@ def frontend_config(outputs: dict[str, str]) -> dict:
     return {"apiBase": outputs["ApiUrl"].rstrip("/"), "apiKeyRequired": outputs.get("ApiKeyRequired") == "true"}
 
 
-def publish_frontend(stack_name: str, frontend_dir: Path, *, region_name: str | None = None,
-                     cloudformation=None, s3=None, cloudfront=None) -> PublishReport:
+def publish_frontend(
+    stack_name: str,
+    frontend_dir: Path,
+    *,
+    region_name: str | None = None,
+    cloudformation=None,
+    s3=None,
+    cloudfront=None,
+) -> PublishReport:
     import boto3
 
     frontend_dir = Path(frontend_dir)
@@ -43,29 +50,48 @@ def publish_frontend(stack_name: str, frontend_dir: Path, *, region_name: str | 
         raise InvalidRequestError(f"{frontend_dir} has no index.html: give the frontend/ folder of a checkout")
     outputs = read_stack_outputs(stack_name, client=cloudformation, region_name=region_name)
     bucket, distribution, url, _api = required_outputs(
-        outputs, stack_name, "FrontendBucketName", "FrontendDistributionId", "FrontendUrl", "ApiUrl")
+        outputs, stack_name, "FrontendBucketName", "FrontendDistributionId", "FrontendUrl", "ApiUrl"
+    )
     s3 = s3 or boto3.client("s3", region_name=region_name)
     cloudfront = cloudfront or boto3.client("cloudfront", region_name=region_name)
     report = PublishReport(url=url, bucket=bucket, config=frontend_config(outputs))
-    files = {path.relative_to(frontend_dir).as_posix(): path for path in sorted(frontend_dir.rglob("*"))
-             if path.is_file() and not any(part.startswith(".") for part in path.relative_to(frontend_dir).parts)}
+    files = {
+        path.relative_to(frontend_dir).as_posix(): path
+        for path in sorted(frontend_dir.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(frontend_dir).parts)
+    }
     files.pop(CONFIG_FILE, None)  # the local one says "same origin"; the stack's is written below
     try:
         for key, path in files.items():
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=_content_type(key),
-                          CacheControl=REVALIDATE if key.endswith(".html") else SHORT_CACHE)
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=path.read_bytes(),
+                ContentType=_content_type(key),
+                CacheControl=REVALIDATE if key.endswith(".html") else SHORT_CACHE,
+            )
             report.uploaded.append(key)
-        s3.put_object(Bucket=bucket, Key=CONFIG_FILE, Body=json.dumps(report.config).encode(),
-                      ContentType="application/json", CacheControl=REVALIDATE)
+        s3.put_object(
+            Bucket=bucket,
+            Key=CONFIG_FILE,
+            Body=json.dumps(report.config).encode(),
+            ContentType="application/json",
+            CacheControl=REVALIDATE,
+        )
         report.uploaded.append(CONFIG_FILE)
         stale = [key for key in _bucket_keys(s3, bucket) if key not in files and key != CONFIG_FILE]
         for start in range(0, len(stale), 1000):  # DeleteObjects takes at most 1,000 keys
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start:start + 1000]]})
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]]})
         report.deleted = stale
-        invalidation = cloudfront.create_invalidation(DistributionId=distribution, InvalidationBatch={
-            "Paths": {"Quantity": 1, "Items": ["/*"]}, "CallerReference": f"publish-frontend-{time.time_ns()}"})
+        invalidation = cloudfront.create_invalidation(
+            DistributionId=distribution,
+            InvalidationBatch={
+                "Paths": {"Quantity": 1, "Items": ["/*"]},
+                "CallerReference": f"publish-frontend-{time.time_ns()}",
+            },
+        )
     except Exception as exc:
-        raise _as_library_error(exc) or exc
+        raise (_as_library_error(exc) or exc) from exc
     report.invalidation_id = invalidation["Invalidation"]["Id"]
     return report
 
@@ -78,8 +104,13 @@ def _bucket_keys(s3, bucket: str) -> list[str]:
 
 
 def _content_type(key: str) -> str:
-    guessed = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml",
-               ".webmanifest": "application/manifest+json"}.get(Path(key).suffix.lower())
+    guessed = {
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".css": "text/css",
+        ".svg": "image/svg+xml",
+        ".webmanifest": "application/manifest+json",
+    }.get(Path(key).suffix.lower())
     return guessed or mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from visual_search import bootstrap
 from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.search_api import SearchApi, error_result
+from visual_search.aws.catalogue_fields import CatalogueManifest
+from visual_search.aws.http_events import handle_http_event, json_response
+from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
+from visual_search.aws.s3_events import parse_event
 from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
 from visual_search.core.keys import shown
 from visual_search.core.lazy import Lazy
@@ -23,16 +27,20 @@ from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.settings import Settings
 from visual_search.services.catalogue import CatalogueWriter
 from visual_search.services.indexing import IndexingService
-from visual_search.aws.http_events import handle_http_event, json_response
-from visual_search.aws.catalogue_fields import CatalogueManifest
-from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
-from visual_search.aws.s3_events import parse_event
 
 logger = logging.getLogger(__name__)
 
 SEARCH_SETTINGS = (
-    "index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "max_upload_bytes",
-    "url_allowlist", "url_timeout_s", "presigned_url_expiry_s", "api_key_parameter",
+    "index",
+    "embedder",
+    "sagemaker_endpoint",
+    "sagemaker_budget_s",
+    "image_store",
+    "max_upload_bytes",
+    "url_allowlist",
+    "url_timeout_s",
+    "presigned_url_expiry_s",
+    "api_key_parameter",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
 INDEX_BATCH_SIZE = 16  # images per endpoint request; the template caps an SQS batch below it, so one request
@@ -59,13 +67,18 @@ def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime
     service = bootstrap.build_search_service(settings)
     api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
     # Writes go to the bucket only (index_on_put=False): the bucket's events index them, as for any upload.
-    writer = Lazy(lambda: CatalogueWriter(
-        IndexingService(service.embedder, service.index, max_pixels=settings.max_pixels), store,
-        index_on_put=False, key_prefix=getattr(store, "prefix", ""),
-    ))
+    writer = Lazy(
+        lambda: CatalogueWriter(
+            IndexingService(service.embedder, service.index, max_pixels=settings.max_pixels),
+            store,
+            index_on_put=False,
+            key_prefix=getattr(store, "prefix", ""),
+        )
+    )
     catalogue = CatalogueApi(api, writer.get, max_pixels=settings.max_pixels)
-    return SearchRuntime(api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings),
-                         catalogue=catalogue)
+    return SearchRuntime(
+        api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings), catalogue=catalogue
+    )
 
 
 def configured_api_key(settings: Settings) -> str | None:
@@ -117,14 +130,25 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
         outcomes = [EventOutcome(obj, "failed", exc.message) for obj in parsed.objects]
     for outcome in outcomes:
         log = logger.error if outcome.failed or outcome.status == "skipped" else logger.info
-        log(json.dumps({"key": outcome.event.key, "event": outcome.event.event_name, "status": outcome.status,
-                        "reason": outcome.reason, "sequencer": outcome.event.sequencer}))
+        log(
+            json.dumps(
+                {
+                    "key": outcome.event.key,
+                    "event": outcome.event.event_name,
+                    "status": outcome.status,
+                    "reason": outcome.reason,
+                    "sequencer": outcome.event.sequencer,
+                }
+            )
+        )
     failed = [outcome for outcome in outcomes if outcome.failed]
     if parsed.from_sqs:
         failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [o.event.message_id for o in failed]))
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
-    summary = {status: [o.event.key for o in outcomes if o.status == status]
-               for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")}
+    summary = {
+        status: [o.event.key for o in outcomes if o.status == status]
+        for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")
+    }
     summary["skipped"] = [{"key": shown(o.event.key), "reason": o.reason} for o in outcomes if o.status == "skipped"]
     summary["failed"] = [{"key": o.event.key, "reason": o.reason} for o in failed]
     return summary, bool(failed)
@@ -175,13 +199,17 @@ def search_handler(event: dict, context=None) -> dict:
         runtime: SearchRuntime = _search_runtime.get()
     except NotFoundError:
         logger.warning("the search index does not exist yet", exc_info=True)
-        return json_response(503, error_body(
-            "index_not_ready", "the catalogue is empty: upload images to the bucket and they will be indexed"
-        ))
+        return json_response(
+            503,
+            error_body(
+                "index_not_ready", "the catalogue is empty: upload images to the bucket and they will be indexed"
+            ),
+        )
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         return json_response(*error_result(exc))
-    return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key,
-                             catalogue=runtime.catalogue)
+    return handle_http_event(
+        event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key, catalogue=runtime.catalogue
+    )
 
 
 def index_handler(event: dict, context=None) -> dict:
@@ -193,7 +221,9 @@ def index_handler(event: dict, context=None) -> dict:
         status, body = error_result(exc)
         logger.error(json.dumps({"status": "failed", "batch": "whole", **body["error"]}))
         records = event.get("Records") if isinstance(event, dict) else None
-        message_ids = [r["messageId"] for r in records or () if isinstance(r, dict) and r.get("eventSource") == "aws:sqs"]
+        message_ids = [
+            r["messageId"] for r in records or () if isinstance(r, dict) and r.get("eventSource") == "aws:sqs"
+        ]
         if message_ids:
             return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
         raise IndexBatchFailedError(body["error"]["message"]) from None

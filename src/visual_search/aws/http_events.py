@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Callable
+from collections.abc import Callable
 
-from visual_search.core.errors import InvalidRequestError, NotFoundError
-from visual_search.core.ports import VectorIndex
 from visual_search.api.catalogue_api import CatalogueApi, check_write_key
 from visual_search.api.search_api import API_KEY_HEADER, SearchApi, check_api_key, error_result
-from visual_search.core.errors import error_body
+from visual_search.core.errors import InvalidRequestError, NotFoundError, error_body
+from visual_search.core.ports import VectorIndex
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 KEYED_PATHS = ("/search", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
@@ -26,7 +25,12 @@ HOW_TO_SET_THE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM Se
 
 
 def handle_http_event(
-    event: dict, api: SearchApi, index: VectorIndex, image_url: Callable[[str], str], *, api_key: str | None = None,
+    event: dict,
+    api: SearchApi,
+    index: VectorIndex,
+    image_url: Callable[[str], str],
+    *,
+    api_key: str | None = None,
     catalogue: CatalogueApi | None = None,
 ) -> dict:
     """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses).
@@ -53,8 +57,9 @@ def handle_http_event(
         return json_response(*error_result(exc))
 
 
-def _catalogue_route(event: dict, method: str, path: str, catalogue: CatalogueApi, api_key: str | None,
-                     given_key: str | None) -> dict | None:
+def _catalogue_route(
+    event: dict, method: str, path: str, catalogue: CatalogueApi, api_key: str | None, given_key: str | None
+) -> dict | None:
     """The response of a catalogue route, or None when `path` is not one."""
     query = dict(event.get("queryStringParameters") or {})
     if method == "GET" and path == "/items":
@@ -71,7 +76,7 @@ def _catalogue_route(event: dict, method: str, path: str, catalogue: CatalogueAp
 
 def _path_key(event: dict, path: str, route_prefix: str) -> str:
     """The {key+} of a route: its path parameter, else the rest of the path."""
-    return (event.get("pathParameters") or {}).get("key") or path[len(route_prefix):]
+    return (event.get("pathParameters") or {}).get("key") or path[len(route_prefix) :]
 
 
 def _route(event: dict) -> tuple[str, str]:
@@ -88,7 +93,7 @@ def _route(event: dict) -> tuple[str, str]:
     path = str(event.get("rawPath") or (context.get("http") or {}).get("path") or "/")
     stage = str(context.get("stage") or "$default")
     if stage != "$default" and path.startswith(f"/{stage}/"):
-        path = path[len(stage) + 1:]
+        path = path[len(stage) + 1 :]
     return method, path
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 
 from visual_search import bootstrap
-from visual_search.core.settings import Settings
 from visual_search.aws.handlers import build_event_indexer, build_search_runtime, handle_index_event
 from visual_search.aws.http_events import handle_http_event
+from visual_search.core.settings import Settings
 
 
 def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
@@ -20,8 +20,14 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
     if kind == "search":
         runtime = build_search_runtime(settings, store)
         try:
-            return handle_http_event(event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key,
-                                     catalogue=runtime.catalogue)
+            return handle_http_event(
+                event,
+                runtime.api,
+                runtime.index,
+                runtime.image_url,
+                api_key=runtime.api_key,
+                catalogue=runtime.catalogue,
+            )
         finally:
             runtime.index.close()
     if kind == "index":
@@ -32,5 +38,3 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
         finally:
             indexer.index.close()
     raise ValueError(f"unknown handler {kind!r}: use search or index")
-
-

@@ -4,7 +4,7 @@ then the manifest, then what the index holds) through the same event indexer; un
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from visual_search.aws.s3_event_indexer import S3EventIndexer
 from visual_search.core.errors import NotFoundError, VisualSearchError
@@ -13,8 +13,9 @@ from visual_search.services.indexing import IndexFailure, IndexReport
 CHUNK = 64  # objects fetched (and held in memory) at a time
 
 
-def reindex_bucket(indexer: S3EventIndexer, bucket: str, prefix: str = "", *,
-                   progress: Callable[[int], None] | None = None) -> IndexReport:
+def reindex_bucket(
+    indexer: S3EventIndexer, bucket: str, prefix: str = "", *, progress: Callable[[int], None] | None = None
+) -> IndexReport:
     """Index every image under s3://bucket/prefix again. The records keep their S3 sequencer (the service merges
     attributes), so later events still order against them, and an event indexed meanwhile is not overwritten
     (the write's sequencer check)."""
@@ -24,7 +25,7 @@ def reindex_bucket(indexer: S3EventIndexer, bucket: str, prefix: str = "", *,
     # Objects whose key no index may hold (core/keys.py) are reported, as the event path reports them.
     total.failed += [IndexFailure(uri, uri, reason) for uri, reason in getattr(store, "skipped", ())]
     for start in range(0, len(keys), CHUNK):
-        chunk = keys[start:start + CHUNK]
+        chunk = keys[start : start + CHUNK]
         stored = indexer.index.get(chunk)
         items = []
         for key, result in zip(chunk, indexer.fetch([(bucket, key) for key in chunk])):

@@ -10,19 +10,20 @@ Deletions leave no record behind to remember their sequencer; checking the bucke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
+from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
+from visual_search.aws.s3_events import ObjectEvent, is_later
+from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
+from visual_search.aws.sequenced_index import record_sequencer as _sequencer
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown
-from visual_search.services.indexing import IndexingService, IndexItem
 from visual_search.core.ports import ImageStore, StoredObject
 from visual_search.core.records import ImageRecord
-from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
-from visual_search.aws.s3_events import ObjectEvent, is_later
-from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex, record_sequencer as _sequencer
+from visual_search.services.indexing import IndexingService, IndexItem
 
 __all__ = ["EventOutcome", "S3EventIndexer", "SequencedIndex", "SEQUENCER_ATTRIBUTE"]
 
@@ -80,7 +81,9 @@ class S3EventIndexer:
             problem = key_problem(event.key)  # the key check of every entry (core/keys.py)
             if problem:
                 # Redelivery cannot fix a name: reported and skipped, so the message is not retried for ever.
-                outcomes.append(EventOutcome(event, "skipped", f"the object '{shown(event.key)}' was not indexed: {problem}"))
+                outcomes.append(
+                    EventOutcome(event, "skipped", f"the object '{shown(event.key)}' was not indexed: {problem}")
+                )
                 continue
             seen = latest.get((event.bucket, event.key))
             if seen is None or is_later(event.sequencer, seen.sequencer):
@@ -113,18 +116,29 @@ class S3EventIndexer:
             elif isinstance(result, VisualSearchError):
                 settled[event.key] = EventOutcome(event, "failed", result.message)
             else:
-                items.append(self.catalogue_item(event.bucket, event.key, result, stored.get(event.key),
-                                                 {SEQUENCER_ATTRIBUTE: event.sequencer}))
+                items.append(
+                    self.catalogue_item(
+                        event.bucket, event.key, result, stored.get(event.key), {SEQUENCER_ATTRIBUTE: event.sequencer}
+                    )
+                )
         with self.index.snapshot([event.key for event in events], stored):
             report = self.indexing.index_items(items)
         failures = {failure.key: failure.reason for failure in report.failed}
-        outcomes = [settled.get(event.key) or (EventOutcome(event, "failed", failures[event.key])
-                                                if event.key in failures else EventOutcome(event, "indexed"))
-                    for event in events if event not in gone]
+        outcomes = [
+            settled.get(event.key)
+            or (
+                EventOutcome(event, "failed", failures[event.key])
+                if event.key in failures
+                else EventOutcome(event, "indexed")
+            )
+            for event in events
+            if event not in gone
+        ]
         return outcomes + self._remove(gone, "the object no longer exists")
 
     def fetch(self, objects: Sequence[tuple[str, str]]) -> list[StoredObject | VisualSearchError]:
         """Each (bucket, key)'s object (one GET: bytes and metadata), or the error that prevented it, in order."""
+
         def read(bucket_and_key: tuple[str, str]) -> StoredObject | VisualSearchError:
             try:
                 return self.store_for_bucket(bucket_and_key[0]).read_object(bucket_and_key[1])
@@ -134,8 +148,9 @@ class S3EventIndexer:
         with ThreadPoolExecutor(max(1, min(self.readers, len(objects))), thread_name_prefix="s3-read") as pool:
             return list(pool.map(read, objects))
 
-    def catalogue_item(self, bucket: str, key: str, obj: StoredObject, previous: ImageRecord | None,
-                       extra_attributes: dict[str, str]) -> IndexItem:
+    def catalogue_item(
+        self, bucket: str, key: str, obj: StoredObject, previous: ImageRecord | None, extra_attributes: dict[str, str]
+    ) -> IndexItem:
         """The IndexItem of a fetched object, labelled from its metadata, then the manifest, then `previous`."""
         store = self.store_for_bucket(bucket)
         manifest = self.manifest_for_bucket(bucket)
@@ -149,7 +164,9 @@ class S3EventIndexer:
         # A label or product said nowhere is kept from the index (set by a backfill); attributes are merged by
         # the indexing service, which keeps those the item does not set.
         return IndexItem(
-            key, store.uri(key), lambda data=obj.data: data,
+            key,
+            store.uri(key),
+            lambda data=obj.data: data,
             fields.label or (previous.label if previous else None),
             {**fields.attributes, **extra_attributes},
             product=fields.product,

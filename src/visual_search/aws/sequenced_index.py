@@ -4,8 +4,8 @@ holds, by S3 sequencer (kept in the record's attributes)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Sequence
 
 import numpy as np
 
@@ -37,8 +37,10 @@ class SequencedIndex:
         # dropped as a duplicate when its batch was planned); only an older one loses to the index.
         stored = self.inner.get([record.key for record in records])
         keep = [
-            row for row, record in enumerate(records)
-            if record.key not in stored or record_sequencer(record) == record_sequencer(stored[record.key])
+            row
+            for row, record in enumerate(records)
+            if record.key not in stored
+            or record_sequencer(record) == record_sequencer(stored[record.key])
             or is_later(record_sequencer(record), record_sequencer(stored[record.key]))
         ]
         if keep:

@@ -1,7 +1,7 @@
 """`visual-search aws ...`: operator commands that work from a deployed stack's outputs.
 
-    visual-search aws publish-frontend --stack NAME   # config.json, sync frontend/ to its bucket, invalidate CloudFront
-    visual-search aws reindex --stack NAME            # every image again: after a manifest change or a model change
+visual-search aws publish-frontend --stack NAME   # config.json, sync frontend/ to its bucket, invalidate CloudFront
+visual-search aws reindex --stack NAME            # every image again: after a manifest change or a model change
 """
 
 from __future__ import annotations
@@ -20,17 +20,28 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     stack.add_argument("--stack", required=True, metavar="NAME", help="the CloudFormation stack `sam deploy` made")
     stack.add_argument("--region", help="the stack's region (default: AWS_REGION / the AWS CLI's configuration)")
 
-    publish = commands.add_parser("publish-frontend", parents=[stack],
-                                  help="write config.json, sync the web UI to the stack's bucket, invalidate CloudFront")
+    publish = commands.add_parser(
+        "publish-frontend",
+        parents=[stack],
+        help="write config.json, sync the web UI to the stack's bucket, invalidate CloudFront",
+    )
     publish.add_argument("--frontend-dir", metavar="DIR", help="the UI's folder (default: this checkout's frontend/)")
     publish.set_defaults(run=run_publish_frontend)
 
-    reindex = commands.add_parser("reindex", parents=[stack, common],
-                                  help="index every image of the stack's bucket again (labels from metadata and manifest)")
+    reindex = commands.add_parser(
+        "reindex",
+        parents=[stack, common],
+        help="index every image of the stack's bucket again (labels from metadata and manifest)",
+    )
     reindex.set_defaults(run=run_reindex)
     # publish-frontend takes none of the index options main() reads; they default to unset.
-    aws.set_defaults(run=lambda args, settings: (aws.print_help(), 2)[1], index_dir=None, model=None, threads=None,
-                     calibration_dir=None)
+    aws.set_defaults(
+        run=lambda args, settings: (aws.print_help(), 2)[1],
+        index_dir=None,
+        model=None,
+        threads=None,
+        calibration_dir=None,
+    )
 
 
 def run_publish_frontend(args, settings: Settings) -> int:
@@ -38,8 +49,10 @@ def run_publish_frontend(args, settings: Settings) -> int:
 
     frontend_dir = Path(args.frontend_dir or settings.frontend_dir or _checkout_frontend())
     report = publish_frontend(args.stack, frontend_dir, region_name=args.region or settings.aws_region)
-    print(f"uploaded {len(report.uploaded)} files to s3://{report.bucket} (deleted {len(report.deleted)} stale), "
-          f"config.json: {report.config}")
+    print(
+        f"uploaded {len(report.uploaded)} files to s3://{report.bucket} (deleted {len(report.deleted)} stale), "
+        f"config.json: {report.config}"
+    )
     print(f"CloudFront invalidation {report.invalidation_id} started (usually done in a minute or two): {report.url}")
     return 0
 
@@ -52,10 +65,16 @@ def run_reindex(args, settings: Settings) -> int:
     region = args.region or settings.aws_region
     outputs = read_stack_outputs(args.stack, region_name=region)
     bucket, index_url, endpoint = required_outputs(
-        outputs, args.stack, "ImagesBucketName", "OpenSearchIndexUrl", "EmbeddingEndpointName")
+        outputs, args.stack, "ImagesBucketName", "OpenSearchIndexUrl", "EmbeddingEndpointName"
+    )
     settings = settings.with_overrides(
-        index=index_url, embedder="sagemaker", sagemaker_endpoint=endpoint, image_store=f"s3://{bucket}",
-        catalogue_manifest=outputs.get("CatalogueManifestKey") or None, opensearch_auth="sigv4", aws_region=region,
+        index=index_url,
+        embedder="sagemaker",
+        sagemaker_endpoint=endpoint,
+        image_store=f"s3://{bucket}",
+        catalogue_manifest=outputs.get("CatalogueManifestKey") or None,
+        opensearch_auth="sigv4",
+        aws_region=region,
     )
     indexer = build_event_indexer(settings, s3_store_factory(settings))
     try:
@@ -64,8 +83,10 @@ def run_reindex(args, settings: Settings) -> int:
         indexer.index.close()
     for failure in report.failed:
         print(f"visual-search: {failure.uri}: {failure.reason}", file=sys.stderr)
-    print(f"indexed {report.indexed}, unchanged {report.unchanged}, failed {len(report.failed)} "
-          f"({report.seconds:.1f} s) into {index_url}")
+    print(
+        f"indexed {report.indexed}, unchanged {report.unchanged}, failed {len(report.failed)} "
+        f"({report.seconds:.1f} s) into {index_url}"
+    )
     return 1 if report.failed and not (report.indexed or report.unchanged) else 0
 
 

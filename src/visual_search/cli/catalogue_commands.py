@@ -20,16 +20,23 @@ from visual_search.services.watching import FolderWatcher, WatchReport
 
 
 def register(sub, common: argparse.ArgumentParser, *, index_parser, serve_parser) -> None:
-    index_parser.add_argument("--watch", action="store_true",
-                              help="after indexing, keep following the folder: new, changed and deleted images")
+    index_parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep following the folder: new, changed and deleted images",
+    )
     index_parser.set_defaults(run=run_index)
     serve_parser.add_argument("--watch", metavar="DIR", help="also watch this folder and index its changes")
     serve_parser.add_argument("--labels", metavar="CSV", help="labels CSV of the watched folder (re-read on change)")
     serve_parser.set_defaults(run=run_serve)
 
     duplicates = sub.add_parser("duplicates", parents=[common], help="list groups of near-identical catalogue images")
-    duplicates.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                            help=f"cosine similarity from which two images count as one (default {DEFAULT_THRESHOLD})")
+    duplicates.add_argument(
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help=f"cosine similarity from which two images count as one (default {DEFAULT_THRESHOLD})",
+    )
     output = duplicates.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="one JSON object")
     output.add_argument("--html", metavar="REPORT.html", help="write a page with each group's thumbnails")
@@ -41,8 +48,9 @@ def run_index(args, settings: Settings) -> int:
         return commands.run_index(args, settings)
     folder = _one_folder(args.paths)
     writer = bootstrap.build_catalogue_writer(settings, watched_folder=folder)
-    watcher = FolderWatcher(folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels,
-                            on_change=_print_changes)
+    watcher = FolderWatcher(
+        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+    )
     print(f"watching {folder} (Ctrl+C stops; everything indexed so far is kept)", file=sys.stderr)
     try:
         watcher.run(threading.Event())  # until Ctrl+C
@@ -69,8 +77,9 @@ def run_serve(args, settings: Settings) -> int:
     # One index object serves both: the watcher and POST /items write through the writer, searches read it.
     app = create_app(settings, search_service=SearchService(embedder, writer.index, max_pixels=settings.max_pixels))
     setattr(app.state, WRITER_STATE, writer)
-    watcher = FolderWatcher(folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels,
-                            on_change=_print_changes)
+    watcher = FolderWatcher(
+        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+    )
     watcher.start()
     try:
         uvicorn.Server(server_config(app, host=args.host, port=args.port, log_level="info")).run()
@@ -93,15 +102,20 @@ def run_duplicates(args, settings: Settings) -> int:
         from visual_search.cli.duplicates_html import render_report
 
         Path(args.html).write_text(render_report(report), encoding="utf-8")
-        print(f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images: {args.html}",
-              file=sys.stderr)
+        print(
+            f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images: {args.html}",
+            file=sys.stderr,
+        )
     else:
         for number, group in enumerate(report.groups, 1):
             print(f"group {number} ({len(group.members)} images)")
             for member in group.members:
                 print(f"  {member.score:.4f}  {member.record.key}")
-        print(f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images "
-              f"(threshold {report.threshold})", file=sys.stderr)
+        print(
+            f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images "
+            f"(threshold {report.threshold})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -114,5 +128,7 @@ def _one_folder(paths: list[str]) -> Path:
 def _print_changes(report: WatchReport) -> None:
     for failure in report.failed:
         print(f"skipped {failure}", file=sys.stderr)
-    print(f"watch: indexed {len(report.indexed)}, removed {len(report.removed)}, failed {len(report.failed)}",
-          file=sys.stderr)
+    print(
+        f"watch: indexed {len(report.indexed)}, removed {len(report.removed)}, failed {len(report.failed)}",
+        file=sys.stderr,
+    )

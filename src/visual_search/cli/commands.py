@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 from visual_search import bootstrap
@@ -15,9 +15,9 @@ from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown
 from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.core.pixel_budget import BULK_WAIT_S, DECODING
-from visual_search.services.indexing import IndexItem
 from visual_search.core.records import SearchFilters
 from visual_search.core.settings import Settings
+from visual_search.services.indexing import IndexItem
 
 
 def run_index(args, settings: Settings) -> int:
@@ -52,9 +52,7 @@ def run_search(args, settings: Settings) -> int:
     failures = 0
     for image_path in args.images:
         try:
-            outcome = service.search_image(
-                read_regular_file(image_path), k=args.k, filters=filters, colour=args.colour
-            )
+            outcome = service.search_image(read_regular_file(image_path), k=args.k, filters=filters, colour=args.colour)
         except (VisualSearchError, OSError) as exc:
             failures += 1
             reason = exc.message if isinstance(exc, VisualSearchError) else exc.strerror or "it cannot be read"
@@ -86,8 +84,17 @@ def run_remove(args, settings: Settings) -> int:
 def run_stats(args, settings: Settings) -> int:
     stats = bootstrap.open_index(settings, writable=False).stats()
     if args.json:
-        print(json.dumps({"count": stats.count, "dimension": stats.dimension, "model": stats.model_id,
-                          "backend": stats.backend, "labels": dict(stats.labels)}))
+        print(
+            json.dumps(
+                {
+                    "count": stats.count,
+                    "dimension": stats.dimension,
+                    "model": stats.model_id,
+                    "backend": stats.backend,
+                    "labels": dict(stats.labels),
+                }
+            )
+        )
         return 0
     print(f"index:     {_shown(settings.index)} ({stats.backend})")
     print(f"images:    {stats.count}")
@@ -130,22 +137,33 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
             for key in keys:
                 uri = store.uri(key)
                 entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
-                yield IndexItem(key, uri, (lambda s=store, k=key: s.read(k)),
-                                entry.label if entry else None, entry.attributes if entry else {},
-                                product=entry.product if entry else None)
+                yield IndexItem(
+                    key,
+                    uri,
+                    (lambda s=store, k=key: s.read(k)),
+                    entry.label if entry else None,
+                    entry.attributes if entry else {},
+                    product=entry.product if entry else None,
+                )
         elif Path(location).exists() or Path(location).is_symlink():
             path = Path(location).resolve()
             problem = (
-                f"not an image file name ({', '.join(IMAGE_SUFFIXES)})" if path.suffix.lower() not in IMAGE_SUFFIXES
+                f"not an image file name ({', '.join(IMAGE_SUFFIXES)})"
+                if path.suffix.lower() not in IMAGE_SUFFIXES
                 else key_problem(path.name) or regular_file_problem(path)
             )
             if problem:
                 print(f"skipped {shown(str(path))}: {problem}", file=sys.stderr)
                 continue
             entry = labels.get(path)
-            yield IndexItem(path.name, str(path), (lambda p=path: read_regular_file(p)),
-                            entry.label if entry else None, entry.attributes if entry else {},
-                            product=entry.product if entry else None)
+            yield IndexItem(
+                path.name,
+                str(path),
+                (lambda p=path: read_regular_file(p)),
+                entry.label if entry else None,
+                entry.attributes if entry else {},
+                product=entry.product if entry else None,
+            )
         else:
             print(f"skipped {shown(location)}: no such file or folder", file=sys.stderr)
 
@@ -167,8 +185,9 @@ def _shown(location: str) -> str:
     parts = urlsplit(location)
     if parts.password is None:
         return location
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")))
-
+    return urlunsplit(
+        parts._replace(netloc=f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else ""))
+    )
 
 
 class _progress_bar:

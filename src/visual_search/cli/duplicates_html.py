@@ -26,20 +26,23 @@ figcaption{word-break:break-all;font-size:12px;margin-top:.3rem}.score{color:#4f
 
 def render_report(report: DuplicateReport) -> str:
     groups = "\n".join(_group(number, group) for number, group in enumerate(report.groups, 1))
-    summary = (f"{len(report.groups)} groups among {report.images_scanned} images "
-               f"(cosine similarity &ge; {report.threshold})")
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Near-duplicate report</title>"
-            f"<style>{_STYLE}</style></head><body><h1>Near-duplicate report</h1><p>{summary}</p>"
-            f"{groups or '<p>No near-duplicates found.</p>'}</body></html>\n")
+    summary = (
+        f"{len(report.groups)} groups among {report.images_scanned} images (cosine similarity &ge; {report.threshold})"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Near-duplicate report</title>'
+        f"<style>{_STYLE}</style></head><body><h1>Near-duplicate report</h1><p>{summary}</p>"
+        f"{groups or '<p>No near-duplicates found.</p>'}</body></html>\n"
+    )
 
 
 def _group(number: int, group) -> str:
     figures = "".join(
         f"<figure>{_thumbnail(member.record.uri, member.record.key)}<figcaption>"
-        f"<span class=\"score\">{member.score:.4f}</span> {html.escape(member.record.key)}</figcaption></figure>"
+        f'<span class="score">{member.score:.4f}</span> {html.escape(member.record.key)}</figcaption></figure>'
         for member in group.members
     )
-    return f"<section class=\"group\"><h2>Group {number}</h2><div class=\"members\">{figures}</div></section>"
+    return f'<section class="group"><h2>Group {number}</h2><div class="members">{figures}</div></section>'
 
 
 def _thumbnail(uri: str, key: str) -> str:
@@ -47,10 +50,10 @@ def _thumbnail(uri: str, key: str) -> str:
     try:
         decoded = decode_image(Path(uri).read_bytes(), min_size_px=THUMBNAIL_PX)
     except (OSError, VisualSearchError):
-        return f"<div class=\"missing\" title=\"{html.escape(uri)}\">no local file</div>"
+        return f'<div class="missing" title="{html.escape(uri)}">no local file</div>'
     image = decoded.image.copy()
     image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=80)
     data = base64.b64encode(out.getvalue()).decode("ascii")
-    return f"<img alt=\"{html.escape(key)}\" src=\"data:image/jpeg;base64,{data}\">"
+    return f'<img alt="{html.escape(key)}" src="data:image/jpeg;base64,{data}">'

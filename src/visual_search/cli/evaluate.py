@@ -42,7 +42,9 @@ def run_eval(args, settings: Settings) -> int:
     queries = [entry for entry in read_catalogue_csv(args.queries) if entry.label] if args.queries else None
 
     def embed_all(items: list[IndexItem], name: str, scratch: str) -> tuple[np.ndarray, list[int]]:
-        service = bootstrap.build_indexing_service(settings.with_overrides(index=str(Path(scratch) / name)), embedder=embedder)
+        service = bootstrap.build_indexing_service(
+            settings.with_overrides(index=str(Path(scratch) / name)), embedder=embedder
+        )
         with _progress_bar(len(items), disabled=args.json) as progress:
             report = service.index_items(items, progress=progress.update)
         for failure in report.failed:
@@ -66,9 +68,15 @@ def run_eval(args, settings: Settings) -> int:
         query_vectors = query_labels = None
         if shopper:
             made = shopper_queries(
-                args.shopper_sim, len(gallery), lambda i: decode_image(gallery[i].path.read_bytes()).image, seed=args.seed
+                args.shopper_sim,
+                len(gallery),
+                lambda i: decode_image(gallery[i].path.read_bytes()).image,
+                seed=args.seed,
             )
-            items = [IndexItem(f"q{n}", f"shopper photo {n} of {gallery[q.source].path}", (lambda q=q: q.jpeg)) for n, q in enumerate(made)]
+            items = [
+                IndexItem(f"q{n}", f"shopper photo {n} of {gallery[q.source].path}", (lambda q=q: q.jpeg))
+                for n, q in enumerate(made)
+            ]
             query_vectors, kept = embed_all(items, "queries", scratch)
             query_labels = [str(made[i].source) for i in kept]
         elif queries is not None:
@@ -76,20 +84,35 @@ def run_eval(args, settings: Settings) -> int:
             query_labels = [queries[i].label for i in kept]
     leave_one_out = query_vectors is None
     scores = score_retrieval(
-        gallery_vectors, gallery_labels,
+        gallery_vectors,
+        gallery_labels,
         _weighted(gallery_vectors if leave_one_out else query_vectors, embedder.model_id, args.colour),
         gallery_labels if leave_one_out else query_labels,
-        k=args.k, same_items=leave_one_out,
+        k=args.k,
+        same_items=leave_one_out,
     )
     benchmark = f"shopper-sim (seed {args.seed})" if shopper else "category"
     if args.json:
-        print(json.dumps({**scores.as_dict(), "benchmark": benchmark, "colour": args.colour,
-                          "model": embedder.model_id, "resize": embedder.spec.resize}))
+        print(
+            json.dumps(
+                {
+                    **scores.as_dict(),
+                    "benchmark": benchmark,
+                    "colour": args.colour,
+                    "model": embedder.model_id,
+                    "resize": embedder.spec.resize,
+                }
+            )
+        )
     else:
-        print(f"{benchmark}: model {embedder.model_id}, resize {embedder.spec.resize}, colour {args.colour:g}, "
-              f"{scores.queries} queries")
-        print(f"recall@1 {scores.recall_at_1:.4f}  recall@{args.k} {scores.recall_at_k:.4f}  "
-              f"mAP {scores.mean_average_precision:.4f}")
+        print(
+            f"{benchmark}: model {embedder.model_id}, resize {embedder.spec.resize}, colour {args.colour:g}, "
+            f"{scores.queries} queries"
+        )
+        print(
+            f"recall@1 {scores.recall_at_1:.4f}  recall@{args.k} {scores.recall_at_k:.4f}  "
+            f"mAP {scores.mean_average_precision:.4f}"
+        )
     return 0 if scores.queries else 1
 
 

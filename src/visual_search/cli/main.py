@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from visual_search import __version__
 from visual_search.core.errors import VisualSearchError
@@ -43,14 +43,22 @@ def _build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
-        "--index-dir", "--index", dest="index_dir", metavar="DIR_OR_URL",
+        "--index-dir",
+        "--index",
+        dest="index_dir",
+        metavar="DIR_OR_URL",
         help="index directory, or an OpenSearch URL such as opensearch://127.0.0.1:9200/products "
         "(default: $VISUAL_SEARCH_INDEX, else a per-user data directory)",
     )
-    common.add_argument("--model", help="lite2-fp32 (default), lite2-int8 (faster indexing), or a custom model's JSON config")
+    common.add_argument(
+        "--model", help="lite2-fp32 (default), lite2-int8 (faster indexing), or a custom model's JSON config"
+    )
     common.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
-    common.add_argument("--calibration-dir", metavar="DIR",
-                        help="real photos to calibrate lite2-int8 on (default: the bundled demo catalogue)")
+    common.add_argument(
+        "--calibration-dir",
+        metavar="DIR",
+        help="real photos to calibrate lite2-int8 on (default: the bundled demo catalogue)",
+    )
 
     parser = argparse.ArgumentParser(prog="visual-search", description="Visual product search.")
     parser.add_argument("--version", action="version", version=f"visual-search {__version__}")
@@ -69,7 +77,10 @@ def _build_parser() -> argparse.ArgumentParser:
     search.add_argument("--label", action="append", help="only results with this label (repeatable)")
     search.add_argument("--json", action="store_true", help="one JSON object per query line")
     search.add_argument(
-        "--colour", type=float, default=0.0, metavar="W",
+        "--colour",
+        type=float,
+        default=0.0,
+        metavar="W",
         help="weight of colour similarity fused with appearance, 0-1 (default 0: appearance only)",
     )
     search.set_defaults(run=commands.run_search)
@@ -88,7 +99,9 @@ def _build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=int, default=10)
     evaluate.add_argument("--resize", choices=["squash", "center_crop", "pad"], help="override the model's policy")
     evaluate.add_argument(
-        "--shopper-sim", type=int, metavar="N",
+        "--shopper-sim",
+        type=int,
+        metavar="N",
         help="instead of categories: N synthetic shopper photos of gallery items, scored by exact-item recall",
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the shopper-sim queries (default 0)")

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from visual_search.core.errors import ImageTooLargeError, InvalidImageError, InvalidRequestError, UnsupportedImageTypeError
+from visual_search.core.errors import (
+    ImageTooLargeError,
+    InvalidImageError,
+    InvalidRequestError,
+    UnsupportedImageTypeError,
+)
 from visual_search.core.pixel_budget import DECODING, DecoderBusyError
 
 # The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
@@ -41,7 +46,14 @@ class CropBox:
         values = (self.x, self.y, self.w, self.h)
         if not all(np.isfinite(v) for v in values):
             raise InvalidRequestError("crop values must be finite numbers")
-        if self.x < 0 or self.y < 0 or self.w <= 0 or self.h <= 0 or self.x + self.w > 1.0001 or self.y + self.h > 1.0001:
+        if (
+            self.x < 0
+            or self.y < 0
+            or self.w <= 0
+            or self.h <= 0
+            or self.x + self.w > 1.0001
+            or self.y + self.h > 1.0001
+        ):
             raise InvalidRequestError("crop must lie inside the image: 0 <= x, y; w, h > 0; x + w <= 1; y + h <= 1")
 
 
@@ -72,7 +84,7 @@ class PreprocessSpec:
     resize: str = "center_crop"
 
     @classmethod
-    def from_dict(cls, values: dict) -> "PreprocessSpec":
+    def from_dict(cls, values: dict) -> PreprocessSpec:
         """The inverse of dataclasses.asdict (how a model archive and an endpoint describe their input)."""
         return cls(
             size_px=int(values["size_px"]),

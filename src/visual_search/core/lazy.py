@@ -7,7 +7,8 @@ start is reported per request and retried; this is the one implementation of tha
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

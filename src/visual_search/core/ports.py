@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 from PIL import Image
@@ -125,7 +126,7 @@ class ImageStore(Protocol):
     def delete(self, key: str) -> bool:
         """Remove the object; False when there was none."""
 
-    def read_object(self, key: str) -> "StoredObject":
+    def read_object(self, key: str) -> StoredObject:
         """The object's bytes and user metadata in one request (S3: one GET). Raises NotFoundError."""
 
     def exists(self, key: str) -> bool:

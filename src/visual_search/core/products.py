@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from visual_search.core.errors import InvalidRequestError

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 MAX_K = 100  # the most results one search may ask for, on every transport
 
@@ -30,7 +30,7 @@ class Product:
         return {name: getattr(self, name) for name in PRODUCT_FIELDS}
 
     @classmethod
-    def from_dict(cls, values: Mapping | None) -> "Product":
+    def from_dict(cls, values: Mapping | None) -> Product:
         """The inverse of as_dict for stored documents; unknown names are ignored, a missing price stays None."""
         values = values or {}
         price = values.get("price")

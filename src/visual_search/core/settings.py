@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
 
 from visual_search.core.errors import InvalidSettingError
 from visual_search.core.images import DEFAULT_MAX_PIXELS
@@ -58,7 +58,7 @@ class Settings:
     aws_region: str | None = None  # from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs read it
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
         """Defaults, then VISUAL_SEARCH_* variables, then non-None `overrides` (CLI flags)."""
         environ = os.environ if environ is None else environ
         values: dict = {}
@@ -73,7 +73,7 @@ class Settings:
         values.update({name: value for name, value in overrides.items() if value is not None})
         return cls(**values)
 
-    def with_overrides(self, **overrides) -> "Settings":
+    def with_overrides(self, **overrides) -> Settings:
         return replace(self, **{name: value for name, value in overrides.items() if value is not None})
 
     @property

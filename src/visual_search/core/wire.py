@@ -24,7 +24,7 @@ def check_image_size(size: int, max_image_bytes: int) -> None:
 def decode_base64_image(text: str, max_image_bytes: int) -> bytes:
     """Bytes of a base64 string or data URL. The size is checked before decoding, so a huge string is cheap."""
     match = _DATA_URL.match(text)
-    payload = text[match.end():] if match else text
+    payload = text[match.end() :] if match else text
     payload = "".join(payload.split())  # line-wrapped base64 (MIME style) is valid
     check_image_size(len(payload) * 3 // 4, max_image_bytes)
     if not _BASE64.fullmatch(payload):

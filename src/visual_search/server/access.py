@@ -15,10 +15,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
-from visual_search.core.errors import VisualSearchError
-from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_result
-from visual_search.core.errors import error_body
 from visual_search.api.request_bodies import body_too_large
+from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_result
+from visual_search.core.errors import VisualSearchError, error_body
 from visual_search.server.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)

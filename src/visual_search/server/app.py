@@ -1,7 +1,8 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
 Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
-SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup (or at the first request when no lifespan runs).
+SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
+(or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
@@ -18,22 +19,27 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from visual_search import __version__, bootstrap
-from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
-from visual_search.core.errors import NotFoundError, VisualSearchError
-from visual_search.core.ports import Embedder
-from visual_search.core.records import ImageRecord
+from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
 from visual_search.api.thumbnails import ThumbnailCache, default_thumbnail_dir
+from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.lazy import Lazy
+from visual_search.core.ports import Embedder
+from visual_search.core.records import ImageRecord
+from visual_search.core.settings import Settings
+from visual_search.embedders.sagemaker import protocol as sagemaker_protocol
 from visual_search.server.access import (
-    add_cors, add_error_handlers, add_http_guard, add_security_headers, api_key_checker, read_body_capped,
+    add_cors,
+    add_error_handlers,
+    add_http_guard,
+    add_security_headers,
+    api_key_checker,
+    read_body_capped,
 )
-from visual_search.api.request_bodies import body_limit
+from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.server.connection_guard import server_config
 from visual_search.stores.local_folder import read_indexed_file
-from visual_search.server.catalogue_routes import add_catalogue_routes
-from visual_search.core.lazy import Lazy
-from visual_search.core.settings import Settings
 
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
 
@@ -51,9 +57,11 @@ class _LazySearchApi:
     """The SearchApi, built by bootstrap once (loading the model and opening the index), in a worker thread."""
 
     def __init__(self, settings: Settings, search_service, embedder: Embedder | None):
-        self._api = Lazy(lambda: bootstrap.build_search_api(
-            settings, url_for=local_image_url, service=search_service, embedder=embedder
-        ))
+        self._api = Lazy(
+            lambda: bootstrap.build_search_api(
+                settings, url_for=local_image_url, service=search_service, embedder=embedder
+            )
+        )
 
     async def ready(self) -> SearchApi:
         """The API, built in a worker thread the first time (loading a model blocks)."""
@@ -69,7 +77,7 @@ def create_app(
     search_service=None,
     embedder: Embedder | None = None,
     frontend_dir: str | Path | None = None,
-) -> "FastAPI":
+) -> FastAPI:
     """The server's ASGI app. `search_service` (a SearchService) or `embedder` skip building them from settings."""
     services = _LazySearchApi(settings, search_service, embedder)
 
@@ -104,7 +112,9 @@ def create_app(
     thumbnails = ThumbnailCache(default_thumbnail_dir(settings.cache_dir), max_pixels=settings.max_pixels)
 
     @app.get("/images/{key:path}", responses={404: {"model": ErrorResponse}, 200: {"content": {"image/*": {}}}})
-    async def image(key: str, w: int | None = Query(default=None, description="fit in a w x w box (a cached JPEG)")) -> FileResponse:
+    async def image(
+        key: str, w: int | None = Query(default=None, description="fit in a w x w box (a cached JPEG)")
+    ) -> FileResponse:
         """The indexed image file of `key` (local indexes only; an S3-backed record has no local file)."""
         api = await services.ready()
         record = (await run_in_threadpool(api.service.index.get, [key])).get(key)
@@ -139,7 +149,10 @@ def create_app(
         try:
             body = await read_body_capped(request, body_limit(content_type, api.max_upload_bytes))
             payload = await run_in_threadpool(
-                sagemaker_protocol.invoke, api.service.embedder, body, request.headers.get("content-type"),
+                sagemaker_protocol.invoke,
+                api.service.embedder,
+                body,
+                request.headers.get("content-type"),
                 max_pixels=settings.max_pixels,
             )
             return Response(payload, media_type="application/json")

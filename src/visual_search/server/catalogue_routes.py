@@ -31,8 +31,9 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 4
 
 def write_key_checker(expected: str | None):
     def check(request: Request) -> None:
-        check_write_key(expected, request.headers.get(API_KEY_HEADER),
-                        how_to_set="start the server with VISUAL_SEARCH_API_KEY set")
+        check_write_key(
+            expected, request.headers.get(API_KEY_HEADER), how_to_set="start the server with VISUAL_SEARCH_API_KEY set"
+        )
 
     return check
 
@@ -71,8 +72,15 @@ def add_catalogue_routes(app: FastAPI, settings: Settings) -> None:
         status, payload = await run_in_threadpool(handler, dict(request.query_params))
         return JSONResponse(payload, status_code=status)
 
-    @app.post("/items", status_code=201, response_model=SearchResult, responses=_ERRORS, dependencies=writes,
-              tags=["catalogue"], openapi_extra={"requestBody": _add_item_body()})
+    @app.post(
+        "/items",
+        status_code=201,
+        response_model=SearchResult,
+        responses=_ERRORS,
+        dependencies=writes,
+        tags=["catalogue"],
+        openapi_extra={"requestBody": _add_item_body()},
+    )
     async def add_item(request: Request) -> JSONResponse:
         """Store an image and index it: multipart `file`, optional `key` (default: its content hash), `label`,
         product fields (title, price, currency, product_url, brand) and `attributes` (a JSON object). 409 if the
@@ -85,15 +93,17 @@ def add_catalogue_routes(app: FastAPI, settings: Settings) -> None:
         status, payload = await run_in_threadpool(catalogue.add_item, body, request.headers.get("content-type"))
         return JSONResponse(payload, status_code=status)
 
-    @app.delete("/items/{key:path}", response_model=DeletedResponse, responses=_ERRORS, dependencies=writes,
-                tags=["catalogue"])
+    @app.delete(
+        "/items/{key:path}", response_model=DeletedResponse, responses=_ERRORS, dependencies=writes, tags=["catalogue"]
+    )
     async def delete_item(key: str) -> JSONResponse:
         """Remove an item from the index, and its file when it lives in the uploads folder or a watched folder."""
         status, payload = await run_in_threadpool((await api()).delete_item, key)
         return JSONResponse(payload, status_code=status)
 
-    @app.get("/duplicates", response_model=DuplicatesResponse, responses=_ERRORS, dependencies=reads,
-             tags=["catalogue"])
+    @app.get(
+        "/duplicates", response_model=DuplicatesResponse, responses=_ERRORS, dependencies=reads, tags=["catalogue"]
+    )
     async def duplicates(request: Request) -> JSONResponse:
         """Groups of near-identical images (resized, recompressed, slightly cropped, mirrored); `threshold` 0.5-1."""
         status, payload = await run_in_threadpool((await api()).duplicates, dict(request.query_params))
@@ -119,13 +129,23 @@ def _add_item_body() -> dict:
     text = {"type": "string"}
     return {
         "required": True,
-        "content": {"multipart/form-data": {"schema": {
-            "type": "object",
-            "required": ["file"],
-            "properties": {
-                "file": {"type": "string", "format": "binary"}, "key": text, "label": text, "title": text,
-                "price": text, "currency": text, "product_url": text, "brand": text,
-                "attributes": {"type": "string", "description": "a JSON object of text values"},
-            },
-        }}},
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "key": text,
+                        "label": text,
+                        "title": text,
+                        "price": text,
+                        "currency": text,
+                        "product_url": text,
+                        "brand": text,
+                        "attributes": {"type": "string", "description": "a JSON object of text values"},
+                    },
+                }
+            }
+        },
     }

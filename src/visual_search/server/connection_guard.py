@@ -43,8 +43,13 @@ def server_config(app, *, host: str, port: int, limits: ConnectionLimits = Conne
     import uvicorn
 
     return uvicorn.Config(
-        app, host=host, port=port, http=guarded_protocol(limits), timeout_keep_alive=limits.keep_alive_s,
-        server_header=False, **options,
+        app,
+        host=host,
+        port=port,
+        http=guarded_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_s,
+        server_header=False,
+        **options,
     )
 
 
@@ -85,7 +90,8 @@ class _GuardedH11Protocol(H11Protocol):
     def send_400_response(self, msg: str) -> None:
         self._cancel_timer()
         self._send_error_and_close(
-            400, "bad_http_request",
+            400,
+            "bad_http_request",
             "the request is not valid HTTP/1.1 (its request line, headers, Content-Length or chunk sizes)",
         )
 
@@ -130,16 +136,28 @@ class _GuardedH11Protocol(H11Protocol):
     def _send_error_and_close(self, status: int, code: str, message: str) -> None:
         # Written as bytes, not through h11, whose state machine will not answer a request it has not parsed.
         body = json.dumps(error_body(code, message)).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
-                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
         self.transport.write(head.encode("ascii") + body)
         self.transport.close()
 
 
 async def _too_many_connections(scope, receive, send) -> None:
-    body = json.dumps(error_body("too_many_connections", "the server has too many open connections; try again")).encode()
-    await send({"type": "http.response.start", "status": 503, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(RETRY_AFTER_S).encode()), (b"connection", b"close"),
-    ]})
+    body = json.dumps(
+        error_body("too_many_connections", "the server has too many open connections; try again")
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER_S).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -9,7 +9,7 @@ indexing to the bucket's own event (one path for every way an image arrives).
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
 from visual_search.core.hashing import sha256_hex
@@ -20,7 +20,15 @@ from visual_search.core.records import ImageRecord, Product
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
 
 MAX_KEY_LENGTH = 1024
-_SUFFIX_OF_FORMAT = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
+_SUFFIX_OF_FORMAT = {
+    "JPEG": "jpg",
+    "MPO": "jpg",
+    "PNG": "png",
+    "WEBP": "webp",
+    "GIF": "gif",
+    "BMP": "bmp",
+    "TIFF": "tif",
+}
 
 
 class KeyExistsError(VisualSearchError):
@@ -66,8 +74,14 @@ class CatalogueWriter:
             return self.indexing.remove(keys)
 
     def add(
-        self, data: bytes, key: str | None, *, label: str | None = None, attributes: Mapping[str, str] | None = None,
-        product: Product | None = None, max_pixels: int,
+        self,
+        data: bytes,
+        key: str | None,
+        *,
+        label: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+        product: Product | None = None,
+        max_pixels: int,
     ) -> tuple[str, ImageRecord | None]:
         """Store `data` under `key` (default: its content hash and format's suffix) and index it. Returns the key
         and the new record (None when the bucket's event will index it). Raises the decoding errors (400/413/415)
@@ -84,7 +98,10 @@ class CatalogueWriter:
             if self.index.get([key]) or (not self.index_on_put and self.uploads.exists(key)):
                 raise KeyExistsError(f"the catalogue already holds {key!r}; delete it first to replace it")
             # The names the bucket's event reads back (aws/catalogue_fields.py): label, product fields, attributes.
-            metadata = {**attributes, **{name: str(value) for name, value in product.as_dict().items() if value is not None}}
+            metadata = {
+                **attributes,
+                **{name: str(value) for name, value in product.as_dict().items() if value is not None},
+            }
             if label:
                 metadata["label"] = label
             self.uploads.put(key, data, metadata=metadata)
@@ -105,8 +122,11 @@ class CatalogueWriter:
                 raise NotFoundError(f"no indexed image has the key {key!r}")
             if not self.index_on_put:
                 # On AWS the bucket's ObjectRemoved event removes the record: one path for every deletion.
-                if (not key.startswith(self.key_prefix) or _uri_in(self.uploads, key) != record.uri
-                        or not self.uploads.delete(key)):
+                if (
+                    not key.startswith(self.key_prefix)
+                    or _uri_in(self.uploads, key) != record.uri
+                    or not self.uploads.delete(key)
+                ):
                     raise NotFoundError(f"{key!r} is not an object of the images store")
                 return record
             self.indexing.remove([key])
@@ -131,7 +151,9 @@ def checked_item_key(key: str) -> str:
     if problem:
         raise InvalidRequestError(f"invalid key '{shown(key[:100])}': {problem}")
     if not key.lower().endswith(IMAGE_SUFFIXES):
-        raise InvalidRequestError(f"the key '{shown(key[:100])}' must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})")
+        raise InvalidRequestError(
+            f"the key '{shown(key[:100])}' must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})"
+        )
     return key
 
 

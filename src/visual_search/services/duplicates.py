@@ -8,8 +8,8 @@ joined into groups with union-find, so a chain of near-copies (A~B, B~C) forms o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.ports import VectorIndex
@@ -47,9 +47,13 @@ class DuplicateReport:
             "threshold": self.threshold,
             "images_scanned": self.images_scanned,
             "groups": [
-                {"keys": group.keys, "members": [
-                    {"key": m.record.key, "label": m.record.label, "score": round(m.score, 6)} for m in group.members
-                ]}
+                {
+                    "keys": group.keys,
+                    "members": [
+                        {"key": m.record.key, "label": m.record.label, "score": round(m.score, 6)}
+                        for m in group.members
+                    ],
+                }
                 for group in self.groups
             ],
         }

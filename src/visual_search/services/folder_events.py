@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown

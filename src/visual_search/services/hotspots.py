@@ -23,20 +23,20 @@ from visual_search.core.ports import Embedder, RegionProposer
 
 # (x, y, w, h) of each window, as fractions of the photo: the whole, then its halves.
 WINDOWS = ((0.0, 0.0, 1.0, 1.0), (0.0, 0.0, 0.5, 1.0), (0.5, 0.0, 0.5, 1.0), (0.0, 0.0, 1.0, 0.5), (0.0, 0.5, 1.0, 0.5))
-MAX_COVER = 0.8       # a box over this share of the photo is the photo itself
-SAME_ITEM_IOU = 0.5   # boxes overlapping this much show the same item
+MAX_COVER = 0.8  # a box over this share of the photo is the photo itself
+SAME_ITEM_IOU = 0.5  # boxes overlapping this much show the same item
 # Crops this alike are one item: halves of one garment measured 0.6-0.9, two different items 0.2-0.6
 # (bench_hotspots.py composites and single photos of the clothing set).
 SAME_ITEM_SIMILARITY = 0.65
-INSIDE = 0.5          # a box with this share of its area within another is part of what the other shows
+INSIDE = 0.5  # a box with this share of its area within another is part of what the other shows
 MIN_SCORE_SHARE = 0.2  # an item with less than this share of the strongest item's evidence is a speck
-MIN_AREA = 0.02       # nor is a box smaller than this share of the photo an item
+MIN_AREA = 0.02  # nor is a box smaller than this share of the photo an item
 # Cells above the map's mean are an item's core; its edges fall in the cells around it, so a hotspot's box is grown
 # by this (fraction of the photo) on each side: on 80 composites (seed 21) 0.04 found both items in 84 % of them,
 # against 62 % unpadded, 78 % at 0.02 and 80 % at 0.06.
 EDGE_PAD = 0.04
-NEAR = 0.15           # alike boxes further apart than this (fraction of the photo) are two alike items
-CUT_MARGIN = 0.02     # a box within this (fraction of the photo) of an inner cut touches it
+NEAR = 0.15  # alike boxes further apart than this (fraction of the photo) are two alike items
+CUT_MARGIN = 0.02  # a box within this (fraction of the photo) of an inner cut touches it
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _without_duplicates(candidates: list[_Candidate]) -> list[_Candidate]:
 
 def _holds_separate_boxes(candidate: _Candidate, others: list[_Candidate]) -> bool:
     inside = [o.box for o in others if o is not candidate and _share_inside(o.box, candidate.box) >= INSIDE]
-    return any(_overlap(a, b) == 0.0 for i, a in enumerate(inside) for b in inside[i + 1:])
+    return any(_overlap(a, b) == 0.0 for i, a in enumerate(inside) for b in inside[i + 1 :])
 
 
 def _join_alike(model: Embedder, image: Image.Image, candidates: list[_Candidate]) -> list[_Candidate]:
@@ -97,16 +97,24 @@ def _join_alike(model: Embedder, image: Image.Image, candidates: list[_Candidate
                 similarity[i, j] = -1.0  # two shirts side by side are two items however alike they look
     groups = [[i] for i in range(len(candidates))]
     while True:
-        pairs = [(min(similarity[i, j] for i in a for j in b), x, y)
-                 for x, a in enumerate(groups) for y, b in enumerate(groups) if x < y]
+        pairs = [
+            (min(similarity[i, j] for i in a for j in b), x, y)
+            for x, a in enumerate(groups)
+            for y, b in enumerate(groups)
+            if x < y
+        ]
         best = max(pairs, default=None)
         if best is None or best[0] < SAME_ITEM_SIMILARITY:
             break
         _, x, y = best
         groups[x] += groups.pop(y)
     # A group is shown as its strongest box: the union of partial views overshoots the item.
-    return [_Candidate(max((candidates[i] for i in group), key=lambda c: c.score).box,
-                       sum(candidates[i].score for i in group)) for group in groups]
+    return [
+        _Candidate(
+            max((candidates[i] for i in group), key=lambda c: c.score).box, sum(candidates[i].score for i in group)
+        )
+        for group in groups
+    ]
 
 
 def iou(a: CropBox, b: CropBox) -> float:

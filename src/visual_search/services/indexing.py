@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -80,9 +80,7 @@ class IndexingService:
         # Tensors can be prepared in the workers only if the embedder accepts them; otherwise it gets images.
         self._embeds_tensors = isinstance(embedder, TensorEmbedder)
 
-    def index_items(
-        self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None
-    ) -> IndexReport:
+    def index_items(self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None) -> IndexReport:
         """Index every item; per-file failures go into the report. Each upserted batch is committed before the
         next is embedded, so an interrupted run keeps what it finished and a re-run skips it. `progress(n)` is
         called as items are settled: a new image once its batch is committed, so what it counts survives a crash."""
@@ -91,7 +89,7 @@ class IndexingService:
         batch: list[_Prepared] = []
         settle = progress or (lambda count: None)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="index-prepare") as pool:
-            for item, outcome in self._prepare_in_order(items, pool):
+            for _item, outcome in self._prepare_in_order(items, pool):
                 if outcome is _UNCHANGED:
                     report.unchanged += 1
                     settle(1)
@@ -147,9 +145,7 @@ class IndexingService:
             ):
                 return _UNCHANGED
             decoded = decode_image(data, min_size_px=self.embedder.spec.size_px, max_pixels=self.max_pixels)
-            model_input = (
-                to_model_input(decoded.image, self.embedder.spec) if self._embeds_tensors else decoded.image
-            )
+            model_input = to_model_input(decoded.image, self.embedder.spec) if self._embeds_tensors else decoded.image
         except VisualSearchError as exc:
             return IndexFailure(item.key, item.uri, exc.message)
         except OSError as exc:

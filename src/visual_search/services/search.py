@@ -14,7 +14,6 @@ from visual_search.core.ports import Embedder, VectorIndex
 from visual_search.core.records import MAX_K, IndexStats, SearchFilters, SearchHit
 
 
-
 @dataclass(frozen=True)
 class SearchOutcome:
     """Hits by descending cosine similarity, and the wall time the search took in milliseconds."""
@@ -50,9 +49,7 @@ class SearchService:
             crop.validate()
         # A small crop region is enlarged to the model's size, so decode it at a correspondingly larger scale.
         zoom = 1.0 / min(crop.w, crop.h) if crop is not None else 1.0
-        decoded = decode_image(
-            data, min_size_px=int(self.embedder.spec.size_px * zoom), max_pixels=self.max_pixels
-        )
+        decoded = decode_image(data, min_size_px=int(self.embedder.spec.size_px * zoom), max_pixels=self.max_pixels)
         image = crop_image(decoded, crop) if crop is not None else decoded.image
         vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
@@ -61,7 +58,7 @@ class SearchService:
     def search_key(
         self, key: str, *, k: int = 12, filters: SearchFilters | None = None, colour: float = 0.0
     ) -> SearchOutcome:
-        """"More like this": the k nearest images to an indexed one, itself excluded, without re-embedding."""
+        """ "More like this": the k nearest images to an indexed one, itself excluded, without re-embedding."""
         started = time.perf_counter()
         _check_k(k)
         colour_signature.check_colour_weight(colour)

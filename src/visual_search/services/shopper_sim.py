@@ -11,15 +11,21 @@ The same seed, photos and backgrounds always give byte-identical queries.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 # Probability of each step; a query gets a random subset, so every benchmark run mixes mild and hard cases.
 STEP_PROBABILITY = {
-    "crop": 0.7, "rotate": 0.5, "perspective": 0.4, "blur": 0.4, "light": 0.6, "downscale": 0.5, "background": 0.4,
+    "crop": 0.7,
+    "rotate": 0.5,
+    "perspective": 0.4,
+    "blur": 0.4,
+    "light": 0.6,
+    "downscale": 0.5,
+    "background": 0.4,
 }
 
 
@@ -33,7 +39,11 @@ class ShopperQuery:
 
 
 def shopper_queries(
-    count: int, gallery_size: int, load: Callable[[int], Image.Image], *, seed: int = 0,
+    count: int,
+    gallery_size: int,
+    load: Callable[[int], Image.Image],
+    *,
+    seed: int = 0,
     backgrounds: Sequence[Callable[[], Image.Image]] = (),
 ) -> list[ShopperQuery]:
     """`count` queries of distinct gallery items chosen with `seed` (at most gallery_size). `load(i)` gives the
@@ -75,7 +85,9 @@ def make_shopper_photo(
     if "downscale" in steps:
         scale = float(rng.uniform(180, 220)) / min(image.size)
         if scale < 1:
-            image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR)
+            image = image.resize(
+                (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BILINEAR
+            )
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=int(rng.integers(30, 61)))
     return buffer.getvalue(), tuple(steps) + ("jpeg",)
@@ -104,7 +116,9 @@ def _perspective(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         values += [u, v]
     coefficients = np.linalg.solve(np.array(rows), np.array(values))
     fill = tuple(int(v) for v in np.asarray(image).reshape(-1, 3).mean(axis=0))
-    return image.transform((w, h), Image.Transform.PERSPECTIVE, tuple(coefficients), Image.Resampling.BICUBIC, fillcolor=fill)
+    return image.transform(
+        (w, h), Image.Transform.PERSPECTIVE, tuple(coefficients), Image.Resampling.BICUBIC, fillcolor=fill
+    )
 
 
 def _on_background(item: Image.Image, background: Image.Image, rng: np.random.Generator) -> Image.Image:

@@ -14,9 +14,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
@@ -186,8 +186,14 @@ class FolderWatcher:
     def _item(self, key: str) -> IndexItem:
         uri = self.store.uri(key)
         entry = self._labels.get(Path(uri))
-        return IndexItem(key, uri, lambda: self.store.read(key), entry.label if entry else None,
-                         entry.attributes if entry else {}, product=entry.product if entry else None)
+        return IndexItem(
+            key,
+            uri,
+            lambda: self.store.read(key),
+            entry.label if entry else None,
+            entry.attributes if entry else {},
+            product=entry.product if entry else None,
+        )
 
     def _stat(self, key: str) -> Stat | None:
         try:

@@ -9,8 +9,8 @@ file inside its catalogue folder that was indexed.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Mapping
 from urllib.parse import quote
 
 from visual_search.core.errors import InvalidRequestError, NotFoundError
@@ -18,8 +18,8 @@ from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, shown
 from visual_search.core.local_files import read_regular_file, regular_file_problem
-from visual_search.core.records import ImageRecord
 from visual_search.core.ports import StoredObject
+from visual_search.core.records import ImageRecord
 
 
 class LocalFolderStore:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import urlparse
 
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
@@ -41,7 +41,7 @@ class S3ImageStore:
         self._client = Lazy(lambda: client or _make_client(region_name))
 
     @classmethod
-    def from_url(cls, url: str, **options) -> "S3ImageStore":
+    def from_url(cls, url: str, **options) -> S3ImageStore:
         """`S3ImageStore.from_url("s3://bucket/prefix/")`; options go to the constructor."""
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
@@ -69,7 +69,7 @@ class S3ImageStore:
                     else:
                         yield key
         except Exception as exc:
-            raise _as_library_error(exc, f"s3://{self.bucket}/{self.prefix + prefix}") or exc
+            raise (_as_library_error(exc, f"s3://{self.bucket}/{self.prefix + prefix}") or exc) from exc
 
     def read(self, key: str) -> bytes:
         """The object's bytes. Raises NotFoundError when it does not exist, BackendUnavailableError on S3 errors."""
@@ -82,7 +82,7 @@ class S3ImageStore:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             data = response["Body"].read()
         except Exception as exc:
-            raise _as_library_error(exc, self.uri(key)) or exc
+            raise (_as_library_error(exc, self.uri(key)) or exc) from exc
         metadata = {name.lower(): _decoded(value) for name, value in (response.get("Metadata") or {}).items()}
         return StoredObject(data, metadata)
 
@@ -94,7 +94,7 @@ class S3ImageStore:
             error = _as_library_error(exc, self.uri(key))
             if isinstance(error, NotFoundError):
                 return False
-            raise error or exc
+            raise (error or exc) from exc
         return True
 
     def uri(self, key: str) -> str:
@@ -113,7 +113,7 @@ class S3ImageStore:
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}))
         except Exception as exc:
-            raise _as_library_error(exc, self.uri(key)) or exc
+            raise (_as_library_error(exc, self.uri(key)) or exc) from exc
 
     def delete(self, key: str) -> bool:
         """DeleteObject; S3 does not say whether the object existed, so this asks first."""
@@ -122,7 +122,7 @@ class S3ImageStore:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            raise _as_library_error(exc, self.uri(key)) or exc
+            raise (_as_library_error(exc, self.uri(key)) or exc) from exc
         return True
 
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from visual_search.core.images import PreprocessSpec
 from visual_search.core.errors import ModelFileError
+from visual_search.core.images import PreprocessSpec
 
 if TYPE_CHECKING:
     import onnx
@@ -40,6 +39,7 @@ OPSET = 17
 IR_VERSION = 8  # the oldest IR that opset 17 allows, so older ONNX Runtimes (e.g. a SageMaker image) load it
 BN_EPSILON = 1e-3
 _NORM_FLOOR = 1e-12  # keeps an all-zero feature vector (possible after ReLU6) from dividing by zero
+
 
 # What the TF Lite checkpoints were trained with: RGB [0, 255], (x - 127) / 128, bicubic resize.
 def lite2_preprocess(size_px: int = INPUT_SIZE_PX) -> PreprocessSpec:
@@ -110,7 +110,9 @@ def build_lite2_model(state_dict: dict[str, np.ndarray], size_px: int = INPUT_SI
             [
                 helper.make_tensor_value_info(EMBEDDING_OUTPUT, TensorProto.FLOAT, ["batch", EMBEDDING_DIMENSION]),
                 helper.make_tensor_value_info(LOGITS_OUTPUT, TensorProto.FLOAT, ["batch", NUM_CLASSES]),
-                helper.make_tensor_value_info(FEATURE_MAP_OUTPUT, TensorProto.FLOAT, ["batch", _HEAD_CHANNELS, size, size]),
+                helper.make_tensor_value_info(
+                    FEATURE_MAP_OUTPUT, TensorProto.FLOAT, ["batch", _HEAD_CHANNELS, size, size]
+                ),
             ],
             graph.initializers,
         ),
@@ -178,7 +180,9 @@ class _GraphBuilder:
         if not relu6:
             return output, out_size
         activated = f"{name}_relu6"
-        self.nodes.append(self.helper.make_node("Clip", [output, "relu6_min", "relu6_max"], [activated], name=activated))
+        self.nodes.append(
+            self.helper.make_node("Clip", [output, "relu6_min", "relu6_max"], [activated], name=activated)
+        )
         return activated, out_size
 
     def mbconv(self, x: str, size: int, prefix: str, stage: _Stage, stride: int, in_channels: int):
@@ -210,8 +214,10 @@ class _GraphBuilder:
             self.helper.make_node("Flatten", ["pooled"], ["feature"], name="flatten", axis=1),
             self.helper.make_node("ReduceL2", ["feature"], ["feature_norm"], name="l2_norm", axes=[1], keepdims=1),
             self.helper.make_node(
-                "Max", ["feature_norm", self._constant("norm_floor", np.array(_NORM_FLOOR, np.float32))],
-                ["feature_norm_floored"], name="l2_floor",
+                "Max",
+                ["feature_norm", self._constant("norm_floor", np.array(_NORM_FLOOR, np.float32))],
+                ["feature_norm_floored"],
+                name="l2_floor",
             ),
             self.helper.make_node("Div", ["feature", "feature_norm_floored"], [EMBEDDING_OUTPUT], name="l2_normalise"),
             self.helper.make_node(

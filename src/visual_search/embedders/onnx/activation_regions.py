@@ -43,8 +43,10 @@ def saliency_regions(saliency: np.ndarray, max_regions: int) -> list[tuple[CropB
         rows, cols = np.nonzero(labels == label)
         share = float(excess[rows, cols].sum()) / total
         box = CropBox(
-            x=float(cols.min() / width), y=float(rows.min() / height),
-            w=float((cols.max() + 1 - cols.min()) / width), h=float((rows.max() + 1 - rows.min()) / height),
+            x=float(cols.min() / width),
+            y=float(rows.min() / height),
+            w=float((cols.max() + 1 - cols.min()) / width),
+            h=float((rows.max() + 1 - rows.min()) / height),
         )
         regions.append((box, round(share, 4)))
     regions.sort(key=lambda region: region[1], reverse=True)

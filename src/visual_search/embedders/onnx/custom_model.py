@@ -27,9 +27,9 @@ import json
 import math
 from pathlib import Path
 
-from visual_search.core.images import PreprocessSpec
 from visual_search.core.errors import ModelFileError
 from visual_search.core.hashing import file_sha256
+from visual_search.core.images import PreprocessSpec
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
 _REQUIRED_KEYS = ("onnx_path", "input_size_px", "mean", "std", "input_name", "output_name")
@@ -104,7 +104,7 @@ def _check_graph(config_path: Path, onnx_path: Path, config: dict) -> int:
 
     try:
         graph = onnx.load(str(onnx_path), load_external_data=False).graph
-    except Exception as exc:
+    except Exception:
         raise ModelFileError(
             f"{onnx_path} is not a readable ONNX model: it is damaged, cut short or not an ONNX file; export it again"
         ) from None
@@ -120,7 +120,9 @@ def _check_graph(config_path: Path, onnx_path: Path, config: dict) -> int:
     declared = math.prod(feature_dims) if feature_dims and None not in feature_dims else None
     dimension = config.get("dimension", declared)
     if not isinstance(dimension, int) or dimension <= 0:
-        raise ModelFileError(f"{config_path}: the output's size is not fixed in the model; add \"dimension\" to the config")
+        raise ModelFileError(
+            f'{config_path}: the output\'s size is not fixed in the model; add "dimension" to the config'
+        )
     if declared is not None and dimension != declared:
         raise ModelFileError(f"{config_path}: dimension {dimension} disagrees with the model's output size {declared}")
     return dimension

@@ -10,15 +10,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
 
 from visual_search.core import colour as colour_signature
-from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
 from visual_search.core.errors import ModelFileError
+from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
 from visual_search.embedders.onnx import activation_regions, pooling
 from visual_search.embedders.onnx.registry import resolve_model
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
@@ -67,8 +67,8 @@ class OnnxEmbedder:
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         streams: int = 1,
-    ) -> "OnnxEmbedder":
-        """"lite2-fp32", "lite2-int8" (with `calibration_dir`) or a custom-model config path; see resolve_model."""
+    ) -> OnnxEmbedder:
+        """ "lite2-fp32", "lite2-int8" (with `calibration_dir`) or a custom-model config path; see resolve_model."""
         model = resolve_model(name, calibration_dir=calibration_dir, cache_dir=cache_dir)
         return cls(model, intra_op_threads=intra_op_threads, batch_size=batch_size, streams=streams)
 
@@ -84,16 +84,22 @@ class OnnxEmbedder:
         batch = self._check_batch(batch)
         if len(batch) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        appearance_dimension = self.dimension - (colour_signature.COLOUR_DIMENSION if self.model.colour_descriptor else 0)
+        appearance_dimension = self.dimension - (
+            colour_signature.COLOUR_DIMENSION if self.model.colour_descriptor else 0
+        )
         if not self.model.colour_descriptor and self.model.pooling == "avg":
             return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], appearance_dimension)
-        embeddings, feature_maps = self._run_chunked([self.model.embedding_output, self.model.feature_map_output], batch)
+        embeddings, feature_maps = self._run_chunked(
+            [self.model.embedding_output, self.model.feature_map_output], batch
+        )
         if self.model.pooling == "rmac":
             embeddings = pooling.rmac(feature_maps)
         appearance = self._appearance(embeddings, appearance_dimension)
         if not self.model.colour_descriptor:
             return appearance
-        colours = np.stack([self.object_colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)])
+        colours = np.stack(
+            [self.object_colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)]
+        )
         return colour_signature.signatures(appearance, colours)
 
     def propose_regions(self, image: Image.Image, max_regions: int = 4) -> list[tuple[CropBox, float]]:
@@ -112,7 +118,9 @@ class OnnxEmbedder:
     def _appearance(self, outputs: np.ndarray, expected_dimension: int) -> np.ndarray:
         vectors = outputs.reshape(len(outputs), -1).astype(np.float32, copy=False)
         if vectors.shape[1] != expected_dimension:
-            raise ModelFileError(f"{self.model_id} returned {vectors.shape[1]} numbers per image, expected {expected_dimension}")
+            raise ModelFileError(
+                f"{self.model_id} returned {vectors.shape[1]} numbers per image, expected {expected_dimension}"
+            )
         # Lite2 already normalises inside the graph; custom models usually do not. Renormalising is idempotent.
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
@@ -126,7 +134,10 @@ class OnnxEmbedder:
         normalisation), weighted by where the network found the object."""
         stride = max(1, self.spec.size_px // _COLOUR_GRID_PX)
         sampled = tensor[:, ::stride, ::stride]
-        std, mean = np.asarray(self.spec.std, np.float32)[:, None, None], np.asarray(self.spec.mean, np.float32)[:, None, None]
+        std, mean = (
+            np.asarray(self.spec.std, np.float32)[:, None, None],
+            np.asarray(self.spec.mean, np.float32)[:, None, None],
+        )
         rgb = (sampled * std + mean).transpose(1, 2, 0)
         saliency = activation_regions.activation_saliency(feature_map)
         return colour_signature.colour_descriptor(rgb, activation_regions.pixel_weights(saliency, *rgb.shape[:2]))
@@ -184,7 +195,7 @@ class OnnxEmbedder:
         options.inter_op_num_threads = 1  # the graph is a chain; parallel branches would only contend for cores
         try:
             return onnxruntime.InferenceSession(str(self.model.onnx_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
+        except Exception:
             # ONNX Runtime's own text names its internals (status codes, protobuf): the log keeps it for whoever
             # debugs; the person running the command gets what to do.
             logger.warning("ONNX Runtime could not load %s", self.model.onnx_path, exc_info=True)

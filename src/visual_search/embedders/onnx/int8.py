@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from visual_search.core.errors import VisualSearchError
+from visual_search.core.errors import ModelFileError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES, PreprocessSpec, decode_image, to_model_input
-from visual_search.core.errors import ModelFileError
 
 # Bump when the recipe below changes: the quantised file, and so the vectors, change with it.
 QUANTIZER_VERSION = 1
@@ -104,9 +103,15 @@ def quantize_static_int8(
     Activations are uint8 (asymmetric: ReLU6 outputs are never negative), weights int8 symmetric per channel
     in a reduced 7-bit range. Raises ModelFileError when no calibration photo could be decoded.
     """
-    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
     import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(_PhotoCalibrationReader, CalibrationDataReader):
         pass

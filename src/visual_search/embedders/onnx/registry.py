@@ -14,8 +14,8 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from visual_search.core.colour import COLOUR_DIMENSION, colour_model_id
 from visual_search.core.errors import ModelFileError
@@ -50,7 +50,7 @@ def resolve_model(
     cache_dir: Path | None = None,
     weights_path: Path | None = None,
 ) -> ResolvedModel:
-    """"lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos), either with "@<px>" for
+    """ "lite2-fp32", "lite2-int8" (needs `calibration_dir`, a folder of real photos), either with "@<px>" for
     another input size and "-avg"/"-rmac" for the pooling (default 300 px, R-MAC; "lite2-fp32@260-avg" is the
     model of before), or a path to a JSON config.
 
@@ -108,7 +108,9 @@ def _resolve_lite2(
         pooling=pooling,
     )
     if name == "lite2-fp32":
-        return ResolvedModel(model_id=colour_model_id(f"efficientnet-lite2-fp32:{version}"), onnx_path=fp32_path, **common)
+        return ResolvedModel(
+            model_id=colour_model_id(f"efficientnet-lite2-fp32:{version}"), onnx_path=fp32_path, **common
+        )
 
     from visual_search.embedders.onnx import int8 as int8_quantize
 
@@ -122,12 +124,16 @@ def _resolve_lite2(
         cache_dir, _stat_fingerprint(photos), lambda: int8_quantize.calibration_fingerprint(photos)
     )[:8]
     int8_version = f"{version}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}"
-    int8_path = cache_dir / f"efficientnet-lite2-int8-{build}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}.onnx"
+    int8_path = (
+        cache_dir / f"efficientnet-lite2-int8-{build}-q{int8_quantize.QUANTIZER_VERSION}-{calibration_hash}.onnx"
+    )
     _ensure_cached(
         int8_path,
         lambda tmp: int8_quantize.quantize_static_int8(fp32_path, tmp, photos, spec, lite2_graph.INPUT_NAME),
     )
-    return ResolvedModel(model_id=colour_model_id(f"efficientnet-lite2-int8:{int8_version}"), onnx_path=int8_path, **common)
+    return ResolvedModel(
+        model_id=colour_model_id(f"efficientnet-lite2-int8:{int8_version}"), onnx_path=int8_path, **common
+    )
 
 
 def _remembered_sha256(path: Path, cache_dir: Path) -> str:

@@ -10,22 +10,28 @@ from __future__ import annotations
 import logging
 import random
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from visual_search.embedders.sagemaker import protocol as protocol
 from visual_search.core.errors import BackendUnavailableError, ModelMismatchError, VisualSearchError
 from visual_search.core.images import PreprocessSpec
 from visual_search.core.lazy import Lazy
+from visual_search.embedders.sagemaker import protocol as protocol
 
 logger = logging.getLogger(__name__)
 
 # What the service answers when it, or the model container behind it, is overloaded or briefly down.
 _RETRYABLE_CODES = {
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "ServiceUnavailable",
-    "ServiceUnavailableException", "InternalFailure", "InternalServerError", "ModelNotReadyException",
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServerError",
+    "ModelNotReadyException",
 }
 _RETRYABLE_MODEL_STATUSES = {429, 500, 502, 503, 504}
 
@@ -69,8 +75,12 @@ class SageMakerEmbedder:
         # One attempt's worst case; at most half the budget, so that a retry after a timeout can still fit.
         self.attempt_timeout_s = min(timeout_s, max(1.0, budget_s / 2))
         connect_timeout_s = min(_CONNECT_TIMEOUT_S, self.attempt_timeout_s / 4)
-        client_options = {"region_name": region_name, "endpoint_url": endpoint_url,
-                          "connect_timeout_s": connect_timeout_s, "read_timeout_s": self.attempt_timeout_s - connect_timeout_s}
+        client_options = {
+            "region_name": region_name,
+            "endpoint_url": endpoint_url,
+            "connect_timeout_s": connect_timeout_s,
+            "read_timeout_s": self.attempt_timeout_s - connect_timeout_s,
+        }
         self._client = Lazy(lambda: client or _make_client(**client_options))
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
@@ -115,7 +125,9 @@ class SageMakerEmbedder:
         try:
             description = protocol.decode_description(self._invoke(body, content_type))
         except VisualSearchError as exc:
-            raise BackendUnavailableError(f"endpoint {self.endpoint_name} did not describe its model: {exc.message}")
+            raise BackendUnavailableError(
+                f"endpoint {self.endpoint_name} did not describe its model: {exc.message}"
+            ) from exc
         if description.spec != self.spec:
             raise ModelMismatchError(
                 f"endpoint {self.endpoint_name} preprocesses as {description.spec}, this client as {self.spec}"
@@ -173,8 +185,12 @@ class SageMakerEmbedder:
 def classify_failure(exc: BaseException) -> tuple[bool, str | None]:
     """(worth retrying, reason) for a botocore failure; reason None means "not a botocore failure"."""
     from botocore.exceptions import (
-        BotoCoreError, ConnectionClosedError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError,
+        BotoCoreError,
         ClientError,
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
     )
 
     if isinstance(exc, ClientError):
@@ -214,6 +230,9 @@ def _make_client(*, region_name: str | None, endpoint_url: str | None, connect_t
     from botocore.config import Config
 
     # Retries are ours (with jitter and ModelError awareness), so botocore's are off.
-    config = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout_s,
-                    connect_timeout=connect_timeout_s)
+    config = Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        read_timeout=read_timeout_s,
+        connect_timeout=connect_timeout_s,
+    )
     return boto3.client("sagemaker-runtime", region_name=region_name, endpoint_url=endpoint_url, config=config)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -164,5 +164,3 @@ def _as_bytes(body) -> bytes:
     if isinstance(body, str):
         return body.encode("utf-8")
     raise InvalidRequestError(f"cannot read a request body of type {type(body).__name__}")
-
-

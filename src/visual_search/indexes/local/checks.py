@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,7 +58,9 @@ def checked_records(records: Sequence[ImageRecord], vector_count: int) -> list[I
     """The records, once each is known to be storable: unique non-empty keys, string label and attributes."""
     records = list(records)
     if len(records) != vector_count:
-        raise InvalidRequestError(f"got {len(records)} records but {vector_count} vectors; they must pair up one to one")
+        raise InvalidRequestError(
+            f"got {len(records)} records but {vector_count} vectors; they must pair up one to one"
+        )
     seen: set[str] = set()
     for record in records:
         if not isinstance(record, ImageRecord):
@@ -66,7 +68,9 @@ def checked_records(records: Sequence[ImageRecord], vector_count: int) -> list[I
         if not isinstance(record.key, str) or not record.key:
             raise InvalidRequestError(f"record key must be a non-empty string, got {record.key!r}")
         if record.key in seen:
-            raise InvalidRequestError(f"key {record.key!r} appears twice in one upsert; which vector wins would be a guess")
+            raise InvalidRequestError(
+                f"key {record.key!r} appears twice in one upsert; which vector wins would be a guess"
+            )
         seen.add(record.key)
         if record.label is not None and not isinstance(record.label, str):
             raise InvalidRequestError(f"label of {record.key!r} must be a string or None, got {record.label!r}")

@@ -6,8 +6,8 @@ than the search itself, and shoppers repeat the same few category filters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 

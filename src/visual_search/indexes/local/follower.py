@@ -34,8 +34,11 @@ class SnapshotFollower:
         if generation == self.seen_generation:
             return
         meta = db.meta()
-        if (self.seen_generation < 0 or int(meta["removals_pruned_through"]) > self._seen_removal
-                or meta.get("vector_file", "") != self._vector_file):
+        if (
+            self.seen_generation < 0
+            or int(meta["removals_pruned_through"]) > self._seen_removal
+            or meta.get("vector_file", "") != self._vector_file
+        ):
             if not self._reload(db, meta):
                 return  # the named file was just replaced by the writer: keep the old view, retry next time
         else:

@@ -68,15 +68,27 @@ class GraphSidecar:
             vector_file = write_vector_file(
                 self._directory, self._store.vectors_after(0, self._dimension), self._dimension, vectors_through
             )
-        self._publish(graph, {"vector_file": vector_file, "vector_watermark": str(vectors_through),
-                              "vector_removal_id": str(removal_id)})
+        self._publish(
+            graph,
+            {
+                "vector_file": vector_file,
+                "vector_watermark": str(vectors_through),
+                "vector_removal_id": str(removal_id),
+            },
+        )
 
     def _publish(self, graph: HnswGraph | None, vectors: dict[str, str] | None = None) -> None:
         name = graph.save(self._directory) if graph is not None else ""
         vectors = vectors or {"vector_file": "", "vector_watermark": "0", "vector_removal_id": "0"}
         with self._store.write():
-            self._store.set_meta({"ann_file": name, "ann_watermark": str(graph.watermark if graph else 0),
-                                  "ann_size": str(graph.size if graph else 0), **vectors})
+            self._store.set_meta(
+                {
+                    "ann_file": name,
+                    "ann_watermark": str(graph.watermark if graph else 0),
+                    "ann_size": str(graph.size if graph else 0),
+                    **vectors,
+                }
+            )
         remove_sidecars(self._directory, keep=name)
         remove_vector_files(self._directory, keep=vectors["vector_file"])
         self.graph, self.file = graph, name

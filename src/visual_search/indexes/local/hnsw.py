@@ -6,10 +6,10 @@ import functools
 import importlib.util
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -109,7 +109,9 @@ class HnswGraph:
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), seqs.astype(np.int64))
         self.watermark = watermark
 
-    def search(self, query: np.ndarray, fetch: int, only_bitmap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query: np.ndarray, fetch: int, only_bitmap: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Up to `fetch` approximate nearest (seqs, scores), descending score, tombstones included.
 
         `only_bitmap` (bit `seq` set for each allowed seq, little-endian within bytes) restricts the results to
@@ -150,7 +152,9 @@ class HnswGraph:
         return name
 
 
-def load_sidecar(directory: Path, name: str, watermark: int, params: HnswParams, *, mapped: bool = False) -> HnswGraph | None:
+def load_sidecar(
+    directory: Path, name: str, watermark: int, params: HnswParams, *, mapped: bool = False
+) -> HnswGraph | None:
     """The graph saved as `name`, or None when there is none or the writer has just replaced (deleted) it."""
     if not name or not faiss_available():
         return None

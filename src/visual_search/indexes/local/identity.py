@@ -8,7 +8,9 @@ from visual_search.core.errors import IndexCorruptError, InvalidRequestError, Mo
 from visual_search.indexes.local.store import FORMAT_VERSION
 
 
-def checked_identity(directory: Path, meta: dict[str, str], model_id: str | None, dimension: int | None) -> tuple[str, int]:
+def checked_identity(
+    directory: Path, meta: dict[str, str], model_id: str | None, dimension: int | None
+) -> tuple[str, int]:
     """The stored (model_id, dimension). A given model_id or dimension that differs raises ModelMismatchError;
     None accepts whatever is stored. An unknown format version raises IndexCorruptError."""
     if meta.get("format_version") != FORMAT_VERSION:

@@ -6,24 +6,24 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
-from visual_search.indexes.local.hnsw import HnswParams, remove_sidecars
 from visual_search.core.errors import IndexClosedError, IndexCorruptError, NotFoundError
-from visual_search.indexes.local.graph import GraphSidecar
-from visual_search.indexes.local.identity import checked_identity, checked_new_identity
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
-from visual_search.indexes.local.lock import WriterLock
-from visual_search.indexes.local.integrity import integrity_problems
-from visual_search.indexes.local.search import nearest, rescored
-from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
 from visual_search.indexes.local.filter_cache import FilterCache
 from visual_search.indexes.local.follower import SnapshotFollower
+from visual_search.indexes.local.graph import GraphSidecar
+from visual_search.indexes.local.hnsw import HnswParams, remove_sidecars
+from visual_search.indexes.local.identity import checked_identity, checked_new_identity
+from visual_search.indexes.local.integrity import integrity_problems
+from visual_search.indexes.local.lock import WriterLock
+from visual_search.indexes.local.search import nearest, rescored
+from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
 from visual_search.indexes.local.vector_file import remove_vector_files
-from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 
 DEFAULT_ANN_THRESHOLD = 20_000
 # Candidates beyond k re-scored in float32, so float16 rounding cannot push a true top-k hit out.
@@ -162,8 +162,13 @@ class LocalIndex:
     # -- reads --------------------------------------------------------------------------------------------
 
     def search(
-        self, vector: np.ndarray, k: int, filters: SearchFilters | None = None, exclude_keys: Sequence[str] = (),
-        *, exact: bool = False,
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        exclude_keys: Sequence[str] = (),
+        *,
+        exact: bool = False,
     ) -> list[SearchHit]:
         """At most k hits by descending cosine score; fewer only when fewer records match. `vector`: unit (dimension,).
 
@@ -174,11 +179,21 @@ class LocalIndex:
         with self._mutex, self._db.snapshot():
             self._view.refresh(self._db)
             excluded = np.asarray(self._db.seqs_of_keys(list(exclude_keys)), dtype=np.int64)
-            only = (self._filters.select(filters, self._view.seen_generation, self._db.seqs_matching)
-                    if filters is not None and not filters.is_empty else None)
+            only = (
+                self._filters.select(filters, self._view.seen_generation, self._db.seqs_matching)
+                if filters is not None and not filters.is_empty
+                else None
+            )
             graph = None if exact else self._sidecar.graph
-            seqs, _ = nearest(self._view.matrix, graph, query, k + _RESCORE_EXTRA, only=only,
-                              excluded_seqs=excluded, exact_below=self.ann_threshold)
+            seqs, _ = nearest(
+                self._view.matrix,
+                graph,
+                query,
+                k + _RESCORE_EXTRA,
+                only=only,
+                excluded_seqs=excluded,
+                exact_below=self.ann_threshold,
+            )
             seqs, scores = rescored(self._db.vectors_by_seq(seqs.tolist(), self.dimension), seqs, query, k)
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]

@@ -52,8 +52,9 @@ def _locked_message(directory: Path, holder: int | None) -> str:
         command = _command_line(holder)
         who = f"process {holder}" + (f" ({command})" if command else "")
         stop = f"wait for it to finish, or stop it (kill {holder})"
-    return (f"the index at {directory} is being written by {who}; {stop} and try again. "
-            "Searching it does not need to wait.")
+    return (
+        f"the index at {directory} is being written by {who}; {stop} and try again. Searching it does not need to wait."
+    )
 
 
 def _command_line(pid: int) -> str | None:
@@ -62,8 +63,11 @@ def _command_line(pid: int) -> str | None:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return None
-    words = [Path(word).name if index == 0 else word
-             for index, word in enumerate(raw.decode(errors="replace").split("\0")) if word]
+    words = [
+        Path(word).name if index == 0 else word
+        for index, word in enumerate(raw.decode(errors="replace").split("\0"))
+        if word
+    ]
     text = " ".join(words)
     return text[:117] + "..." if len(text) > 120 else text or None
 

@@ -127,7 +127,12 @@ class VectorMatrix:
         return self._seqs[rows], self.vectors_of_rows(rows) @ query
 
     def top_k(
-        self, query: np.ndarray, k: int, *, only_seqs: np.ndarray | None = None, after_seq: int = 0,
+        self,
+        query: np.ndarray,
+        k: int,
+        *,
+        only_seqs: np.ndarray | None = None,
+        after_seq: int = 0,
         excluded_seqs: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact best k as (seqs, scores), descending score; ties go to the older row.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from visual_search.core.records import ImageRecord, Product, SearchFilters
 
@@ -37,8 +37,17 @@ def chunks(items: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
 
 def record_of_row(row: tuple) -> ImageRecord:
     _, key, uri, content_hash, width, height, label, attributes, indexed_at, product = row
-    return ImageRecord(key, uri, content_hash, width, height, label, json.loads(attributes), indexed_at,
-                       Product.from_dict(json.loads(product)) if product else Product())
+    return ImageRecord(
+        key,
+        uri,
+        content_hash,
+        width,
+        height,
+        label,
+        json.loads(attributes),
+        indexed_at,
+        Product.from_dict(json.loads(product)) if product else Product(),
+    )
 
 
 def product_json(record: ImageRecord) -> str | None:

@@ -76,4 +76,3 @@ def rescored(full_vectors: dict[int, np.ndarray], seqs: np.ndarray, query: np.nd
     scores = np.asarray([full_vectors[seq] @ query for seq in seqs.tolist()], dtype=np.float32)
     order = np.lexsort((seqs, -scores))[:k]
     return seqs[order], scores[order]
-

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from visual_search.core.records import ImageRecord, SearchFilters
 from visual_search.indexes.local.schema import (
-    RECORD_COLUMNS, SCHEMA, chunks, product_json, record_of_row, where_clause,
+    RECORD_COLUMNS,
+    SCHEMA,
+    chunks,
+    product_json,
+    record_of_row,
+    where_clause,
 )
 
 DATABASE_FILE_NAME = "index.sqlite3"
@@ -61,9 +66,18 @@ class IndexStore:
                 self.connection.execute(statement)
             self.connection.executemany(
                 "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
-                [("format_version", FORMAT_VERSION), ("model_id", model_id), ("dimension", str(dimension)),
-                 ("created_at", repr(created_at)), ("generation", "0"), ("removals_pruned_through", "0"), ("record_count", "0"),
-                 ("ann_file", ""), ("ann_watermark", "0"), ("ann_size", "0")],
+                [
+                    ("format_version", FORMAT_VERSION),
+                    ("model_id", model_id),
+                    ("dimension", str(dimension)),
+                    ("created_at", repr(created_at)),
+                    ("generation", "0"),
+                    ("removals_pruned_through", "0"),
+                    ("record_count", "0"),
+                    ("ann_file", ""),
+                    ("ann_watermark", "0"),
+                    ("ann_size", "0"),
+                ],
             )
 
     def close(self) -> None:
@@ -112,9 +126,21 @@ class IndexStore:
         seqs = range(first_seq, first_seq + len(records))
         self.connection.executemany(
             f"INSERT INTO images ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(seq, r.key, r.uri, r.content_hash, int(r.width), int(r.height), r.label,
-              json.dumps(dict(r.attributes), sort_keys=True), float(r.indexed_at), product_json(r))
-             for seq, r in zip(seqs, records)],
+            [
+                (
+                    seq,
+                    r.key,
+                    r.uri,
+                    r.content_hash,
+                    int(r.width),
+                    int(r.height),
+                    r.label,
+                    json.dumps(dict(r.attributes), sort_keys=True),
+                    float(r.indexed_at),
+                    product_json(r),
+                )
+                for seq, r in zip(seqs, records)
+            ],
         )
         self.connection.executemany(
             "INSERT INTO vectors (seq, vector) VALUES (?, ?)", [(seq, v.tobytes()) for seq, v in zip(seqs, vectors)]
@@ -150,7 +176,9 @@ class IndexStore:
 
     def removals_after(self, removal_id: int) -> tuple[list[int], int]:
         """Seqs removed after log entry `removal_id`, and the newest entry id (unchanged when none)."""
-        rows = self.connection.execute("SELECT id, seq FROM removals WHERE id > ? ORDER BY id", (removal_id,)).fetchall()
+        rows = self.connection.execute(
+            "SELECT id, seq FROM removals WHERE id > ? ORDER BY id", (removal_id,)
+        ).fetchall()
         return [seq for _, seq in rows], (rows[-1][0] if rows else removal_id)
 
     def last_removal_id(self) -> int:

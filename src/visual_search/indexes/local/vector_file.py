@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -31,7 +31,9 @@ class VectorFileError(OSError):
     """The file is missing, truncated or not a vector file."""
 
 
-def write_vector_file(directory: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], dimension: int, tag: int) -> str:
+def write_vector_file(
+    directory: Path, batches: Iterable[tuple[np.ndarray, np.ndarray]], dimension: int, tag: int
+) -> str:
     """Stream (seqs, float vectors) batches, ascending by seq, into a new file; returns its name."""
     name = f"{VECTOR_FILE_PREFIX}{tag}-{time.time_ns()}{VECTOR_FILE_SUFFIX}"
     temporary = directory / (name + ".tmp")
@@ -62,7 +64,9 @@ class VectorFile:
         except OSError as error:
             raise VectorFileError(f"cannot open vector file {path}: {error}") from error
         try:
-            magic, stored_dimension, rows = _HEADER.unpack(os.pread(self._descriptor, _HEADER.size, 0).ljust(_HEADER.size, b"\0"))
+            magic, stored_dimension, rows = _HEADER.unpack(
+                os.pread(self._descriptor, _HEADER.size, 0).ljust(_HEADER.size, b"\0")
+            )
             expected = _HEADER.size + rows * dimension * 2 + rows * 8
             if magic != _MAGIC or stored_dimension != dimension or os.fstat(self._descriptor).st_size != expected:
                 raise VectorFileError(f"{path} is not a complete vector file of dimension {dimension}")

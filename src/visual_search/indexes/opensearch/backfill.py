@@ -14,9 +14,10 @@ The levers, measured on the local single node (bench/bench_scale.py --backend op
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from visual_search.indexes.opensearch.session import OpenSearchSession
 

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from visual_search.core.errors import InvalidRequestError, BackendUnauthorizedError
+from visual_search.core.errors import BackendUnauthorizedError, InvalidRequestError
 
 _SCHEMES = {"opensearch": (False, 9200), "opensearchs": (True, 443), "http": (False, 80), "https": (True, 443)}
 _AWS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d)\.(?P<service>es|aoss)\.amazonaws\.com$")
@@ -108,7 +108,9 @@ def aws_signer(auth: AwsSigV4Auth):
 
     credentials = boto3.Session(region_name=auth.region).get_credentials()
     if credentials is None:
-        raise BackendUnauthorizedError("no AWS credentials found for signing OpenSearch requests (env, profile or role)")
+        raise BackendUnauthorizedError(
+            "no AWS credentials found for signing OpenSearch requests (env, profile or role)"
+        )
     return Urllib3AWSV4SignerAuth(credentials, auth.region, auth.service)
 
 

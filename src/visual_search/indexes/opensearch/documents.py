@@ -7,7 +7,8 @@ recovers the exact cosine similarity the embedded index reports: 1.0 identical, 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,10 @@ VECTOR_DECIMALS = 7
 # the lucene engine and faiss's 16-bit one on faiss; "fp16" names faiss's explicitly.
 MODES = ("in_memory", "on_disk")
 COMPRESSION_LEVELS = ("1x", "2x", "4x", "8x", "16x", "32x")
-ENCODERS = {"lucene": {"sq": {"name": "sq"}},
-            "faiss": {"sq": {"name": "sq"}, "fp16": {"name": "sq", "parameters": {"type": "fp16"}}}}
+ENCODERS = {
+    "lucene": {"sq": {"name": "sq"}},
+    "faiss": {"sq": {"name": "sq"}, "fp16": {"name": "sq", "parameters": {"type": "fp16"}}},
+}
 
 
 def index_body(
@@ -84,8 +87,13 @@ PRODUCT_MAPPING = {"product": {"type": "object", "enabled": False}}
 
 
 def vector_mapping(
-    dimension: int, engine: str, m: int, ef_construction: int,
-    mode: str | None, compression_level: str | None, encoder: str | None,
+    dimension: int,
+    engine: str,
+    m: int,
+    ef_construction: int,
+    mode: str | None,
+    compression_level: str | None,
+    encoder: str | None,
 ) -> dict[str, Any]:
     parameters: dict[str, Any] = {"m": m, "ef_construction": ef_construction}
     if encoder is not None:
@@ -109,8 +117,9 @@ def storage_problem(engine: str, mode: str | None, compression_level: str | None
     if compression_level is not None and compression_level not in COMPRESSION_LEVELS:
         return f"compression_level must be one of {COMPRESSION_LEVELS}, not {compression_level!r}"
     if encoder is not None and encoder not in ENCODERS.get(engine, {}):
-        return (f"encoder {encoder!r} does not exist for the {engine} engine; "
-                + "; ".join(f"{name}: {', '.join(found)}" for name, found in ENCODERS.items()))
+        return f"encoder {encoder!r} does not exist for the {engine} engine; " + "; ".join(
+            f"{name}: {', '.join(found)}" for name, found in ENCODERS.items()
+        )
     if encoder is not None and compression_level is not None:
         return "give either encoder or compression_level, not both: the compression level chooses its own encoder"
     return None
@@ -249,8 +258,12 @@ def listing_query(
 
 def key_scan_query(filters: SearchFilters | None, after_key: str | None, size: int) -> dict[str, Any]:
     """The next `size` keys (only) after `after_key` that the filters accept: walks to a deep page cheaply."""
-    body: dict[str, Any] = {"size": size, "sort": [{"key": "asc"}], "_source": ["key"],
-                            "query": _filter_clause(filters, ()) or {"match_all": {}}}
+    body: dict[str, Any] = {
+        "size": size,
+        "sort": [{"key": "asc"}],
+        "_source": ["key"],
+        "query": _filter_clause(filters, ()) or {"match_all": {}},
+    }
     if after_key is not None:
         body["search_after"] = [after_key]
     return body

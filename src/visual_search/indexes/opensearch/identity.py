@@ -11,7 +11,11 @@ from visual_search.indexes.opensearch.session import OpenSearchSession
 
 
 def open_or_create(
-    session: OpenSearchSession, endpoint: str, index_name: str, model_id: str | None, dimension: int | None,
+    session: OpenSearchSession,
+    endpoint: str,
+    index_name: str,
+    model_id: str | None,
+    dimension: int | None,
     new_index: dict[str, Any] | None,
 ) -> tuple[str, int, str | None]:
     """The index's (model_id, dimension, engine), creating it from `new_index` when missing and one is given.

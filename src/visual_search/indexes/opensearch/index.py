@@ -8,18 +8,19 @@ once at the end. Serverless (aoss) supports neither, so it defaults to False the
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from visual_search.core.errors import InvalidRequestError
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 from visual_search.indexes.opensearch import documents as docs
 from visual_search.indexes.opensearch import listing
-from visual_search.core.errors import InvalidRequestError
 from visual_search.indexes.opensearch.backfill import backfill_settings, parallel_bulk
 from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
 from visual_search.indexes.opensearch.identity import open_or_create
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
-from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
 T = TypeVar("T")
 Refresh = Literal["wait_for"] | bool
@@ -99,7 +100,7 @@ class OpenSearchIndex:
         self.engine = engine_in_use or self.engine
 
     @classmethod
-    def open_existing(cls, url: str, **options: Any) -> "OpenSearchIndex":
+    def open_existing(cls, url: str, **options: Any) -> OpenSearchIndex:
         """Open an index created earlier, reading model_id, dimension and engine from its mapping.
 
         For readers that do not load the model (stats, get, search by a stored key's vector).
@@ -117,12 +118,16 @@ class OpenSearchIndex:
             # An index created before product data has a strict mapping without `product`: adding a field is
             # allowed on a live index and idempotent, so it is done once, on the first write that needs it.
             self._call(
-                lambda client: client.indices.put_mapping(index=self.index_name, body={"properties": docs.PRODUCT_MAPPING}),
+                lambda client: client.indices.put_mapping(
+                    index=self.index_name, body={"properties": docs.PRODUCT_MAPPING}
+                ),
                 what="add the product field to the mapping",
             )
             self._product_mapped = True
         self._session.bulk(
-            self.index_name, self._index_actions(records, vectors), refresh=self.refresh_policy,
+            self.index_name,
+            self._index_actions(records, vectors),
+            refresh=self.refresh_policy,
             what=f"upsert {len(records)} records into {self.index_name!r}",
         )
 
@@ -136,13 +141,18 @@ class OpenSearchIndex:
         """Backfill: upsert many (records, vectors) batches with refresh off and no replicas, `threads` bulk
         requests in flight; the index settings are restored and the index refreshed before this returns (see
         backfill.py). Returns how many records were written. Not for Serverless, which has no such settings."""
+
         def actions():
             for records, vectors in batches:
-                yield self._index_actions(records, docs.checked_vectors(
-                    vectors, self.dimension, rows=len(records), index_name=self.index_name))
+                yield self._index_actions(
+                    records,
+                    docs.checked_vectors(vectors, self.dimension, rows=len(records), index_name=self.index_name),
+                )
 
         def send(batch: list[list[dict[str, Any]]]) -> None:
-            self._session.bulk(self.index_name, batch, refresh=False, what=f"load {len(batch)} records into {self.index_name!r}")
+            self._session.bulk(
+                self.index_name, batch, refresh=False, what=f"load {len(batch)} records into {self.index_name!r}"
+            )
 
         with backfill_settings(self._session, self.index_name):
             return parallel_bulk(send, actions(), threads=threads)
@@ -152,7 +162,10 @@ class OpenSearchIndex:
             return 0
         actions = [[{"delete": {"_index": self.index_name, "_id": key}}] for key in dict.fromkeys(keys)]
         items = self._session.bulk(
-            self.index_name, actions, refresh=self.refresh_policy, what=f"delete {len(actions)} keys from {self.index_name!r}"
+            self.index_name,
+            actions,
+            refresh=self.refresh_policy,
+            what=f"delete {len(actions)} keys from {self.index_name!r}",
         )
         return sum(1 for item in items if item["delete"].get("result") == "deleted")
 
@@ -247,7 +260,7 @@ class OpenSearchIndex:
         """Release pooled connections. The object stays usable: the next call reconnects."""
         self._session.close()
 
-    def __enter__(self) -> "OpenSearchIndex":
+    def __enter__(self) -> OpenSearchIndex:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

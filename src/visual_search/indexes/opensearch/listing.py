@@ -3,7 +3,8 @@ the duplicate report. Both go past the 10,000-hit window that from/size allows, 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from visual_search.core.errors import BackendUnauthorizedError, BackendUnavailableError, InvalidRequestError
 from visual_search.indexes.opensearch.connection import OpenSearchLocation, build_client
