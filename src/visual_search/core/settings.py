@@ -42,13 +42,21 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     url_allowlist: tuple[str, ...] = ()
     url_timeout_s: float = 5.0
+    # Access keys (header X-API-Key). A shop wants public search and protected writes, so there are two levels:
+    # read_api_key guards the reading routes (search, images, stats, listing; open when unset) and
+    # write_api_key the catalogue writes, the duplicate report and the embedding route (refused when unset).
+    # The write key also opens every reading route. api_key is the one key of before: it sets both.
     api_key: str | None = None
+    read_api_key: str | None = None
+    write_api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
     presigned_url_expiry_s: int = 300
     # The AWS functions: the SageMaker embedder's whole retry budget per request (it must fit the function's
     # timeout), the SSM parameter holding the API key, and the catalogue CSV's key in the images bucket.
     sagemaker_budget_s: float = 20.0
     api_key_parameter: str | None = None
+    read_api_key_parameter: str | None = None
+    write_api_key_parameter: str | None = None
     catalogue_manifest: str | None = None
     frontend_dir: str | None = None
     opensearch_username: str | None = None
@@ -75,6 +83,16 @@ class Settings:
 
     def with_overrides(self, **overrides) -> Settings:
         return replace(self, **{name: value for name, value in overrides.items() if value is not None})
+
+    @property
+    def effective_read_api_key(self) -> str | None:
+        """The key the reading routes need, or None when they are open."""
+        return self.read_api_key or self.api_key
+
+    @property
+    def effective_write_api_key(self) -> str | None:
+        """The key the writing routes need; None means writes are disabled (403), never open."""
+        return self.write_api_key or self.api_key
 
     @property
     def index_is_opensearch(self) -> bool:
