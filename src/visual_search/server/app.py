@@ -22,7 +22,6 @@ from visual_search import __version__, bootstrap
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
-from visual_search.api.thumbnails import ThumbnailCache, default_thumbnail_dir
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import Embedder
@@ -40,6 +39,7 @@ from visual_search.server.access import (
 from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.server.connection_guard import server_config
 from visual_search.stores.local_folder import read_indexed_file
+from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
 

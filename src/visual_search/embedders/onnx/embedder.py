@@ -20,8 +20,8 @@ from visual_search.core import colour as colour_signature
 from visual_search.core.errors import ModelFileError
 from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
 from visual_search.embedders.onnx import activation_regions, pooling
-from visual_search.embedders.onnx.registry import resolve_model
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
+from visual_search.embedders.onnx.resolver import resolve_model
 
 logger = logging.getLogger(__name__)
 

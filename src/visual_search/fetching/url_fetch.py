@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from visual_search.api.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.fetching.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK_BYTES = 64 * 1024

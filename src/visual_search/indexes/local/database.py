@@ -27,7 +27,7 @@ _REMOVAL_LOG_LIMIT = 100_000
 _REMOVAL_LOG_KEPT = 20_000
 
 
-class IndexStore:
+class IndexDatabase:
     """One connection to the database of an index directory; not thread-safe (LocalIndex serialises calls).
 
     Reads that must agree with each other run inside `snapshot()`; writes inside `write()`, which bumps the
