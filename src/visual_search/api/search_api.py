@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from visual_search.api.models import (
     HealthResponse,
     RegionProposal,
+    RegionsResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -25,7 +26,7 @@ from visual_search.api.models import (
 )
 from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.core.errors import InvalidRequestError, UnauthorizedError, error_body, error_for
-from visual_search.core.images import CropBox, decode_image
+from visual_search.core.images import CropBox, DecodedImage
 from visual_search.core.records import ImageRecord
 from visual_search.core.wire import decode_base64_image
 from visual_search.services.hotspots import propose_hotspots
@@ -101,7 +102,22 @@ class SearchApi:
     def health(self) -> ApiResult:
         return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
 
-    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal]]:
+    def handle_regions(self, body: bytes, content_type: str | None) -> ApiResult:
+        """POST /regions: the hotspots of an image or url query, in the body /search takes (without key or crop),
+        so that a client can show results first and ask for hotspots in a second request. Never raises."""
+        started = time.perf_counter()
+        try:
+            request, image = self._parsed_query(body, content_type)
+            if image is None or request.crop is not None:
+                raise InvalidRequestError("regions are proposed for a whole image or url query, not a key or a crop")
+            regions = self._regions(self.service.decode(image, min_size_px=self._regions_decode_px()))
+            took_ms = round((time.perf_counter() - started) * 1000.0, 2)
+            return 200, RegionsResponse(regions=regions, took_ms=took_ms).model_dump()
+        except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
+            return error_result(exc)
+
+    def _parsed_query(self, body: bytes, content_type: str | None) -> tuple[SearchRequest, bytes | None]:
+        """The validated request and the query photo's bytes (None for a key query)."""
         limit = body_limit(content_type, self.max_upload_bytes)
         if len(body) > limit:
             raise body_too_large(limit, content_type)
@@ -114,28 +130,42 @@ class SearchApi:
         if len(sources) != 1:
             named = ", ".join(sources) if sources else "none"
             raise InvalidRequestError(f"give exactly one of image, url or key (got: {named})", code="ambiguous_query")
-        filters = request.filters.to_filters() if request.filters else None
         if request.key is not None:
-            if request.crop is not None:
-                raise InvalidRequestError("crop applies to an image or url query, not to a key")
-            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), []
+            return request, None
         if request.image is not None:
             image = decode_base64_image(request.image, self.max_upload_bytes)
         elif request.url is not None:
             if self.fetcher is None:
                 raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
             image = self.fetcher.fetch(request.url).data
-        crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
-        return outcome, (self._regions(image) if request.regions and crop is None else [])
+        return request, image
 
-    def _regions(self, image: bytes) -> list[RegionProposal]:
+    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal]]:
+        request, image = self._parsed_query(body, content_type)
+        filters = request.filters.to_filters() if request.filters else None
+        if image is None:
+            if request.crop is not None:
+                raise InvalidRequestError("crop applies to an image or url query, not to a key")
+            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), []
+        crop = CropBox(**request.crop.model_dump()) if request.crop else None
+        if not request.regions or crop is not None:
+            outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
+            return outcome, []
+        # Results and hotspots from one decode, at the hotspots' scale (a large JPEG then gives the model a
+        # little more detail than a plain search's decode; the UI asks POST /regions apart instead).
+        decoded = self.service.decode(image, min_size_px=self._regions_decode_px())
+        outcome = self.service.search_decoded(decoded, k=request.k, filters=filters, colour=request.colour)
+        return outcome, self._regions(decoded)
+
+    def _regions_decode_px(self) -> int:
+        # Each half of the photo is looked at on its own (services/hotspots.py): it must still fill the model.
+        return 2 * self.service.embedder.spec.size_px
+
+    def _regions(self, decoded: DecodedImage) -> list[RegionProposal]:
         """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""
-        embedder = self.service.embedder
-        decoded = decode_image(image, min_size_px=2 * embedder.spec.size_px, max_pixels=self.service.max_pixels)
         return [
             RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
-            for box, score in propose_hotspots(embedder, decoded.image)
+            for box, score in propose_hotspots(self.service.embedder, decoded.image)
         ]
 
     def result_of(self, record: ImageRecord, score: float) -> SearchResult:

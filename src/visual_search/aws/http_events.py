@@ -20,7 +20,7 @@ from visual_search.core.errors import InvalidRequestError, NotFoundError, error_
 from visual_search.core.ports import VectorIndex
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
-KEYED_PATHS = ("/search", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
+KEYED_PATHS = ("/search", "/regions", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
 HOW_TO_SET_THE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM SecureString"
 
 
@@ -46,6 +46,8 @@ def handle_http_event(
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
             return json_response(*api.handle_search(body, _header(event, "content-type")))
+        if method == "POST" and path == "/regions":  # the hotspots of a query photo, asked after its results
+            return json_response(*api.handle_regions(_body_bytes(event), _header(event, "content-type")))
         if method == "GET" and path.startswith("/images/"):
             return _redirect_to_image(_path_key(event, path, "/images/"), index, image_url)
         if method == "GET" and path == "/health":

@@ -1,8 +1,8 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
-Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
-SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
-(or at the first request when no lifespan runs).
+Routes: POST /search, POST /regions, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs
+at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at
+startup (or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
@@ -19,7 +19,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from visual_search import __version__, bootstrap
-from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
+from visual_search.api.models import (
+    ErrorResponse,
+    HealthResponse,
+    RegionsResponse,
+    SearchRequest,
+    SearchResponse,
+    StatsResponse,
+)
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
 from visual_search.core.errors import NotFoundError, VisualSearchError
@@ -107,6 +114,15 @@ def create_app(
         content_type = request.headers.get("content-type")
         body = await read_body_capped(request, body_limit(content_type, api.max_upload_bytes))
         status, payload = await run_in_threadpool(api.handle_search, body, content_type)
+        return JSONResponse(payload, status_code=status)
+
+    @app.post("/regions", response_model=RegionsResponse, responses=_ERRORS, dependencies=needs_key)
+    async def regions(request: Request) -> JSONResponse:
+        """Hotspots of an image or url query (the body /search takes): the UI asks after showing the results."""
+        api = await services.ready()
+        content_type = request.headers.get("content-type")
+        body = await read_body_capped(request, body_limit(content_type, api.max_upload_bytes))
+        status, payload = await run_in_threadpool(api.handle_regions, body, content_type)
         return JSONResponse(payload, status_code=status)
 
     thumbnails = ThumbnailCache(default_thumbnail_dir(settings.cache_dir), max_pixels=settings.max_pixels)
