@@ -36,6 +36,9 @@ class OnnxEmbedder:
     `streams` > 1 runs that many chunks of a batch at once on the one session (which is safe to share): with
     intra_op_threads=1 and streams=cores this was ~1.8x the throughput of one run over all cores on the 2-core
     bench machine, because Lite2's many small depthwise layers parallelise poorly inside one run.
+    `spinning` lets ONNX Runtime's idle pool threads spin (its default) instead of sleeping: on the shared 2-core
+    bench machine spinning made one query 1.6x slower and cost 1.4x the CPU (bench/bench_query_threads.py), since
+    the spinning threads take the cores from the decode, numpy and index work around each run.
     """
 
     def __init__(
@@ -45,7 +48,7 @@ class OnnxEmbedder:
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         streams: int = 1,
-        spinning: bool = True,
+        spinning: bool = False,
     ):
         self.model = model
         self.model_id: str = model.model_id
