@@ -7,7 +7,8 @@ precedence over this tree's editable install, for the benchmark process and ever
 
     .venv/bin/python bench/ab_compare.py --baseline /tmp/baseline/src --rounds 2 -- bench/bench_server_latency.py --requests 100
 
-Prints one JSON document: {"baseline": [run JSON, ...], "this_tree": [...], "rounds": n}.
+Prints one JSON document: {"baseline": [run JSON, ...], "candidate": [...], "rounds": n}. `--candidate` names
+another src folder to compare instead of this tree (a snapshot, so that editing the tree cannot change a long run).
 """
 
 from __future__ import annotations
@@ -38,16 +39,19 @@ def run(script_and_args: list[str], pythonpath: str | None) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", type=Path, required=True, help="the baseline's src folder")
+    parser.add_argument(
+        "--candidate", type=Path, help="the candidate's src folder (default: this tree, as it is while running)"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- the bench script and its arguments")
     args = parser.parse_args()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not (args.baseline / "visual_search").is_dir():
         raise SystemExit(f"{args.baseline} holds no visual_search package")
-    results: dict = {"baseline": [], "this_tree": [], "rounds": args.rounds, "command": command}
+    results: dict = {"baseline": [], "candidate": [], "rounds": args.rounds, "command": command}
     for _ in range(args.rounds):
         results["baseline"].append(run(command, str(args.baseline.resolve())))
-        results["this_tree"].append(run(command, None))
+        results["candidate"].append(run(command, str(args.candidate.resolve()) if args.candidate else None))
     print(json.dumps(results, indent=2))
     return 0
 
