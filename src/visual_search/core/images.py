@@ -25,6 +25,8 @@ from visual_search.core.pixel_budget import DECODING, DecoderBusyError
 # The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+# The same formats as media types: what a browser may upload (it checks before sending, see api/client_limits.py).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
 DEFAULT_MAX_PIXELS = 64_000_000  # a 12 MP phone photo is far below; a 30000x30000 "bomb" is far above
 
 # Orientation values 5-8 swap width and height.

@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from visual_search import __version__, bootstrap
+from visual_search.api.client_limits import client_limits
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
@@ -163,7 +164,7 @@ def create_app(
     @app.get("/config.json", include_in_schema=False)
     async def config() -> dict:
         # Served by the server itself so that a frontend/config.json written for AWS cannot redirect the local UI.
-        return {"apiBase": "", "apiKeyRequired": bool(settings.api_key)}
+        return {"apiBase": "", "apiKeyRequired": bool(settings.api_key), "limits": client_limits(settings)}
 
     add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
