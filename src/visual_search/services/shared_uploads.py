@@ -76,15 +76,15 @@ class SharedUploads:
         with self._lock:
             try:
                 self.store.put(key, data)
-            except VisualSearchError as exc:
-                logger.warning("a shared upload could not be kept: %s", exc.message)
+            except (VisualSearchError, OSError) as exc:  # a bucket that refuses, a full or read-only disk
+                logger.warning("a shared upload could not be kept: %s", exc)
                 return None
             self._tally = (self._tally or 0) + len(data)
             if self._tally > self.max_bytes or self.clock() - self._last_sweep >= SWEEP_INTERVAL_S:
                 try:
                     self._sweep(spare=key)
-                except VisualSearchError as exc:  # kept, but not swept: the next keep tries again
-                    logger.warning("the shared uploads could not be swept: %s", exc.message)
+                except (VisualSearchError, OSError) as exc:  # kept, but not swept: the next keep tries again
+                    logger.warning("the shared uploads could not be swept: %s", exc)
         return upload_id
 
     def read(self, upload_id: str) -> bytes:
@@ -145,8 +145,8 @@ class SharedUploads:
     def _forget(self, key: str) -> bool:
         try:
             return self.store.delete(key)
-        except VisualSearchError as exc:
-            logger.warning("a shared upload could not be deleted: %s", exc.message)
+        except (VisualSearchError, OSError) as exc:
+            logger.warning("a shared upload could not be deleted: %s", exc)
             return False
 
 
