@@ -1,7 +1,7 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
-Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
-SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
+Routes: POST /search, GET /images/{key}, GET /shared-uploads/{id}, GET /health, GET /stats, GET /config.json,
+OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
 (or at the first request when no lifespan runs).
 """
 
@@ -39,6 +39,7 @@ from visual_search.server.access import (
 )
 from visual_search.server.catalogue_routes import add_catalogue_routes
 from visual_search.server.connection_guard import server_config
+from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
@@ -129,6 +130,13 @@ def create_app(
             return FileResponse(path, headers=cache)
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
+
+    @app.get("/shared-uploads/{upload_id}", responses={404: {"model": ErrorResponse}, 410: {"model": ErrorResponse}})
+    async def shared_upload(upload_id: str) -> Response:
+        """The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired."""
+        api = await services.ready()
+        data = await run_in_threadpool(api.shared_photo, upload_id)
+        return Response(data, media_type=media_type_of(data), headers={"Cache-Control": "private, max-age=300"})
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> JSONResponse:
