@@ -7,7 +7,6 @@ stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -122,10 +121,6 @@ def _build_parser() -> argparse.ArgumentParser:
     catalogue_commands.register(sub, common, index_parser=index, serve_parser=serve)  # --watch, duplicates
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
     return parser
-
-
-def print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
 
 
 if __name__ == "__main__":
