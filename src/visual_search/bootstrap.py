@@ -13,7 +13,7 @@ from visual_search.core.settings import Settings
 
 def resolve_model(settings: Settings, name: str | None = None):
     """The ONNX model that `name` (default: settings.model) resolves to, built into the configured cache."""
-    from visual_search.embedders.onnx.registry import resolve_model as resolve
+    from visual_search.embedders.onnx.resolver import resolve_model as resolve
 
     calibration_dir = settings.calibration_dir or _bundled_calibration_photos()
     return resolve(
@@ -24,7 +24,7 @@ def resolve_model(settings: Settings, name: str | None = None):
 
 
 def model_cache_dir(settings: Settings) -> Path:
-    from visual_search.embedders.onnx.registry import model_cache_dir as cache_dir
+    from visual_search.embedders.onnx.resolver import model_cache_dir as cache_dir
 
     return cache_dir(settings.cache_dir)
 
@@ -38,7 +38,7 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
 
         if not settings.sagemaker_endpoint:
             raise MissingSettingError("sagemaker_endpoint", "must name the endpoint when the embedder is sagemaker")
-        from visual_search.embedders.onnx.registry import builtin_spec
+        from visual_search.embedders.onnx.resolver import builtin_spec
 
         # The endpoint serves the archive of settings.model; decode photos for that model's input size.
         return SageMakerEmbedder(
@@ -157,7 +157,7 @@ def build_indexing_service(settings: Settings, *, embedder: Embedder | None = No
 
 
 def build_url_fetcher(settings: Settings):
-    from visual_search.api.url_fetch import UrlFetcher
+    from visual_search.fetching.url_fetch import UrlFetcher
 
     return UrlFetcher(
         allowlist=settings.url_allowlist, timeout_s=settings.url_timeout_s, max_bytes=settings.max_upload_bytes

@@ -245,7 +245,13 @@ def test_health_stats_docs_and_config(client):
         "image/jpeg",
     }
     assert schema["components"]["schemas"]["SearchRequest"]["additionalProperties"] is False
-    assert client.get("/config.json").json() == {"apiBase": "", "apiKeyRequired": False}
+    limits = {
+        "maxK": 100,
+        "maxUploadBytes": MAX_UPLOAD,
+        "maxPixels": 64_000_000,
+        "imageTypes": ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"],
+    }
+    assert client.get("/config.json").json() == {"apiBase": "", "apiKeyRequired": False, "limits": limits}
     page = client.get("/")
     assert page.status_code == 200 and "<title>Visual search" in page.text
 

@@ -23,9 +23,15 @@ class Embedder(Protocol):
     callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.
     """
 
-    model_id: str
-    dimension: int
-    spec: PreprocessSpec
+    # Read-only to callers: an in-process model knows them at once, the SageMaker client asks its endpoint.
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def spec(self) -> PreprocessSpec: ...
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 

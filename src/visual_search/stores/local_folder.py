@@ -17,7 +17,7 @@ from urllib.parse import quote
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.core.ports import ObjectInfo, StoredObject
 from visual_search.core.records import ImageRecord
@@ -45,7 +45,7 @@ class LocalFolderStore:
                     continue
                 problem = key_problem(key) or regular_file_problem(path)
                 if problem:
-                    self.skipped.append((shown(str(path)), problem))
+                    self.skipped.append((printable(str(path)), problem))
                 else:
                     keys.append(key)
         return iter(sorted(keys))
@@ -54,7 +54,7 @@ class LocalFolderStore:
         try:
             return read_regular_file(self._path(key))
         except NotFoundError:
-            raise NotFoundError(f"no image {shown(key)!r} in {self.root}") from None
+            raise NotFoundError(f"no image {printable(key)!r} in {self.root}") from None
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
@@ -124,7 +124,7 @@ def read_indexed_file(record: ImageRecord) -> bytes:
     its catalogue folder once every symlink is resolved (the folder is the record's uri less its key), with the
     recorded content hash. Anything else (a file swapped for a symlink to /etc/passwd, edited, or gone) is a
     NotFoundError saying what to do. The bytes returned are those checked, so nothing can change in between."""
-    missing = NotFoundError(f"no image file for the key {shown(record.key)!r}")
+    missing = NotFoundError(f"no image file for the key {printable(record.key)!r}")
     if record.uri.startswith("s3://") or not record.uri.lower().endswith(IMAGE_SUFFIXES):
         raise missing
     path = Path(record.uri)
@@ -137,7 +137,7 @@ def read_indexed_file(record: ImageRecord) -> bytes:
         raise missing from None
     if data is None or sha256_hex(data) != record.content_hash:
         raise NotFoundError(
-            f"the file of the key {shown(record.key)!r} is no longer the one indexed (changed, moved or replaced by "
+            f"the file of the key {printable(record.key)!r} is no longer the one indexed (changed, moved or replaced by "
             "a link); index its folder again to serve it"
         )
     return data

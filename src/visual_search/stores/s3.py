@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import ObjectInfo, StoredObject
 
@@ -65,7 +65,7 @@ class S3ImageStore:
                         continue
                     problem = key_problem(key)
                     if problem:
-                        self.skipped.append((shown(self.uri(key)), problem))
+                        self.skipped.append((printable(self.uri(key)), problem))
                     else:
                         yield key
         except Exception as exc:
