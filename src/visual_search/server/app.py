@@ -1,8 +1,8 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
 Routes: POST /search, GET /images/{key}, GET /shared-uploads/{id}, GET /health, GET /stats, GET /config.json,
-OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
-(or at the first request when no lifespan runs).
+OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model
+loads once, at startup (or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
@@ -131,7 +131,11 @@ def create_app(
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
 
-    @app.get("/shared-uploads/{upload_id}", responses={404: {"model": ErrorResponse}, 410: {"model": ErrorResponse}})
+    @app.get(
+        "/shared-uploads/{upload_id}",
+        responses={status: {"model": ErrorResponse} for status in (400, 404, 410)}
+        | {200: {"content": {"image/*": {}}}},
+    )
     async def shared_upload(upload_id: str) -> Response:
         """The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired."""
         api = await services.ready()
