@@ -70,6 +70,10 @@ class DecodedImage:
     format: str
 
 
+# The built-in model's input size (Lite2 at 300 px with R-MAC pooling: README "Input size and pooling").
+DEFAULT_INPUT_SIZE_PX = 300
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a model wants its input. `mean`/`std` are in 0-255 pixel units: x' = (x - mean) / std.
@@ -80,7 +84,7 @@ class PreprocessSpec:
     - "pad": the whole image fitted inside the square, keeping its aspect ratio, on a white background.
     """
 
-    size_px: int = 260
+    size_px: int = DEFAULT_INPUT_SIZE_PX
     mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     resize: str = "center_crop"
@@ -90,8 +94,8 @@ class PreprocessSpec:
         """The inverse of dataclasses.asdict (how a model archive and an endpoint describe their input)."""
         return cls(
             size_px=int(values["size_px"]),
-            mean=tuple(float(v) for v in values["mean"]),
-            std=tuple(float(v) for v in values["std"]),
+            mean=_three_floats(values["mean"]),
+            std=_three_floats(values["std"]),
             resize=str(values["resize"]),
         )
 
@@ -121,7 +125,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            image: Image.Image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own limit (Image.MAX_IMAGE_PIXELS) tripped first; state whichever limit is the lower.
         raise _too_many_pixels(None, min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)) from None
@@ -254,3 +258,11 @@ def _unreadable(data: bytes) -> Exception:
         )
     except Exception:
         return InvalidImageError("the data is not a readable image (JPEG, PNG, WebP, GIF, BMP or TIFF)")
+
+
+def _three_floats(values: object) -> tuple[float, float, float]:
+    """A per-channel triple (mean or std) read from JSON; anything else is a malformed model description."""
+    if not isinstance(values, list | tuple) or len(values) != 3:
+        raise ValueError(f"a per-channel value needs three numbers, not {values!r}")
+    first, second, third = (float(value) for value in values)
+    return first, second, third
