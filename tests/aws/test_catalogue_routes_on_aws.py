@@ -145,7 +145,7 @@ def test_with_no_key_configured_writes_are_disabled_and_reads_open(functions, mo
     handlers._search_runtime.reset()
     status, body = add_item(demo_photos[1].read_bytes(), api_key=None, key="x.jpg")
     assert (status, body["error"]["code"]) == (403, "writes_disabled")
-    assert "ApiKeyParameterName" in body["error"]["message"]
+    assert "WriteApiKeyParameterName" in body["error"]["message"]
     assert http("DELETE", "/items/seed.jpg", api_key=None)[0] == 403
     assert http("GET", "/items", api_key=None)[0] == 200
     assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
