@@ -22,6 +22,7 @@ from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.index_metrics import reporting_failed_events
 from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
 from visual_search.aws.s3_events import parse_event
+from visual_search.aws.s3_thumbnails import S3Thumbnails, result_url
 from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
 from visual_search.core.keys import shown
 from visual_search.core.lazy import Lazy
@@ -69,7 +70,8 @@ class SearchRuntime:
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
     service = bootstrap.build_search_service(settings)
-    api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
+    # A result's image: its thumbnail when the index function wrote them (aws/s3_thumbnails.py), else the original.
+    api = bootstrap.build_search_api(settings, url_for=result_url(store.url_for), service=service)
     # Writes go to the bucket only (index_on_put=False): the bucket's events index them, as for any upload.
     writer = Lazy(
         lambda: CatalogueWriter(
@@ -91,14 +93,18 @@ def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime
     )
 
 
-def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
+def build_event_indexer(
+    settings: Settings, store_for_bucket: Callable[[str], ImageStore], thumbnails: S3Thumbnails | None = None
+) -> S3EventIndexer:
     embedder = bootstrap.build_embedder(settings)
     index = bootstrap.open_index(settings, writable=True, embedder=embedder)
     sequenced = SequencedIndex(index)
     indexing = IndexingService(
         embedder, sequenced, batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
     )
-    return S3EventIndexer(indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket))
+    return S3EventIndexer(
+        indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket), thumbnails=thumbnails
+    )
 
 
 def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]):
@@ -184,7 +190,9 @@ def _search_runtime_from_env() -> SearchRuntime:
 
 def _event_indexer_from_env() -> S3EventIndexer:
     settings = Settings.from_env()
-    return build_event_indexer(settings, s3_store_factory(settings))
+    store_for_bucket = s3_store_factory(settings)
+    thumbnails = S3Thumbnails(lambda bucket: store_for_bucket(bucket).client, max_pixels=settings.max_pixels)  # type: ignore[attr-defined]
+    return build_event_indexer(settings, store_for_bucket, thumbnails)
 
 
 _search_runtime = Lazy(_search_runtime_from_env)
