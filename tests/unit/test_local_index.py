@@ -17,8 +17,8 @@ from visual_search.core.errors import (
     NotFoundError,
 )
 from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.database import DATABASE_FILE_NAME
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.indexes.local.store import DATABASE_FILE_NAME
 
 DIMENSION = 16
 
@@ -102,7 +102,7 @@ def test_a_reader_sees_each_commit_of_the_writer_at_its_next_search(writer):
 
 
 def test_a_reader_far_behind_a_trimmed_change_log_reloads_everything(writer, monkeypatch):
-    import visual_search.indexes.local.store as store
+    import visual_search.indexes.local.database as store
 
     monkeypatch.setattr(store, "_REMOVAL_LOG_LIMIT", 10)
     monkeypatch.setattr(store, "_REMOVAL_LOG_KEPT", 2)

@@ -24,7 +24,7 @@ from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, Seq
 from visual_search.aws.s3_events import parse_event
 from visual_search.aws.s3_thumbnails import S3Thumbnails, result_url
 from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
-from visual_search.core.keys import shown
+from visual_search.core.keys import printable
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.settings import Settings
@@ -154,7 +154,9 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
         status: [o.event.key for o in outcomes if o.status == status]
         for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")
     }
-    summary["skipped"] = [{"key": shown(o.event.key), "reason": o.reason} for o in outcomes if o.status == "skipped"]
+    summary["skipped"] = [
+        {"key": printable(o.event.key), "reason": o.reason} for o in outcomes if o.status == "skipped"
+    ]
     summary["failed"] = [{"key": o.event.key, "reason": o.reason} for o in failed]
     return summary, bool(failed)
 

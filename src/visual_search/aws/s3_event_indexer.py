@@ -21,7 +21,7 @@ from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedInde
 from visual_search.aws.sequenced_index import record_sequencer as _sequencer
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.ports import ImageStore, StoredObject
 from visual_search.core.records import ImageRecord
 from visual_search.services.indexing import IndexingService, IndexItem
@@ -88,7 +88,7 @@ class S3EventIndexer:
             if problem:
                 # Redelivery cannot fix a name: reported and skipped, so the message is not retried for ever.
                 outcomes.append(
-                    EventOutcome(event, "skipped", f"the object '{shown(event.key)}' was not indexed: {problem}")
+                    EventOutcome(event, "skipped", f"the object '{printable(event.key)}' was not indexed: {problem}")
                 )
                 continue
             seen = latest.get((event.bucket, event.key))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.indexes.local.graph import GraphSidecar
+from visual_search.indexes.local.database import IndexDatabase
+from visual_search.indexes.local.graph_sidecar import GraphSidecar
 from visual_search.indexes.local.matrix import VectorMatrix
-from visual_search.indexes.local.store import IndexStore
 from visual_search.indexes.local.vector_file import VectorFile, VectorFileError
 
 
@@ -28,7 +28,7 @@ class SnapshotFollower:
         self._vector_file = ""  # the file the matrix reads ("" when every row came from SQLite)
         self._unreadable_file = ""  # a named file that could not be opened last time
 
-    def refresh(self, db: IndexStore) -> None:
+    def refresh(self, db: IndexDatabase) -> None:
         """Call inside db.snapshot()."""
         generation = db.generation()
         if generation == self.seen_generation:
@@ -51,7 +51,7 @@ class SnapshotFollower:
             return  # leaving the generation unseen makes the next search retry
         self.seen_generation = generation
 
-    def _reload(self, db: IndexStore, meta: dict[str, str]) -> bool:
+    def _reload(self, db: IndexDatabase, meta: dict[str, str]) -> bool:
         """Start over from the vector file `meta` names, or from nothing (every row then comes from SQLite).
 
         False when that file is gone and an older view exists: a writer replaces its file right after committing

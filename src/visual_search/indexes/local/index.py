@@ -14,15 +14,15 @@ import numpy as np
 from visual_search.core.errors import IndexClosedError, IndexCorruptError, NotFoundError
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
+from visual_search.indexes.local.database import DATABASE_FILE_NAME, IndexDatabase
 from visual_search.indexes.local.filter_cache import FilterCache
 from visual_search.indexes.local.follower import SnapshotFollower
-from visual_search.indexes.local.graph import GraphSidecar
+from visual_search.indexes.local.graph_sidecar import GraphSidecar
 from visual_search.indexes.local.hnsw import HnswParams, remove_sidecars
 from visual_search.indexes.local.identity import checked_identity, checked_new_identity
 from visual_search.indexes.local.integrity import integrity_problems
 from visual_search.indexes.local.lock import WriterLock
-from visual_search.indexes.local.search import nearest, rescored
-from visual_search.indexes.local.store import DATABASE_FILE_NAME, IndexStore
+from visual_search.indexes.local.nearest import nearest, rescored
 from visual_search.indexes.local.vector_file import remove_vector_files
 
 DEFAULT_ANN_THRESHOLD = 20_000
@@ -70,14 +70,14 @@ class LocalIndex:
         self.hnsw = hnsw
         self._mutex = threading.RLock()
         self._writer_lock: WriterLock | None = None
-        self._store: IndexStore | None = None
+        self._store: IndexDatabase | None = None
         database = self.directory / DATABASE_FILE_NAME
         if writable:
             self.directory.mkdir(parents=True, exist_ok=True)
         elif not database.exists():
             raise NotFoundError(f"no index at {self.directory} (no {DATABASE_FILE_NAME}); index some images first")
         try:
-            self._store = IndexStore(database)
+            self._store = IndexDatabase(database)
             # The model check comes before the writer lock: a wrong model is the more useful error to report.
             meta = self._stored_meta()
             if meta:
@@ -93,7 +93,7 @@ class LocalIndex:
             self.close()
             raise
         if writable:
-            meta = self._store.meta()
+            meta = self._db.meta()
             remove_sidecars(self.directory, keep=meta["ann_file"])
             remove_vector_files(self.directory, keep=meta.get("vector_file", ""))
         self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw)
@@ -102,7 +102,7 @@ class LocalIndex:
 
     def _stored_meta(self) -> dict[str, str]:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        return self._store.meta() if self._store.connection.execute(query).fetchone() else {}
+        return self._db.meta() if self._db.connection.execute(query).fetchone() else {}
 
     def _create(self, model_id: str | None, dimension: int | None) -> tuple[str, int]:
         if not self.writable:
@@ -111,11 +111,11 @@ class LocalIndex:
         if meta:
             return checked_identity(self.directory, meta, model_id, dimension)
         model_id, dimension = checked_new_identity(model_id, dimension)
-        self._store.create_schema(model_id, dimension, time.time())
+        self._db.create_schema(model_id, dimension, time.time())
         return model_id, dimension
 
     @property
-    def _db(self) -> IndexStore:
+    def _db(self) -> IndexDatabase:
         if self._store is None:
             raise IndexClosedError(f"the index at {self.directory} is closed")
         return self._store

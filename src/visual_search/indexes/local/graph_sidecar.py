@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from visual_search.indexes.local.database import IndexDatabase
 from visual_search.indexes.local.hnsw import HnswGraph, HnswParams, faiss_available, load_sidecar, remove_sidecars
-from visual_search.indexes.local.store import IndexStore
 from visual_search.indexes.local.vector_file import remove_vector_files, write_vector_file
 
 # Beyond this fraction of tombstones, over-fetching past them costs more than rebuilding the graph.
@@ -21,7 +21,7 @@ class GraphSidecar:
     the old file is deleted, so a crash at any point leaves the database naming a complete file.
     """
 
-    def __init__(self, store: IndexStore, directory: Path, dimension: int, params: HnswParams):
+    def __init__(self, store: IndexDatabase, directory: Path, dimension: int, params: HnswParams):
         self._store, self._directory, self._dimension, self._params = store, directory, dimension, params
         self.graph: HnswGraph | None = None
         self.file = ""
