@@ -109,11 +109,13 @@ _OPENSEARCH_OPTIONS = {
     "mode": str,
     "compression_level": str,
     "encoder": str,
-}  # the last three: memory-saving storage
+    "replicas": int,
+}  # mode, compression_level, encoder: memory-saving storage; replicas: 0 on a one-node cluster (else yellow)
 
 
 def _opensearch_options(location: str) -> tuple[str, dict]:
-    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200."""
+    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200;
+    so does the replica count a new index is created with (?replicas=0 on a one-node domain)."""
     from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     parts = urlsplit(location)
@@ -127,6 +129,8 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
             options[name] = _OPENSEARCH_OPTIONS[name](value)
         except ValueError:
             raise InvalidSettingError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
+        if name == "replicas" and options[name] < 0:
+            raise InvalidSettingError(f"the OpenSearch option replicas must be 0 or more, not {value!r}")
     return urlunsplit(parts._replace(query="")), options
 
 
