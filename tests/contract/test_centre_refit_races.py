@@ -102,9 +102,7 @@ def test_opensearch_refits_from_another_client_during_writes_leave_every_documen
         failures: list = []
         written: list[np.ndarray] = []
         started = threading.Event()
-        writer = threading.Thread(
-            target=lambda: written.append(write_batches(writer_index, 12, 25, failures, started))
-        )
+        writer = threading.Thread(target=lambda: written.append(write_batches(writer_index, 12, 25, failures, started)))
         writer.start()
         started.wait(30)
         fitted = centres(3)
