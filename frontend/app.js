@@ -7,6 +7,7 @@
 import { api, apiError, client, loadConfig, setApiKey } from "./api.js";
 import { CropBox } from "./crop.js";
 import { openDetail } from "./detail.js";
+import { $ } from "./dom.js";
 import { hideToast, setupFeedback, showError, showSearching } from "./feedback.js";
 import { CategoryFilters } from "./filters.js";
 import { renderHotspots } from "./hotspots.js";
@@ -15,7 +16,6 @@ import { renderResultsPanel } from "./results_panel.js";
 import { setupSources } from "./sources.js";
 import { matchTier } from "./tiers.js";
 
-const $ = (id) => document.getElementById(id);
 const PAGE = 24;        // results per "Show more"
 const MAX_K = 100;      // the API's limit
 const COLOUR_WEIGHT = 0.5;

@@ -2,7 +2,7 @@
 // camera the shopper is told so, and the device's own picker (which may still offer a camera app) is offered.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
+import { $ } from "./dom.js";
 
 export function hasLiveCamera() {
   return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia) && window.isSecureContext;

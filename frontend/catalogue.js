@@ -5,11 +5,11 @@
 
 import { api, client, loadConfig, setApiKey } from "./api.js";
 import { openDetail } from "./detail.js";
+import { $ } from "./dom.js";
 import { productTitle, thumbnailUrl } from "./product.js";
 
 const PAGE_SIZE = 48;
 const state = { offset: 0, label: null, total: 0, similarTo: null };
-const $ = (id) => document.getElementById(id);
 
 async function start() {
   await loadConfig();

@@ -2,7 +2,7 @@
 // for "searching" and for errors, errors in plain words with a Retry button, engineering detail to the console.
 "use strict";
 
-const $ = (id) => document.getElementById(id);
+import { $ } from "./dom.js";
 
 // API error codes (and transport failures) in the shopper's words. Unknown codes fall back on the HTTP status.
 const MESSAGES = {

@@ -2,6 +2,7 @@
 // A tap on the photo or title opens the detail view; "More like this" is a visible button, not a hover effect.
 "use strict";
 
+import { element } from "./dom.js";
 import { formatPrice, productLink, productTitle, thumbnailUrl } from "./product.js";
 import { matchTier } from "./tiers.js";
 
@@ -62,11 +63,4 @@ function resultCard(result, position, onOpen, onMore) {
   }
   card.append(open, meta, actions);
   return card;
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }

@@ -2,11 +2,11 @@
 // "Show more", the empty-state sentence and the status line.
 "use strict";
 
+import { $ } from "./dom.js";
 import { shopperMessage } from "./feedback.js";
 import { renderResultCards } from "./results.js";
 import { isWeak } from "./tiers.js";
 
-const $ = (id) => document.getElementById(id);
 
 // `response` may be null (nothing shown yet); `k` is what the shown search asked for, `maxK` the API's limit.
 export function renderResultsPanel({ response, k, maxK, showWeak, filtered, error, onOpen, onMore }) {

@@ -3,8 +3,8 @@
 "use strict";
 
 import { captureFromCamera } from "./camera.js";
+import { $ } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
 const MAX_SIDE_PX = 2048;            // larger photos are downscaled before upload: faster, and under Lambda's 6 MB
 const MAX_SEND_BYTES = 4 * 1024 * 1024;
 

@@ -171,7 +171,59 @@ def build_search_api(settings: Settings, *, url_for, service=None, embedder: Emb
 
     service = service or build_search_service(settings, embedder=embedder, create_if_missing=True)
     return SearchApi(
-        service, url_for=url_for, fetcher=build_url_fetcher(settings), max_upload_bytes=settings.max_upload_bytes
+        service,
+        url_for=url_for,
+        fetcher=build_url_fetcher(settings),
+        max_upload_bytes=settings.max_upload_bytes,
+        shared_uploads=build_shared_uploads(settings),
+    )
+
+
+SHARED_UPLOADS_PREFIX = "shared-uploads/"  # in the images bucket; the stack gives it a lifecycle expiry
+
+
+def shared_uploads_location(settings: Settings) -> str:
+    """Where shared uploads are kept: settings.shared_uploads_store; else, beside a bucket of images (AWS), that
+    bucket under shared-uploads/ (outside the catalogue's prefix, and never indexed: its keys have no image
+    suffix); else a folder beside the embedded index; else one in the per-user data directory."""
+    if settings.shared_uploads_store:
+        return settings.shared_uploads_store
+    if settings.image_store and settings.image_store.startswith("s3://"):
+        from urllib.parse import urlparse
+
+        return f"s3://{urlparse(settings.image_store).netloc}/{SHARED_UPLOADS_PREFIX}"
+    if not settings.index_is_opensearch:
+        return str(Path(settings.index).with_name(Path(settings.index).name + "-shared-uploads"))
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("visual-search")) / "shared-uploads")
+
+
+def build_shared_uploads(settings: Settings):
+    """The store of shared query photos, or None when settings.shared_uploads is off."""
+    if not settings.shared_uploads:
+        return None
+    from visual_search.services.shared_uploads import SharedUploads
+
+    location = shared_uploads_location(settings)
+    if location.startswith("s3://"):
+        from urllib.parse import urlparse
+
+        from visual_search.stores.s3 import S3ImageStore
+
+        parsed = urlparse(location)
+        # Keys are full object keys in an S3 store, so the prefix goes into the keys, not into the store.
+        store: ImageStore = S3ImageStore(parsed.netloc, presigned_url_expiry_s=settings.presigned_url_expiry_s)
+        key_prefix = parsed.path.strip("/") + "/" if parsed.path.strip("/") else ""
+    else:
+        from visual_search.stores.local_folder import LocalFolderStore
+
+        store, key_prefix = LocalFolderStore(location, url_prefix="/shared-uploads/"), ""
+    return SharedUploads(
+        store,
+        key_prefix=key_prefix,
+        max_bytes=settings.shared_uploads_max_bytes,
+        max_age_s=settings.shared_uploads_max_age_s,
     )
 
 

@@ -1,6 +1,7 @@
 """API Gateway HTTP API (payload v2) events in, Lambda proxy responses out, over the transport-neutral SearchApi.
 
-Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /health, GET /stats,
+Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /shared-uploads/{key+}
+(302 to a short-lived URL of a kept query photo), GET /health, GET /stats,
 and the catalogue routes of api/catalogue_api.py: GET /items, POST /items, DELETE /items/{key+}, GET /duplicates.
 On AWS an added item is written to the bucket and deleting one removes its object; the bucket's events then
 index or remove it, so every change to the catalogue takes one path. CORS headers and OPTIONS preflights are
@@ -48,6 +49,8 @@ def handle_http_event(
             return json_response(*api.handle_search(body, _header(event, "content-type")))
         if method == "GET" and path.startswith("/images/"):
             return _redirect_to_image(_path_key(event, path, "/images/"), index, image_url)
+        if method == "GET" and path.startswith("/shared-uploads/"):
+            return _redirect_to_shared_upload(_path_key(event, path, "/shared-uploads/"), api)
         if method == "GET" and path == "/health":
             return json_response(*api.health())
         if method == "GET" and path == "/stats":
@@ -120,6 +123,11 @@ def _redirect_to_image(key: str, index: VectorIndex, image_url: Callable[[str], 
     if not key or not index.get([key]):
         raise NotFoundError(f"no indexed image has the key {key!r}")
     return {"statusCode": 302, "headers": {"location": image_url(key), "cache-control": "no-store"}, "body": ""}
+
+
+def _redirect_to_shared_upload(upload_id: str, api: SearchApi) -> dict:
+    location = api.shared_photo_url(upload_id)
+    return {"statusCode": 302, "headers": {"location": location, "cache-control": "no-store"}, "body": ""}
 
 
 RETRY_AFTER_S = 5  # a 503 is a backend that is down or busy (the endpoint's retry budget ran out): try again soon

@@ -24,9 +24,15 @@ class Embedder(Protocol):
     callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.
     """
 
-    model_id: str
-    dimension: int
-    spec: PreprocessSpec
+    # Read-only to callers: an in-process model knows them at once, the SageMaker client asks its endpoint.
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def spec(self) -> PreprocessSpec: ...
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -116,6 +122,16 @@ class StoredObject:
 
     data: bytes
     metadata: Mapping[str, str] = field(default_factory=dict)
+    modified: float | None = None  # when it was last written, in epoch seconds (None where a store cannot say)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object of a listing, without its bytes: key, size in bytes, last written (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 @runtime_checkable
@@ -146,3 +162,7 @@ class ImageStore(Protocol):
 
     def exists(self, key: str) -> bool:
         """Whether the object is there now, without reading it (S3: a HEAD request)."""
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix` (whatever its suffix, hidden and partial files excepted),
+        with its size and time, for stores that are bounded by bytes and age (the shared uploads)."""

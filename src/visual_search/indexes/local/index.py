@@ -115,7 +115,7 @@ class LocalIndex:
             self.close()
             raise
         if writable:
-            meta = self._store.meta()
+            meta = self._db.meta()
             remove_sidecars(self.directory, keep=meta["ann_file"])
             remove_vector_files(self.directory, keep=meta.get("vector_file", ""))
         self.colour_dimension = colour_dimension_of(self.model_id)
@@ -125,7 +125,7 @@ class LocalIndex:
 
     def _stored_meta(self) -> dict[str, str]:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        return self._store.meta() if self._store.connection.execute(query).fetchone() else {}
+        return self._db.meta() if self._db.connection.execute(query).fetchone() else {}
 
     def _create(self, model_id: str | None, dimension: int | None) -> tuple[str, int]:
         if not self.writable:
@@ -134,7 +134,7 @@ class LocalIndex:
         if meta:
             return checked_identity(self.directory, meta, model_id, dimension)
         model_id, dimension = checked_new_identity(model_id, dimension)
-        self._store.create_schema(model_id, dimension, time.time())
+        self._db.create_schema(model_id, dimension, time.time())
         return model_id, dimension
 
     @property

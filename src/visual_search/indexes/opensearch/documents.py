@@ -32,7 +32,7 @@ VECTOR_DECIMALS = 7
 # the lucene engine and faiss's 16-bit one on faiss; "fp16" names faiss's explicitly.
 MODES = ("in_memory", "on_disk")
 COMPRESSION_LEVELS = ("1x", "2x", "4x", "8x", "16x", "32x")
-ENCODERS = {
+ENCODERS: dict[str, dict[str, dict[str, Any]]] = {
     "lucene": {"sq": {"name": "sq"}},
     "faiss": {"sq": {"name": "sq"}, "fp16": {"name": "sq", "parameters": {"type": "fp16"}}},
 }
