@@ -8,6 +8,7 @@ re-projects its stored vectors (no image is re-embedded). `--clear` removes the 
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from visual_search.core.catalogue_csv import read_catalogue_csv
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.local_files import read_regular_file
+from visual_search.core.ports import AdaptableIndex
 from visual_search.core.settings import Settings
 from visual_search.services.adaptation import PhotoSource, fit_from_photos
 
@@ -56,7 +58,7 @@ def photo_sources(paths: list[str]) -> list[PhotoSource]:
 
 
 def _source(path: Path) -> PhotoSource:
-    return PhotoSource(str(path), lambda path=path: read_regular_file(path))
+    return PhotoSource(str(path), functools.partial(read_regular_file, path))
 
 
 def run_adapt(args, settings: Settings) -> int:
@@ -67,11 +69,18 @@ def run_adapt(args, settings: Settings) -> int:
         raise InvalidRequestError(f"no image files found in {', '.join(args.paths)}")
     embedder = bootstrap.build_embedder(settings, bulk=True)
     index = bootstrap.open_index(settings, writable=True, embedder=embedder)
+    if not isinstance(index, AdaptableIndex):
+        index.close()
+        raise InvalidRequestError(f"the index {settings.index} cannot hold a query-domain centre")
     try:
         if args.clear:
             previous = index.centre
             index.set_centre(None)
-            summary = {"photos_used": 0, "moved": previous.distance_to(None) if previous else 0.0, "centre_id": None}
+            summary: dict[str, object] = {
+                "photos_used": 0,
+                "moved": previous.distance_to(None) if previous else 0.0,
+                "centre_id": None,
+            }
             text = "removed the query-domain centre" if previous else "the index had no query-domain centre"
         else:
             report = fit_from_photos(embedder, index, sources, max_pixels=settings.max_pixels)

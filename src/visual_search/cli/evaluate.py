@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
@@ -105,12 +106,12 @@ def run_eval(args, settings: Settings) -> int:
 
     def scored(centre: Centre | None) -> RetrievalScores:
         gallery_space = project(gallery_vectors, centre, colour_dimension)
-        query_space = gallery_space if leave_one_out else project(query_vectors, centre, colour_dimension)
+        query_space = project(gallery_vectors if query_vectors is None else query_vectors, centre, colour_dimension)
         return score_retrieval(
             gallery_space,
-            gallery_labels,
+            gallery_labels,  # type: ignore[arg-type]  # labelled entries only (filtered when read)
             _weighted(query_space, embedder.model_id, args.colour),
-            gallery_labels if leave_one_out else query_labels,
+            gallery_labels if leave_one_out else query_labels,  # type: ignore[arg-type]
             k=args.k,
             same_items=leave_one_out,
         )
@@ -120,7 +121,7 @@ def run_eval(args, settings: Settings) -> int:
     benchmark = f"shopper-sim (seed {args.seed})" if shopper else "category"
     if args.json:
         extra = {}
-        if adapted is not None:
+        if adapted is not None and centre is not None:
             extra = {"adapted": adapted.as_dict(), "adapted_on_photos": adapted_on, "centre_id": centre.centre_id}
         print(
             json.dumps(
@@ -146,7 +147,7 @@ def run_eval(args, settings: Settings) -> int:
                 f"recall@1 {result.recall_at_1:.4f}  recall@{args.k} {result.recall_at_k:.4f}  "
                 f"mAP {result.mean_average_precision:.4f}" + (f"  ({name})" if name else "")
             )
-        if adapted is not None:
+        if centre is not None:
             print(f"centre {centre.centre_id} fitted on {adapted_on} photos that are not evaluation queries")
     return 0 if scores.queries else 1
 
@@ -180,7 +181,10 @@ def _simulated_adaptation(count: int, gallery, query_sources: set[int], seed: in
     made = shopper_queries(
         count, len(pool), lambda i: decode_image(gallery[pool[i]].path.read_bytes()).image, seed=seed + 1
     )
-    return [PhotoSource(f"simulated shopper photo of {gallery[pool[q.source]].path}", lambda q=q: q.jpeg) for q in made]
+    return [
+        PhotoSource(f"simulated shopper photo of {gallery[pool[q.source]].path}", functools.partial(bytes, q.jpeg))
+        for q in made
+    ]
 
 
 def _weighted(vectors: np.ndarray, model_id: str, weight: float) -> np.ndarray:

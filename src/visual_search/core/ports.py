@@ -111,6 +111,10 @@ class AdaptableIndex(VectorIndex, Protocol):
     def centre(self) -> Centre | None:
         """The centre searches use now (None: none)."""
 
+    @property
+    def space_id(self) -> str:
+        """The model id, plus the centre's hash when there is one (core/centre.centred_space_id)."""
+
     def set_centre(self, centre: Centre | None) -> object:
         """Search with `centre` from now on (None removes it); ModelMismatchError for another model's centre."""
 

@@ -144,7 +144,7 @@ class QueryDomainLearner:
         self._lock = threading.Lock()
         self._refit_lock = threading.Lock()
         self._salt = os.urandom(16)  # client ids are hashed with a per-process salt: never stored as given
-        self._sum: np.ndarray | None = None
+        self._sum: np.ndarray | None = None  # float64 running sum of unit appearance vectors
         self._count = 0
         self._window = _Window()
         self.frozen = False
@@ -167,7 +167,7 @@ class QueryDomainLearner:
                 self._window.refused += 1
                 return False
             self._window.per_client[who] = self._window.per_client.get(who, 0) + 1
-            self._sum = appearance if self._sum is None else self._sum + appearance
+            self._sum = appearance if self._sum is None else np.add(self._sum, appearance)
             self._count += 1
             self._window.accepted += 1
             due = self._window.accepted >= self.policy.refit_every
@@ -190,9 +190,9 @@ class QueryDomainLearner:
         """Move the centre towards the running mean by at most `max_step`, and apply it to the index."""
         with self._refit_lock:
             with self._lock:
-                if self._count == 0 or self.frozen:
+                if self._sum is None or self._count == 0 or self.frozen:
                     return self.centre
-                target = (self._sum / self._count).astype(np.float32)
+                target = np.asarray(self._sum / self._count, dtype=np.float32)
                 count = self._count
             try:
                 index = self._index() if self._index is not None else None

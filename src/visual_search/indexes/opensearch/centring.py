@@ -15,6 +15,7 @@ either the writer sees the new centre or its write landed before the refit's fir
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -114,9 +115,9 @@ def _one_pass(session: OpenSearchSession, index_name: str, centre: Centre | None
         }
         if after is not None:
             body["search_after"] = [after]
-        hits = session.call(
-            lambda client, body=body: client.search(index=index_name, body=body), what="find stale vectors"
-        )["hits"]["hits"]
+        hits = session.call(functools.partial(_search, index=index_name, body=body), what="find stale vectors")["hits"][
+            "hits"
+        ]
         if not hits:
             return found, written
         after = hits[-1]["_source"]["key"]
@@ -132,12 +133,18 @@ def _one_pass(session: OpenSearchSession, index_name: str, centre: Centre | None
                 {"update": {"_id": hit["_id"], "if_seq_no": hit["_seq_no"], "if_primary_term": hit["_primary_term"]}},
                 {"doc": fields},
             ]
-        answer = session.call(
-            lambda client, lines=lines: client.bulk(body=lines, index=index_name), what="rewrite projected vectors"
-        )
+        answer = session.call(functools.partial(_bulk, index=index_name, body=lines), what="rewrite projected vectors")
         for item in answer["items"]:
             status = item["update"].get("status", 200)
             if status < 300:
                 written += 1
             elif status not in (404, 409, 429):  # gone, changed meanwhile, busy: the next pass decides
                 raise InvalidRequestError(f"OpenSearch refused to rewrite a vector: {item['update'].get('error')}")
+
+
+def _search(client, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+    return client.search(index=index, body=body)
+
+
+def _bulk(client, *, index: str, body: list[dict[str, Any]]) -> dict[str, Any]:
+    return client.bulk(body=body, index=index)
