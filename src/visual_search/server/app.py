@@ -37,7 +37,8 @@ from visual_search.server.access import (
     api_key_checker,
     read_body_capped,
 )
-from visual_search.server.catalogue_routes import add_catalogue_routes
+from visual_search.server.adaptation_routes import add_adaptation_routes
+from visual_search.server.catalogue_routes import add_catalogue_routes, write_key_checker
 from visual_search.server.connection_guard import server_config
 from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
@@ -179,6 +180,7 @@ def create_app(
         return {"apiBase": "", "apiKeyRequired": bool(settings.api_key), "limits": client_limits(settings)}
 
     add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
+    add_adaptation_routes(app, settings, write_check=Depends(write_key_checker(settings.api_key)))
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")
