@@ -69,7 +69,7 @@ def main() -> None:
     import onnxruntime
 
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
-    from visual_search.embedders.onnx.registry import resolve_model
+    from visual_search.embedders.onnx.resolver import resolve_model
 
     facts = machine_facts(onnxruntime=onnxruntime.__version__)
     results = []

@@ -224,7 +224,7 @@ def main() -> None:
 
     started = time.time()
     from visual_search.core.colour import COLOUR_DESCRIPTOR_ID
-    from visual_search.embedders.lite2.graph import BUILDER_VERSION
+    from visual_search.embedders.lite2_builder.graph import BUILDER_VERSION
 
     embedders = {
         size: OnnxEmbedder.from_name(f"lite2-fp32@{size}-avg", intra_op_threads=1, streams=cores) for size in sizes

@@ -43,7 +43,7 @@ def main() -> int:
         print(f"bench_torch_eager: skipped, the torch-reference extra is not installed ({exc})", file=sys.stderr)
         return 0
     from visual_search.core.images import decode_image, to_model_input
-    from visual_search.embedders.lite2.weights import default_weights_path
+    from visual_search.embedders.lite2_builder.weights import default_weights_path
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1

@@ -105,8 +105,8 @@ def build_archive(
     model_name: str, output: Path, *, calibration_dir: Path | None = None, wheel_dir: Path | None = None
 ) -> str:
     """Writes the archive to `output` and returns the model_id it serves."""
-    from visual_search.embedders.onnx.registry import resolve_model
-    from visual_search.embedders.sagemaker.model_directory import save_endpoint_model
+    from visual_search.embedders.onnx.endpoint_archive import save_endpoint_model
+    from visual_search.embedders.onnx.resolver import resolve_model
 
     model = resolve_model(model_name, calibration_dir=calibration_dir)
     wheels = endpoint_wheels(wheel_dir or default_wheel_dir())

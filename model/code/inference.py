@@ -21,8 +21,8 @@ import numpy as np
 
 from visual_search.core.errors import UnsupportedImageTypeError
 from visual_search.core.settings import Settings
+from visual_search.embedders.onnx.endpoint_archive import load_endpoint_embedder
 from visual_search.embedders.sagemaker import protocol as protocol
-from visual_search.embedders.sagemaker.model_directory import load_endpoint_embedder
 
 # model_fn runs once per worker before any request; input_fn and output_fn receive no model, so they read it here.
 _served = {}

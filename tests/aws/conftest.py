@@ -37,7 +37,7 @@ def colour_embedder() -> ColourGridEmbedder:
     """The endpoint's model, preprocessing as the default built-in model does: the SageMaker client checks that
     the endpoint decodes as the model it is configured for (VISUAL_SEARCH_MODEL) and refuses a mismatch."""
     from visual_search.core.settings import Settings
-    from visual_search.embedders.onnx.registry import builtin_spec
+    from visual_search.embedders.onnx.resolver import builtin_spec
 
     embedder = ColourGridEmbedder()
     embedder.spec = builtin_spec(Settings().model)

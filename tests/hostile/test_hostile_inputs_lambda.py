@@ -12,9 +12,9 @@ from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, reques
 from hostile_support import IndexSnapshot, assert_no_stack_trace
 
 from visual_search.api.search_api import SearchApi
-from visual_search.api.url_fetch import UrlFetcher
 from visual_search.aws import handlers
 from visual_search.core.lazy import Lazy
+from visual_search.fetching.url_fetch import UrlFetcher
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -37,7 +37,7 @@ import json, sys
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from pathlib import Path
 from loopback_image_host import image_host
-from visual_search.api.url_fetch import UrlFetcher
+from visual_search.fetching.url_fetch import UrlFetcher
 from visual_search.core.errors import VisualSearchError
 
 photo = (Path(sys.argv[2]) / "fixtures" / "photos" / "hat.jpg").read_bytes()

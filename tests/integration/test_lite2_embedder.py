@@ -15,9 +15,9 @@ from PIL import Image
 from visual_search.core.errors import ModelFileError
 from visual_search.core.images import decode_image
 from visual_search.core.ports import Embedder
-from visual_search.embedders.lite2.weights import default_weights_path
+from visual_search.embedders.lite2_builder.weights import default_weights_path
 from visual_search.embedders.onnx.embedder import OnnxEmbedder
-from visual_search.embedders.onnx.registry import resolve_model
+from visual_search.embedders.onnx.resolver import resolve_model
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 # Plausible ImageNet-1k classes (the first name of each entry) for each fixture photo.
@@ -230,7 +230,7 @@ def test_a_custom_config_naming_a_missing_output_is_refused(tmp_path):
 
 def test_cache_dir_comes_from_the_settings(monkeypatch, tmp_path):
     from visual_search.core.settings import Settings
-    from visual_search.embedders.onnx.registry import model_cache_dir
+    from visual_search.embedders.onnx.resolver import model_cache_dir
 
     settings = Settings.from_env({"VISUAL_SEARCH_CACHE_DIR": str(tmp_path)})
     assert model_cache_dir(settings.cache_dir) == tmp_path
@@ -262,7 +262,7 @@ def test_the_graph_at_another_input_size_still_sees_the_garments(tmp_path_factor
 
 
 def test_same_padding_puts_the_odd_pixel_bottom_right():
-    from visual_search.embedders.lite2.graph import same_padding
+    from visual_search.embedders.lite2_builder.graph import same_padding
 
     assert same_padding(260, 3, 2) == (0, 1, 130)  # even input, stride 2: all the padding after
     assert same_padding(23, 3, 2) == (1, 1, 12)  # odd input: symmetric

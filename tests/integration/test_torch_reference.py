@@ -22,7 +22,7 @@ PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 
 @pytest.fixture(scope="module")
 def batch() -> np.ndarray:
-    from visual_search.embedders.lite2.graph import LITE2_PREPROCESS
+    from visual_search.embedders.lite2_builder.graph import LITE2_PREPROCESS
 
     photos = sorted(PHOTOS.glob("*.jpg"))
     assert photos, "the fixture photos are missing"
@@ -31,7 +31,7 @@ def batch() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def torch_outputs(batch):
-    from visual_search.embedders.lite2.weights import default_weights_path
+    from visual_search.embedders.lite2_builder.weights import default_weights_path
 
     model = reference.EfficientNet.from_pretrained("efficientnet-lite2", weights_path=str(default_weights_path()))
     model.eval()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from visual_search.core.errors import ModelFileError
-from visual_search.embedders.lite2.weights import default_weights_path, load_state_dict
+from visual_search.embedders.lite2_builder.weights import default_weights_path, load_state_dict
 
 MAGIC = 119547037146038801333356
 

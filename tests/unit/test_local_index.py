@@ -17,8 +17,8 @@ from visual_search.core.errors import (
     NotFoundError,
 )
 from visual_search.core.records import ImageRecord, SearchFilters
+from visual_search.indexes.local.database import DATABASE_FILE_NAME
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.indexes.local.store import DATABASE_FILE_NAME
 
 DIMENSION = 16
 
@@ -102,7 +102,7 @@ def test_a_reader_sees_each_commit_of_the_writer_at_its_next_search(writer):
 
 
 def test_a_reader_far_behind_a_trimmed_change_log_reloads_everything(writer, monkeypatch):
-    import visual_search.indexes.local.store as store
+    import visual_search.indexes.local.database as store
 
     monkeypatch.setattr(store, "_REMOVAL_LOG_LIMIT", 10)
     monkeypatch.setattr(store, "_REMOVAL_LOG_KEPT", 2)
@@ -168,9 +168,10 @@ def test_a_query_of_shape_one_by_dimension_is_accepted(writer):
     assert writer.search(vectors[2:3], 1)[0].record.key == "item-2"
 
 
-def test_keys_with_hashes_maps_every_key_to_its_content_hash(writer):
+def test_every_record_keeps_its_content_hash(writer):
     writer.upsert(records(3), unit_vectors(3))
-    assert writer.keys_with_hashes() == {f"item-{i}": f"{i:064x}" for i in range(3)}
+    stored = writer.get([f"item-{i}" for i in range(3)])
+    assert {key: record.content_hash for key, record in stored.items()} == {f"item-{i}": f"{i:064x}" for i in range(3)}
 
 
 def test_search_filters_and_exclusions_combine(writer):

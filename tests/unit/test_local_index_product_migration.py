@@ -8,8 +8,8 @@ import sqlite3
 import numpy as np
 
 from visual_search.core.records import ImageRecord, Product
+from visual_search.indexes.local.database import DATABASE_FILE_NAME
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.indexes.local.store import DATABASE_FILE_NAME
 
 
 def _record(key: str, product: Product = Product()) -> ImageRecord:

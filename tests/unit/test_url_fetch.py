@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from loopback_image_host import image_host
 
-from visual_search.api.url_fetch import UrlFetcher
-from visual_search.api.url_policy import is_public_address, parse_ip
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.fetching.url_fetch import UrlFetcher
+from visual_search.fetching.url_policy import is_public_address, parse_ip
 
 PHOTO = (Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "hat.jpg").read_bytes()
 

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loopback_image_host import image_host
 
-from visual_search.api.url_fetch import UrlFetcher
 from visual_search.core.errors import FetchError, FetchRefusedError, VisualSearchError
+from visual_search.fetching.url_fetch import UrlFetcher
 
 PHOTO = (Path(__file__).resolve().parents[1] / "fixtures" / "photos" / "hat.jpg").read_bytes()
 MALFORMED_LOCATIONS = [

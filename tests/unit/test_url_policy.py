@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from visual_search.api.url_policy import DENIED_IPV4, DENIED_IPV6, denied_reason, embedded_ipv4, is_public_address
+from visual_search.fetching.url_policy import DENIED_IPV4, DENIED_IPV6, denied_reason, embedded_ipv4, is_public_address
 
 ALL_DENIED = DENIED_IPV4 + DENIED_IPV6
 

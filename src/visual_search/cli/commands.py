@@ -12,7 +12,7 @@ from visual_search import bootstrap
 from visual_search.core.catalogue_csv import read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.core.pixel_budget import BULK_WAIT_S, DECODING
 from visual_search.core.records import SearchFilters
@@ -39,7 +39,7 @@ def run_index(args, settings: Settings) -> int:
         print(f"skipped {failure.uri}: {failure.reason}", file=sys.stderr)
     print(
         f"indexed {report.indexed}, unchanged {report.unchanged}, failed {len(report.failed)} "
-        f"in {report.seconds:.1f} s ({report.images_per_s:.0f} images/s); index: {_shown(settings.index)}",
+        f"in {report.seconds:.1f} s ({report.images_per_s:.0f} images/s); index: {_without_password(settings.index)}",
         file=sys.stderr,
     )
     nothing_indexed = report.indexed == 0 and report.unchanged == 0
@@ -56,7 +56,7 @@ def run_search(args, settings: Settings) -> int:
         except (VisualSearchError, OSError) as exc:
             failures += 1
             reason = exc.message if isinstance(exc, VisualSearchError) else exc.strerror or "it cannot be read"
-            print(f"visual-search: {shown(image_path)}: {reason}", file=sys.stderr)
+            print(f"visual-search: {printable(image_path)}: {reason}", file=sys.stderr)
             continue
         results = [
             {"key": hit.record.key, "score": round(hit.score, 4), "label": hit.record.label} for hit in outcome.hits
@@ -92,13 +92,16 @@ def run_stats(args, settings: Settings) -> int:
                     "model": stats.model_id,
                     "backend": stats.backend,
                     "labels": dict(stats.labels),
+                    "centre": dict(stats.centre) if stats.centre else None,
                 }
             )
         )
         return 0
-    print(f"index:     {_shown(settings.index)} ({stats.backend})")
+    print(f"index:     {_without_password(settings.index)} ({stats.backend})")
     print(f"images:    {stats.count}")
     print(f"model:     {stats.model_id or '-'} ({stats.dimension or '-'} dimensions)")
+    if stats.centre:
+        print(f"centre:    {stats.centre['centre_id']} (query-domain, fitted on {stats.centre['photos']} photos)")
     for label, count in sorted(stats.labels.items(), key=lambda item: -item[1]):
         print(f"  {count:>6}  {label}")
     return 0
@@ -153,7 +156,7 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
                 else key_problem(path.name) or regular_file_problem(path)
             )
             if problem:
-                print(f"skipped {shown(str(path))}: {problem}", file=sys.stderr)
+                print(f"skipped {printable(str(path))}: {problem}", file=sys.stderr)
                 continue
             entry = labels.get(path)
             yield IndexItem(
@@ -165,7 +168,7 @@ def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
                 product=entry.product if entry else None,
             )
         else:
-            print(f"skipped {shown(location)}: no such file or folder", file=sys.stderr)
+            print(f"skipped {printable(location)}: no such file or folder", file=sys.stderr)
 
 
 def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
@@ -180,7 +183,7 @@ def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
     return list(first_by_key.values())
 
 
-def _shown(location: str) -> str:
+def _without_password(location: str) -> str:
     """The index location without any password an OpenSearch URL carries (user:password@host)."""
     parts = urlsplit(location)
     if parts.password is None:

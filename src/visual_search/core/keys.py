@@ -20,7 +20,7 @@ def key_problem(key: str) -> str | None:
     return None
 
 
-def shown(text: str) -> str:
+def printable(text: str) -> str:
     """`text` safe to print: undecodable bytes as \\xNN and control characters as escapes, nothing raw."""
     raw = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return "".join(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES, decode_image
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord, Product
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
@@ -144,15 +144,15 @@ def checked_item_key(key: str) -> str:
     key = (key or "").strip()
     parts = key.split("/")
     if not key or len(key) > MAX_KEY_LENGTH or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': use a relative path such as shoes/red-1.jpg")
+        raise InvalidRequestError(f"invalid key '{printable(key[:100])}': use a relative path such as shoes/red-1.jpg")
     if any(part.startswith(".") for part in parts):
-        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': no hidden names (a part starting with '.')")
+        raise InvalidRequestError(f"invalid key '{printable(key[:100])}': no hidden names (a part starting with '.')")
     problem = key_problem(key)  # the one character check of every key (core/keys.py)
     if problem:
-        raise InvalidRequestError(f"invalid key '{shown(key[:100])}': {problem}")
+        raise InvalidRequestError(f"invalid key '{printable(key[:100])}': {problem}")
     if not key.lower().endswith(IMAGE_SUFFIXES):
         raise InvalidRequestError(
-            f"the key '{shown(key[:100])}' must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})"
+            f"the key '{printable(key[:100])}' must end in an image suffix ({', '.join(IMAGE_SUFFIXES)})"
         )
     return key
 

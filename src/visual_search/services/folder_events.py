@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,6 @@ def key_of(folder: Path, path: str | bytes) -> str | None:
     key = relative.as_posix()
     problem = key_problem(key)  # the key check of every entry (core/keys.py), as the folder's listing applies it
     if problem:
-        logger.warning("watch: skipped %s: %s", shown(str(path)), problem)
+        logger.warning("watch: skipped %s: %s", printable(str(path)), problem)
         return None
     return key

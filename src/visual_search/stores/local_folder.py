@@ -9,6 +9,7 @@ file inside its catalogue folder that was indexed.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -16,9 +17,9 @@ from urllib.parse import quote
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, shown
+from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
-from visual_search.core.ports import StoredObject
+from visual_search.core.ports import ObjectInfo, StoredObject
 from visual_search.core.records import ImageRecord
 
 
@@ -44,7 +45,7 @@ class LocalFolderStore:
                     continue
                 problem = key_problem(key) or regular_file_problem(path)
                 if problem:
-                    self.skipped.append((shown(str(path)), problem))
+                    self.skipped.append((printable(str(path)), problem))
                 else:
                     keys.append(key)
         return iter(sorted(keys))
@@ -53,7 +54,7 @@ class LocalFolderStore:
         try:
             return read_regular_file(self._path(key))
         except NotFoundError:
-            raise NotFoundError(f"no image {shown(key)!r} in {self.root}") from None
+            raise NotFoundError(f"no image {printable(key)!r} in {self.root}") from None
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
@@ -74,8 +75,32 @@ class LocalFolderStore:
             partial.unlink(missing_ok=True)
 
     def read_object(self, key: str) -> StoredObject:
-        """The file's bytes; a folder keeps no metadata."""
-        return StoredObject(self.read(key))
+        """The file's bytes and modification time; a folder keeps no metadata."""
+        data = self.read(key)
+        try:
+            modified = self._path(key).stat().st_mtime
+        except OSError:
+            modified = None  # removed since the read: the bytes read are still the object's
+        return StoredObject(data, modified=modified)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every regular file below the root whose key starts with `prefix`, any suffix, sorted by key. Hidden
+        names are left out, and with them the temporary files of a `put` in progress."""
+        found = []
+        for folder, subfolders, files in os.walk(self.root):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if name.startswith(".") or not key.startswith(prefix):
+                    continue
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue  # removed while listing
+                if stat.S_ISREG(info.st_mode):
+                    found.append(ObjectInfo(key, info.st_size, info.st_mtime))
+        return iter(sorted(found, key=lambda entry: entry.key))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
@@ -99,7 +124,7 @@ def read_indexed_file(record: ImageRecord) -> bytes:
     its catalogue folder once every symlink is resolved (the folder is the record's uri less its key), with the
     recorded content hash. Anything else (a file swapped for a symlink to /etc/passwd, edited, or gone) is a
     NotFoundError saying what to do. The bytes returned are those checked, so nothing can change in between."""
-    missing = NotFoundError(f"no image file for the key {shown(record.key)!r}")
+    missing = NotFoundError(f"no image file for the key {printable(record.key)!r}")
     if record.uri.startswith("s3://") or not record.uri.lower().endswith(IMAGE_SUFFIXES):
         raise missing
     path = Path(record.uri)
@@ -112,7 +137,7 @@ def read_indexed_file(record: ImageRecord) -> bytes:
         raise missing from None
     if data is None or sha256_hex(data) != record.content_hash:
         raise NotFoundError(
-            f"the file of the key {shown(record.key)!r} is no longer the one indexed (changed, moved or replaced by "
+            f"the file of the key {printable(record.key)!r} is no longer the one indexed (changed, moved or replaced by "
             "a link); index its folder again to serve it"
         )
     return data

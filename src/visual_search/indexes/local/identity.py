@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from visual_search.core.errors import IndexCorruptError, InvalidRequestError, ModelMismatchError
-from visual_search.indexes.local.store import FORMAT_VERSION
+from visual_search.indexes.local.database import FORMAT_VERSION
 
 
 def checked_identity(

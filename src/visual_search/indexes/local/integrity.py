@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from visual_search.indexes.local.store import IndexStore
+from visual_search.indexes.local.database import IndexDatabase
 
 
-def integrity_problems(store: IndexStore, directory: Path, dimension: int) -> list[str]:
+def integrity_problems(store: IndexDatabase, directory: Path, dimension: int) -> list[str]:
     """Problems found (empty when healthy); run inside a snapshot of `store`."""
     problems = store.integrity_problems(dimension)
     if not problems:

@@ -16,12 +16,13 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from visual_search.core.colour import COLOUR_DIMENSION, colour_model_id
 from visual_search.core.errors import ModelFileError
 from visual_search.core.hashing import file_sha256
-from visual_search.core.images import PreprocessSpec
-from visual_search.embedders.lite2.weights import default_weights_path
+from visual_search.core.images import DEFAULT_INPUT_SIZE_PX, PreprocessSpec
+from visual_search.embedders.lite2_builder.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
 BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
@@ -29,7 +30,7 @@ BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
 _BUILTIN_NAME = re.compile(r"^(?P<base>lite2-fp32|lite2-int8)(?:@(?P<size>\d{2,4}))?(?:-(?P<pooling>avg|rmac))?$")
 # Chosen with bench/bench_quality.py (docs/BENCHMARKS.md): it beat 260 px average pooling on both benchmarks
 # within the cost bounds. "lite2-fp32@260-avg" is the model of before.
-DEFAULT_SIZE_PX = 300
+DEFAULT_SIZE_PX = DEFAULT_INPUT_SIZE_PX
 DEFAULT_POOLING = "rmac"
 _build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
 
@@ -75,7 +76,7 @@ def resolve_model(
 def builtin_spec(name: str | Path) -> PreprocessSpec | None:
     """The input a built-in model name ("lite2-fp32@300") wants, without building anything; None for other names.
     A SageMaker client uses it to decode photos as the endpoint serving that model will preprocess them."""
-    from visual_search.embedders.lite2.graph import lite2_preprocess
+    from visual_search.embedders.lite2_builder.graph import lite2_preprocess
 
     builtin = _BUILTIN_NAME.match(str(name))
     return lite2_preprocess(int(builtin["size"] or DEFAULT_SIZE_PX)) if builtin else None
@@ -84,7 +85,7 @@ def builtin_spec(name: str | Path) -> PreprocessSpec | None:
 def _resolve_lite2(
     name: str, size_px: int, pooling: str, calibration_dir: Path | None, cache_dir: Path, weights_path: Path | None
 ) -> ResolvedModel:
-    from visual_search.embedders.lite2 import graph as lite2_graph
+    from visual_search.embedders.lite2_builder import graph as lite2_graph
 
     if not 64 <= size_px <= 1024:
         raise ModelFileError(f"the input size of {name}@{size_px} must be 64-1024 px")
@@ -97,7 +98,7 @@ def _resolve_lite2(
     fp32_path = cache_dir / f"efficientnet-lite2-fp32-{build}.onnx"
     _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp, size_px))
     spec = lite2_graph.lite2_preprocess(size_px)
-    common = dict(
+    common: dict[str, Any] = dict(
         spec=spec,
         input_name=lite2_graph.INPUT_NAME,
         embedding_output=lite2_graph.EMBEDDING_OUTPUT,
@@ -169,8 +170,8 @@ def _remembered(cache_dir: Path, fingerprint: str, compute: Callable[[], str]) -
 def _build_fp32(weights_path: Path, destination: Path, size_px: int) -> None:
     import onnx
 
-    from visual_search.embedders.lite2.graph import build_lite2_model
-    from visual_search.embedders.lite2.weights import load_state_dict
+    from visual_search.embedders.lite2_builder.graph import build_lite2_model
+    from visual_search.embedders.lite2_builder.weights import load_state_dict
 
     onnx.save(build_lite2_model(load_state_dict(weights_path), size_px), str(destination))
 

@@ -117,7 +117,7 @@ def build_lite2_model(state_dict: dict[str, np.ndarray], size_px: int = INPUT_SI
             graph.initializers,
         ),
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="visual_search.embedders.lite2.graph",
+        producer_name="visual_search.embedders.lite2_builder.graph",
         producer_version=str(BUILDER_VERSION),
     )
     model.ir_version = IR_VERSION

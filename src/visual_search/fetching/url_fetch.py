@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from visual_search.api.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.fetching.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
 _CHUNK_BYTES = 64 * 1024
@@ -189,12 +189,13 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS to the checked address, with SNI and certificate verification for the original host name."""
 
     def __init__(self, host: str, port: int, address: str, timeout_s: float, context: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout_s, context=context or ssl.create_default_context())
+        self._tls = context or ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout_s, context=self._tls)
         self._pinned_address = address
 
     def connect(self) -> None:
         self.raw_sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(self.raw_sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(self.raw_sock, server_hostname=self.host)
 
 
 def _shut_down(connection: http.client.HTTPConnection) -> None:
