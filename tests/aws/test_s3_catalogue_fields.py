@@ -10,8 +10,8 @@ import logging
 import pytest
 from aws_fixtures import BUCKET, s3_event, sqs_batch
 
-from visual_search.api.thumbnails import THUMBNAIL_SIZES
 from visual_search.aws import handlers
+from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES
 
 MANIFEST = "catalogue.csv"
 

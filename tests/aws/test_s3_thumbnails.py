@@ -13,9 +13,9 @@ import pytest
 from aws_fixtures import BUCKET, s3_event, sqs_batch
 from PIL import Image
 
-from visual_search.api.thumbnails import THUMBNAIL_SIZES, ThumbnailCache
 from visual_search.aws import handlers
 from visual_search.aws.s3_thumbnails import RESULT_CARD_PX, THUMBNAILS_ATTRIBUTE, thumbnail_key
+from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES, ThumbnailCache
 
 
 def index(*records: dict) -> dict:

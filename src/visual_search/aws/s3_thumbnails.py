@@ -1,7 +1,7 @@
 """Thumbnails of the bucket's catalogue images, written next to them when an image is indexed, so that a phone
 on the deployed UI loads a few hundred kilobytes per result card instead of a 12 MP original.
 
-The local server makes the same sizes on demand into a disk cache (api/thumbnails.py, the same code); a Lambda
+The local server makes the same sizes on demand into a disk cache (stores/thumbnail_cache.py, the same code); a Lambda
 function has no lasting disk, so here they are made once, at indexing time, under `thumbnails/<size>/<key>.jpg`
 in the image's own bucket, and removed with the image. A record whose thumbnails were all written says so in
 its attributes, and only then does the search function hand out a thumbnail's presigned URL instead of the
@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
-from visual_search.api.thumbnails import THUMBNAIL_SIZES, thumbnail_jpegs
 from visual_search.core.images import DEFAULT_MAX_PIXELS
 from visual_search.core.records import ImageRecord
+from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES, thumbnail_jpegs
 
 logger = logging.getLogger(__name__)
 
