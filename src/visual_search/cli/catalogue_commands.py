@@ -49,7 +49,11 @@ def run_index(args, settings: Settings) -> int:
     folder = _one_folder(args.paths)
     writer = bootstrap.build_catalogue_writer(settings, watched_folder=folder)
     watcher = FolderWatcher(
-        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+        folder,
+        bootstrap.build_image_store(str(folder), follow_links_outside=settings.follow_links_outside),
+        writer,
+        labels_csv=args.labels,
+        on_change=_print_changes,
     )
     print(f"watching {folder} (Ctrl+C stops; everything indexed so far is kept)", file=sys.stderr)
     try:
@@ -78,7 +82,11 @@ def run_serve(args, settings: Settings) -> int:
     app = create_app(settings, search_service=SearchService(embedder, writer.index, max_pixels=settings.max_pixels))
     setattr(app.state, WRITER_STATE, writer)
     watcher = FolderWatcher(
-        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+        folder,
+        bootstrap.build_image_store(str(folder), follow_links_outside=settings.follow_links_outside),
+        writer,
+        labels_csv=args.labels,
+        on_change=_print_changes,
     )
     watcher.start()
     try:
@@ -101,7 +109,9 @@ def run_duplicates(args, settings: Settings) -> int:
     elif args.html:
         from visual_search.cli.duplicates_html import render_report
 
-        Path(args.html).write_text(render_report(report), encoding="utf-8")
+        Path(args.html).write_text(
+            render_report(report, follow_links_outside=settings.follow_links_outside), encoding="utf-8"
+        )
         print(
             f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images: {args.html}",
             file=sys.stderr,

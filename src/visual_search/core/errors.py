@@ -57,6 +57,13 @@ class NotFoundError(VisualSearchError):
     http_status = 404
 
 
+class KeyConflictError(VisualSearchError):
+    """A key the store cannot take because of what it already holds: `a.jpg/b.jpg` where `a.jpg` is a file."""
+
+    code = "key_conflict"
+    http_status = 409
+
+
 class UnauthorizedError(VisualSearchError):
     code = "unauthorized"
     http_status = 401

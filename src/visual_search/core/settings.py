@@ -59,6 +59,9 @@ class Settings:
     write_api_key_parameter: str | None = None
     catalogue_manifest: str | None = None
     frontend_dir: str | None = None
+    # Catalogue folders follow a symlink only while its target stays inside the folder; True follows every link
+    # (the operator vouches for what they point to). See docs/SECURITY.md "Catalogue files and links".
+    follow_links_outside: bool = False
     opensearch_username: str | None = None
     opensearch_password: str | None = None
     opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless
@@ -103,6 +106,12 @@ def _parse(name: str, raw: str, type_name) -> object:
     type_text = str(type_name)
     if "tuple" in type_text:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if type_text.startswith("bool"):
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise InvalidSettingError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
     if type_text.startswith("int"):
         try:
             return int(raw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mimetypes
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -121,10 +122,12 @@ def create_app(
         if record is None:
             raise NotFoundError(f"no image file for the key {key!r}")
         # Only the regular file inside the catalogue folder whose bytes were indexed (see read_indexed_file).
-        data = await run_in_threadpool(read_indexed_file, record)
+        data = await run_in_threadpool(
+            partial(read_indexed_file, follow_links_outside=settings.follow_links_outside), record
+        )
         cache = {"Cache-Control": "public, max-age=3600"}
-        if w is not None:
-            path = await run_in_threadpool(thumbnails.thumbnail, Path(record.uri), record.content_hash, w)
+        if w is not None:  # made from the bytes just checked, never by opening the path again
+            path = await run_in_threadpool(thumbnails.thumbnail, data, w)
             return FileResponse(path, headers=cache)
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
