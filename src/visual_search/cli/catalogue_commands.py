@@ -33,7 +33,7 @@ def register(sub, common: argparse.ArgumentParser, *, index_parser, serve_parser
     duplicates = sub.add_parser("duplicates", parents=[common], help="list groups of near-identical catalogue images")
     duplicates.add_argument(
         "--threshold",
-        type=float,
+        type=str,  # checked by checked_threshold: ASCII digits only
         default=DEFAULT_THRESHOLD,
         help=f"cosine similarity from which two images count as one (default {DEFAULT_THRESHOLD})",
     )
@@ -70,7 +70,7 @@ def run_serve(args, settings: Settings) -> int:
         return commands.run_serve(args, settings)
     import uvicorn
 
-    from visual_search.server.app import create_app
+    from visual_search.server.app import HEALTH_CHECKS, create_app
     from visual_search.server.catalogue_routes import WRITER_STATE
     from visual_search.server.connection_guard import server_config
     from visual_search.services.search import SearchService
@@ -88,6 +88,7 @@ def run_serve(args, settings: Settings) -> int:
         labels_csv=args.labels,
         on_change=_print_changes,
     )
+    setattr(app.state, HEALTH_CHECKS, [watcher.problem])  # a dead or stuck watcher makes /health a 503
     watcher.start()
     try:
         uvicorn.Server(server_config(app, host=args.host, port=args.port, log_level="info")).run()

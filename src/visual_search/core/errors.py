@@ -126,6 +126,13 @@ class BackendUnauthorizedError(BackendUnavailableError):
     code = "backend_unauthorized"
 
 
+class UnhealthyError(VisualSearchError):
+    """A part of the service that runs beside the routes (the folder watcher) died or is stuck: /health says so."""
+
+    code = "unhealthy"
+    http_status = 503
+
+
 class IndexClosedError(VisualSearchError):
     """The index was used after close(): a lifecycle bug in the caller, answered as a service fault."""
 

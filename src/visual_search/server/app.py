@@ -23,7 +23,7 @@ from visual_search import __version__, bootstrap
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
-from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.errors import NotFoundError, UnhealthyError, VisualSearchError
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
@@ -42,6 +42,8 @@ from visual_search.server.connection_guard import server_config
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
+# app.state attribute: callables answering why a part running beside the routes is unhealthy (None: healthy).
+HEALTH_CHECKS = "health_checks"
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
 
 
@@ -132,9 +134,13 @@ def create_app(
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
 
-    @app.get("/health", response_model=HealthResponse)
+    @app.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
     async def health() -> JSONResponse:
         status, payload = (await services.ready()).health()
+        for problem_of in getattr(app.state, HEALTH_CHECKS, ()):  # e.g. a folder watcher that died or is stuck
+            problem = problem_of()
+            if problem:
+                raise UnhealthyError(problem)
         return JSONResponse(payload, status_code=status)
 
     @app.get("/stats", response_model=StatsResponse, responses=_ERRORS, dependencies=needs_key)
