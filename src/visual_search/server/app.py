@@ -1,8 +1,8 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
-Routes: POST /search, GET /images/{key}, GET /health, GET /stats, GET /config.json, OpenAPI docs at /docs,
-SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
-(or at the first request when no lifespan runs).
+Routes: POST /search, GET /images/{key}, GET /shared-uploads/{id}, GET /health, GET /stats, GET /config.json,
+OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model
+loads once, at startup (or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from visual_search import __version__, bootstrap
+from visual_search.api.client_limits import client_limits
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
@@ -37,8 +38,10 @@ from visual_search.server.access import (
     api_key_checker,
     read_body_capped,
 )
-from visual_search.server.catalogue_routes import add_catalogue_routes
+from visual_search.server.adaptation_routes import add_adaptation_routes
+from visual_search.server.catalogue_routes import add_catalogue_routes, write_key_checker
 from visual_search.server.connection_guard import server_config
+from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
@@ -134,6 +137,17 @@ def create_app(
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
 
+    @app.get(
+        "/shared-uploads/{upload_id}",
+        responses={status: {"model": ErrorResponse} for status in (400, 404, 410)}
+        | {200: {"content": {"image/*": {}}}},
+    )
+    async def shared_upload(upload_id: str) -> Response:
+        """The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired."""
+        api = await services.ready()
+        data = await run_in_threadpool(api.shared_photo, upload_id)
+        return Response(data, media_type=media_type_of(data), headers={"Cache-Control": "private, max-age=300"})
+
     @app.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
     async def health() -> JSONResponse:
         status, payload = (await services.ready()).health()
@@ -172,9 +186,10 @@ def create_app(
     @app.get("/config.json", include_in_schema=False)
     async def config() -> dict:
         # Served by the server itself so that a frontend/config.json written for AWS cannot redirect the local UI.
-        return {"apiBase": "", "apiKeyRequired": bool(settings.api_key)}
+        return {"apiBase": "", "apiKeyRequired": bool(settings.api_key), "limits": client_limits(settings)}
 
     add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
+    add_adaptation_routes(app, settings, write_check=Depends(write_key_checker(settings.api_key)))
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")
