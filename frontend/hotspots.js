@@ -7,7 +7,7 @@
 // means no hotspots for this photo.
 export async function requestHotspots(api, searchBody, onArrive) {
   const query = {};
-  for (const source of ["image", "url"]) if (searchBody[source]) query[source] = searchBody[source];
+  for (const source of ["image", "url", "upload"]) if (searchBody[source]) query[source] = searchBody[source];
   let answer;
   try {
     answer = await api("/regions", {

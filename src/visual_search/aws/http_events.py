@@ -1,6 +1,7 @@
 """API Gateway HTTP API (payload v2) events in, Lambda proxy responses out, over the transport-neutral SearchApi.
 
-Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /health, GET /stats,
+Routes: POST /search, GET /images/{key+} (302 to a short-lived URL of an indexed image), GET /shared-uploads/{key+}
+(302 to a short-lived URL of a kept query photo), GET /health, GET /stats,
 and the catalogue routes of api/catalogue_api.py: GET /items, POST /items, DELETE /items/{key+}, GET /duplicates.
 On AWS an added item is written to the bucket and deleting one removes its object; the bucket's events then
 index or remove it, so every change to the catalogue takes one path. CORS headers and OPTIONS preflights are
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from collections.abc import Callable
 
@@ -20,8 +22,9 @@ from visual_search.core.errors import InvalidRequestError, NotFoundError, error_
 from visual_search.core.ports import VectorIndex
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
-KEYED_PATHS = ("/search", "/regions", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
-HOW_TO_SET_THE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM SecureString"
+READ_KEYED_PATHS = ("/search", "/regions", "/stats", "/items")  # behind the read key when one is configured
+WRITE_KEYED_PATHS = ("/duplicates",)  # a neighbour search per image: behind the write key always
+HOW_TO_SET_THE_KEY = "deploy the stack with WriteApiKeyParameterName naming an SSM SecureString"
 
 
 def handle_http_event(
@@ -32,16 +35,22 @@ def handle_http_event(
     *,
     api_key: str | None = None,
     catalogue: CatalogueApi | None = None,
+    write_api_key: str | None = None,
 ) -> dict:
     """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses).
-    With `api_key` set, /search, /stats and the catalogue's reading routes need it in the X-API-Key header, as on
-    the local server; adding and deleting items always need it (403 when no key is configured at all)."""
+    With `api_key` (the read key) set, /search, /stats and the catalogue's listing need it or `write_api_key` in
+    the X-API-Key header, as on the local server; adding and deleting items and /duplicates always need the write
+    key (403 when none is configured)."""
     method, path = _route(event)
     try:
         given_key = _header(event, API_KEY_HEADER.lower())
-        if path in KEYED_PATHS:
+        if path in READ_KEYED_PATHS and not _is_key(write_api_key, given_key):  # the write key opens reads too
             check_api_key(api_key, given_key)
-        if catalogue is not None and (response := _catalogue_route(event, method, path, catalogue, api_key, given_key)):
+        if path in WRITE_KEYED_PATHS:
+            check_write_key(write_api_key, given_key, how_to_set=HOW_TO_SET_THE_KEY)
+        if catalogue is not None and (
+            response := _catalogue_route(event, method, path, catalogue, write_api_key, given_key)
+        ):
             return response
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
@@ -50,6 +59,8 @@ def handle_http_event(
             return json_response(*api.handle_regions(_body_bytes(event), _header(event, "content-type")))
         if method == "GET" and path.startswith("/images/"):
             return _redirect_to_image(_path_key(event, path, "/images/"), index, image_url)
+        if method == "GET" and path.startswith("/shared-uploads/"):
+            return _redirect_to_shared_upload(_path_key(event, path, "/shared-uploads/"), api)
         if method == "GET" and path == "/health":
             return json_response(*api.health())
         if method == "GET" and path == "/stats":
@@ -74,6 +85,10 @@ def _catalogue_route(
             return json_response(*catalogue.add_item(_body_bytes(event), _header(event, "content-type")))
         return json_response(*catalogue.delete_item(_path_key(event, path, "/items/")))
     return None
+
+
+def _is_key(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest((given or "").encode(), (expected or "").encode())
 
 
 def _path_key(event: dict, path: str, route_prefix: str) -> str:
@@ -122,6 +137,11 @@ def _redirect_to_image(key: str, index: VectorIndex, image_url: Callable[[str], 
     if not key or not index.get([key]):
         raise NotFoundError(f"no indexed image has the key {key!r}")
     return {"statusCode": 302, "headers": {"location": image_url(key), "cache-control": "no-store"}, "body": ""}
+
+
+def _redirect_to_shared_upload(upload_id: str, api: SearchApi) -> dict:
+    location = api.shared_photo_url(upload_id)
+    return {"statusCode": 302, "headers": {"location": location, "cache-control": "no-store"}, "body": ""}
 
 
 RETRY_AFTER_S = 5  # a 503 is a backend that is down or busy (the endpoint's retry budget ran out): try again soon

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.core.web_urls import disagreement
 from visual_search.fetching.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -189,12 +190,13 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS to the checked address, with SNI and certificate verification for the original host name."""
 
     def __init__(self, host: str, port: int, address: str, timeout_s: float, context: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout_s, context=context or ssl.create_default_context())
+        self._tls = context or ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout_s, context=self._tls)
         self._pinned_address = address
 
     def connect(self) -> None:
         self.raw_sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(self.raw_sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(self.raw_sock, server_hostname=self.host)
 
 
 def _shut_down(connection: http.client.HTTPConnection) -> None:
@@ -215,6 +217,8 @@ def _split(url: str, from_redirect: bool):
             raise ValueError("control characters or spaces")
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme in ("http", "https") and disagreement(url):  # browsers (WHATWG) would go elsewhere
+            raise ValueError(disagreement(url))
         if "[" in parts.netloc and parse_ip(parts.hostname or "") is None:
             raise ValueError("a bracketed host must be an IP address")  # e.g. [zz], or an IPvFuture [v1.x]
     except ValueError:

@@ -12,6 +12,7 @@ from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, DecodedImage, crop_image, decode_image
 from visual_search.core.ports import Embedder, QueryEmbedder, VectorIndex
 from visual_search.core.records import MAX_K, IndexStats, SearchFilters, SearchHit
+from visual_search.services.adaptation import QueryDomainLearner, current_client
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class SearchService:
         self.embedder = embedder
         self.index = index
         self.max_pixels = max_pixels
-        self._embeds_queries = isinstance(embedder, QueryEmbedder)
+        self._query_embedder = embedder if isinstance(embedder, QueryEmbedder) else None
+        # Learns the query-domain centre from the photos searched (services/adaptation.py); None: off.
+        self.learner: QueryDomainLearner | None = None
 
     def search_image(
         self,
@@ -70,11 +73,13 @@ class SearchService:
         started = time.perf_counter() if started is None else started
         _check_query(k, colour, crop)
         image = crop_image(decoded, crop) if crop is not None else decoded.image
-        if self._embeds_queries:
-            vector = self.embedder.embed_query(image, with_colour=colour > 0)  # no colour descriptor at weight 0
+        if self._query_embedder is not None:
+            vector = self._query_embedder.embed_query(image, with_colour=colour > 0)  # no colour at weight 0
         else:
             vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
+        if self.learner is not None:
+            self.learner.observe(vector, current_client.get())  # after the search: a query never waits for it
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(
