@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visual_search.api.models import SearchResult
 from visual_search.core.records import MAX_PAGE
+from visual_search.services.duplicates import DEFAULT_THRESHOLD
 
 MAX_LABEL_CHARS = 200
 MAX_ATTRIBUTES = 50
@@ -19,6 +20,12 @@ class ItemsQuery(BaseModel):
     offset: int = Field(default=0, ge=0, le=1_000_000)
     limit: int = Field(default=48, ge=1, le=MAX_PAGE)
     label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+
+
+class DuplicatesQuery(BaseModel):
+    """GET /duplicates' query (documentation: the route checks the threshold itself, 400 outside 0.5-1)."""
+
+    threshold: float = Field(default=DEFAULT_THRESHOLD, description="similarity from which two images are one")
 
 
 class AddItemForm(BaseModel):

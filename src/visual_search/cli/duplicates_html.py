@@ -10,7 +10,6 @@ from pathlib import Path
 
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.images import decode_image
-from visual_search.services.duplicates import DuplicateReport
 
 THUMBNAIL_PX = 180
 
@@ -24,7 +23,7 @@ figcaption{word-break:break-all;font-size:12px;margin-top:.3rem}.score{color:#4f
 """
 
 
-def render_report(report: DuplicateReport) -> str:
+def render_report(report) -> str:
     groups = "\n".join(_group(number, group) for number, group in enumerate(report.groups, 1))
     summary = (
         f"{len(report.groups)} groups among {report.images_scanned} images (cosine similarity &ge; {report.threshold})"

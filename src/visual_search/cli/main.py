@@ -69,6 +69,11 @@ def _build_parser() -> argparse.ArgumentParser:
     index.add_argument("--labels", metavar="CSV", help="CSV with path,label columns; other columns become attributes")
     index.add_argument("--batch-size", type=int, default=32)
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep following the folder: new, changed and deleted images",
+    )
     index.set_defaults(run=commands.run_index)
 
     search = sub.add_parser("search", parents=[common], help="find the indexed images most similar to photos")
@@ -112,6 +117,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API and the web UI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--watch", metavar="DIR", help="also watch this folder and index its changes")
+    serve.add_argument("--labels", metavar="CSV", help="labels CSV of the watched folder (re-read on change)")
     serve.set_defaults(run=commands.run_serve)
 
     invoke = sub.add_parser("invoke", parents=[common], help="run a Lambda handler in-process on an event file")
@@ -119,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", metavar="EVENT.json")
     invoke.add_argument("--bucket-dir", help="a local folder standing in for the images bucket")
     invoke.set_defaults(run=commands.run_invoke)
-    catalogue_commands.register(sub, common, index_parser=index, serve_parser=serve)  # --watch, duplicates
+    catalogue_commands.register(sub, common)  # duplicates
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
     return parser
 

@@ -11,7 +11,6 @@ watcher loses nothing committed and its next start catches up with one rescan.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,10 +19,9 @@ from pathlib import Path
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
-from visual_search.core.ports import ImageStore
+from visual_search.core.ports import FolderEvents, FolderStore
 from visual_search.core.records import MAX_PAGE
-from visual_search.services.catalogue import CatalogueWriter
-from visual_search.services.folder_events import start_observer
+from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexItem
 
 logger = logging.getLogger(__name__)
@@ -42,6 +40,8 @@ class WatchReport:
 
 class FolderWatcher:
     """Keeps the index equal to the image files under `folder` (read through `store`, the same folder).
+    `events` starts the folder's native file events (stores/folder_events.py); without it, rescans alone find
+    the changes.
 
     `run(stop)` blocks until `stop` is set; `start()` runs it in a daemon thread and `stop()` ends it.
     """
@@ -49,14 +49,14 @@ class FolderWatcher:
     def __init__(
         self,
         folder: str | Path,
-        store: ImageStore,
-        writer: CatalogueWriter,
+        store: FolderStore,
+        writer: IndexingWriter,
         *,
         labels_csv: str | Path | None = None,
         settle_s: float = 1.0,
         rescan_s: float = 60.0,
         poll_s: float = 0.2,
-        use_events: bool = True,
+        events: FolderEvents | None = None,
         on_change: Callable[[WatchReport], None] | None = None,
     ):
         self.folder = Path(folder).resolve()
@@ -64,7 +64,7 @@ class FolderWatcher:
         self.writer = writer
         self.labels_csv = Path(labels_csv).resolve() if labels_csv else None
         self.settle_s, self.rescan_s, self.poll_s = settle_s, rescan_s, poll_s
-        self.use_events = use_events
+        self.events = events
         self.on_change = on_change or (lambda report: None)
         self._labels: dict[Path, CatalogueEntry] = {}
         self._labels_stat: Stat | None = None
@@ -90,7 +90,7 @@ class FolderWatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Catch up with the folder, then follow it until `stop` is set."""
-        observer = start_observer(self.folder, self._touch, self._folder_event) if self.use_events else None
+        observer = self.events(self.folder, self._touch, self._folder_event) if self.events else None
         try:
             self.catch_up()
             next_rescan = time.monotonic() + self.rescan_s
@@ -185,22 +185,10 @@ class FolderWatcher:
 
     def _item(self, key: str) -> IndexItem:
         uri = self.store.uri(key)
-        entry = self._labels.get(Path(uri))
-        return IndexItem(
-            key,
-            uri,
-            lambda: self.store.read(key),
-            entry.label if entry else None,
-            entry.attributes if entry else {},
-            product=entry.product if entry else None,
-        )
+        return IndexItem.listed(key, uri, lambda: self.store.read(key), self._labels.get(Path(uri)))
 
     def _stat(self, key: str) -> Stat | None:
-        try:
-            info = os.stat(self.store.uri(key))
-        except (OSError, VisualSearchError):
-            return None
-        return (info.st_size, info.st_mtime_ns)
+        return self.store.stat(key)
 
     def _is_indexed(self, key: str) -> bool:
         found = self.writer.index.get([key]).get(key)

@@ -35,6 +35,8 @@ class OpenSearchIndex:
     libraries (Amazon OpenSearch Service has them; the Maven-built local node does not, and dies using them).
     """
 
+    writable = True  # OpenSearch takes writes from any number of clients: no writer lock to hold
+
     def __init__(
         self,
         url: str,

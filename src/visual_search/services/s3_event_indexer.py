@@ -12,37 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
-from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
-from visual_search.aws.s3_events import ObjectEvent, is_later
-from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
-from visual_search.aws.sequenced_index import record_sequencer as _sequencer
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
+from visual_search.core.object_events import EventOutcome, ObjectEvent, is_later
 from visual_search.core.ports import ImageStore, StoredObject
 from visual_search.core.records import ImageRecord
+from visual_search.services.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.services.indexing import IndexingService, IndexItem
-
-__all__ = ["EventOutcome", "S3EventIndexer", "SequencedIndex", "SEQUENCER_ATTRIBUTE"]
+from visual_search.services.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
+from visual_search.services.sequenced_index import record_sequencer as _sequencer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """What became of one event: indexed, deleted, kept (object exists again), stale, duplicate, ignored,
-    skipped (a key no index may hold, e.g. a control character in it; reported) or failed (with a reason).
-    Only "failed" asks for redelivery."""
-
-    event: ObjectEvent
-    status: str
-    reason: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 class S3EventIndexer:
