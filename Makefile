@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 AXE := tests/browser/node_modules/axe-core/axe.min.js
 
-.PHONY: install system-deps opensearch-start opensearch-stop demo demo-index test bench screenshot clean
+.PHONY: install system-deps opensearch-start opensearch-stop demo demo-index check test bench screenshot clean
 
 install: $(VENV)/.installed
 
@@ -35,8 +35,17 @@ demo: demo-index
 	@echo "Open http://$(HOST):$(PORT) in a browser (Ctrl+C stops the server)."
 	$(BIN)/visual-search serve --index-dir $(DEMO_INDEX) --host $(HOST) --port $(PORT)
 
-# Every test, with the real services: installs what is missing, starts OpenSearch, stops it afterwards.
-test: install system-deps $(AXE)
+# The fast loop, no service needed (about a minute): import layers, lint, format, types, the service-free tests.
+check: install
+	$(BIN)/lint-imports --config pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/architecture
+
+# Every test, with the real services: the fast loop first, then installs what is missing, starts OpenSearch,
+# stops it afterwards.
+test: check system-deps $(AXE)
 	scripts/run-tests.sh
 
 # axe-core from npm for the browser tests, pinned by tests/browser/package-lock.json.

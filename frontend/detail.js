@@ -4,6 +4,7 @@
 // only when given), match: {tier, score} (optional)}. Used by the search page and the catalogue page alike.
 "use strict";
 
+import { element } from "./dom.js";
 import { formatPrice, productLink, productTitle, thumbnailUrl } from "./product.js";
 
 let openDialog = null;
@@ -110,11 +111,4 @@ function handOff(button) { button.closest("dialog").dataset.handedOff = "true"; 
 function humanName(name) {
   const spaced = String(name).replace(/[_-]+/g, " ").trim();
   return spaced.charAt(0).toUpperCase() + spaced.slice(1);
-}
-
-function element(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }

@@ -40,8 +40,7 @@ trap stop_services EXIT
 mkdir -p artifacts
 # The venv first on PATH, so tests find its tools (sam) the way a user who activated it would.
 export PATH="$PWD/$BIN:$PATH"
-# The layer rules first: a reversed import is a design bug, and fails the run before any test.
-"$BIN/lint-imports" --config pyproject.toml || exit 1
+# The layer rules, lint and types ran before this script, in `make check` (which `make test` runs first).
 "$BIN/python" -m pytest -q -p no:cacheprovider --timeout=900 "$@"
 status=$?
 [ "$status" = 5 ] && { echo "run-tests: pytest collected no tests" >&2; status=1; }

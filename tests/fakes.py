@@ -50,3 +50,18 @@ class ColourGridEmbedder:
             grid = grid - grid.mean()
             rows.append(grid / max(float(np.linalg.norm(grid)), 1e-6))
         return np.stack(rows).astype(np.float32)
+
+
+def indexed_hashes(index) -> dict[str, str]:
+    """key -> content hash of every record a VectorIndex holds, read through the port's listing (by key)."""
+    hashes: dict[str, str] = {}
+    while True:
+        page = index.list_records(offset=len(hashes), limit=500)
+        hashes.update((record.key, record.content_hash) for record in page.records)
+        if not page.records or len(hashes) >= page.total:
+            return hashes
+
+
+def indexed_keys(index) -> list[str]:
+    """Every key a VectorIndex holds, in key order."""
+    return list(indexed_hashes(index))

@@ -9,7 +9,9 @@ import boto3
 import pytest
 from aws_fixtures import REGION
 
+from visual_search.api.client_limits import client_limits
 from visual_search.cli.main import main
+from visual_search.core.settings import Settings
 
 STACK = "visual-search-test"
 IMAGES = "visual-search-images-123456789012-0123456789ab"
@@ -95,7 +97,8 @@ def test_publish_frontend_writes_config_syncs_and_invalidates(stack, frontend, c
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=FRONTEND)["Contents"]}
     assert keys == {"index.html", "app.js", "styles.css", "config.json"}
     config = json.loads(s3.get_object(Bucket=FRONTEND, Key="config.json")["Body"].read())
-    assert config == {"apiBase": stack["ApiUrl"], "apiKeyRequired": True}
+    assert config == {"apiBase": stack["ApiUrl"], "apiKeyRequired": True, "limits": client_limits(Settings())}
+    assert config["limits"]["maxUploadBytes"] == Settings().max_upload_bytes and config["limits"]["maxK"] == 100
     script = s3.head_object(Bucket=FRONTEND, Key="app.js")
     assert script["ContentType"] == "text/javascript"
     assert s3.head_object(Bucket=FRONTEND, Key="index.html")["CacheControl"] == "no-cache"

@@ -56,7 +56,7 @@ def test_a_base64_photo_finds_itself_first_with_score_one(client):
     response = client.post("/search", json={"image": b64(HAT), "k": 3})
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"results", "took_ms", "regions"} and body["took_ms"] > 0
+    assert set(body) == {"results", "took_ms", "regions", "upload"} and body["took_ms"] > 0
     top = body["results"][0]
     # A catalogue without product columns answers None for each product field.
     assert top == {
@@ -245,7 +245,13 @@ def test_health_stats_docs_and_config(client):
         "image/jpeg",
     }
     assert schema["components"]["schemas"]["SearchRequest"]["additionalProperties"] is False
-    assert client.get("/config.json").json() == {"apiBase": "", "apiKeyRequired": False}
+    limits = {
+        "maxK": 100,
+        "maxUploadBytes": MAX_UPLOAD,
+        "maxPixels": 64_000_000,
+        "imageTypes": ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff"],
+    }
+    assert client.get("/config.json").json() == {"apiBase": "", "apiKeyRequired": False, "limits": limits}
     page = client.get("/")
     assert page.status_code == 200 and "<title>Visual search" in page.text
 

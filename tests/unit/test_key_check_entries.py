@@ -39,7 +39,7 @@ def test_an_added_items_key_keeps_the_other_rules_and_accepts_any_printable_name
 
 @pytest.mark.parametrize("character", CONTROL_CHARACTERS)
 def test_a_watched_files_event_with_a_control_character_gives_no_key_and_is_logged(tmp_path, caplog, character):
-    with caplog.at_level(logging.WARNING, logger="visual_search.services.folder_events"):
+    with caplog.at_level(logging.WARNING, logger="visual_search.stores.folder_events"):
         assert key_of(tmp_path, str(tmp_path / "shoes" / f"red{character}1.jpg")) is None
     assert f"U+{ord(character):04X}" in caplog.text and character not in caplog.text
 

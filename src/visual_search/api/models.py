@@ -7,6 +7,8 @@ Pydantic only (no FastAPI), so a Lambda function can import it. A body that does
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visual_search.core.records import MAX_K, SearchFilters
@@ -42,7 +44,7 @@ class FiltersRequest(_Strict):
 
 
 class SearchRequest(_Strict):
-    """Exactly one of `image`, `url` or `key` names the query."""
+    """Exactly one of `image`, `url`, `key` or `upload` names the query."""
 
     image: str | None = Field(
         default=None, description="the query photo, base64-encoded; a data URL (data:image/jpeg;base64,...) is accepted"
@@ -50,6 +52,11 @@ class SearchRequest(_Strict):
     url: str | None = Field(default=None, max_length=2048, description="an http(s) address of the query photo")
     key: str | None = Field(
         default=None, max_length=1024, description='an indexed image\'s key: "more like this" without re-embedding'
+    )
+    upload: str | None = Field(
+        default=None,
+        max_length=128,
+        description="the id of an uploaded photo the server kept (a search response's `upload`): a shared search",
     )
     k: int = Field(default=DEFAULT_K, ge=1, le=MAX_K, description="how many results, 1-100")
     filters: FiltersRequest | None = None
@@ -114,6 +121,11 @@ class SearchResponse(BaseModel):
         default_factory=list,
         description="up to four object regions of an uncropped image or URL query, to search one with `crop`",
     )
+    upload: str | None = Field(
+        default=None,
+        description="the id under which the uploaded photo is kept for a while (null when the server keeps none): "
+        "send it back as `upload` to search with the same photo",
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -131,6 +143,12 @@ class StatsResponse(BaseModel):
     model_id: str | None = None
     labels: dict[str, int] = Field(default_factory=dict, description="records per label; unlabelled omitted")
     backend: str
+    centre: dict[str, Any] | None = Field(
+        default=None, description="the query-domain centre searches use ({centre_id, photos}); null: none"
+    )
+    adaptation: dict[str, Any] | None = Field(
+        default=None, description="live learning of the centre from searches (counts only); null: off"
+    )
 
 
 class HealthResponse(BaseModel):

@@ -15,7 +15,15 @@ from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, U
 from visual_search.core.wire import check_image_size, json_object
 
 ACCEPTED_TYPES = "application/json, multipart/form-data (field 'file') or an image/* body"
-_FORM_FIELDS = ("k", "filters", "crop", "key", "url", "colour")  # JSON-valued or plain form fields besides `file`
+_FORM_FIELDS = (
+    "k",
+    "filters",
+    "crop",
+    "key",
+    "url",
+    "upload",
+    "colour",
+)  # JSON-valued or plain form fields besides `file`
 
 
 @dataclass
@@ -97,7 +105,7 @@ def _parse_multipart(body: bytes, boundary: str, max_image_bytes: int) -> Parsed
             parsed.fields[name] = _form_value(name, text)
         elif name:
             parsed.fields[name] = content.decode("utf-8", errors="replace")  # refused later as an extra field
-    if parsed.image is None and not any(name in parsed.fields for name in ("key", "url")):
+    if parsed.image is None and not any(name in parsed.fields for name in ("key", "url", "upload")):
         raise InvalidRequestError("the multipart body has no 'file' field", code="invalid_multipart")
     return parsed
 

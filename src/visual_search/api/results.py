@@ -31,6 +31,7 @@ class ImageAnswer:
     path: str | None = None
     media_type: str = "application/octet-stream"
     redirect: str | None = None
+    cache_control: str | None = None  # None: the front end's default for catalogue images
 
 
 def error_result(exc: BaseException) -> ApiResult:

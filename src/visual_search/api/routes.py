@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from visual_search.api.access import Access
+from visual_search.api.adaptation_api import AdaptationAction, AdaptationApi
 from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.catalogue_models import (
     AddItemForm,
@@ -37,6 +38,8 @@ from visual_search.api.models import (
 from visual_search.api.request_bodies import body_limit, max_body_bytes
 from visual_search.api.results import ApiResult, ImageAnswer, RawAnswer, error_result
 from visual_search.api.search_api import SearchApi
+from visual_search.services.adaptation import current_client
+from visual_search.services.shared_uploads import media_type_of
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class ApiRequest:
     content_type: str | None = None
     query: Mapping[str, str] = field(default_factory=dict)
     path: Mapping[str, str] = field(default_factory=dict)
+    client: str | None = None  # the caller's address: live learning counts searches per client
 
 
 class EmbeddingEndpoint:
@@ -58,12 +62,15 @@ class EmbeddingEndpoint:
 
 @dataclass
 class Apis:
-    """What the routes call: the transport-neutral APIs of one running process, built by bootstrap."""
+    """What the routes call: the transport-neutral APIs of one running process, built by bootstrap.
+    `serves_files`: the local server answers a kept photo with its bytes; a Lambda redirects to the bucket."""
 
     search: SearchApi
     catalogue: CatalogueApi
     ui_config: Mapping[str, Any] = field(default_factory=dict)
     embedding: EmbeddingEndpoint | None = None
+    adaptation: AdaptationApi = field(default_factory=AdaptationApi)
+    serves_files: bool = True
 
 
 Answer = ApiResult | ImageAnswer | RawAnswer
@@ -124,12 +131,32 @@ def _form_body_limit(_content_type: str | None, max_image_bytes: int) -> int:
     return max_body_bytes(max_image_bytes)
 
 
+def _small_body_limit(_content_type: str | None, _max_image_bytes: int) -> int:
+    return 64 * 1024
+
+
 def _search(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.handle_search(request.body, request.content_type)
 
 
 def _image(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.image(request.path["key"], ImageQuery.model_validate(dict(request.query)).w)
+
+
+def _shared_upload(apis: Apis, request: ApiRequest) -> Answer:
+    upload_id = request.path["upload_id"]
+    if not apis.serves_files:
+        return ImageAnswer(redirect=apis.search.shared_photo_url(upload_id))
+    data = apis.search.shared_photo(upload_id)
+    return ImageAnswer(data=data, media_type=media_type_of(data), cache_control="private, max-age=300")
+
+
+def _adaptation_state(apis: Apis, _request: ApiRequest) -> Answer:
+    return apis.adaptation.state()
+
+
+def _adaptation_control(apis: Apis, request: ApiRequest) -> Answer:
+    return apis.adaptation.control(request.body)
 
 
 def _health(apis: Apis, _request: ApiRequest) -> Answer:
@@ -193,6 +220,16 @@ ROUTES: tuple[Route, ...] = (
         "The indexed image of `key`: its file (local indexes) or a redirect to a short-lived URL (S3).",
         errors=(404, 422),
         query_model=ImageQuery,
+    ),
+    # Open for the same reason: the shared search's page shows the kept photo with <img src>.
+    Route(
+        "GET",
+        "/shared-uploads/{upload_id:path}",
+        Access.OPEN,
+        _shared_upload,
+        "The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired; on AWS "
+        "a redirect to a short-lived URL of it.",
+        errors=(400, 404, 410),
     ),
     Route("GET", "/health", Access.OPEN, _health, "Whether the model is loaded.", response_model=HealthResponse),
     Route(
@@ -269,6 +306,28 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/adaptation",
+        Access.READ,
+        _adaptation_state,
+        "Live learning of the query-domain centre: on or off, counts, refits (never a photo or a vector).",
+        errors=(401,),
+        local_only=True,
+        tags=("adaptation",),
+    ),
+    Route(
+        "POST",
+        "/adaptation",
+        Access.WRITE,
+        _adaptation_control,
+        "Freeze, unfreeze or reset (forget the running sum) live learning, or refit now.",
+        errors=(400, 401, 403, 422),
+        json_model=AdaptationAction,
+        body_limit=_small_body_limit,
+        local_only=True,
+        tags=("adaptation",),
+    ),
+    Route(
+        "GET",
         "/config.json",
         Access.OPEN,
         _ui_config,
@@ -282,10 +341,13 @@ ROUTES: tuple[Route, ...] = (
 
 def answer(route: Route, apis: Apis, request: ApiRequest) -> Answer:
     """The route's answer to `request` (access already checked); never raises: errors become their answers."""
+    token = current_client.set(request.client)
     try:
         return route.handler(apis, request)
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         return error_result(exc)
+    finally:
+        current_client.reset(token)
 
 
 def find_route(method: str, path: str, *, on_lambda: bool = False) -> tuple[Route, dict[str, str]] | None:

@@ -28,6 +28,7 @@ from visual_search.core.records import ImageRecord
 from visual_search.core.wire import decode_base64_image
 from visual_search.services.hotspots import propose_hotspots
 from visual_search.services.search import SearchOutcome, SearchService
+from visual_search.services.shared_uploads import SharedUploads
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class SearchApi:
     (decoded); `max_body_bytes` is the largest request body worth reading (the image base64-encoded, plus fields).
     `show_image(record, width)` answers GET /images/{key} for an indexed record (its file, a thumbnail of `width`,
     or a redirect); without it no image is shown.
+    `shared_uploads` keeps uploaded query photos so a search can be shared; without it none are kept.
     """
 
     def __init__(
@@ -59,10 +61,12 @@ class SearchApi:
         fetcher: ImageFetcher | None = None,
         max_upload_bytes: int = 10 * 1024 * 1024,
         show_image: ShowImage | None = None,
+        shared_uploads: SharedUploads | None = None,
     ):
         self.service = service
         self.url_for = url_for
         self.fetcher = fetcher
+        self.shared_uploads = shared_uploads
         self.max_upload_bytes = max_upload_bytes
         self.max_body_bytes = max_body_bytes(max_upload_bytes)
         self.show_image = show_image
@@ -71,10 +75,10 @@ class SearchApi:
         """POST /search. Never raises: any failure is returned as (status, error body)."""
         started = time.perf_counter()
         try:
-            outcome, regions = self._search(body, content_type)
+            outcome, regions, upload = self._search(body, content_type)
             results = [self.result_of(hit.record, hit.score) for hit in outcome.hits]
             took_ms = round((time.perf_counter() - started) * 1000.0, 2)
-            return 200, SearchResponse(results=results, took_ms=took_ms, regions=regions).model_dump()
+            return 200, SearchResponse(results=results, took_ms=took_ms, regions=regions, upload=upload).model_dump()
         except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
             return error_result(exc)
 
@@ -87,6 +91,8 @@ class SearchApi:
                 model_id=stats.model_id,
                 labels=dict(stats.labels),
                 backend=stats.backend,
+                centre=dict(stats.centre) if stats.centre else None,
+                adaptation=self.service.learner.state() if self.service.learner is not None else None,
             ).model_dump()
         except Exception as exc:  # noqa: BLE001
             return error_result(exc)
@@ -104,33 +110,73 @@ class SearchApi:
     def health(self) -> ApiResult:
         return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
 
-    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal]]:
+    def shared_photo(self, upload_id: str) -> bytes:
+        """The kept photo of a shared search (GET /shared-uploads/{id}); the errors of SharedUploads.read."""
+        return self._kept_photos().read(upload_id)
+
+    def shared_photo_url(self, upload_id: str) -> str:
+        """Where a browser loads a kept photo (on AWS a presigned URL), once it is known to be kept and in date,
+        so that an expired one answers its 404/410 JSON here rather than a store's error inside an <img>."""
+        kept = self._kept_photos()
+        kept.read(upload_id)
+        return kept.store.url_for(kept.key_of(upload_id))
+
+    def _kept_photos(self) -> SharedUploads:
+        if self.shared_uploads is None:
+            raise NotFoundError(
+                "this server keeps no uploaded photos (shared uploads are off); upload the photo again",
+                code="upload_expired",
+            )
+        return self.shared_uploads
+
+    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal], str | None]:
         limit = body_limit(content_type, self.max_upload_bytes)
         if len(body) > limit:
             raise body_too_large(limit, content_type)
         parsed = parse_body(body, content_type, self.max_upload_bytes)
         request = SearchRequest.model_validate(parsed.fields)
         image = parsed.image
-        sources = [name for name in ("image", "url", "key") if getattr(request, name) is not None]
+        sources = [name for name in ("image", "url", "key", "upload") if getattr(request, name) is not None]
         if image is not None:
             sources.insert(0, "file")
         if len(sources) != 1:
             named = ", ".join(sources) if sources else "none"
-            raise InvalidRequestError(f"give exactly one of image, url or key (got: {named})", code="ambiguous_query")
+            raise InvalidRequestError(
+                f"give exactly one of image, url, key or upload (got: {named})", code="ambiguous_query"
+            )
         filters = request.filters.to_filters() if request.filters else None
         if request.key is not None:
             if request.crop is not None:
                 raise InvalidRequestError("crop applies to an image or url query, not to a key")
-            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), []
-        if request.image is not None:
-            image = decode_base64_image(request.image, self.max_upload_bytes)
-        elif request.url is not None:
-            if self.fetcher is None:
-                raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
-            image = self.fetcher.fetch(request.url).data
+            return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), [], None
+        image = self._query_photo(request, parsed.image)
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
         outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
-        return outcome, (self._regions(image) if request.regions and crop is None else [])
+        regions = self._regions(image) if request.regions and crop is None else []
+        return outcome, regions, self._kept(image, request)
+
+    def _query_photo(self, request: SearchRequest, sent_file: bytes | None) -> bytes:
+        """The bytes of the one photo source the request names (any but a key)."""
+        if request.image is not None:
+            return decode_base64_image(request.image, self.max_upload_bytes)
+        if request.upload is not None:
+            return self.shared_photo(request.upload)
+        if request.url is not None:
+            if self.fetcher is None:
+                raise InvalidRequestError("searching by URL is not enabled on this server", code="url_disabled")
+            return self.fetcher.fetch(request.url).data
+        if sent_file is None:  # the source count above makes this unreachable
+            raise InvalidRequestError("the request names no photo", code="ambiguous_query")
+        return sent_file
+
+    def _kept(self, image: bytes, request: SearchRequest) -> str | None:
+        """The upload id of the query photo: the one it came by, or, for a photo sent in this request, the id under
+        which it is now kept (after its search succeeded, so a photo that does not decode is never kept)."""
+        if request.upload is not None:
+            return request.upload
+        if request.url is not None or self.shared_uploads is None:
+            return None  # a URL query is shared by its URL
+        return self.shared_uploads.keep(image)
 
     def _regions(self, image: bytes) -> list[RegionProposal]:
         """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""

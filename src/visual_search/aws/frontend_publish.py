@@ -9,8 +9,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visual_search.api.client_limits import client_limits
 from visual_search.aws.stack_outputs import read_stack_outputs, required_outputs
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError
+from visual_search.core.settings import Settings
 
 CONFIG_FILE = "config.json"
 # The browser asks again for the entry page and the configuration (cheap, and they name everything else);
@@ -30,8 +32,13 @@ class PublishReport:
 
 
 def frontend_config(outputs: dict[str, str]) -> dict:
-    """What the UI reads from config.json: the API's base URL, and whether it must ask for an API key."""
-    return {"apiBase": outputs["ApiUrl"].rstrip("/"), "apiKeyRequired": outputs.get("ApiKeyRequired") == "true"}
+    """What the UI reads from config.json: the API's base URL, whether it must ask for an API key, and the request
+    limits (the stack's functions run with the default settings, so these are the defaults)."""
+    return {
+        "apiBase": outputs["ApiUrl"].rstrip("/"),
+        "apiKeyRequired": outputs.get("ApiKeyRequired") == "true",
+        "limits": client_limits(Settings()),
+    }
 
 
 def publish_frontend(

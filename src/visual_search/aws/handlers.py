@@ -12,8 +12,9 @@ import json
 import logging
 
 from visual_search.api.results import error_result
-from visual_search.aws.api_key_parameter import read_api_key_parameter
+from visual_search.aws.api_key_parameter import with_parameter_keys
 from visual_search.aws.http_events import handle_http_event, json_response
+from visual_search.aws.index_metrics import reporting_failed_events
 from visual_search.aws.s3_events import parse_event
 from visual_search.bootstrap.aws_runtime import (
     INDEX_BATCH_SIZE,
@@ -40,7 +41,8 @@ SEARCH_SETTINGS = (
     "url_allowlist",
     "url_timeout_s",
     "presigned_url_expiry_s",
-    "api_key_parameter",
+    "read_api_key_parameter",
+    "write_api_key_parameter",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
 __all__ = ["INDEX_BATCH_SIZE", "index_handler", "search_handler"]
@@ -55,10 +57,8 @@ class IndexBatchFailedError(VisualSearchError):
 
 
 def search_runtime_from_env() -> SearchFunctionRuntime:
-    settings = Settings.from_env()
-    return build_search_function_runtime(
-        settings, read_parameter=lambda name: read_api_key_parameter(name, region_name=settings.aws_region)
-    )
+    # Keys not set themselves are read from their SSM parameters: unreadable, the function refuses to start (503).
+    return build_search_function_runtime(with_parameter_keys(Settings.from_env()))
 
 
 def event_indexer_from_env() -> EventIndexerRuntime:
@@ -91,7 +91,12 @@ def search_handler(event: dict, context=None) -> dict:
 
 def index_handler(event: dict, context=None) -> dict:
     """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure). A
-    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch."""
+    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch.
+    The number of failed events is written as a metric (aws/index_metrics.py): Lambda's Errors never sees them."""
+    return reporting_failed_events(_index_response, event, context)
+
+
+def _index_response(event: dict) -> dict:
     try:
         runtime = _event_indexer.get()
     except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ

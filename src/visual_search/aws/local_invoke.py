@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from visual_search.aws.api_key_parameter import read_api_key_parameter
+from visual_search.aws.api_key_parameter import with_parameter_keys
 from visual_search.aws.handlers import handle_index_event
 from visual_search.aws.http_events import handle_http_event
 from visual_search.bootstrap import build_image_store
@@ -20,11 +20,7 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
     current directory."""
     store = build_image_store(settings.image_store or os.getcwd())
     if kind == "search":
-        runtime = build_search_function_runtime(
-            settings,
-            store=store,
-            read_parameter=lambda name: read_api_key_parameter(name, region_name=settings.aws_region),
-        )
+        runtime = build_search_function_runtime(with_parameter_keys(settings), store=store)
         try:
             return handle_http_event(event, runtime.apis, runtime.keys)
         finally:

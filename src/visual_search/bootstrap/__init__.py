@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from visual_search.core.errors import InvalidSettingError, MissingSettingError
+from visual_search.core.object_events import SHARED_UPLOADS_PREFIX  # the stack gives it a lifecycle expiry
 from visual_search.core.ports import Embedder, ImageStore, VectorIndex
 from visual_search.core.settings import Settings
 
@@ -113,11 +114,13 @@ _OPENSEARCH_OPTIONS = {
     "mode": str,
     "compression_level": str,
     "encoder": str,
-}  # the last three: memory-saving storage
+    "replicas": int,
+}  # mode, compression_level, encoder: memory-saving storage; replicas: 0 on a one-node cluster (else yellow)
 
 
 def _opensearch_options(location: str) -> tuple[str, dict]:
-    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200."""
+    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200;
+    so does the replica count a new index is created with (?replicas=0 on a one-node domain)."""
     from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     parts = urlsplit(location)
@@ -131,6 +134,8 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
             options[name] = _OPENSEARCH_OPTIONS[name](value)
         except ValueError:
             raise InvalidSettingError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
+        if name == "replicas" and options[name] < 0:
+            raise InvalidSettingError(f"the OpenSearch option replicas must be 0 or more, not {value!r}")
     return urlunsplit(parts._replace(query="")), options
 
 
@@ -180,6 +185,52 @@ def build_search_api(settings: Settings, service, *, url_for, show_image=None):
         fetcher=build_url_fetcher(settings),
         max_upload_bytes=settings.max_upload_bytes,
         show_image=show_image,
+        shared_uploads=build_shared_uploads(settings),
+    )
+
+
+def shared_uploads_location(settings: Settings) -> str:
+    """Where shared uploads are kept: settings.shared_uploads_store; else, beside a bucket of images (AWS), that
+    bucket under shared-uploads/ (outside the catalogue's prefix, and never indexed: its keys have no image
+    suffix); else a folder beside the embedded index; else one in the per-user data directory."""
+    if settings.shared_uploads_store:
+        return settings.shared_uploads_store
+    if settings.image_store and settings.image_store.startswith("s3://"):
+        from urllib.parse import urlparse
+
+        return f"s3://{urlparse(settings.image_store).netloc}/{SHARED_UPLOADS_PREFIX}"
+    if not settings.index_is_opensearch:
+        return str(Path(settings.index).with_name(Path(settings.index).name + "-shared-uploads"))
+    from platformdirs import user_data_dir
+
+    return str(Path(user_data_dir("visual-search")) / "shared-uploads")
+
+
+def build_shared_uploads(settings: Settings):
+    """The store of shared query photos, or None when settings.shared_uploads is off."""
+    if not settings.shared_uploads:
+        return None
+    from visual_search.services.shared_uploads import SharedUploads
+
+    location = shared_uploads_location(settings)
+    if location.startswith("s3://"):
+        from urllib.parse import urlparse
+
+        from visual_search.stores.s3 import S3ImageStore
+
+        parsed = urlparse(location)
+        # Keys are full object keys in an S3 store, so the prefix goes into the keys, not into the store.
+        store: ImageStore = S3ImageStore(parsed.netloc, presigned_url_expiry_s=settings.presigned_url_expiry_s)
+        key_prefix = parsed.path.strip("/") + "/" if parsed.path.strip("/") else ""
+    else:
+        from visual_search.stores.local_folder import LocalFolderStore
+
+        store, key_prefix = LocalFolderStore(location, url_prefix="/shared-uploads/"), ""
+    return SharedUploads(
+        store,
+        key_prefix=key_prefix,
+        max_bytes=settings.shared_uploads_max_bytes,
+        max_age_s=settings.shared_uploads_max_age_s,
     )
 
 

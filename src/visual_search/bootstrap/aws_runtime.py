@@ -33,9 +33,7 @@ from visual_search.services.search import SearchService
 from visual_search.services.sequenced_index import SequencedIndex
 
 INDEX_BATCH_SIZE = 16  # images per endpoint request; the template caps an SQS batch below it, so one request
-HOW_TO_SET_THE_WRITE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM SecureString"
-
-ReadParameter = Callable[[str], str]  # an SSM SecureString's value by name; raises BackendUnavailableError
+HOW_TO_SET_THE_WRITE_KEY = "deploy the stack with WriteApiKeyParameterName naming an SSM SecureString"
 
 
 @dataclass
@@ -72,16 +70,16 @@ def configured_store(settings: Settings) -> ImageStore:
 def build_search_function_runtime(
     settings: Settings,
     *,
-    read_parameter: ReadParameter | None = None,
     store: ImageStore | None = None,
     search_service: SearchService | None = None,
     image_url: Callable[[str], str] | None = None,
 ) -> SearchFunctionRuntime:
-    """The search function's runtime. `read_parameter` reads the API keys' SSM parameters (the deployed function:
-    keys never sit in its environment); unreadable, the function refuses to start (503), never serving an open
-    API by mistake. `store` (default: settings.image_store), `search_service` and `image_url(key)` (where a
-    browser loads an image; default: the store's presigned URL) stand in for the deployed ones in tests."""
-    keys = _access_keys(settings, read_parameter)
+    """The search function's runtime. Its keys are settings' (on AWS read from their SSM parameters first,
+    aws/api_key_parameter.py). `store` (default: settings.image_store), `search_service` and `image_url(key)`
+    (where a browser loads an object; default: the store's presigned URL) stand in for the deployed ones in
+    tests."""
+    from visual_search.stores.s3_thumbnails import result_url
+
     store = store or configured_store(settings)
     service = search_service or build_search_service(settings)
     url = image_url or store.url_for
@@ -89,35 +87,17 @@ def build_search_function_runtime(
     def show_image(record: ImageRecord, _width: int | None) -> ImageAnswer:
         return ImageAnswer(redirect=url(record.key))
 
-    search_api = build_search_api(settings, service, url_for=lambda record: url(record.key), show_image=show_image)
+    # A result's image: its thumbnail when the index function wrote them (stores/s3_thumbnails.py), else the original.
+    search_api = build_search_api(settings, service, url_for=result_url(url), show_image=show_image)
     # Writes go to the bucket only: the bucket's events index them, as for any upload.
     writer = BucketWriter(service.index, store)
-    apis = Apis(search=search_api, catalogue=CatalogueApi(search_api, lambda: writer, max_pixels=settings.max_pixels))
-    return SearchFunctionRuntime(apis, keys, service.index)
-
-
-def _access_keys(settings: Settings, read_parameter: ReadParameter | None) -> AccessKeys:
-    """The keys themselves (local use), else the SecureStrings named by the key parameters; the one key of
-    before (api_key / api_key_parameter) sets both."""
-    values: dict[str, str] = {}
-
-    def value(key: str | None, *parameters: str | None) -> str | None:
-        if key:
-            return key
-        for name in parameters:
-            if name:
-                if read_parameter is None:
-                    raise MissingSettingError("api_key_parameter", f"names {name}, which nothing here can read")
-                if name not in values:
-                    values[name] = read_parameter(name)
-                return values[name]
-        return None
-
-    return AccessKeys(
-        read=value(settings.effective_read_api_key, settings.read_api_key_parameter, settings.api_key_parameter),
-        write=value(settings.effective_write_api_key, settings.write_api_key_parameter, settings.api_key_parameter),
+    catalogue = CatalogueApi(search_api, lambda: writer, max_pixels=settings.max_pixels)
+    keys = AccessKeys(
+        read=settings.effective_read_api_key,
+        write=settings.effective_write_api_key,
         how_to_set_write_key=HOW_TO_SET_THE_WRITE_KEY,
     )
+    return SearchFunctionRuntime(Apis(search=search_api, catalogue=catalogue, serves_files=False), keys, service.index)
 
 
 def build_event_indexer_runtime(
@@ -125,13 +105,20 @@ def build_event_indexer_runtime(
 ) -> EventIndexerRuntime:
     """The index function's runtime. `store_for_bucket(name)` gives each bucket's ImageStore (default: one
     S3ImageStore per bucket sharing one client; a local folder for every bucket in `invoke --bucket-dir`)."""
-    store_for_bucket = store_for_bucket or s3_store_factory(settings)
+    thumbnails = None
+    if store_for_bucket is None:
+        from visual_search.stores.s3_thumbnails import S3Thumbnails
+
+        buckets = s3_store_factory(settings)
+        thumbnails = S3Thumbnails(lambda bucket: buckets(bucket).client, max_pixels=settings.max_pixels)
+        store_for_bucket = buckets
     embedder = build_embedder(settings)
     sequenced = SequencedIndex(open_index(settings, writable=True, embedder=embedder))
     indexing = IndexingService(
         embedder, sequenced, batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
     )
-    indexer = S3EventIndexer(indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket))
+    manifests = _manifests(settings, store_for_bucket)
+    indexer = S3EventIndexer(indexing, sequenced, store_for_bucket, manifests, thumbnails=thumbnails)
     return EventIndexerRuntime(indexer)
 
 
@@ -151,14 +138,14 @@ def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]
     return manifest_for_bucket
 
 
-def s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
-    """One S3ImageStore per bucket an event names, all sharing the first one's boto3 client."""
+def s3_store_factory(settings: Settings):
+    """store_for_bucket(name): one S3ImageStore per bucket an event names, all sharing the first one's client."""
     from visual_search.stores.s3 import S3ImageStore
 
     stores: dict[str, S3ImageStore] = {}
     lock = threading.Lock()
 
-    def store_for_bucket(bucket: str) -> ImageStore:
+    def store_for_bucket(bucket: str) -> S3ImageStore:
         with lock:
             if bucket not in stores:
                 shared_client = next(iter(stores.values())).client if stores else None

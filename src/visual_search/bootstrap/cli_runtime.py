@@ -1,32 +1,24 @@
 """What the CLI's commands run on: the catalogue items named by paths (files, folders, s3:// prefixes) with their
-labels CSV, the folder watcher of `index --watch`, the duplicate report and the retrieval evaluation of `eval`.
-The commands parse and print; these build and run."""
+labels CSV, the folder watcher of `index --watch` and the duplicate report. The commands
+parse and print; these build and run."""
 
 from __future__ import annotations
 
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from visual_search.bootstrap import build_embedder, build_image_store, build_indexing_service, open_index
+from visual_search.bootstrap import build_image_store, open_index
 from visual_search.bootstrap.server_runtime import build_folder_watcher, build_indexing_writer
-from visual_search.core import colour as colour_signature
 from visual_search.core.catalogue_csv import read_catalogue_csv
-from visual_search.core.errors import InvalidRequestError
-from visual_search.core.images import IMAGE_SUFFIXES, decode_image
+from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.core.settings import Settings
 from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.duplicates import DEFAULT_THRESHOLD, DuplicateReport, checked_threshold, find_duplicates
-from visual_search.services.evaluation import RetrievalScores, score_retrieval
 from visual_search.services.indexing import IndexItem
-from visual_search.services.shopper_sim import shopper_queries
 from visual_search.services.watching import FolderWatcher, WatchReport
 
 DEFAULT_DUPLICATE_THRESHOLD = DEFAULT_THRESHOLD
@@ -117,95 +109,3 @@ def duplicate_report(settings: Settings, threshold: float) -> DuplicateReport:
         return find_duplicates(index, threshold=threshold)
     finally:
         index.close()
-
-
-@dataclass
-class Evaluation:
-    """What `visual-search eval` measured, and on which model and resize policy."""
-
-    scores: RetrievalScores
-    model_id: str
-    resize: str
-
-
-def evaluate_retrieval(
-    settings: Settings,
-    gallery_csv: str,
-    queries_csv: str | None,
-    *,
-    k: int,
-    resize: str | None,
-    shopper_sim: int | None,
-    seed: int,
-    colour: float,
-    progress: Callable[[int], Any],
-    on_skipped: Callable[[str], None],
-) -> Evaluation:
-    """Embeds the gallery (and the queries, or `shopper_sim` synthetic shopper photos of gallery items) into
-    scratch indexes and scores retrieval: leave-one-out by label without queries. `progress(total)` gives a
-    context manager whose update(n) reports embedded images; `on_skipped(line)` hears of images left out."""
-    embedder = build_embedder(settings, bulk=True)
-    if resize:
-        embedder.spec = replace(embedder.spec, resize=resize)
-    shopper = shopper_sim is not None
-    # The shopper benchmark needs no labels: each gallery photo is its own item.
-    gallery = [entry for entry in read_catalogue_csv(gallery_csv) if entry.label or shopper]
-    queries = [entry for entry in read_catalogue_csv(queries_csv) if entry.label] if queries_csv else None
-
-    def embed_all(items: list[IndexItem], name: str, scratch: str) -> tuple[np.ndarray, list[int]]:
-        service = build_indexing_service(settings.with_overrides(index=str(Path(scratch) / name)), embedder=embedder)
-        with progress(len(items)) as bar:
-            report = service.index_items(items, progress=bar.update)
-        for failure in report.failed:
-            on_skipped(f"{failure.uri}: {failure.reason}")
-        try:
-            vectors = {i: service.index.get_vector(item.key) for i, item in enumerate(items)}
-        finally:
-            service.index.close()
-        kept = [i for i, vector in vectors.items() if vector is not None]
-        if not kept:
-            raise InvalidRequestError(f"none of the {len(items)} images of the {name} could be embedded")
-        return np.stack([vectors[i] for i in kept]), kept
-
-    def items_of(entries) -> list[IndexItem]:
-        return [IndexItem(str(i), str(e.path), e.path.read_bytes, e.label) for i, e in enumerate(entries)]
-
-    query_vectors: np.ndarray | None = None
-    query_labels: list | None = None
-    with tempfile.TemporaryDirectory(prefix="visual-search-eval-") as scratch:
-        gallery_vectors, kept = embed_all(items_of(gallery), "gallery", scratch)
-        gallery = [gallery[i] for i in kept]
-        gallery_labels = [str(i) for i in range(len(gallery))] if shopper else [e.label for e in gallery]
-        if shopper_sim is not None:
-            made = shopper_queries(
-                shopper_sim, len(gallery), lambda i: decode_image(gallery[i].path.read_bytes()).image, seed=seed
-            )
-            items = [
-                IndexItem(f"q{n}", f"shopper photo {n} of {gallery[q.source].path}", (lambda q=q: q.jpeg))
-                for n, q in enumerate(made)
-            ]
-            query_vectors, kept = embed_all(items, "queries", scratch)
-            query_labels = [str(made[i].source) for i in kept]
-        elif queries is not None:
-            query_vectors, kept = embed_all(items_of(queries), "queries", scratch)
-            query_labels = [queries[i].label for i in kept]
-    leave_one_out = query_vectors is None
-    scores = score_retrieval(
-        gallery_vectors,
-        gallery_labels,
-        _weighted(gallery_vectors if query_vectors is None else query_vectors, embedder.model_id, colour),
-        gallery_labels if leave_one_out else query_labels,
-        k=k,
-        same_items=leave_one_out,
-    )
-    return Evaluation(scores, embedder.model_id, embedder.spec.resize)
-
-
-def _weighted(vectors: np.ndarray, model_id: str, weight: float) -> np.ndarray:
-    """Query rows as a search makes them from stored vectors: the colour part weighted by `weight`."""
-    colour_dimension = colour_signature.colour_dimension_of(model_id)
-    if not colour_dimension:
-        if weight:
-            raise InvalidRequestError(f"--colour needs a model with a colour descriptor; {model_id} has none")
-        return vectors
-    return np.stack([colour_signature.query_vector(row, colour_dimension, weight) for row in vectors])

@@ -11,7 +11,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from visual_search.api.access import AccessKeys
+from visual_search.api.adaptation_api import AdaptationApi
 from visual_search.api.catalogue_api import CatalogueApi
+from visual_search.api.client_limits import client_limits
 from visual_search.api.results import ImageAnswer, RawAnswer
 from visual_search.api.routes import Apis, EmbeddingEndpoint
 from visual_search.bootstrap import (
@@ -22,11 +24,13 @@ from visual_search.bootstrap import (
     open_index,
     uploads_location,
 )
+from visual_search.core.colour import colour_dimension_of
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import Embedder, VectorIndex
 from visual_search.core.records import ImageRecord
 from visual_search.core.settings import Settings
+from visual_search.services.adaptation import LearningPolicy, QueryDomainLearner
 from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.services.search import SearchService
@@ -41,6 +45,7 @@ class ServerRuntime:
     keys: AccessKeys
     max_upload_bytes: int
     watcher: FolderWatcher | None = None
+    learner: QueryDomainLearner | None = None
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -49,10 +54,13 @@ class ServerRuntime:
             self.watcher.start()
 
     def close(self) -> None:
-        """Stops the watcher and closes what this runtime opened (an index opened for writing brings its HNSW
+        """Stops the watcher and live learning, and closes what this runtime opened (an index opened for writing brings its HNSW
         graph up to date and releases the writer lock); a search service handed in is left open."""
         if self.watcher is not None:
             self.watcher.stop()
+        if self.learner is not None:
+            self.learner.freeze()
+            self.learner.wait()  # a refit in progress finishes before the index closes
         for close in reversed(self._closers):
             close()
         self._closers.clear()
@@ -127,15 +135,43 @@ def build_server_runtime(
             return opened
 
         writer = Lazy(open_writer)
+    learner = _live_learner(settings, search_service, lambda: writer.get().index)
     search_api = build_search_api(settings, search_service, url_for=local_image_url, show_image=_local_images(settings))
     apis = Apis(
         search=search_api,
         catalogue=CatalogueApi(search_api, writer.get, max_pixels=settings.max_pixels),
         # Served by the server itself, so that a frontend/config.json written for AWS cannot redirect the local UI.
-        ui_config={"apiBase": "", "apiKeyRequired": bool(settings.effective_read_api_key)},
+        ui_config={
+            "apiBase": "",
+            "apiKeyRequired": bool(settings.effective_read_api_key),
+            "limits": client_limits(settings),
+        },
         embedding=_InProcessEndpoint(search_service.embedder, settings.max_pixels),
+        adaptation=AdaptationApi(learner),
     )
-    return ServerRuntime(apis, access_keys(settings), settings.max_upload_bytes, watcher, closers)
+    return ServerRuntime(apis, access_keys(settings), settings.max_upload_bytes, watcher, learner, closers)
+
+
+def _live_learner(
+    settings: Settings, service: SearchService, writer_index: Callable[[], VectorIndex]
+) -> QueryDomainLearner | None:
+    """The learner of the query-domain centre from this server's own searches, attached to its search service;
+    None unless VISUAL_SEARCH_ADAPT_LIVE_EVERY > 0. A refit writes through the process's one writer."""
+    if settings.adapt_live_every <= 0:
+        return None
+    policy = LearningPolicy(
+        refit_every=settings.adapt_live_every,
+        max_step=settings.adapt_live_max_step,
+        max_client_share=settings.adapt_live_client_share,
+    )
+    learner = QueryDomainLearner(
+        policy,
+        colour_dimension=colour_dimension_of(service.embedder.model_id),
+        index=writer_index,
+        background=True,
+    )
+    service.learner = learner
+    return learner
 
 
 def build_folder_watcher(

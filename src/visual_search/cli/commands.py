@@ -91,6 +91,7 @@ def run_stats(args, settings: Settings) -> int:
                     "model": stats.model_id,
                     "backend": stats.backend,
                     "labels": dict(stats.labels),
+                    "centre": dict(stats.centre) if stats.centre else None,
                 }
             )
         )
@@ -98,6 +99,8 @@ def run_stats(args, settings: Settings) -> int:
     print(f"index:     {_without_password(settings.index)} ({stats.backend})")
     print(f"images:    {stats.count}")
     print(f"model:     {stats.model_id or '-'} ({stats.dimension or '-'} dimensions)")
+    if stats.centre:
+        print(f"centre:    {stats.centre['centre_id']} (query-domain, fitted on {stats.centre['photos']} photos)")
     for label, count in sorted(stats.labels.items(), key=lambda item: -item[1]):
         print(f"  {count:>6}  {label}")
     return 0

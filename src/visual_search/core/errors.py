@@ -57,6 +57,15 @@ class NotFoundError(VisualSearchError):
     http_status = 404
 
 
+class UploadExpiredError(NotFoundError):
+    """A shared upload that was kept once and is now past its age limit (410). One that is not kept at all
+    (evicted, never stored, or shared uploads off) is a NotFoundError with the same code (404), since the
+    server cannot tell those apart; either way the shopper uploads the photo again."""
+
+    code = "upload_expired"
+    http_status = 410
+
+
 class UnauthorizedError(VisualSearchError):
     code = "unauthorized"
     http_status = 401

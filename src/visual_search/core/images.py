@@ -25,6 +25,8 @@ from visual_search.core.pixel_budget import DECODING, DecoderBusyError
 # The formats the product indexes. The JPEG opener also reads MPO, the multi-picture JPEG many phones write.
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+# The same formats as media types: what a browser may upload (it checks before sending, see api/client_limits.py).
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp", "image/tiff")
 DEFAULT_MAX_PIXELS = 64_000_000  # a 12 MP phone photo is far below; a 30000x30000 "bomb" is far above
 
 # Orientation values 5-8 swap width and height.
@@ -68,6 +70,10 @@ class DecodedImage:
     format: str
 
 
+# The built-in model's input size (Lite2 at 300 px with R-MAC pooling: README "Input size and pooling").
+DEFAULT_INPUT_SIZE_PX = 300
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a model wants its input. `mean`/`std` are in 0-255 pixel units: x' = (x - mean) / std.
@@ -78,7 +84,7 @@ class PreprocessSpec:
     - "pad": the whole image fitted inside the square, keeping its aspect ratio, on a white background.
     """
 
-    size_px: int = 260
+    size_px: int = DEFAULT_INPUT_SIZE_PX
     mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     resize: str = "center_crop"
@@ -88,8 +94,8 @@ class PreprocessSpec:
         """The inverse of dataclasses.asdict (how a model archive and an endpoint describe their input)."""
         return cls(
             size_px=int(values["size_px"]),
-            mean=tuple(float(v) for v in values["mean"]),
-            std=tuple(float(v) for v in values["std"]),
+            mean=_three_floats(values["mean"]),
+            std=_three_floats(values["std"]),
             resize=str(values["resize"]),
         )
 
@@ -119,7 +125,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+            image: Image.Image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own limit (Image.MAX_IMAGE_PIXELS) tripped first; state whichever limit is the lower.
         raise _too_many_pixels(None, min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)) from None
@@ -252,3 +258,11 @@ def _unreadable(data: bytes) -> Exception:
         )
     except Exception:
         return InvalidImageError("the data is not a readable image (JPEG, PNG, WebP, GIF, BMP or TIFF)")
+
+
+def _three_floats(values: object) -> tuple[float, float, float]:
+    """A per-channel triple (mean or std) read from JSON; anything else is a malformed model description."""
+    if not isinstance(values, list | tuple) or len(values) != 3:
+        raise ValueError(f"a per-channel value needs three numbers, not {values!r}")
+    first, second, third = (float(value) for value in values)
+    return first, second, third

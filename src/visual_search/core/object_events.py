@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+THUMBNAIL_PREFIX = "thumbnails/"
+SHARED_UPLOADS_PREFIX = "shared-uploads/"  # shoppers' shared query photos (the search function's; not catalogue)
+# Objects the stack itself writes into the images bucket: never catalogue images, whatever ImagesPrefix says.
+STACK_PREFIXES = (THUMBNAIL_PREFIX, SHARED_UPLOADS_PREFIX)
+THUMBNAILS_ATTRIBUTE = "thumbnails"  # set on a record whose thumbnails are in the bucket (stores/s3_thumbnails.py)
+
 
 @dataclass(frozen=True)
 class ObjectEvent:
@@ -48,3 +54,8 @@ class EventOutcome:
     @property
     def failed(self) -> bool:
         return self.status == "failed"
+
+
+def is_stack_object(key: str) -> bool:
+    """True for a thumbnail or a shared upload: objects the S3 event path must never index."""
+    return key.startswith(STACK_PREFIXES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from visual_search.core.centre import Centre
 from visual_search.core.images import CropBox, PreprocessSpec
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
@@ -24,9 +25,15 @@ class Embedder(Protocol):
     callers decode with `decode_image(min_size_px=spec.size_px)` so that every path feeds it the same pixels.
     """
 
-    model_id: str
-    dimension: int
-    spec: PreprocessSpec
+    # Read-only to callers: an in-process model knows them at once, the SageMaker client asks its endpoint.
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def spec(self) -> PreprocessSpec: ...
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray: ...
 
@@ -99,6 +106,24 @@ class VectorIndex(Protocol):
         """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""
 
 
+@runtime_checkable
+class AdaptableIndex(VectorIndex, Protocol):
+    """A VectorIndex that searches in a space centred on the query domain (core/centre.py): it applies its
+    centre to stored vectors and queries alike and keeps the raw vectors, so `set_centre` re-projects every
+    stored vector without re-embedding. Both built-in backends are adaptable."""
+
+    @property
+    def centre(self) -> Centre | None:
+        """The centre searches use now (None: none)."""
+
+    @property
+    def space_id(self) -> str:
+        """The model id, plus the centre's hash when there is one (core/centre.centred_space_id)."""
+
+    def set_centre(self, centre: Centre | None) -> object:
+        """Search with `centre` from now on (None removes it); ModelMismatchError for another model's centre."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """An object's bytes and the user metadata stored with it (S3's x-amz-meta-*, names lower-cased; a folder
@@ -106,6 +131,16 @@ class StoredObject:
 
     data: bytes
     metadata: Mapping[str, str] = field(default_factory=dict)
+    modified: float | None = None  # when it was last written, in epoch seconds (None where a store cannot say)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object of a listing, without its bytes: key, size in bytes, last written (epoch seconds)."""
+
+    key: str
+    size: int
+    modified: float
 
 
 @runtime_checkable
@@ -148,6 +183,10 @@ class ImageStore(Protocol):
     def exists(self, key: str) -> bool:
         """Whether the object is there now, without reading it (S3: a HEAD request)."""
 
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object whose key starts with `prefix` (whatever its suffix, hidden and partial files excepted),
+        with its size and time, for stores that are bounded by bytes and age (the shared uploads)."""
+
 
 @runtime_checkable
 class FolderStore(ImageStore, Protocol):
@@ -168,3 +207,13 @@ class FolderObserver(Protocol):
 # (folder, on_key(key) for each image file an event names, on_folder_event() for folder events) -> a running
 # observer. Events only say where to look: the watcher stats the files to decide what changed.
 FolderEvents = Callable[[Path, Callable[[str], None], Callable[[], None]], FolderObserver]
+
+
+class Thumbnails(Protocol):
+    """Resized copies of a bucket's images, written when an image is indexed and removed with it."""
+
+    def write(self, bucket: str, key: str, data: bytes) -> bool:
+        """Makes and stores every size of the image `data`; False (logged) when any could not be."""
+
+    def remove(self, bucket: str, keys: Iterable[str]) -> None:
+        """Deletes every size of each key's thumbnails (missing ones are fine)."""

@@ -11,6 +11,8 @@ from visual_search.core.errors import InvalidSettingError
 from visual_search.core.images import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "VISUAL_SEARCH_"
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
 
 
 def default_index_location() -> str:
@@ -50,6 +52,14 @@ class Settings:
     read_api_key: str | None = None
     write_api_key: str | None = None
     cors_origins: tuple[str, ...] = ()
+    # Shared uploads: an uploaded query photo is kept by its content hash, so a copied search link can reopen it
+    # (services/shared_uploads.py). Bounded by bytes (oldest evicted first) and by age; off with False.
+    # shared_uploads_store: a folder or s3://bucket; default a folder beside the index, or on AWS the images
+    # bucket under shared-uploads/ (see bootstrap.shared_uploads_location).
+    shared_uploads: bool = True
+    shared_uploads_max_bytes: int = 256 * 1024 * 1024
+    shared_uploads_max_age_s: int = 7 * 24 * 3600
+    shared_uploads_store: str | None = None
     presigned_url_expiry_s: int = 300
     # The AWS functions: the SageMaker embedder's whole retry budget per request (it must fit the function's
     # timeout), the SSM parameter holding the API key, and the catalogue CSV's key in the images bucket.
@@ -64,6 +74,12 @@ class Settings:
     opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless
     opensearch_aws_service: str = "es"  # "aoss" for OpenSearch Serverless
     aws_region: str | None = None  # from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs read it
+    # Live learning of the query-domain centre from searches (services/adaptation.py): refit after this many new
+    # queries (0: off, the default); one refit moves the centre by at most max_step (L2); one client adds at
+    # most client_share of a refit's queries.
+    adapt_live_every: int = 0
+    adapt_live_max_step: float = 0.2
+    adapt_live_client_share: float = 0.1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:
@@ -103,6 +119,12 @@ def _parse(name: str, raw: str, type_name) -> object:
     type_text = str(type_name)
     if "tuple" in type_text:
         return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if type_text == "bool":
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise InvalidSettingError(f"{ENV_PREFIX}{name.upper()} must be true or false, not {raw!r}")
     if type_text.startswith("int"):
         try:
             return int(raw)

@@ -189,12 +189,13 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS to the checked address, with SNI and certificate verification for the original host name."""
 
     def __init__(self, host: str, port: int, address: str, timeout_s: float, context: ssl.SSLContext | None):
-        super().__init__(host, port, timeout=timeout_s, context=context or ssl.create_default_context())
+        self._tls = context or ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout_s, context=self._tls)
         self._pinned_address = address
 
     def connect(self) -> None:
         self.raw_sock = socket.create_connection((self._pinned_address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(self.raw_sock, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(self.raw_sock, server_hostname=self.host)
 
 
 def _shut_down(connection: http.client.HTTPConnection) -> None:

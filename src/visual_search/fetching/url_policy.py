@@ -76,7 +76,7 @@ _TEREDO = ipaddress.IPv6Network("2001::/32")  # RFC 4380
 def system_resolver(host: str, port: int) -> list[str]:
     """The host's addresses, by getaddrinfo (which also reads inet_aton spellings such as 0x7f.1 or 2130706433)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -96,8 +96,8 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
 def denied_reason(address: IPAddress) -> str | None:
     """Why a fetch may not reach `address` (the special-purpose block it is in), or None when it is public."""
     if isinstance(address, ipaddress.IPv4Address):
-        block = next((block for block in DENIED_IPV4 if address in block), None)
-        return f"in {block}" if block else None
+        block4 = next((block for block in DENIED_IPV4 if address in block), None)
+        return f"in {block4}" if block4 else None
     carried = embedded_ipv4(address)
     if address in _IPV4_MAPPED or address in _NAT64:
         # These reach the embedded IPv4 host itself (a dual-stack socket, a NAT64 gateway): it alone decides.

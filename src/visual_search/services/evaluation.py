@@ -45,7 +45,9 @@ def score_retrieval(
     `same_items`, query i is another view of gallery item i (e.g. its object crop) and is left out the same way.
     Queries whose label no gallery image shares are left out (they have no right answer)."""
     leave_one_out = query_vectors is None or same_items
-    if query_vectors is None:
+    if query_vectors is None or query_labels is None:
+        if query_vectors is not None:
+            raise ValueError("query vectors need their labels")
         query_vectors, query_labels = gallery_vectors, gallery_labels
     elif same_items and len(query_vectors) != len(gallery_vectors):
         raise ValueError("same_items needs one query per gallery item")

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
-from visual_search.core.object_events import EventOutcome, ObjectEvent, is_later
-from visual_search.core.ports import ImageStore, StoredObject
+from visual_search.core.object_events import THUMBNAILS_ATTRIBUTE, EventOutcome, ObjectEvent, is_later, is_stack_object
+from visual_search.core.ports import ImageStore, StoredObject, Thumbnails
 from visual_search.core.records import ImageRecord
 from visual_search.services.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.services.indexing import IndexingService, IndexItem
@@ -46,12 +46,14 @@ class S3EventIndexer:
         manifest_for_bucket: Callable[[str], CatalogueManifest | None] = lambda _bucket: None,
         *,
         readers: int = 4,
+        thumbnails: Thumbnails | None = None,
     ):
         self.indexing = indexing
         self.index = index
         self.store_for_bucket = store_for_bucket
         self.manifest_for_bucket = manifest_for_bucket
         self.readers = readers
+        self.thumbnails = thumbnails  # written before an image's record, removed after it (stores/s3_thumbnails.py)
 
     def apply(self, events: Sequence[ObjectEvent]) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = []
@@ -59,6 +61,9 @@ class S3EventIndexer:
         for event in events:
             if event.key.endswith("/") or not event.key.lower().endswith(IMAGE_SUFFIXES):
                 outcomes.append(EventOutcome(event, "ignored", "not an image file name"))
+                continue
+            if is_stack_object(event.key):  # reaches the queue when ImagesPrefix is empty (the whole bucket)
+                outcomes.append(EventOutcome(event, "ignored", "a thumbnail or shared upload, not a catalogue image"))
                 continue
             problem = key_problem(event.key)  # the key check of every entry (core/keys.py)
             if problem:
@@ -91,6 +96,7 @@ class S3EventIndexer:
         if not events:
             return []
         fetched = self.fetch([(event.bucket, event.key) for event in events])
+        thumbnailed = self._write_thumbnails(events, fetched)
         items, settled, gone = [], {}, []
         for event, result in zip(events, fetched):
             if isinstance(result, NotFoundError):
@@ -98,11 +104,10 @@ class S3EventIndexer:
             elif isinstance(result, VisualSearchError):
                 settled[event.key] = EventOutcome(event, "failed", result.message)
             else:
-                items.append(
-                    self.catalogue_item(
-                        event.bucket, event.key, result, stored.get(event.key), {SEQUENCER_ATTRIBUTE: event.sequencer}
-                    )
-                )
+                extra = {SEQUENCER_ATTRIBUTE: event.sequencer}
+                if self.thumbnails is not None:  # "0" too: a re-upload whose thumbnails failed must not keep old ones
+                    extra[THUMBNAILS_ATTRIBUTE] = "1" if thumbnailed.get(event.key) else "0"
+                items.append(self.catalogue_item(event.bucket, event.key, result, stored.get(event.key), extra))
         with self.index.snapshot([event.key for event in events], stored):
             report = self.indexing.index_items(items)
         failures = {failure.key: failure.reason for failure in report.failed}
@@ -117,6 +122,20 @@ class S3EventIndexer:
             if event not in gone
         ]
         return outcomes + self._remove(gone, "the object no longer exists")
+
+    def _write_thumbnails(
+        self, events: list[ObjectEvent], fetched: list[StoredObject | VisualSearchError]
+    ) -> dict[str, bool]:
+        """{key: whether all its thumbnails were written} for each fetched image, in parallel."""
+        thumbnails = self.thumbnails
+        if thumbnails is None:
+            return {}
+        jobs = [(e.bucket, e.key, r.data) for e, r in zip(events, fetched) if isinstance(r, StoredObject)]
+        if not jobs:
+            return {}
+        with ThreadPoolExecutor(max(1, min(self.readers, len(jobs))), thread_name_prefix="thumbnails") as pool:
+            written = list(pool.map(lambda job: thumbnails.write(*job), jobs))
+        return {key: ok for (_bucket, key, _data), ok in zip(jobs, written)}
 
     def fetch(self, objects: Sequence[tuple[str, str]]) -> list[StoredObject | VisualSearchError]:
         """Each (bucket, key)'s object (one GET: bytes and metadata), or the error that prevented it, in order."""
@@ -185,4 +204,7 @@ class S3EventIndexer:
                 self.index.delete([event.key for event in doomed])
         except VisualSearchError as exc:
             return [EventOutcome(event, "failed", exc.message) for event in events]
+        if self.thumbnails is not None:
+            for bucket in {event.bucket for event in doomed}:
+                self.thumbnails.remove(bucket, [event.key for event in doomed if event.bucket == bucket])
         return outcomes + [EventOutcome(event, "deleted", reason) for event in doomed]

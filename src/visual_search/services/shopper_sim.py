@@ -10,6 +10,7 @@ The same seed, photos and backgrounds always give byte-identical queries.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ def shopper_queries(
             background_of = backgrounds[int(rng.integers(len(backgrounds)))]
         else:
             other = int((source + 1 + rng.integers(max(gallery_size - 1, 1))) % gallery_size)
-            background_of = lambda other=other: load(other)  # noqa: E731 - deferred: most queries need none
+            background_of = functools.partial(load, other)  # deferred: most queries need no background
         image, steps = make_shopper_photo(load(source), background_of, rng)
         queries.append(ShopperQuery(source, image, steps))
     return queries

@@ -9,6 +9,7 @@ file inside its catalogue folder that was indexed.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
@@ -18,7 +19,7 @@ from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
-from visual_search.core.ports import StoredObject
+from visual_search.core.ports import ObjectInfo, StoredObject
 from visual_search.core.records import ImageRecord
 
 
@@ -84,8 +85,32 @@ class LocalFolderStore:
             partial.unlink(missing_ok=True)
 
     def read_object(self, key: str) -> StoredObject:
-        """The file's bytes; a folder keeps no metadata."""
-        return StoredObject(self.read(key))
+        """The file's bytes and modification time; a folder keeps no metadata."""
+        data = self.read(key)
+        try:
+            modified = self._path(key).stat().st_mtime
+        except OSError:
+            modified = None  # removed since the read: the bytes read are still the object's
+        return StoredObject(data, modified=modified)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every regular file below the root whose key starts with `prefix`, any suffix, sorted by key. Hidden
+        names are left out, and with them the temporary files of a `put` in progress."""
+        found = []
+        for folder, subfolders, files in os.walk(self.root):
+            subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+            for name in files:
+                path = Path(folder, name)
+                key = path.relative_to(self.root).as_posix()
+                if name.startswith(".") or not key.startswith(prefix):
+                    continue
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue  # removed while listing
+                if stat.S_ISREG(info.st_mode):
+                    found.append(ObjectInfo(key, info.st_size, info.st_mtime))
+        return iter(sorted(found, key=lambda entry: entry.key))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

@@ -9,7 +9,7 @@ from visual_search.core.errors import BackendUnavailableError, InvalidRequestErr
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.lazy import Lazy
-from visual_search.core.ports import StoredObject
+from visual_search.core.ports import ObjectInfo, StoredObject
 
 # Errors S3 answers for an object that is not (or no longer) there.
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
@@ -88,7 +88,20 @@ class S3ImageStore:
         except Exception as exc:
             raise (_as_library_error(exc, self.uri(key)) or exc) from exc
         metadata = {name.lower(): _decoded(value) for name, value in (response.get("Metadata") or {}).items()}
-        return StoredObject(data, metadata)
+        modified = response.get("LastModified")
+        return StoredObject(data, metadata, modified.timestamp() if modified is not None else None)
+
+    def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Every object under the store's prefix + `prefix`, any suffix, with its size and LastModified, in S3's
+        key order (keys are full keys, as everywhere in this store)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for entry in page.get("Contents", ()):
+                    if not entry["Key"].endswith("/"):
+                        yield ObjectInfo(entry["Key"], int(entry["Size"]), entry["LastModified"].timestamp())
+        except Exception as exc:
+            raise (_as_library_error(exc, f"s3://{self.bucket}/{self.prefix + prefix}") or exc) from exc
 
     def exists(self, key: str) -> bool:
         """A HEAD request: no bytes read. Telling a missing object from a forbidden one needs s3:ListBucket."""

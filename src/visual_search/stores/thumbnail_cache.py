@@ -10,6 +10,7 @@ reader never sees half a thumbnail, and two requests racing to make one both suc
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -55,15 +56,38 @@ class ThumbnailCache:
         if target.is_file():
             return target
         decoded = decode_image(source.read_bytes(), min_size_px=size, max_pixels=self.max_pixels)
-        image = decoded.image
-        image.thumbnail((size, size), Image.Resampling.LANCZOS)  # fits the box, keeps the aspect, never enlarges
+        image = _fitted(decoded.image, size)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")
         try:
             with os.fdopen(handle, "wb") as out:
-                image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)
+                _save_jpeg(image, out)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         return target
+
+
+def thumbnail_jpegs(
+    data: bytes, sizes: tuple[int, ...] = THUMBNAIL_SIZES, *, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> dict[int, bytes]:
+    """{size: the JPEG that fits size x size} for each of `sizes`, from one decode of the image `data`: what the
+    local server's cache makes one at a time, made all at once (the AWS index function writes them next to the
+    bucket's images). Raises the decoder's errors for bytes that are no image."""
+    decoded = decode_image(data, min_size_px=max(sizes), max_pixels=max_pixels)
+    jpegs = {}
+    for size in sizes:
+        out = io.BytesIO()
+        _save_jpeg(_fitted(decoded.image.copy(), size), out)
+        jpegs[size] = out.getvalue()
+    return jpegs
+
+
+def _fitted(image: Image.Image, size: int) -> Image.Image:
+    image.thumbnail((size, size), Image.Resampling.LANCZOS)  # fits the box, keeps the aspect, never enlarges
+    return image
+
+
+def _save_jpeg(image: Image.Image, out) -> None:
+    image.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True)

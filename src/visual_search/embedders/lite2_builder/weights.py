@@ -24,7 +24,7 @@ WEIGHTS_FILENAME = "efficientnet-lite2-9656183e.pth"
 
 _LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # 119547037146038801333356, torch.serialization.MAGIC_NUMBER
 _LEGACY_PROTOCOL_VERSION = 1001
-_STORAGE_DTYPES = {
+_STORAGE_DTYPES: dict[str, np.dtype] = {
     "FloatStorage": np.dtype("<f4"),
     "DoubleStorage": np.dtype("<f8"),
     "HalfStorage": np.dtype("<f2"),

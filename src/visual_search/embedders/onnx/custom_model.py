@@ -116,8 +116,8 @@ def _check_graph(config_path: Path, onnx_path: Path, config: dict) -> int:
         if config.get(key) and config[key] not in outputs:
             raise ModelFileError(f"{config_path}: the model has no output {config[key]!r}; it has {sorted(outputs)}")
     dims = outputs[config["output_name"]].type.tensor_type.shape.dim
-    feature_dims = [d.dim_value if d.HasField("dim_value") else None for d in list(dims)[1:]]
-    declared = math.prod(feature_dims) if feature_dims and None not in feature_dims else None
+    known = [int(d.dim_value) for d in list(dims)[1:] if d.HasField("dim_value")]
+    declared = math.prod(known) if known and len(known) == len(dims) - 1 else None
     dimension = config.get("dimension", declared)
     if not isinstance(dimension, int) or dimension <= 0:
         raise ModelFileError(

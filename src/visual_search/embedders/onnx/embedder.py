@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class OnnxEmbedder:
         self.intra_op_threads = intra_op_threads or os.cpu_count() or 1
         self.batch_size = max(1, batch_size)
         self.streams = max(1, streams)
-        self._pool = None
+        self._pool: ThreadPoolExecutor | None = None
         self._session = None
         self._session_lock = threading.Lock()
 
@@ -89,6 +90,8 @@ class OnnxEmbedder:
         )
         if not self.model.colour_descriptor and self.model.pooling == "avg":
             return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], appearance_dimension)
+        if self.model.feature_map_output is None:  # ResolvedModel pairs rmac and colour with a feature map
+            raise ModelFileError(f"{self.model.model_id}: R-MAC pooling and colour need the model's feature map")
         embeddings, feature_maps = self._run_chunked(
             [self.model.embedding_output, self.model.feature_map_output], batch
         )
@@ -171,8 +174,6 @@ class OnnxEmbedder:
         if self._pool is None:
             with self._session_lock:
                 if self._pool is None:
-                    from concurrent.futures import ThreadPoolExecutor
-
                     self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
         return _concatenate_outputs(list(self._pool.map(lambda part: self._run(output_names, part), chunks)))
 

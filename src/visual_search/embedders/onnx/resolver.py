@@ -16,11 +16,12 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from visual_search.core.colour import COLOUR_DIMENSION, colour_model_id
 from visual_search.core.errors import ModelFileError
 from visual_search.core.hashing import file_sha256
-from visual_search.core.images import PreprocessSpec
+from visual_search.core.images import DEFAULT_INPUT_SIZE_PX, PreprocessSpec
 from visual_search.embedders.lite2_builder.weights import default_weights_path
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 
@@ -29,7 +30,7 @@ BUILTIN_MODELS = ("lite2-fp32", "lite2-int8")
 _BUILTIN_NAME = re.compile(r"^(?P<base>lite2-fp32|lite2-int8)(?:@(?P<size>\d{2,4}))?(?:-(?P<pooling>avg|rmac))?$")
 # Chosen with bench/bench_quality.py (docs/BENCHMARKS.md): it beat 260 px average pooling on both benchmarks
 # within the cost bounds. "lite2-fp32@260-avg" is the model of before.
-DEFAULT_SIZE_PX = 300
+DEFAULT_SIZE_PX = DEFAULT_INPUT_SIZE_PX
 DEFAULT_POOLING = "rmac"
 _build_lock = threading.Lock()  # one build at a time within a process; other processes rely on the rename
 
@@ -97,7 +98,7 @@ def _resolve_lite2(
     fp32_path = cache_dir / f"efficientnet-lite2-fp32-{build}.onnx"
     _ensure_cached(fp32_path, lambda tmp: _build_fp32(weights_path, tmp, size_px))
     spec = lite2_graph.lite2_preprocess(size_px)
-    common = dict(
+    common: dict[str, Any] = dict(
         spec=spec,
         input_name=lite2_graph.INPUT_NAME,
         embedding_output=lite2_graph.EMBEDDING_OUTPUT,

@@ -39,7 +39,7 @@ _RETRYABLE_MODEL_STATUSES = {429, 500, 502, 503, 504}
 class SageMakerEmbedder:
     """Embeds through `invoke_endpoint` on `endpoint_name`.
 
-    `spec` is the preprocessing of the model the endpoint serves (EfficientNet-Lite2's 260 px by default); the
+    `spec` is the preprocessing of the model the endpoint serves (EfficientNet-Lite2's 300 px by default); the
     indexing service decodes with `min_size_px=spec.size_px`. `model_id` and `dimension`, when not given, are
     asked of the endpoint once (a describe request) on first use. Throttling, 429 and 5xx answers are retried
     with exponential backoff and jitter, at most `max_attempts` times and only while the attempt would end within
@@ -75,13 +75,18 @@ class SageMakerEmbedder:
         # One attempt's worst case; at most half the budget, so that a retry after a timeout can still fit.
         self.attempt_timeout_s = min(timeout_s, max(1.0, budget_s / 2))
         connect_timeout_s = min(_CONNECT_TIMEOUT_S, self.attempt_timeout_s / 4)
-        client_options = {
-            "region_name": region_name,
-            "endpoint_url": endpoint_url,
-            "connect_timeout_s": connect_timeout_s,
-            "read_timeout_s": self.attempt_timeout_s - connect_timeout_s,
-        }
-        self._client = Lazy(lambda: client or _make_client(**client_options))
+        read_timeout_s = self.attempt_timeout_s - connect_timeout_s
+        self._client = Lazy(
+            lambda: (
+                client
+                or _make_client(
+                    region_name=region_name,
+                    endpoint_url=endpoint_url,
+                    connect_timeout_s=connect_timeout_s,
+                    read_timeout_s=read_timeout_s,
+                )
+            )
+        )
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
@@ -90,15 +95,11 @@ class SageMakerEmbedder:
 
     @property
     def model_id(self) -> str:
-        if self._model_id is None:
-            self._describe()
-        return self._model_id
+        return self._model_id if self._model_id is not None else self._describe()[0]
 
     @property
     def dimension(self) -> int:
-        if self._dimension is None:
-            self._describe()
-        return self._dimension
+        return self._dimension if self._dimension is not None else self._describe()[1]
 
     @property
     def client(self):
@@ -120,7 +121,8 @@ class SageMakerEmbedder:
             rows.append(vectors)
         return np.concatenate(rows).astype(np.float32, copy=False)
 
-    def _describe(self) -> None:
+    def _describe(self) -> tuple[str, int]:
+        """Asks the endpoint which model it serves (its model id and dimension), checks it, and remembers it."""
         body, content_type = protocol.encode_describe_request()
         try:
             description = protocol.decode_description(self._invoke(body, content_type))
@@ -135,6 +137,7 @@ class SageMakerEmbedder:
         self._model_id = self._model_id or description.model_id
         self._dimension = self._dimension or description.dimension
         self._check_model(description.model_id, description.dimension)
+        return self._model_id, self._dimension
 
     def _check_model(self, served_model: str | None, dimension: int) -> None:
         if (served_model and self._model_id and served_model != self._model_id) or (
@@ -200,7 +203,7 @@ def classify_failure(exc: BaseException) -> tuple[bool, str | None]:
         message = str(error.get("Message", ""))
         if code == "ModelError":
             original = exc.response.get("OriginalStatusCode") or error.get("OriginalStatusCode") or 0
-            throttled = int(original) in _RETRYABLE_MODEL_STATUSES or "throttl" in message.lower()
+            throttled = int(str(original)) in _RETRYABLE_MODEL_STATUSES or "throttl" in message.lower()
             return throttled, f"ModelError (model answered {original}): {message}"
         retryable = code in _RETRYABLE_CODES or status == 429 or status >= 500
         return retryable, f"{code or status}: {message}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -184,7 +184,9 @@ class IndexDatabase:
     def last_removal_id(self) -> int:
         return self.connection.execute("SELECT COALESCE(MAX(id), 0) FROM removals").fetchone()[0]
 
-    def vectors_after(self, seq: int, dimension: int, batch: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def vectors_after(
+        self, seq: int, dimension: int, batch: int = 8192
+    ) -> Generator[tuple[np.ndarray, np.ndarray], None, None]:
         """Live (seqs int64 (n,), vectors float32 (n, dimension)) with seq above `seq`, ascending, in batches."""
         cursor = self.connection.execute("SELECT seq, vector FROM vectors WHERE seq > ? ORDER BY seq", (seq,))
         while rows := cursor.fetchmany(batch):
@@ -263,9 +265,6 @@ class IndexDatabase:
     def label_counts(self) -> dict[str, int]:
         rows = self.connection.execute("SELECT label, COUNT(*) FROM images WHERE label IS NOT NULL GROUP BY label")
         return dict(rows)
-
-    def hashes_by_key(self) -> dict[str, str]:
-        return dict(self.connection.execute("SELECT key, content_hash FROM images"))
 
     def integrity_problems(self, dimension: int) -> list[str]:
         """Structural problems: SQLite's own check, rows without vectors (or the reverse), wrong vector sizes."""

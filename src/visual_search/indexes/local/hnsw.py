@@ -77,6 +77,7 @@ class HnswGraph:
 
         if params.storage not in _STORAGES:
             raise ValueError(f"HNSW storage must be one of {sorted(_STORAGES)}, not {params.storage!r}")
+        graph: faiss.IndexHNSW
         if params.storage == "Flat":
             graph = faiss.IndexHNSWFlat(dimension, params.m, faiss.METRIC_INNER_PRODUCT)
         else:
@@ -121,7 +122,7 @@ class HnswGraph:
         fetch = min(fetch, self.size)
         if fetch <= 0:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
-        parameters = faiss.SearchParametersHNSW()  # per call: no shared state between threads
+        parameters = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # absent from faiss's type stubs; per call: no shared state between threads
         parameters.efSearch = max(self.params.ef_search, fetch)
         if only_bitmap is not None:
             # Walking past non-members makes the candidate list thinner: at 1M and a 10% filter, ef 256 gave

@@ -27,6 +27,10 @@ class VectorMatrix:
 
     def __init__(self, dimension: int):
         self.dimension = dimension
+        self._reset()
+
+    def _reset(self) -> None:
+        dimension = self.dimension
         self._base: VectorFile | None = None
         self._tail = np.empty((0, dimension), dtype=np.float32)
         self._seqs = np.empty(0, dtype=np.int64)
@@ -45,7 +49,7 @@ class VectorMatrix:
     def clear(self) -> None:
         if self._base is not None:
             self._base.close()
-        self.__init__(self.dimension)
+        self._reset()
 
     def set_base(self, base: VectorFile) -> None:
         """Start over from a vector file (which this matrix then owns and closes); the tail is appended afterwards."""
@@ -116,6 +120,7 @@ class VectorMatrix:
         out = np.empty((len(rows), self.dimension), dtype=np.float32)
         in_base = rows < self.base_rows
         if in_base.any():
+            assert self._base is not None  # rows below base_rows exist only with a base
             out[in_base] = self._base.read_rows(rows[in_base])
         if (~in_base).any():
             out[~in_base] = self._tail[rows[~in_base] - self.base_rows]
@@ -161,6 +166,7 @@ class VectorMatrix:
         scores = np.empty(self._rows - start, dtype=np.float32)
         base = self.base_rows
         for block in range(start, base, _SCAN_BLOCK):
+            assert self._base is not None  # base_rows > 0 only with a base
             end = min(block + _SCAN_BLOCK, base)
             scores[block - start : end - start] = self._base.read_block(block, end).astype(np.float32) @ query
         tail_from = max(start, base)

@@ -24,6 +24,8 @@ def open_or_create(
 
     meta, vector_mapping = read_index_meta(session, index_name)
     if meta is None and new_index is not None:
+        if model_id is None or dimension is None:
+            raise InvalidRequestError("creating an OpenSearch index needs the model id and dimension of its vectors")
         try:
             session.call(
                 lambda client: client.indices.create(index=index_name, body=new_index),
@@ -41,6 +43,8 @@ def open_or_create(
         model_id = meta.get("model_id")
     if dimension is None:
         dimension = meta.get("dimension") or vector_mapping.get("dimension")
+    if model_id is None or dimension is None:
+        raise ModelMismatchError(f"OpenSearch index {index_name!r} does not record the model that made its vectors")
     problem = docs.model_mismatch(meta, vector_mapping, model_id=model_id, dimension=dimension)
     if problem:
         raise ModelMismatchError(f"OpenSearch index {index_name!r} {problem}")

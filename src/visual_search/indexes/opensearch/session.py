@@ -71,7 +71,7 @@ class OpenSearchSession:
         pending, settled = actions, []
         for attempt in range(self.retry.attempts):
             body = [line for action in pending for line in action]
-            answer = self.call(lambda client, body=body: client.bulk(body=body, index=index, params=params), what=what)
+            answer = self.call(_bulk_request(body, index, params), what=what)
             busy: list[list[dict[str, Any]]] = []
             for action, item in zip(pending, answer["items"], strict=True):
                 ((kind, outcome),) = item.items()
@@ -141,3 +141,8 @@ def _connection_cause(error) -> str:
         if known.lower() in text.lower():
             return known.lower()
     return text[:200]
+
+
+def _bulk_request(body: list[dict[str, Any]], index: str, params: dict[str, str]) -> Callable[[Any], Any]:
+    """One bulk call over `body`, bound now: a retry sends the body of its own attempt."""
+    return lambda client: client.bulk(body=body, index=index, params=params)
