@@ -1,4 +1,4 @@
-"""What each `visual-search` command does, over the services that bootstrap.py builds."""
+"""What each `visual-search` command does, over the services that bootstrap/ builds."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The `visual-search` command: index folders, search by photo, evaluate retrieval, serve the web app.
 
-Each command is a thin entry point over the services built by bootstrap.py; user errors print one line to
+Each command is a thin entry point over the services built by bootstrap/; user errors print one line to
 stderr and exit non-zero, never a traceback.
 """
 

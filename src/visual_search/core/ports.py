@@ -1,4 +1,4 @@
-"""The ports the services depend on; adapters implement them and bootstrap.py chooses which."""
+"""The ports the services depend on; adapters implement them and bootstrap/ chooses which."""
 
 from __future__ import annotations
 
