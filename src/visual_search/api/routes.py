@@ -420,5 +420,5 @@ def query_parameters(route: Route) -> list[dict]:
     return parameters
 
 
-def error_responses(route: Route) -> dict[int, dict]:
+def error_responses(route: Route) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in route.errors}

@@ -4,6 +4,7 @@ parse and print; these build and run."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ def _items_from_paths(paths: list[str], labels: dict, skipped: list[str]) -> Ite
             for key in keys:
                 uri = store.uri(key)
                 entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
-                yield IndexItem.listed(key, uri, (lambda s=store, k=key: s.read(k)), entry)
+                yield IndexItem.listed(key, uri, functools.partial(store.read, key), entry)
         elif Path(location).exists() or Path(location).is_symlink():
             path = Path(location).resolve()
             problem = (
@@ -69,7 +70,7 @@ def _items_from_paths(paths: list[str], labels: dict, skipped: list[str]) -> Ite
             if problem:
                 skipped.append(f"{printable(str(path))}: {problem}")
                 continue
-            yield IndexItem.listed(path.name, str(path), (lambda p=path: read_regular_file(p)), labels.get(path))
+            yield IndexItem.listed(path.name, str(path), functools.partial(read_regular_file, path), labels.get(path))
         else:
             skipped.append(f"{printable(location)}: no such file or folder")
 

@@ -25,9 +25,9 @@ from visual_search.bootstrap import (
     uploads_location,
 )
 from visual_search.core.colour import colour_dimension_of
-from visual_search.core.errors import VisualSearchError
+from visual_search.core.errors import InvalidSettingError, VisualSearchError
 from visual_search.core.lazy import Lazy
-from visual_search.core.ports import Embedder, VectorIndex
+from visual_search.core.ports import AdaptableIndex, Embedder, VectorIndex
 from visual_search.core.records import ImageRecord
 from visual_search.core.settings import Settings
 from visual_search.services.adaptation import LearningPolicy, QueryDomainLearner
@@ -135,7 +135,7 @@ def build_server_runtime(
             return opened
 
         writer = Lazy(open_writer)
-    learner = _live_learner(settings, search_service, lambda: writer.get().index)
+    learner = _live_learner(settings, search_service, lambda: _adaptable(writer.get().index))
     search_api = build_search_api(settings, search_service, url_for=local_image_url, show_image=_local_images(settings))
     apis = Apis(
         search=search_api,
@@ -153,7 +153,7 @@ def build_server_runtime(
 
 
 def _live_learner(
-    settings: Settings, service: SearchService, writer_index: Callable[[], VectorIndex]
+    settings: Settings, service: SearchService, writer_index: Callable[[], AdaptableIndex]
 ) -> QueryDomainLearner | None:
     """The learner of the query-domain centre from this server's own searches, attached to its search service;
     None unless VISUAL_SEARCH_ADAPT_LIVE_EVERY > 0. A refit writes through the process's one writer."""
@@ -172,6 +172,12 @@ def _live_learner(
     )
     service.learner = learner
     return learner
+
+
+def _adaptable(index: VectorIndex) -> AdaptableIndex:
+    if not isinstance(index, AdaptableIndex):
+        raise InvalidSettingError("live learning needs an index that can be centred (both built-in backends can)")
+    return index
 
 
 def build_folder_watcher(

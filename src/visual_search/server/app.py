@@ -119,7 +119,7 @@ def _add_route(app: FastAPI, route: Route, runtime: _Runtime) -> None:
     body_schema = request_body_schema(route, _schema_ref)
     if body_schema is not None:
         extra["requestBody"] = body_schema
-    responses: dict[int | str, dict[str, Any]] = dict(error_responses(route))
+    responses = error_responses(route)
     if route.response_model is None and route.path.startswith("/images/"):
         responses[200] = {"content": {"image/*": {}}}
     app.add_api_route(

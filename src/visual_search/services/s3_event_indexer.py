@@ -9,6 +9,7 @@ Deletions leave no record behind to remember their sequencer; checking the bucke
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -167,7 +168,7 @@ class S3EventIndexer:
         return IndexItem(
             key,
             store.uri(key),
-            lambda data=obj.data: data,
+            functools.partial(bytes, obj.data),
             fields.label or (previous.label if previous else None),
             {**fields.attributes, **extra_attributes},
             product=fields.product,
