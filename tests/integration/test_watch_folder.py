@@ -51,7 +51,13 @@ def watched(tmp_path, embedder):
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     writer = IndexingWriter(IndexingService(embedder, index, batch_size=16), LocalFolderStore(tmp_path / "uploads"))
     watcher = FolderWatcher(
-        folder, LocalFolderStore(folder), writer, events=start_observer, settle_s=SETTLE_S, rescan_s=30, poll_s=0.1
+        folder,
+        LocalFolderStore(folder),
+        writer,
+        event_source=start_observer,
+        settle_s=SETTLE_S,
+        rescan_s=30,
+        poll_s=0.1,
     )
     watcher.start()
     yield folder, SearchService(embedder, index), watcher

@@ -10,7 +10,7 @@ shoes/red-1.jpg); API Gateway writes it `{name+}`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from visual_search.api.models import (
 from visual_search.api.request_bodies import body_limit, max_body_bytes
 from visual_search.api.results import ApiResult, ImageAnswer, RawAnswer, error_result
 from visual_search.api.search_api import SearchApi
+from visual_search.core.errors import UnhealthyError
 from visual_search.services.adaptation import current_client
 from visual_search.services.shared_uploads import media_type_of
 
@@ -71,6 +72,8 @@ class Apis:
     embedding: EmbeddingEndpoint | None = None
     adaptation: AdaptationApi = field(default_factory=AdaptationApi)
     serves_files: bool = True
+    # Each answers why a part running beside the routes (a folder watcher) is unhealthy, or None: /health's 503.
+    health_checks: Sequence[Callable[[], str | None]] = ()
 
 
 Answer = ApiResult | ImageAnswer | RawAnswer
@@ -160,6 +163,10 @@ def _adaptation_control(apis: Apis, request: ApiRequest) -> Answer:
 
 
 def _health(apis: Apis, _request: ApiRequest) -> Answer:
+    for problem_of in apis.health_checks:  # e.g. a folder watcher that died or is stuck
+        problem = problem_of()
+        if problem:
+            raise UnhealthyError(problem)
     return apis.search.health()
 
 
@@ -231,7 +238,15 @@ ROUTES: tuple[Route, ...] = (
         "a redirect to a short-lived URL of it.",
         errors=(400, 404, 410),
     ),
-    Route("GET", "/health", Access.OPEN, _health, "Whether the model is loaded.", response_model=HealthResponse),
+    Route(
+        "GET",
+        "/health",
+        Access.OPEN,
+        _health,
+        "Whether the model is loaded and whatever runs beside the routes (a folder watcher) is working.",
+        response_model=HealthResponse,
+        errors=(503,),
+    ),
     Route(
         "GET",
         "/stats",

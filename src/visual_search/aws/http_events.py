@@ -1,7 +1,8 @@
 """API Gateway HTTP API (payload v2) events in, Lambda proxy responses out: the route table of api/routes.py
 served on AWS (the local server serves the same table with FastAPI).
 
-GET /images/{key+} answers 302 to a short-lived URL of an indexed image. On AWS an added item is written to the
+GET /images/{key+} and GET /shared-uploads/{key+} answer 302 to a short-lived URL of an indexed image or of a
+kept query photo. On AWS an added item is written to the
 bucket and deleting one removes its object; the bucket's events then index or remove it, so every change to the
 catalogue takes one path. CORS headers and OPTIONS preflights are answered by the HTTP API's CORS configuration,
 not here.
@@ -42,6 +43,7 @@ def handle_http_event(event: dict, apis: Apis, keys: AccessKeys) -> dict:
             content_type=_header(event, "content-type"),
             query=dict(event.get("queryStringParameters") or {}),
             path=path_parameters,
+            client=((event.get("requestContext") or {}).get("http") or {}).get("sourceIp"),
         )
         return proxy_response(answer(route, apis, request))
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error

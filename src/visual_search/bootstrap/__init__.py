@@ -139,14 +139,16 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
     return urlunsplit(parts._replace(query="")), options
 
 
-def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:
+def build_image_store(
+    location: str, *, presigned_url_expiry_s: int = 300, follow_links_outside: bool = False
+) -> ImageStore:
     if location.startswith("s3://"):
         from visual_search.stores.s3 import S3ImageStore
 
         return S3ImageStore.from_url(location, presigned_url_expiry_s=presigned_url_expiry_s)
     from visual_search.stores.local_folder import LocalFolderStore
 
-    return LocalFolderStore(location)
+    return LocalFolderStore(location, follow_links_outside=follow_links_outside)
 
 
 def build_search_service(settings: Settings, *, embedder: Embedder | None = None, create_if_missing: bool = False):

@@ -33,7 +33,9 @@ class CatalogueItems:
     skipped: list[str] = field(default_factory=list)
 
 
-def catalogue_items(paths: list[str], labels_csv: str | Path | None) -> CatalogueItems:
+def catalogue_items(
+    paths: list[str], labels_csv: str | Path | None, *, follow_links_outside: bool = False
+) -> CatalogueItems:
     """The IndexItems of image files, folders and s3:// prefixes, labelled from `labels_csv`. Two sources with one
     key (the same file name given twice, overlapping folders) would overwrite each other: the first is kept."""
     entries = read_catalogue_csv(labels_csv) if labels_csv else []
@@ -41,7 +43,7 @@ def catalogue_items(paths: list[str], labels_csv: str | Path | None) -> Catalogu
     labels = {entry.path: entry for entry in entries} | {entry.listed_path: entry for entry in entries}
     found = CatalogueItems()
     first_by_key: dict[str, IndexItem] = {}
-    for item in _items_from_paths(paths, labels, found.skipped):
+    for item in _items_from_paths(paths, labels, found.skipped, follow_links_outside):
         if item.key in first_by_key:
             found.skipped.append(f"{item.uri}: same key {item.key!r} as {first_by_key[item.key].uri}")
         else:
@@ -50,10 +52,12 @@ def catalogue_items(paths: list[str], labels_csv: str | Path | None) -> Catalogu
     return found
 
 
-def _items_from_paths(paths: list[str], labels: dict, skipped: list[str]) -> Iterator[IndexItem]:
+def _items_from_paths(
+    paths: list[str], labels: dict, skipped: list[str], follow_links_outside: bool
+) -> Iterator[IndexItem]:
     for location in paths:
         if location.startswith("s3://") or Path(location).is_dir():
-            store = build_image_store(location)
+            store = build_image_store(location, follow_links_outside=follow_links_outside)
             keys = list(store.list_keys())
             skipped += [f"{shown}: {reason}" for shown, reason in store.skipped]  # FIFOs, sockets, unusable names
             for key in keys:
@@ -102,7 +106,7 @@ def build_folder_watch_runtime(
     return FolderWatchRuntime(watcher, writer)
 
 
-def duplicate_report(settings: Settings, threshold: float) -> DuplicateReport:
+def duplicate_report(settings: Settings, threshold: float | str) -> DuplicateReport:
     """The near-duplicate groups of the configured index (the threshold is checked before anything is opened)."""
     threshold = checked_threshold(threshold)
     index = open_index(settings, writable=False)

@@ -5,7 +5,7 @@ same writer. The server (server/app.py) builds it once, at startup, and closes i
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -90,7 +90,8 @@ def build_indexing_writer(
     embedder = embedder or build_embedder(settings, bulk=True)
     if index is None or not index.writable:
         index = open_index(settings, writable=True, embedder=embedder)
-    owned = [build_image_store(str(watched_folder))] if watched_folder else []
+    follow = settings.follow_links_outside
+    owned = [build_image_store(str(watched_folder), follow_links_outside=follow)] if watched_folder else []
     return IndexingWriter(
         IndexingService(embedder, index, max_pixels=settings.max_pixels),
         build_image_store(uploads_location(settings), presigned_url_expiry_s=settings.presigned_url_expiry_s),
@@ -106,10 +107,12 @@ def build_server_runtime(
     watched_folder: str | Path | None = None,
     labels_csv: str | Path | None = None,
     on_change: Callable[[WatchReport], None] | None = None,
+    health_checks: Sequence[Callable[[], str | None]] = (),
 ) -> ServerRuntime:
     """The local server's runtime. `search_service` or `embedder` skip building them from settings (tests).
     With `watched_folder`, one index object serves both: the watcher and POST /items write through the writer,
-    searches read it. Without one, the writer opens the index for writing at the first add or delete, so the
+    searches read it, and a dead or stuck watcher makes /health a 503 (as do `health_checks`, each answering
+    why a part running beside the routes is unhealthy, or None). Without one, the writer opens the index for writing at the first add or delete, so the
     writer lock is taken only when an operator changes the catalogue."""
     closers: list[Callable[[], None]] = []
     watcher = None
@@ -148,6 +151,7 @@ def build_server_runtime(
         },
         embedding=_InProcessEndpoint(search_service.embedder, settings.max_pixels),
         adaptation=AdaptationApi(learner),
+        health_checks=[*health_checks, *([watcher.problem] if watcher is not None else [])],
     )
     return ServerRuntime(apis, access_keys(settings), settings.max_upload_bytes, watcher, learner, closers)
 
@@ -192,9 +196,8 @@ def build_folder_watcher(
     from visual_search.stores.folder_events import start_observer
     from visual_search.stores.local_folder import LocalFolderStore
 
-    return FolderWatcher(
-        folder, LocalFolderStore(folder), writer, labels_csv=labels_csv, on_change=on_change, events=start_observer
-    )
+    store = LocalFolderStore(folder, follow_links_outside=settings.follow_links_outside)
+    return FolderWatcher(folder, store, writer, labels_csv=labels_csv, on_change=on_change, event_source=start_observer)
 
 
 def _local_images(settings: Settings) -> Callable[[ImageRecord, int | None], ImageAnswer]:
@@ -206,9 +209,9 @@ def _local_images(settings: Settings) -> Callable[[ImageRecord, int | None], Ima
 
     def show(record: ImageRecord, width: int | None) -> ImageAnswer:
         # Only the regular file inside the catalogue folder whose bytes were indexed (see read_indexed_file).
-        data = read_indexed_file(record)
-        if width is not None:
-            return ImageAnswer(path=str(thumbnails.thumbnail(Path(record.uri), record.content_hash, width)))
+        data = read_indexed_file(record, follow_links_outside=settings.follow_links_outside)
+        if width is not None:  # made from the bytes just checked, never by opening the path again
+            return ImageAnswer(path=str(thumbnails.thumbnail(data, width)))
         return ImageAnswer(data=data, media_type=mimetypes.guess_type(record.uri)[0] or "application/octet-stream")
 
     return show

@@ -16,7 +16,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
     duplicates = sub.add_parser("duplicates", parents=[common], help="list groups of near-identical catalogue images")
     duplicates.add_argument(
         "--threshold",
-        type=float,
+        type=str,  # checked by checked_threshold: ASCII digits only
         default=threshold,
         help=f"cosine similarity from which two images count as one (default {threshold})",
     )
@@ -33,7 +33,9 @@ def run_duplicates(args, settings: Settings) -> int:
     elif args.html:
         from visual_search.cli.duplicates_html import render_report
 
-        Path(args.html).write_text(render_report(report), encoding="utf-8")
+        Path(args.html).write_text(
+            render_report(report, follow_links_outside=settings.follow_links_outside), encoding="utf-8"
+        )
         print(
             f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images: {args.html}",
             file=sys.stderr,

@@ -20,7 +20,7 @@ from visual_search.core.settings import Settings
 def run_index(args, settings: Settings) -> int:
     if args.watch:
         return _run_watch(args, settings)
-    found = cli_runtime.catalogue_items(args.paths, args.labels)
+    found = cli_runtime.catalogue_items(args.paths, args.labels, follow_links_outside=settings.follow_links_outside)
     for line in found.skipped:
         print(f"skipped {line}", file=sys.stderr)
     items = found.items

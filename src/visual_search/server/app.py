@@ -112,7 +112,8 @@ def _add_route(app: FastAPI, route: Route, runtime: _Runtime) -> None:
         body = b""
         if route.body_limit is not None:
             body = await read_body_capped(request, route.body_limit(content_type, running.max_upload_bytes))
-        api_request = ApiRequest(body, content_type, dict(request.query_params), dict(request.path_params))
+        client = request.client.host if request.client else None
+        api_request = ApiRequest(body, content_type, dict(request.query_params), dict(request.path_params), client)
         return _response(await run_in_threadpool(answer, route, running.apis, api_request))
 
     extra: dict[str, Any] = {"parameters": query_parameters(route)}
@@ -141,9 +142,10 @@ def _response(result: Answer) -> Response:
     if isinstance(result, ImageAnswer):
         if result.redirect is not None:
             return RedirectResponse(result.redirect, status_code=302)
+        cache = {"Cache-Control": result.cache_control} if result.cache_control else _IMAGE_CACHE
         if result.path is not None:
-            return FileResponse(result.path, headers=_IMAGE_CACHE)
-        return Response(result.data, media_type=result.media_type, headers=_IMAGE_CACHE)
+            return FileResponse(result.path, headers=cache)
+        return Response(result.data, media_type=result.media_type, headers=cache)
     if isinstance(result, RawAnswer):
         return Response(result.body, status_code=result.status, media_type=result.media_type)
     status, payload = result

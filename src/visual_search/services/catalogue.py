@@ -18,6 +18,7 @@ from visual_search.core.images import IMAGE_SUFFIXES, decode_image
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord, Product
+from visual_search.core.text_rules import checked_attributes, checked_label
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
 
 MAX_KEY_LENGTH = 1024
@@ -99,6 +100,7 @@ class IndexingWriter:
     ) -> tuple[str, ImageRecord | None]:
         """Store and index; a failure to index removes the stored file again, so nothing half-added remains."""
         key = new_item_key(data, key, max_pixels=max_pixels)
+        label, attributes = checked_label(label), checked_attributes(attributes)  # core/text_rules.py
         product = product or Product()
         with self._lock:
             if self.index.get([key]):
@@ -149,6 +151,7 @@ class BucketWriter:
         max_pixels: int,
     ) -> tuple[str, ImageRecord | None]:
         key = new_item_key(data, key, max_pixels=max_pixels)
+        label, attributes = checked_label(label), checked_attributes(attributes)  # core/text_rules.py
         if not key.startswith(self.bucket.key_prefix):
             key = self.bucket.key_prefix + key
         with self._lock:

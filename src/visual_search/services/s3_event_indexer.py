@@ -9,10 +9,10 @@ Deletions leave no record behind to remember their sequencer; checking the bucke
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
@@ -168,7 +168,7 @@ class S3EventIndexer:
         return IndexItem(
             key,
             store.uri(key),
-            functools.partial(bytes, obj.data),
+            partial(bytes, obj.data),  # the bytes already fetched, handed to the indexing service as a reader
             fields.label or (previous.label if previous else None),
             {**fields.attributes, **extra_attributes},
             product=fields.product,
