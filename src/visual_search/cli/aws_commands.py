@@ -41,6 +41,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         model=None,
         threads=None,
         calibration_dir=None,
+        follow_links_outside=False,
     )
 
 
