@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visual_search.api.models import SearchResult
+from visual_search.core.keys import MAX_KEY_LENGTH
 from visual_search.core.records import MAX_PAGE
 from visual_search.core.text_rules import attributes_from_json
 from visual_search.services.duplicates import DEFAULT_THRESHOLD
@@ -32,7 +33,7 @@ class AddItemForm(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    key: str | None = Field(default=None, max_length=1024, description="default: the uploaded file's name")
+    key: str | None = Field(default=None, max_length=MAX_KEY_LENGTH, description="default: the uploaded file's name")
     label: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     title: str | None = None
     price: str | None = None

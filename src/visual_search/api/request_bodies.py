@@ -73,7 +73,7 @@ def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> P
         return ParsedBody(fields=json_object(body))
     if kind == "multipart/form-data":
         return _parse_multipart(body, params.get("boundary", ""), max_image_bytes)
-    if kind.startswith("image/") or kind == "application/octet-stream":
+    if _is_raw_image(kind):
         check_image_size(len(body), max_image_bytes)
         return ParsedBody(image=body)
     what = f"a body of type {kind}" if kind else "a body without a Content-Type header"

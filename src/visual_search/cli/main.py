@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from visual_search import __version__
 from visual_search.core.errors import VisualSearchError
+from visual_search.core.records import DEFAULT_K, MAX_K
 from visual_search.core.settings import Settings
 
 
@@ -88,7 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", parents=[common], help="find the indexed images most similar to photos")
     search.add_argument("images", nargs="+", metavar="IMAGE")
-    search.add_argument("-k", type=int, default=10, help="how many results (1-100, default 10)")
+    search.add_argument("-k", type=int, default=DEFAULT_K, help=f"how many results (1-{MAX_K}, default {DEFAULT_K})")
     search.add_argument("--label", action="append", help="only results with this label (repeatable)")
     search.add_argument("--json", action="store_true", help="one JSON object per query line")
     search.add_argument(

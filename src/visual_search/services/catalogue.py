@@ -15,13 +15,12 @@ from typing import Protocol
 from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES, decode_image
-from visual_search.core.keys import key_problem, printable
+from visual_search.core.keys import MAX_KEY_LENGTH, key_problem, printable
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord, Product
 from visual_search.core.text_rules import checked_attributes, checked_label
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
 
-MAX_KEY_LENGTH = 1024
 _SUFFIX_OF_FORMAT = {
     "JPEG": "jpg",
     "MPO": "jpg",
