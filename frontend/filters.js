@@ -65,18 +65,25 @@ export class CategoryFilters {
     const labels = this.catalogueCounts.map(([label]) => label);
     for (const label of this.resultCounts ? this.resultCounts.keys() : []) if (!labels.includes(label)) labels.push(label);
     const shown = labels.filter((label) => !this.hides(label));
-    this.hygieneSetting.hidden = !labels.some((label) => HYGIENE_LABELS.has(label));
+    // The setting matters only where catch-all labels exist, and waits with the rest behind "More".
+    const hasCatchAll = labels.some((label) => HYGIENE_LABELS.has(label));
     this.chips.closest(".control").hidden = shown.length === 0;
     const collapsed = !this.expanded && shown.length > VISIBLE_CHIPS;
     const inResults = (label) => !!this.resultCounts && this.resultCounts.has(label);
     const visible = collapsed
       ? shown.filter((label, index) => index < VISIBLE_CHIPS || this.selected.has(label) || inResults(label))
       : shown;
+    // Re-rendered chips are new elements: a chip that had focus keeps it (a search answer re-renders them).
+    const focused = this.chips.contains(document.activeElement) ? document.activeElement.dataset.label : null;
     this.chips.replaceChildren(...visible.map((label) => this.chip(label, this.count(label))));
+    const again = focused === null ? null : this.chips.querySelector(`[data-label="${CSS.escape(focused)}"]`);
+    if (again) again.focus({ preventScroll: true });
     this.chips.classList.toggle("expanded", !collapsed);
-    this.moreButton.hidden = shown.length <= VISIBLE_CHIPS;
-    this.moreButton.textContent = collapsed ? `More (${shown.length - visible.length})` : "Fewer";
-    this.moreButton.setAttribute("aria-expanded", String(!collapsed));
+    const hiddenCount = shown.length - visible.length;
+    this.moreButton.hidden = shown.length <= VISIBLE_CHIPS && !hasCatchAll;
+    this.moreButton.textContent = this.expanded ? "Fewer" : (hiddenCount ? `More (${hiddenCount})` : "More");
+    this.moreButton.setAttribute("aria-expanded", String(this.expanded));
+    this.hygieneSetting.hidden = !(hasCatchAll && this.expanded);
     this.renderActive();
   }
 
@@ -97,8 +104,6 @@ export class CategoryFilters {
       if (this.selected.has(label)) this.selected.delete(label); else this.selected.add(label);
       this.render();
       this.onChange();
-      const again = this.chips.querySelector(`[data-label="${CSS.escape(label)}"]`);
-      if (again) again.focus({ preventScroll: true });
     });
     return button;
   }
