@@ -63,11 +63,12 @@ def add_error_handlers(app: FastAPI) -> None:
         status, body = error_result(exc)  # logs it; the client never sees a stack trace
         return JSONResponse(body, status_code=status)
 
-    app.add_exception_handler(VisualSearchError, library_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(ClientDisconnect, client_gone)
-    app.add_exception_handler(Exception, unexpected_error)
+    # The decorator form: Starlette types add_exception_handler for handlers of Exception itself only.
+    app.exception_handler(VisualSearchError)(library_error)
+    app.exception_handler(RequestValidationError)(validation_error)
+    app.exception_handler(StarletteHTTPException)(http_error)
+    app.exception_handler(ClientDisconnect)(client_gone)
+    app.exception_handler(Exception)(unexpected_error)
 
 
 async def read_body_capped(request: Request, limit_bytes: int) -> bytes:
