@@ -13,7 +13,6 @@ from pathlib import Path
 from visual_search.bootstrap import build_image_store, open_index
 from visual_search.bootstrap.server_runtime import build_folder_watcher, build_indexing_writer
 from visual_search.core.catalogue_csv import read_catalogue_csv
-from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.local_files import read_regular_file, regular_file_problem
 from visual_search.core.settings import Settings
@@ -66,11 +65,7 @@ def _items_from_paths(
                 yield IndexItem.listed(key, uri, functools.partial(store.read, key), entry)
         elif Path(location).exists() or Path(location).is_symlink():
             path = Path(location).resolve()
-            problem = (
-                f"not an image file name ({', '.join(IMAGE_SUFFIXES)})"
-                if path.suffix.lower() not in IMAGE_SUFFIXES
-                else key_problem(path.name) or regular_file_problem(path)
-            )
+            problem = key_problem(path.name) or regular_file_problem(path)  # the one key check (core/keys.py)
             if problem:
                 skipped.append(f"{printable(str(path))}: {problem}")
                 continue
