@@ -7,7 +7,6 @@ stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_env(
-            index=args.index_dir, model=args.model, threads=args.threads, calibration_dir=args.calibration_dir
+            index=args.index_dir,
+            model=args.model,
+            threads=args.threads,
+            calibration_dir=args.calibration_dir,
+            follow_links_outside=args.follow_links_outside or None,
         )
         return args.run(args, settings)
     except VisualSearchError as exc:
@@ -58,6 +61,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--calibration-dir",
         metavar="DIR",
         help="real photos to calibrate lite2-int8 on (default: the bundled demo catalogue)",
+    )
+
+    common.add_argument(
+        "--follow-links-outside",
+        action="store_true",
+        help="follow symlinks in a catalogue folder even when they point outside it (default: only links whose "
+        "target stays inside the folder; $VISUAL_SEARCH_FOLLOW_LINKS_OUTSIDE)",
     )
 
     parser = argparse.ArgumentParser(prog="visual-search", description="Visual product search.")
@@ -136,10 +146,6 @@ def _build_parser() -> argparse.ArgumentParser:
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
     adapt_command.register(sub, common)  # adapt: the query-domain centre
     return parser
-
-
-def print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
 
 
 if __name__ == "__main__":

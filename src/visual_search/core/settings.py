@@ -69,6 +69,9 @@ class Settings:
     write_api_key_parameter: str | None = None
     catalogue_manifest: str | None = None
     frontend_dir: str | None = None
+    # Catalogue folders follow a symlink only while its target stays inside the folder; True follows every link
+    # (the operator vouches for what they point to). See docs/SECURITY.md "Catalogue files and links".
+    follow_links_outside: bool = False
     opensearch_username: str | None = None
     opensearch_password: str | None = None
     opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless

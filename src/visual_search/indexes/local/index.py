@@ -286,11 +286,6 @@ class LocalIndex:
             blob = self._db.vector_of_key(key)
         return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
 
-    def keys_with_hashes(self) -> dict[str, str]:
-        """key -> content_hash of every record: lets an indexer skip files it already indexed unchanged."""
-        with self._mutex:
-            return self._db.hashes_by_key()
-
     def count(self) -> int:
         with self._mutex:
             return self._db.count()
