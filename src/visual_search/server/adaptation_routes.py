@@ -36,7 +36,7 @@ def add_adaptation_routes(app: FastAPI, settings: Settings, *, write_check) -> N
     and a middleware that tells it which client each search comes from. `write_check` is the write-level
     dependency of the catalogue routes."""
     services = app.state.services
-    reads = [Depends(api_key_checker(settings.api_key))]
+    reads = [Depends(api_key_checker(settings.effective_read_api_key))]
     learner: QueryDomainLearner | None = None
     if settings.adapt_live_every > 0:
         policy = LearningPolicy(

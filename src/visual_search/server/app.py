@@ -189,7 +189,7 @@ def create_app(
         return {"apiBase": "", "apiKeyRequired": bool(settings.api_key), "limits": client_limits(settings)}
 
     add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
-    add_adaptation_routes(app, settings, write_check=Depends(write_key_checker(settings.api_key)))
+    add_adaptation_routes(app, settings, write_check=Depends(write_key_checker(settings.effective_write_api_key)))
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")
