@@ -73,9 +73,11 @@ def run_serve(args, settings: Settings) -> int:
     from visual_search.server.app import HEALTH_CHECKS, create_app
     from visual_search.server.catalogue_routes import WRITER_STATE
     from visual_search.server.connection_guard import server_config
+    from visual_search.server.rate_limit import rate_limit_for_host
     from visual_search.services.search import SearchService
 
     folder = _one_folder([args.watch])
+    settings = rate_limit_for_host(settings, args.host)
     embedder = bootstrap.build_embedder(settings)
     writer = bootstrap.build_catalogue_writer(settings, embedder=embedder, watched_folder=folder)
     # One index object serves both: the watcher and POST /items write through the writer, searches read it.

@@ -41,6 +41,7 @@ from visual_search.server.access import (
 from visual_search.server.adaptation_routes import add_adaptation_routes
 from visual_search.server.catalogue_routes import add_catalogue_routes, write_key_checker
 from visual_search.server.connection_guard import server_config
+from visual_search.server.rate_limit import add_rate_limit, rate_limit_for_host
 from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
@@ -96,6 +97,7 @@ def create_app(
     app.state.services = services
     add_error_handlers(app)
     add_http_guard(app, settings.max_upload_bytes)
+    add_rate_limit(app, settings)  # inside the headers and CORS, so a 429 carries them too
     add_security_headers(app)
     add_cors(app, settings.cors_origins)
     needs_key = [Depends(api_key_checker(settings.api_key))]
@@ -202,7 +204,7 @@ def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **
     Slow, idle and surplus connections are cut off as connection_guard.py says."""
     import uvicorn
 
-    app = create_app(settings, **create_app_options)
+    app = create_app(rate_limit_for_host(settings, host), **create_app_options)
     uvicorn.Server(server_config(app, host=host, port=port, log_level="info")).run()
 
 
