@@ -15,7 +15,7 @@ const MESSAGES = {
   unsupported_media_type: "That kind of file isn't supported. Try a JPEG, PNG or WebP photo.",
   payload_too_large: "That photo is too large to send. Try a smaller one, or a screenshot of it.",
   url_refused: "We can't load photos from that address. Try saving the photo and uploading it instead.",
-  fetch_timeout: "The website at that address took too long to send the photo. Try again, or upload the photo instead.",
+  fetch_timeout: "That address took too long to send the photo. Try again, or upload the photo instead.",
   url_not_image: "That address doesn't lead to a photo. Copy the image's own address (right-click, Copy image address).",
   url_malformed: "That doesn't look like a web address. It should start with http:// or https://.",
   url_disabled: "Searching by address isn't available here. Save the photo and upload it instead.",

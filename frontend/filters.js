@@ -1,7 +1,7 @@
-// Category filters, in the sticky bar above the results: chips (the first few shown, the rest behind "More"), each
-// with the count of the current results in that category (before the first search: of the catalogue). The
-// categories of an unfiltered answer come first, largest first; a filtered answer keeps that order, so a chip
-// does not move under the finger that tapped it. An optional setting that hides catch-all labels kept for data
+// Category filters, in the sticky bar above the results: chips in the catalogue's order (largest first, so a chip
+// never moves under the finger that tapped it), each with the count of the current results in that category
+// (before the first search: of the catalogue). Collapsed, the bar shows the first few, every category the
+// results have and the chosen ones; "More" shows the rest. An optional setting that hides catch-all labels kept for data
 // hygiene (shown only when the catalogue has such labels), and the active filters, each removable with one tap.
 "use strict";
 
@@ -19,7 +19,6 @@ export class CategoryFilters {
     Object.assign(this, elements, { selected, onChange });
     this.catalogueCounts = [];   // [[label, count]] in the catalogue, largest first
     this.resultCounts = null;    // Map label -> count among the current results, or null before a search
-    this.order = [];             // the labels in chip order
     this.expanded = false;
     const { hygieneToggle } = elements;
     hygieneToggle.checked = localStorage.getItem(HIDE_HYGIENE_KEY) !== "false";
@@ -44,27 +43,15 @@ export class CategoryFilters {
   // What the catalogue holds: [[label, count]]. Sets the chips' order, and their counts until a search.
   setCatalogueCounts(labelCounts) {
     this.catalogueCounts = [...labelCounts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    if (!this.resultCounts) this.order = this.catalogueCounts.map(([label]) => label);
     this.render();
   }
 
-  // The results on screen (or null for none): each chip then counts those in its category. `filtered`: the
-  // answer was restricted to the chosen categories, so it says nothing about the order of the others.
-  setResults(results, { filtered = false } = {}) {
-    const catalogueOrder = this.catalogueCounts.map(([label]) => label);
-    if (!results) {
-      this.resultCounts = null;
-      this.order = catalogueOrder;
-      this.render();
-      return;
-    }
+  // The results on screen (or null for none): each chip then counts those in its category.
+  setResults(results) {
+    if (!results) { this.resultCounts = null; this.render(); return; }
     const counts = new Map();
     for (const result of results) if (result.label) counts.set(result.label, (counts.get(result.label) || 0) + 1);
     this.resultCounts = counts;
-    if (!filtered) {
-      const present = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a) || a.localeCompare(b));
-      this.order = [...present, ...catalogueOrder.filter((label) => !counts.has(label))];
-    }
     this.render();
   }
 
@@ -75,15 +62,15 @@ export class CategoryFilters {
 
   // Puts the chips and the active-filter bar in line with `selected` (after a failed search restores it, too).
   render() {
-    const labels = [...this.order];
-    for (const [label] of this.catalogueCounts) if (!labels.includes(label)) labels.push(label);
+    const labels = this.catalogueCounts.map(([label]) => label);
+    for (const label of this.resultCounts ? this.resultCounts.keys() : []) if (!labels.includes(label)) labels.push(label);
     const shown = labels.filter((label) => !this.hides(label));
     this.hygieneSetting.hidden = !labels.some((label) => HYGIENE_LABELS.has(label));
     this.chips.closest(".control").hidden = shown.length === 0;
-    // Collapsed: the first few, then any other category the current results have or the shopper chose.
     const collapsed = !this.expanded && shown.length > VISIBLE_CHIPS;
+    const inResults = (label) => !!this.resultCounts && this.resultCounts.has(label);
     const visible = collapsed
-      ? shown.filter((label, index) => index < VISIBLE_CHIPS || this.selected.has(label))
+      ? shown.filter((label, index) => index < VISIBLE_CHIPS || this.selected.has(label) || inResults(label))
       : shown;
     this.chips.replaceChildren(...visible.map((label) => this.chip(label, this.count(label))));
     this.chips.classList.toggle("expanded", !collapsed);

@@ -95,9 +95,10 @@ def env_vars(services: LocalServices) -> dict:
     search_only = {
         # As the template: POST /items puts an added item under the images prefix, where its event indexes it.
         "VISUAL_SEARCH_IMAGE_STORE": f"s3://{BUCKET}/{IndexingPath.from_template().prefix}",
-        # No SSM parameter locally: reading stays open, as `visual-search serve` is by default; writing
-        # (POST/DELETE /items) takes the local write key, a random one kept in the state directory.
-        "VISUAL_SEARCH_API_KEY_PARAMETER": "",
+        # No SSM parameters locally: reading stays open, as `visual-search serve` is by default; writing
+        # (POST/DELETE /items, GET /duplicates) takes the local write key, a random one in the state directory.
+        "VISUAL_SEARCH_READ_API_KEY_PARAMETER": "",
+        "VISUAL_SEARCH_WRITE_API_KEY_PARAMETER": "",
         "VISUAL_SEARCH_WRITE_API_KEY": write_api_key(services),
     }
     return {"IndexFunction": dict(shared), "SearchFunction": {**shared, **search_only}}

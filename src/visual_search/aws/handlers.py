@@ -150,7 +150,7 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
     if parsed.from_sqs:
         failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [o.event.message_id for o in failed]))
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
-    summary = {
+    summary: dict[str, list] = {
         status: [o.event.key for o in outcomes if o.status == status]
         for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")
     }
@@ -170,7 +170,7 @@ def s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
     def store_for_bucket(bucket: str) -> ImageStore:
         with lock:
             if bucket not in stores:
-                shared_client = next(iter(stores.values())).client if stores else None
+                shared_client = getattr(next(iter(stores.values())), "client", None) if stores else None
                 stores[bucket] = S3ImageStore(
                     bucket, client=shared_client, presigned_url_expiry_s=settings.presigned_url_expiry_s
                 )

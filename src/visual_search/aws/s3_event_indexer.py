@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.aws.s3_events import ObjectEvent, is_later
@@ -186,7 +187,7 @@ class S3EventIndexer:
         return IndexItem(
             key,
             store.uri(key),
-            lambda data=obj.data: data,
+            partial(bytes, obj.data),  # the bytes already fetched, handed to the indexing service as a reader
             fields.label or (previous.label if previous else None),
             {**fields.attributes, **extra_attributes},
             product=fields.product,
