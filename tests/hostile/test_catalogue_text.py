@@ -222,3 +222,18 @@ def test_no_field_value_of_post_items_gives_a_5xx(
     response = add(client, **encodable)
     assert response.status_code < 500, (fields, response.text[:300])
     assert_no_stack_trace(response.text)
+
+
+@pytest.mark.parametrize(
+    "url", ["https://shop.example\\.evil.example/a.jpg", "http://127.0.0.1\\@evil.example/", "https://shop.example:0/"]
+)
+def test_the_url_fetcher_refuses_what_browsers_read_otherwise_before_resolving_anything(url):
+    from visual_search.core.errors import FetchRefusedError
+    from visual_search.fetching.url_fetch import UrlFetcher
+
+    def no_resolving(host, port):
+        raise AssertionError(f"resolved {host!r}")
+
+    with pytest.raises(FetchRefusedError) as refused:
+        UrlFetcher(resolver=no_resolving).fetch(url)
+    assert refused.value.code == "url_malformed"
