@@ -227,8 +227,8 @@ class FolderWatcher:
     def _index_batch(self, keys: list[str], report: WatchReport) -> None:
         if not keys:
             return
-        stats = {key: self._stat(key) for key in keys}
-        items = [self._item(key) for key in keys if stats[key] is not None]
+        stats = {key: stat for key in keys if (stat := self._stat(key)) is not None}
+        items = [self._item(key) for key in keys if key in stats]
         try:
             outcome = self.writer.index_items(items)
         except VisualSearchError as error:  # e.g. the model service is down: retry these at the next rescan
