@@ -24,8 +24,8 @@ from visual_search.core.catalogue_csv import read_catalogue_csv
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.server.app import HEALTH_CHECKS, create_app
-from visual_search.services.catalogue import CatalogueWriter
+from visual_search.server.app import create_app
+from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.services.search import SearchService
 from visual_search.services.watching import FolderWatcher
@@ -53,7 +53,7 @@ def watched(tmp_path):
     labels.write_text("path,label\na.jpg,shoes\n")
     embedder = HistogramEmbedder()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
     watcher = FolderWatcher(
         folder,
         LocalFolderStore(folder),
@@ -136,8 +136,8 @@ def _served_with(watcher: FolderWatcher, index, tmp_path: Path) -> TestClient:
         Settings(index=str(tmp_path / "index")),
         search_service=SearchService(HistogramEmbedder(), index),
         frontend_dir=tmp_path / "no-ui",
+        health_checks=[watcher.problem],  # as `serve --watch` wires it
     )
-    setattr(app.state, HEALTH_CHECKS, [watcher.problem])  # as `serve --watch` wires it
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -146,7 +146,7 @@ def _watcher(tmp_path: Path, **options) -> tuple[FolderWatcher, LocalIndex]:
     folder.mkdir(exist_ok=True)
     embedder = HistogramEmbedder()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
     return FolderWatcher(folder, LocalFolderStore(folder), writer, poll_s=0.05, **options), index
 
 

@@ -13,7 +13,6 @@ from live_server import index_folder
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.settings import Settings
-from visual_search.server.adaptation_routes import LEARNER_STATE
 from visual_search.server.app import create_app
 
 FIXTURE_PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
@@ -67,7 +66,7 @@ def test_searches_refit_the_centre_after_the_configured_count_and_stats_show_it(
     search(second, PHOTOS[3])  # this client's share (2 of 4) is used up: not counted
     assert stats(first)["adaptation"]["queries_refused_since_refit"] == 1
     search(first, PHOTOS[4])  # the fourth counted query: a refit
-    getattr(app.state, LEARNER_STATE).wait()
+    service.learner.wait()
     state = stats(first)
     assert state["adaptation"]["refits"] == 1 and state["adaptation"]["last_error"] is None
     assert state["centre"] is not None and state["centre"]["centre_id"] == state["adaptation"]["centre_id"]

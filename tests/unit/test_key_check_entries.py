@@ -1,5 +1,5 @@
 """Every entry that accepts a key uses the one check of core/keys.py: POST /items (checked_item_key) and the
-watch folder's file events (folder_events.key_of). The CLI and S3 entries are tested in tests/hostile and
+watch folder's file events (stores/folder_events.key_of). The CLI and S3 entries are tested in tests/hostile and
 tests/aws."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from visual_search.core.errors import InvalidRequestError
 from visual_search.services.catalogue import checked_item_key
-from visual_search.services.folder_events import key_of
+from visual_search.stores.folder_events import key_of
 
 CONTROL_CHARACTERS = ("\x1b", "\x7f", "\x85", "\x9b")  # C0 (ESC), DEL, C1 (NEL, CSI)
 
@@ -39,7 +39,7 @@ def test_an_added_items_key_keeps_the_other_rules_and_accepts_any_printable_name
 
 @pytest.mark.parametrize("character", CONTROL_CHARACTERS)
 def test_a_watched_files_event_with_a_control_character_gives_no_key_and_is_logged(tmp_path, caplog, character):
-    with caplog.at_level(logging.WARNING, logger="visual_search.services.folder_events"):
+    with caplog.at_level(logging.WARNING, logger="visual_search.stores.folder_events"):
         assert key_of(tmp_path, str(tmp_path / "shoes" / f"red{character}1.jpg")) is None
     assert f"U+{ord(character):04X}" in caplog.text and character not in caplog.text
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import unicodedata
 
+MAX_KEY_LENGTH = 1024  # characters a request may name a key with: refused before any other check reads it
 MAX_KEY_BYTES = 512  # OpenSearch _id limit; S3 allows 1,024, the embedded index any
 MAX_KEY_PART_BYTES = 255  # NAME_MAX of ext4, XFS, APFS; NTFS allows 255 UTF-16 units, no fewer bytes in UTF-8
 _PATH_CHARACTERS = frozenset("./\\")

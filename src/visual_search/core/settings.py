@@ -1,4 +1,4 @@
-"""Settings read from environment variables (and overridden by CLI flags); the only input bootstrap.py needs."""
+"""Settings read from environment variables (and overridden by CLI flags); the only input bootstrap/ needs."""
 
 from __future__ import annotations
 

@@ -51,6 +51,10 @@ class S3ImageStore:
         return cls(parsed.netloc, parsed.path.lstrip("/"), **options)
 
     @property
+    def key_prefix(self) -> str:
+        return self.prefix
+
+    @property
     def client(self):
         return self._client.get()
 

@@ -46,6 +46,8 @@ class OpenSearchIndex:
     endpoint is never involved); `set_centre` re-projects the whole index by a bulk rewrite of stored raw vectors.
     """
 
+    writable = True  # OpenSearch takes writes from any number of clients: no writer lock to hold
+
     def __init__(
         self,
         url: str,
