@@ -7,6 +7,7 @@ import { api, client, loadConfig, setApiKey } from "./api.js";
 import { openDetail } from "./detail.js";
 import { $ } from "./dom.js";
 import { productTitle, thumbnailUrl } from "./product.js";
+import { catalogueFromQueryString, catalogueToQueryString } from "./url_state.js";
 
 const PAGE_SIZE = 48;
 const state = { offset: 0, label: null, total: 0, similarTo: null };
@@ -17,16 +18,35 @@ async function start() {
   $("previous-page").addEventListener("click", () => {
     if (!state.similarTo) state.offset = Math.max(0, state.offset - PAGE_SIZE);  // from "more like": back to the page
     refresh();
+    writeAddress();
   });
-  $("next-page").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
+  $("next-page").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); writeAddress(); });
+  window.addEventListener("popstate", showAddress);
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("api-key").value.trim());
-    refresh();
+    showAddress();
   });
   $("add-form").addEventListener("submit", addItem);
   if (client.apiKeyRequired && !client.apiKey) showKeyForm("Enter the API key to browse and change the catalogue.");
+  else showAddress();
+}
+
+// The page, filter and "more like" item are in the address (url_state.js): Back, Forward, reload and a copied
+// link show the same page. Each change the operator makes is an entry of its own.
+function showAddress() {
+  const address = catalogueFromQueryString(location.search);
+  state.offset = (address.page - 1) * PAGE_SIZE;
+  state.label = address.label;
+  if (address.similar) showSimilar(address.similar, { record: false });
   else refresh();
+}
+
+function writeAddress(mode = "push") {
+  const page = Math.floor(state.offset / PAGE_SIZE) + 1;
+  const url = location.pathname + catalogueToQueryString({ page, label: state.label, similar: state.similarTo });
+  if (mode === "push" && url !== location.pathname + location.search) history.pushState({ catalogue: 1 }, "", url);
+  else history.replaceState({ catalogue: 1 }, "", url);
 }
 
 // Writes need a configured key (the server answers 403 without one) and this browser's copy of it.
@@ -86,7 +106,7 @@ function filterChip(text, label, count) {
   chip.textContent = count === null ? text : `${text} (${count})`;
   chip.dataset.label = label || "";
   chip.setAttribute("aria-pressed", String(state.label === label));
-  chip.addEventListener("click", () => { state.label = label; state.offset = 0; refresh(); });
+  chip.addEventListener("click", () => { state.label = label; state.offset = 0; refresh(); writeAddress(); });
   return chip;
 }
 
@@ -116,12 +136,13 @@ function renderItems(items) {
   }));
 }
 
-async function showSimilar(key) {
+async function showSimilar(key, { record = true } = {}) {
   try {
     const found = await api("/search", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key, k: 24 }),
     });
     state.similarTo = key;
+    if (record) writeAddress();
     renderItems(found.results);
     $("catalogue-summary").textContent = `${found.results.length} items most like ${key}`;
     $("page-info").textContent = "";
@@ -138,6 +159,7 @@ async function deleteItem(key) {
     setStatus("operator-status", `Deleted ${key}.`);
     if (state.offset >= state.total - 1) state.offset = Math.max(0, state.offset - PAGE_SIZE);
     refresh();
+    writeAddress("replace");
   } catch (error) {
     setStatus("operator-status", `Could not delete ${key}: ${error.message}`, "error");
   }
