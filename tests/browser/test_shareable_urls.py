@@ -141,6 +141,7 @@ def test_more_like_this_and_the_detail_view_have_addresses(page, browser, device
     page.locator(f"dialog.detail[open][data-key='{opened}']").wait_for()
     page.locator("dialog.detail .detail-close").click()
     page.locator("dialog.detail").wait_for(state="detached")
+    page.wait_for_url(lambda url: "item=" not in url)  # closing goes back to the search's own entry
     assert address(page) == {"key": [more_like]}
 
     search_and_wait(page, page.go_back)
