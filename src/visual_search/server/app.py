@@ -10,6 +10,7 @@ from __future__ import annotations
 import mimetypes
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -43,7 +44,13 @@ from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)
+}
+_SHARED_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {}}},
+    **{status: {"model": ErrorResponse} for status in (400, 404, 410)},
+}
 
 
 def default_frontend_dir(settings: Settings) -> Path:
@@ -133,8 +140,7 @@ def create_app(
 
     @app.get(
         "/shared-uploads/{upload_id}",
-        responses={status: {"model": ErrorResponse} for status in (400, 404, 410)}
-        | {200: {"content": {"image/*": {}}}},
+        responses=_SHARED_UPLOAD_RESPONSES,
     )
     async def shared_upload(upload_id: str) -> Response:
         """The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired."""
