@@ -109,11 +109,13 @@ _OPENSEARCH_OPTIONS = {
     "mode": str,
     "compression_level": str,
     "encoder": str,
-}  # the last three: memory-saving storage
+    "replicas": int,
+}  # mode, compression_level, encoder: memory-saving storage; replicas: 0 on a one-node cluster (else yellow)
 
 
 def _opensearch_options(location: str) -> tuple[str, dict]:
-    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200."""
+    """HNSW settings ride in the index URL's query: opensearch://host:9200/products?engine=faiss&m=32&ef_search=200;
+    so does the replica count a new index is created with (?replicas=0 on a one-node domain)."""
     from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     parts = urlsplit(location)
@@ -127,17 +129,21 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
             options[name] = _OPENSEARCH_OPTIONS[name](value)
         except ValueError:
             raise InvalidSettingError(f"the OpenSearch option {name} must be a whole number, not {value!r}") from None
+        if name == "replicas" and options[name] < 0:
+            raise InvalidSettingError(f"the OpenSearch option replicas must be 0 or more, not {value!r}")
     return urlunsplit(parts._replace(query="")), options
 
 
-def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:
+def build_image_store(
+    location: str, *, presigned_url_expiry_s: int = 300, follow_links_outside: bool = False
+) -> ImageStore:
     if location.startswith("s3://"):
         from visual_search.stores.s3 import S3ImageStore
 
         return S3ImageStore.from_url(location, presigned_url_expiry_s=presigned_url_expiry_s)
     from visual_search.stores.local_folder import LocalFolderStore
 
-    return LocalFolderStore(location)
+    return LocalFolderStore(location, follow_links_outside=follow_links_outside)
 
 
 def build_search_service(settings: Settings, *, embedder: Embedder | None = None, create_if_missing: bool = False):
@@ -254,7 +260,11 @@ def build_catalogue_writer(
     embedder = embedder or build_embedder(settings, bulk=True)
     if index is None or not getattr(index, "writable", True):
         index = open_index(settings, writable=True, embedder=embedder)
-    owned = [build_image_store(str(watched_folder))] if watched_folder else []
+    owned = (
+        [build_image_store(str(watched_folder), follow_links_outside=settings.follow_links_outside)]
+        if watched_folder
+        else []
+    )
     return CatalogueWriter(
         IndexingService(embedder, index, max_pixels=settings.max_pixels),
         build_image_store(uploads_location(settings), presigned_url_expiry_s=settings.presigned_url_expiry_s),

@@ -63,6 +63,15 @@ def http(
     return response["statusCode"], json.loads(response["body"] or "{}")
 
 
+def object_keys(bucket) -> list[str]:
+    return [entry["Key"] for entry in bucket.list_objects_v2(Bucket=BUCKET).get("Contents", ())]
+
+
+def catalogue_keys(bucket) -> list[str]:
+    """The bucket's objects but the thumbnails the index function writes beside each indexed image."""
+    return [key for key in object_keys(bucket) if not key.startswith("thumbnails/")]
+
+
 def add_item(data: bytes, api_key: str | None = KEY, **fields: str) -> tuple[int, dict]:
     body, content_type = encode_multipart_formdata({"file": ("photo.jpg", data, "image/jpeg"), **fields})
     return http("POST", "/items", body=body, content_type=content_type, api_key=api_key)
@@ -118,10 +127,11 @@ def test_an_added_object_whose_event_is_still_queued_cannot_be_overwritten(funct
 def test_deleting_removes_the_object_and_its_event_removes_the_record(functions, bucket):
     status, body = http("DELETE", "/items/seed.jpg", route="DELETE /items/{key+}", path_key="seed.jpg")
     assert (status, body) == (200, {"deleted": "seed.jpg"})
-    assert bucket.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0
+    assert not [key for key in object_keys(bucket) if not key.startswith("thumbnails/")]
     assert indexed("seed.jpg"), "the record stays until the bucket's event removes it"
     summary = index_events([s3_event(BUCKET, "seed.jpg", created=False, sequencer="02")])
     assert summary == {"batchItemFailures": []} and not indexed("seed.jpg")
+    assert object_keys(bucket) == [], "the event removes the image's thumbnails with its record"
 
     status, body = http("DELETE", "/items/nothing-here.jpg")
     assert (status, body["error"]["code"]) == (404, "not_found")
@@ -136,7 +146,7 @@ def test_the_write_routes_need_the_key_and_reads_need_it_when_one_is_set(functio
         for path in ("/items", "/duplicates"):
             assert http("GET", path, api_key=api_key)[0] == 401
     assert add_item(photo, api_key="wrong", key="x.jpg")[0] == 401
-    assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
+    assert catalogue_keys(bucket) == ["seed.jpg"]
     assert http("GET", "/duplicates", query={"threshold": "0.95"})[0] == 200
 
 
@@ -145,10 +155,10 @@ def test_with_no_key_configured_writes_are_disabled_and_reads_open(functions, mo
     handlers._search_runtime.reset()
     status, body = add_item(demo_photos[1].read_bytes(), api_key=None, key="x.jpg")
     assert (status, body["error"]["code"]) == (403, "writes_disabled")
-    assert "ApiKeyParameterName" in body["error"]["message"]
+    assert "WriteApiKeyParameterName" in body["error"]["message"]
     assert http("DELETE", "/items/seed.jpg", api_key=None)[0] == 403
     assert http("GET", "/items", api_key=None)[0] == 200
-    assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
+    assert catalogue_keys(bucket) == ["seed.jpg"]
 
 
 def test_a_key_with_a_control_character_is_refused_before_anything_is_written(functions, bucket, demo_photos):
@@ -156,7 +166,7 @@ def test_a_key_with_a_control_character_is_refused_before_anything_is_written(fu
         status, body = add_item(demo_photos[1].read_bytes(), key=bad)
         assert (status, body["error"]["code"]) == (400, "invalid_request"), bad
         assert "control character" in body["error"]["message"]
-    assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
+    assert catalogue_keys(bucket) == ["seed.jpg"]
 
 
 def test_an_object_with_a_bad_key_is_reported_and_skipped_not_retried(functions, bucket, demo_photos, caplog):
@@ -189,11 +199,11 @@ def test_with_an_images_prefix_added_keys_go_under_it_and_nothing_outside_it_is_
         {"key": "catalogue/hats/red.jpg", "status": "stored; it is indexed when the bucket's event is processed"},
     )
     assert add_item(demo_photos[2].read_bytes(), key="catalogue/hats/blue.jpg")[1]["key"] == "catalogue/hats/blue.jpg"
-    keys = [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    keys = catalogue_keys(bucket)
     assert keys == ["catalogue/hats/blue.jpg", "catalogue/hats/red.jpg", "seed.jpg"]
     status, body = http("DELETE", "/items/seed.jpg")  # indexed, but outside the prefix the role may write
     assert (status, body["error"]["code"]) == (404, "not_found")
-    assert "seed.jpg" in [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert "seed.jpg" in catalogue_keys(bucket)
 
 
 def test_an_added_item_gets_the_upload_limit_of_search(functions, monkeypatch, bucket):
@@ -201,4 +211,4 @@ def test_an_added_item_gets_the_upload_limit_of_search(functions, monkeypatch, b
     handlers._search_runtime.reset()
     status, body = add_item(b"\xff\xd8" + bytes(300_000), key="big.jpg")
     assert (status, body["error"]["code"]) == (413, "payload_too_large") and "-byte limit" in body["error"]["message"]
-    assert [obj["Key"] for obj in bucket.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["seed.jpg"]
+    assert catalogue_keys(bucket) == ["seed.jpg"]

@@ -11,6 +11,7 @@ import pytest
 from aws_fixtures import BUCKET, s3_event, sqs_batch
 
 from visual_search.aws import handlers
+from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES
 
 MANIFEST = "catalogue.csv"
 
@@ -116,14 +117,16 @@ def test_each_created_object_is_fetched_once_and_a_removal_only_heads(index_func
     index.get = lambda keys: lookups.append(sorted(keys)) or real_get(keys)
 
     assert index_function(first[1:]) == {"batchItemFailures": []}
-    assert calls == ["GetObject", "GetObject"]  # the two images; the manifest was read by the first batch (cached)
+    reads = [call for call in calls if call != "PutObject"]
+    assert reads == ["GetObject", "GetObject"]  # the two images; the manifest was read by the first batch (cached)
+    assert calls.count("PutObject") == 2 * len(THUMBNAIL_SIZES)  # each image's thumbnails, made from that one GET
     assert lookups == [["1.jpg", "2.jpg"]] * 2  # planned once, compared once just before the write
     calls.clear()
     bucket.delete_object(Bucket=BUCKET, Key="1.jpg")
     assert index_function([s3_event(BUCKET, "1.jpg", created=False, sequencer="FFFFFFFFF")]) == {
         "batchItemFailures": []
     }
-    assert calls == ["HeadObject"]
+    assert calls == ["HeadObject", "DeleteObjects"]  # is it gone? then its thumbnails, in one request
     assert set(indexed("0.jpg", "1.jpg", "2.jpg")) == {"0.jpg", "2.jpg"}
 
 

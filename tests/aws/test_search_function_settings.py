@@ -176,3 +176,52 @@ def test_the_invoke_twin_serves_the_catalogue_routes_with_the_folder_as_the_buck
     }
     assert answer(invoke_local("search", deletion, settings)) == (200, {"deleted": "shoe.jpg"})
     assert not (catalogue / "shoe.jpg").exists(), "the file playing the object is gone; its event removes the record"
+
+
+def http_event(method: str, path: str, api_key: str | None) -> dict:
+    return {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "headers": {"x-api-key": api_key} if api_key else {},
+        "queryStringParameters": None,
+        "requestContext": {"http": {"method": method, "path": path}, "stage": "$default"},
+        "body": "",
+        "isBase64Encoded": False,
+    }
+
+
+def test_the_read_and_write_keys_come_from_their_own_parameters(search_env, monkeypatch, demo_photos):
+    """The read key opens searching and listing; only the write key opens /duplicates and the catalogue writes,
+    and it opens the reading routes too."""
+    from moto import mock_aws
+
+    with mock_aws():
+        ssm = boto3.client("ssm", region_name=REGION)
+        ssm.put_parameter(Name="/vs/read", Value="reader", Type="SecureString")
+        ssm.put_parameter(Name="/vs/write", Value="writer", Type="SecureString")
+        monkeypatch.setenv("VISUAL_SEARCH_READ_API_KEY_PARAMETER", "/vs/read")
+        monkeypatch.setenv("VISUAL_SEARCH_WRITE_API_KEY_PARAMETER", "/vs/write")
+        photo = demo_photos[0].read_bytes()
+        for key, status in ((None, 401), ("wrong", 401), ("reader", 200), ("writer", 200)):
+            assert answer(handlers.search_handler(search_event(photo, key)))[0] == status, key
+            assert answer(handlers.search_handler(http_event("GET", "/items", key)))[0] == status, key
+        for key, status in ((None, 401), ("reader", 401), ("writer", 200)):
+            assert answer(handlers.search_handler(http_event("GET", "/duplicates", key)))[0] == status, key
+        status, body = answer(handlers.search_handler(http_event("DELETE", "/items/shoe.jpg", "reader")))
+        assert (status, body["error"]["code"]) == (401, "unauthorized")
+        assert answer(handlers.search_handler(http_event("DELETE", "/items/shoe.jpg", "writer")))[0] == 200
+
+
+def test_with_only_a_read_key_writes_stay_disabled(search_env, monkeypatch, demo_photos):
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("ssm", region_name=REGION).put_parameter(Name="/vs/read", Value="reader", Type="SecureString")
+        monkeypatch.setenv("VISUAL_SEARCH_READ_API_KEY_PARAMETER", "/vs/read")
+        for key in (None, "reader"):
+            for method, path in (("DELETE", "/items/shoe.jpg"), ("GET", "/duplicates")):
+                status, body = answer(handlers.search_handler(http_event(method, path, key)))
+                assert (status, body["error"]["code"]) == (403, "writes_disabled"), (method, path, key)
+                assert "WriteApiKeyParameterName" in body["error"]["message"]
+        assert answer(handlers.search_handler(search_event(demo_photos[0].read_bytes(), "reader")))[0] == 200

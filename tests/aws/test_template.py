@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -293,6 +294,7 @@ def _sam_cli() -> str | None:
     return (
         os.environ.get("VISUAL_SEARCH_SAM_CLI")
         or shutil.which("sam")
+        or (str(Path(sys.executable).parent / "sam") if (Path(sys.executable).parent / "sam").exists() else None)
         or ("/tmp/samvenv/bin/sam" if Path("/tmp/samvenv/bin/sam").exists() else None)
     )
 
@@ -322,7 +324,9 @@ def _alarms(transformed) -> dict[str, dict]:
 
 
 def _watched(alarm: dict) -> tuple[str, str, dict]:
-    return alarm["Namespace"], alarm["MetricName"], {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    """(namespace, metric, dimensions) of a one-metric alarm; a metric-math alarm's first queried metric."""
+    metric = alarm if "MetricName" in alarm else alarm["Metrics"][0]["MetricStat"]["Metric"]
+    return metric["Namespace"], metric["MetricName"], {d["Name"]: d["Value"] for d in metric["Dimensions"]}
 
 
 def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(transformed):
@@ -333,7 +337,7 @@ def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(tr
     lambda_alarms = {
         (_watched(a)[1], _watched(a)[2]["FunctionName"]["Ref"])
         for a in _alarms(transformed).values()
-        if a["Namespace"] == "AWS/Lambda"
+        if _watched(a)[0] == "AWS/Lambda"
     }
     assert lambda_alarms == {
         (metric, function) for metric in ("Errors", "Throttles") for function in ("IndexFunction", "SearchFunction")
@@ -396,19 +400,31 @@ def test_retry_budgets_nest_inside_the_timeouts(source):
     assert 6 * index_timeout <= resources["IndexQueue"]["Properties"]["VisibilityTimeout"]
 
 
-def test_the_api_key_comes_from_parameter_store_not_the_environment(source, transformed):
+def test_the_api_keys_come_from_parameter_store_not_the_environment(source, transformed):
+    """Two keys, two SecureStrings, each readable by the search role only when named (a conditional statement)."""
     variables = source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]
-    assert "VISUAL_SEARCH_API_KEY" not in variables
-    assert variables["VISUAL_SEARCH_API_KEY_PARAMETER"] == {"Ref": "ApiKeyParameterName"}
-    assert "ApiKey" not in source["Parameters"]
-    read = [s for s in _role_statements(transformed, "SearchFunctionRole") if s.get("Sid") == "ReadApiKey"]
-    assert read[0]["Action"] == "ssm:GetParameter" and "${ApiKeyParameterName}" in read[0]["Resource"]["Fn::Sub"]
+    assert not {"VISUAL_SEARCH_API_KEY", "VISUAL_SEARCH_READ_API_KEY", "VISUAL_SEARCH_WRITE_API_KEY"} & set(variables)
+    assert not [name for name in source["Parameters"] if name.endswith("ApiKey")]
+    statements = transformed["Resources"]["SearchFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    conditional = {s["Fn::If"][0]: s["Fn::If"][1] for s in statements["Statement"] if "Fn::If" in s}
+    for level, condition in (("Read", "HasReadApiKey"), ("Write", "HasWriteApiKey")):
+        parameter = f"{level}ApiKeyParameterName"
+        assert variables[f"VISUAL_SEARCH_{level.upper()}_API_KEY_PARAMETER"] == {"Ref": parameter}
+        statement = conditional[condition]
+        assert (
+            statement["Action"] == "ssm:GetParameter"
+            and f"parameter${{{parameter}}}" in statement["Resource"]["Fn::Sub"]
+        )
+        assert source["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]}
+    assert source["Outputs"]["ApiKeyRequired"]["Value"]["Fn::If"][0] == "HasReadApiKey"
 
 
-def test_the_model_role_may_pull_a_custom_image_from_this_accounts_registry(transformed):
+def test_the_model_role_pulls_only_the_default_images_repository_or_this_accounts_registry(transformed):
     pull = next(s for s in _role_statements(transformed, "EmbeddingModelRole") if s.get("Sid") == "PullImage")
-    assert any("${AWS::AccountId}:repository/*" in r["Fn::Sub"] for r in pull["Resource"])
-    assert any("${InferenceImageAccount}:repository/*" in r["Fn::Sub"] for r in pull["Resource"])
+    condition, default, custom = pull["Resource"]["Fn::If"]
+    assert condition == "DefaultInferenceImage"
+    assert default["Fn::Sub"].endswith(":${InferenceImageAccount}:repository/pytorch-inference")
+    assert custom["Fn::Sub"].endswith(":${AWS::AccountId}:repository/*")
 
 
 def test_no_ineffective_minimum_tls_version_on_the_default_certificate(source):
@@ -442,13 +458,23 @@ def test_the_search_function_serves_the_catalogue_routes_it_handles(source):
     assert "DELETE" in cors["AllowMethods"], "the catalogue page deletes items cross-origin"
 
 
-def test_the_search_role_writes_objects_only_under_the_images_prefix(transformed):
-    """POST /items puts and DELETE /items removes an object (the bucket's events index it); nothing wider."""
+def test_the_search_role_writes_objects_only_under_the_images_prefix_and_shared_uploads(transformed):
+    """POST /items puts and DELETE /items removes an object (the bucket's events index it); the shoppers' shared
+    query photos live under shared-uploads/ (expired by the bucket's lifecycle); nothing wider."""
     statements = _role_statements(transformed, "SearchFunctionRole")
-    writing = [s for s in statements if {"s3:PutObject", "s3:DeleteObject"} & set(_listed(s["Action"]))]
-    assert len(writing) == 1
-    assert sorted(_listed(writing[0]["Action"])) == ["s3:DeleteObject", "s3:PutObject"]
-    assert _listed(writing[0]["Resource"]) == [{"Fn::Sub": "${ImagesBucket.Arn}/${ImagesPrefix}*"}]
+    writing = {
+        json.dumps(_listed(s["Resource"])): sorted(_listed(s["Action"]))
+        for s in statements
+        if {"s3:PutObject", "s3:DeleteObject"} & set(_listed(s["Action"]))
+    }
+    assert writing == {
+        json.dumps([{"Fn::Sub": "${ImagesBucket.Arn}/${ImagesPrefix}*"}]): ["s3:DeleteObject", "s3:PutObject"],
+        json.dumps([{"Fn::Sub": "${ImagesBucket.Arn}/shared-uploads/*"}]): [
+            "s3:DeleteObject",
+            "s3:GetObject",
+            "s3:PutObject",
+        ],
+    }
     s3_actions = {action for s in statements for action in _listed(s["Action"]) if action.startswith("s3:")}
     assert s3_actions == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     variables = transformed["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]
@@ -457,3 +483,261 @@ def test_the_search_role_writes_objects_only_under_the_images_prefix(transformed
 
 def _listed(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- issue 23: a stack that is safe to leave running
+
+
+def _alarm_watching(transformed, namespace: str, metric: str) -> dict:
+    (alarm,) = [a for a in _alarms(transformed).values() if _watched(a)[:2] == (namespace, metric)]
+    return alarm
+
+
+def test_the_5xx_alarm_is_a_rate_over_enough_requests_not_one_answer(transformed):
+    """A fresh stack's first page view (one 503 index_not_ready) must not mail the operator."""
+    alarm = _alarms(transformed)["Api5xxAlarm"]
+    queries = {metric["Id"]: metric for metric in alarm["Metrics"]}
+    assert {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q} == {"5xx", "Count"}
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["ReturnData"] is True and all(
+        q.get("ReturnData") is False for q in queries.values() if q != expression
+    )
+
+    def rate(errors: float, requests: float) -> float:  # the expression, evaluated as CloudWatch does
+        text = expression["Expression"]
+        match = re.fullmatch(r"IF\(requests >= (\d+), 100 \* errors / requests, 0\)", text)
+        assert match, text
+        return 100 * errors / requests if requests >= int(match.group(1)) else 0
+
+    assert rate(1, 1) <= alarm["Threshold"], "one 5xx of one request breaches"
+    assert rate(2, 10) <= alarm["Threshold"], "a quiet stack's two cold-start errors breach"
+    assert rate(10, 100) > alarm["Threshold"]
+    assert alarm["DatapointsToAlarm"] >= 2 and alarm["EvaluationPeriods"] >= alarm["DatapointsToAlarm"]
+
+
+def test_failed_index_events_are_alarmed_from_the_functions_own_metric(transformed):
+    from visual_search.aws.index_metrics import DIMENSION, FAILED_EVENTS_METRIC, NAMESPACE
+
+    alarm = _alarm_watching(transformed, NAMESPACE, FAILED_EVENTS_METRIC)
+    assert _watched(alarm)[2] == {DIMENSION: {"Ref": "IndexFunction"}}
+    assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == ("Sum", "GreaterThanThreshold", 0)
+    # It must fire well before the dead-letter queue would (maxReceiveCount x visibility timeout, about 45 min).
+    assert alarm["Period"] * alarm["EvaluationPeriods"] <= 15 * 60
+
+
+def test_alarms_on_the_queue_age_the_endpoint_and_the_cluster(transformed):
+    age = _alarm_watching(transformed, "AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert _watched(age)[2] == {"QueueName": {"Fn::GetAtt": ["IndexQueue", "QueueName"]}}
+    assert age["Statistic"] == "Maximum" and 60 <= age["Threshold"] <= 3600
+    endpoint = {"EndpointName": {"Fn::GetAtt": ["EmbeddingEndpoint", "EndpointName"]}, "VariantName": "main"}
+    errors = _alarm_watching(transformed, "AWS/SageMaker", "Invocation5XXErrors")
+    latency = _alarm_watching(transformed, "AWS/SageMaker", "ModelLatency")
+    assert _watched(errors)[2] == _watched(latency)[2] == endpoint
+    assert latency["Threshold"] >= 1_000_000, "ModelLatency is in microseconds"
+    domain = {"DomainName": {"Ref": "SearchDomain"}, "ClientId": {"Ref": "AWS::AccountId"}}
+    blocked = _alarm_watching(transformed, "AWS/ES", "ClusterIndexWritesBlocked")
+    cpu = _alarm_watching(transformed, "AWS/ES", "CPUUtilization")
+    assert _watched(blocked)[2] == _watched(cpu)[2] == domain
+    assert (blocked["ComparisonOperator"], blocked["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert cpu["Threshold"] == 80 and cpu["DatapointsToAlarm"] == 3
+
+
+def test_the_deploy_guide_counts_the_alarms_the_template_has(transformed):
+    guide = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
+    table = guide.split("## Alarms and visibility", 1)[1].split("\n\n", 1)[0]
+    named = set(re.findall(r"`(\w+Alarm)`", table))
+    assert named == set(_alarms(transformed))
+    assert f"{len(_alarms(transformed))} alarms" in guide
+
+
+def test_everything_the_stack_makes_goes_with_it(source):
+    """Layers are deleted (not retained) by `sam delete` and on each update; every log group is the stack's,
+    with retention, the endpoint's included (created before the endpoint, so SageMaker uses it)."""
+    resources = source["Resources"]
+    for layer in ("CoreLayer", "DepsLayer"):
+        assert resources[layer]["Properties"]["RetentionPolicy"] == "Delete"
+    groups = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert all(group["RetentionInDays"] == {"Ref": "LogRetentionDays"} for group in groups.values())
+    endpoint = resources["EmbeddingEndpoint"]
+    assert endpoint["DependsOn"] == "EmbeddingEndpointLogGroup"
+    name = endpoint["Properties"]["EndpointName"]["Fn::Sub"]
+    assert groups["EmbeddingEndpointLogGroup"]["LogGroupName"] == {"Fn::Sub": f"/aws/sagemaker/Endpoints/{name}"}
+    assert not [r for r in resources.values() if r.get("DeletionPolicy") == "Retain"]
+
+
+def test_bucket_versioning_is_offered_and_shared_uploads_expire(source):
+    bucket = source["Resources"]["ImagesBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {
+        "Fn::If": ["ImagesVersioned", {"Status": "Enabled"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert source["Parameters"]["ImagesBucketVersioning"]["Default"] == "Disabled"
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireSharedUploads"]["Prefix"] == "shared-uploads/"
+    assert rules["ExpireSharedUploads"]["ExpirationInDays"] == {"Ref": "SharedUploadsExpiryDays"}
+    assert source["Parameters"]["SharedUploadsExpiryDays"]["Default"] == 1
+    noncurrent = rules["ExpireNoncurrentVersions"]
+    assert noncurrent["Status"] == {"Fn::If": ["ImagesVersioned", "Enabled", "Disabled"]}
+    assert noncurrent["NoncurrentVersionExpiration"] == {"NoncurrentDays": {"Ref": "NoncurrentVersionDays"}}
+
+
+def test_outputs_give_the_dead_letter_queue_arn_the_redrive_command_takes(source):
+    assert source["Outputs"]["IndexDeadLetterQueueArn"]["Value"] == {"Fn::GetAtt": ["IndexDeadLetterQueue", "Arn"]}
+    guide = (REPO_ROOT / "docs" / "DEPLOY.md").read_text()
+    assert 'start-message-move-task --source-arn "$(out IndexDeadLetterQueueArn)"' in guide
+
+
+def test_the_ui_is_served_with_security_headers_and_a_strict_csp(source):
+    behaviour = source["Resources"]["FrontendDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["ResponseHeadersPolicyId"] == {"Ref": "FrontendSecurityHeaders"}
+    config = source["Resources"]["FrontendSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    headers = config["SecurityHeadersConfig"]
+    assert headers["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert headers["ContentTypeOptions"] == {"Override": True}
+    assert headers["FrameOptions"]["FrameOption"] == "DENY"
+    assert headers["ReferrerPolicy"]["ReferrerPolicy"] in (
+        "no-referrer",
+        "strict-origin-when-cross-origin",
+        "same-origin",
+    )
+    csp = frontend_csp(source)
+    directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
+    assert directives["default-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
+    assert "unsafe" not in csp and "*" not in directives["script-src"] + directives["style-src"]
+
+
+def frontend_csp(
+    source, *, region: str = "us-east-1", bucket: str = "visual-search-images-123456789012-0123456789ab"
+) -> str:
+    """The CSP as CloudFront sends it for a stack in `region` whose images bucket is `bucket`."""
+    policy = source["Resources"]["FrontendSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    text, variables = policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    values = {"AWS::Region": region, "AWS::URLSuffix": "amazonaws.com"}
+    api = variables["Api"]["Fn::Sub"]
+    images_text = variables["Images"]["Fn::Sub"][0]
+    for name, value in values.items():
+        api = api.replace(f"${{{name}}}", value)
+        images_text = images_text.replace(f"${{{name}}}", value)
+    images_text = images_text.replace("${Bucket}", bucket)
+    return " ".join(text.replace("${Api}", api).replace("${Images}", images_text).split())
+
+
+def test_the_csps_image_hosts_are_where_presigned_urls_point(source, aws_env, monkeypatch):
+    """Both host forms boto3 signs (the global one in us-east-1, the regional one elsewhere) are allowed."""
+    from visual_search.stores.s3 import S3ImageStore
+
+    bucket = "visual-search-images-123456789012-0123456789ab"
+    for region in ("us-east-1", "eu-west-1"):
+        monkeypatch.setenv("AWS_DEFAULT_REGION", region)
+        monkeypatch.setenv("AWS_REGION", region)
+        host = re.match(r"https://[^/]+", S3ImageStore(bucket).url_for("images/a.jpg")).group(0)
+        directives = dict(
+            d.strip().split(" ", 1) for d in frontend_csp(source, region=region, bucket=bucket).split(";")
+        )
+        assert host in directives["img-src"].split() and host in directives["connect-src"].split(), (region, host)
+
+
+def test_the_csp_names_the_images_bucket_by_the_name_the_bucket_gets(source):
+    derived = source["Resources"]["ImagesBucket"]["Properties"]["BucketName"]
+    policy = source["Resources"]["FrontendSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+    images = policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"][1]["Images"]
+    assert images["Fn::Sub"][1]["Bucket"] == derived
+
+
+def test_the_index_is_created_with_the_replicas_parameter_and_one_node_has_none(source):
+    variables = source["Resources"]["IndexFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["VISUAL_SEARCH_INDEX"]["Fn::Sub"].endswith(
+        "/${OpenSearchIndexName}?replicas=${OpenSearchReplicas}"
+    )
+    assert source["Parameters"]["OpenSearchReplicas"]["Default"] == 0
+    rule = source["Rules"]["OneNodeHasNoReplicas"]
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "OpenSearchInstanceCount"}, 1]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "OpenSearchReplicas"}, 0]}
+
+
+def test_two_or_more_nodes_are_spread_over_zones(source):
+    cluster = source["Resources"]["SearchDomain"]["Properties"]["ClusterConfig"]
+    assert source["Conditions"]["OpenSearchMultiNode"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "OpenSearchInstanceCount"}, 1]}]
+    }
+    assert cluster["ZoneAwarenessEnabled"] == {"Fn::If": ["OpenSearchMultiNode", True, False]}
+    condition, config, _none = cluster["ZoneAwarenessConfig"]["Fn::If"]
+    assert condition == "OpenSearchMultiNode" and config == {
+        "AvailabilityZoneCount": {"Ref": "OpenSearchAvailabilityZones"}
+    }
+
+
+def test_opensearch_runs_the_tested_version_behind_a_forward_secret_tls_policy(source):
+    tested = re.search(r"^OPENSEARCH_VERSION=(\d+\.\d+)", (REPO_ROOT / "scripts" / "opensearch.sh").read_text(), re.M)
+    assert source["Parameters"]["OpenSearchEngineVersion"]["Default"] == f"OpenSearch_{tested.group(1)}"
+    policy = source["Resources"]["SearchDomain"]["Properties"]["DomainEndpointOptions"]["TLSSecurityPolicy"]
+    assert "PFS" in policy and "TLS-1-2" in policy
+
+
+def test_the_expensive_routes_are_throttled_and_search_concurrency_is_capped(source, transformed):
+    routes = source["Resources"]["HttpApi"]["Properties"]["RouteSettings"]
+    assert routes["POST /search"]["ThrottlingRateLimit"] == {"Ref": "SearchRateLimit"}
+    assert routes["GET /duplicates"]["ThrottlingRateLimit"] == {"Ref": "DuplicatesRateLimit"}
+    parameters = source["Parameters"]
+    assert parameters["SearchRateLimit"]["Default"] < parameters["ApiRateLimit"]["Default"]
+    assert parameters["DuplicatesRateLimit"]["Default"] < parameters["SearchRateLimit"]["Default"]
+    stage = next(r["Properties"] for r in transformed["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Stage")
+    assert set(stage["RouteSettings"]) == {"POST /search", "GET /duplicates"}, "SAM dropped the route settings"
+    reserved = source["Resources"]["SearchFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert reserved == {
+        "Fn::If": ["HasSearchReservedConcurrency", {"Ref": "SearchReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert parameters["SearchReservedConcurrency"]["Default"] > 0
+
+
+def test_an_upload_burst_leaves_endpoint_slots_for_searches(source):
+    """Each index invocation makes one endpoint request at a time (a batch of at most 10 is one request), so the
+    event source mapping's MaximumConcurrency bounds indexing's share of the serverless endpoint's slots."""
+    parameters = source["Parameters"]
+    assert parameters["IndexMaxConcurrency"]["Default"] < parameters["ServerlessMaxConcurrency"]["Default"]
+    events = source["Resources"]["IndexFunction"]["Properties"]["Events"]["ImageEvents"]["Properties"]
+    assert events["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "IndexMaxConcurrency"}
+
+
+def test_both_queues_refuse_plain_http_and_only_the_index_queue_may_dead_letter(source):
+    policies = [r["Properties"] for r in source["Resources"].values() if r["Type"] == "AWS::SQS::QueuePolicy"]
+    for queue in ("IndexQueue", "IndexDeadLetterQueue"):
+        (policy,) = [p for p in policies if p["Queues"] == [{"Ref": queue}]]
+        (deny,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+        assert deny["Action"] == "sqs:*" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert deny["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+    allow = source["Resources"]["IndexDeadLetterQueue"]["Properties"]["RedriveAllowPolicy"]
+    assert allow["redrivePermission"] == "byQueue"
+    queue_name = source["Resources"]["IndexQueue"]["Properties"]["QueueName"]["Fn::Sub"]
+    assert allow["sourceQueueArns"] == [
+        {"Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:{queue_name}"}
+    ]
+
+
+def test_the_functions_read_only_the_images_prefix_the_manifest_and_thumbnails(transformed):
+    for role in ("IndexFunctionRole", "SearchFunctionRole"):
+        reads = [
+            resource
+            for s in _role_statements(transformed, role)
+            if "s3:GetObject" in _listed(s["Action"])
+            for resource in _listed(s["Resource"])
+        ]
+        allowed = {
+            "${ImagesBucket.Arn}/${ImagesPrefix}*",
+            "${ImagesBucket.Arn}/thumbnails/*",
+            "${ImagesBucket.Arn}/shared-uploads/*",
+            "${ImagesBucket.Arn}/${CatalogueManifestKey}",
+        }
+        assert reads and {r["Fn::Sub"] for r in reads} <= allowed, role
+        assert {"Fn::Sub": "${ImagesBucket.Arn}/*"} not in reads
+
+
+def test_sagemaker_assumes_the_model_role_only_for_this_account(source):
+    (trust,) = source["Resources"]["EmbeddingModelRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    logs = [
+        s
+        for policy in source["Resources"]["EmbeddingModelRole"]["Properties"]["Policies"]
+        for s in policy["PolicyDocument"]["Statement"]
+        if any(a.startswith("logs:") for a in _listed(s["Action"]))
+    ]
+    assert logs and all(s["Resource"] == {"Fn::GetAtt": ["EmbeddingEndpointLogGroup", "Arn"]} for s in logs)

@@ -18,7 +18,6 @@ from shop import (
     DESKTOP,
     PHONE,
     QUERY_KEY,
-    browser,  # noqa: F401 - a fixture
     demo_search_service,
     result_keys,
     search_and_wait,
@@ -59,7 +58,7 @@ def device(request):
 
 
 @pytest.fixture
-def page(browser, base_url, device):  # noqa: F811
+def page(browser, base_url, device):
     with shopper_page(browser, base_url, device) as page:
         yield page
 
@@ -68,7 +67,7 @@ def address(page) -> dict[str, list[str]]:
     return parse_qs(urlparse(page.url).query)
 
 
-def open_fresh(browser, url: str, device: dict):  # noqa: F811
+def open_fresh(browser, url: str, device: dict):
     """A new browser context (no history, no memory) on `url`, as a friend opening a shared link."""
     context = browser.new_context(**device)
     fresh = context.new_page()
@@ -86,7 +85,7 @@ def wait_for_results(page) -> None:
     )
 
 
-def test_reload_back_forward_and_a_copied_link_show_the_same_results(page, browser, device):  # noqa: F811
+def test_reload_back_forward_and_a_copied_link_show_the_same_results(page, browser, device):
     upload(page)
     assert address(page) == {"upload": [QUERY_ID]}
     seen = [(page.url, result_keys(page))]
@@ -119,7 +118,7 @@ def test_reload_back_forward_and_a_copied_link_show_the_same_results(page, brows
         context.close()
 
 
-def test_more_like_this_and_the_detail_view_have_addresses(page, browser, device, base_url):  # noqa: F811
+def test_more_like_this_and_the_detail_view_have_addresses(page, browser, device, base_url):
     search_and_wait(page, lambda: page.goto(f"{base_url}/?key={QUERY_KEY}"))
     assert address(page) == {"key": [QUERY_KEY]}
     first = result_keys(page)
@@ -174,7 +173,7 @@ def test_show_weaker_and_show_more_are_in_the_address_and_survive_a_reload(page,
     assert page.locator("#show-weaker").is_hidden()
 
 
-def test_an_expired_shared_photo_says_so_kindly(page, browser, device, kept_folder):  # noqa: F811
+def test_an_expired_shared_photo_says_so_kindly(page, browser, device, kept_folder):
     upload(page)
     shared = page.url
     old = time.time() - MAX_AGE_S - 60
@@ -196,13 +195,13 @@ def test_an_expired_shared_photo_says_so_kindly(page, browser, device, kept_fold
         context.close()
 
 
-def test_a_link_to_a_photo_never_kept_says_so_too(browser, base_url):  # noqa: F811
+def test_a_link_to_a_photo_never_kept_says_so_too(browser, base_url):
     with shopper_page(browser, f"{base_url}/?upload={'f' * 64}") as page:
         page.locator("#toast[data-kind=error]").wait_for()
         assert page.locator("#toast-text").inner_text().startswith("This shared photo has expired")
 
 
-def test_catalogue_page_two_has_an_address_that_reload_and_back_keep(browser, base_url, device):  # noqa: F811
+def test_catalogue_page_two_has_an_address_that_reload_and_back_keep(browser, base_url, device):
     context = browser.new_context(**device)
     try:
         page = context.new_page()
@@ -233,7 +232,7 @@ def items(page) -> list[str]:
     return page.locator("#items .item-open").evaluate_all("items => items.map(item => item.dataset.key)")
 
 
-def test_the_address_mapping_round_trips_and_refuses_what_it_never_writes(browser, base_url):  # noqa: F811
+def test_the_address_mapping_round_trips_and_refuses_what_it_never_writes(browser, base_url):
     with shopper_page(browser, base_url) as page:
         checks = page.evaluate("""async () => {
             const m = await import('/url_state.js');

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 from visual_search import bootstrap
 from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.search_api import SearchApi, error_result
+from visual_search.aws.api_key_parameter import with_parameter_keys
 from visual_search.aws.catalogue_fields import CatalogueManifest
 from visual_search.aws.http_events import handle_http_event, json_response
+from visual_search.aws.index_metrics import reporting_failed_events
 from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
 from visual_search.aws.s3_events import parse_event
+from visual_search.aws.s3_thumbnails import S3Thumbnails, result_url
 from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
 from visual_search.core.keys import printable
 from visual_search.core.lazy import Lazy
@@ -40,7 +43,8 @@ SEARCH_SETTINGS = (
     "url_allowlist",
     "url_timeout_s",
     "presigned_url_expiry_s",
-    "api_key_parameter",
+    "read_api_key_parameter",
+    "write_api_key_parameter",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
 INDEX_BATCH_SIZE = 16  # images per endpoint request; the template caps an SQS batch below it, so one request
@@ -59,13 +63,15 @@ class SearchRuntime:
     api: SearchApi
     index: VectorIndex
     image_url: Callable[[str], str]
-    api_key: str | None = None
+    api_key: str | None = None  # the read key: None = the reading routes are open
     catalogue: CatalogueApi | None = None
+    write_api_key: str | None = None  # None = the writing routes answer 403 writes_disabled
 
 
 def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
     service = bootstrap.build_search_service(settings)
-    api = bootstrap.build_search_api(settings, url_for=lambda record: store.url_for(record.key), service=service)
+    # A result's image: its thumbnail when the index function wrote them (aws/s3_thumbnails.py), else the original.
+    api = bootstrap.build_search_api(settings, url_for=result_url(store.url_for), service=service)
     # Writes go to the bucket only (index_on_put=False): the bucket's events index them, as for any upload.
     writer = Lazy(
         lambda: CatalogueWriter(
@@ -76,30 +82,29 @@ def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime
         )
     )
     catalogue = CatalogueApi(api, writer.get, max_pixels=settings.max_pixels)
+    keyed = with_parameter_keys(settings)  # unreadable parameters: the function refuses to start (503)
     return SearchRuntime(
-        api=api, index=service.index, image_url=store.url_for, api_key=configured_api_key(settings), catalogue=catalogue
+        api=api,
+        index=service.index,
+        image_url=store.url_for,
+        api_key=keyed.effective_read_api_key,
+        catalogue=catalogue,
+        write_api_key=keyed.effective_write_api_key,
     )
 
 
-def configured_api_key(settings: Settings) -> str | None:
-    """The key itself (VISUAL_SEARCH_API_KEY, local use), or the SecureString named by api_key_parameter (the
-    deployed function: the key never sits in its environment). Unreadable: the function refuses to start
-    (503), never serves an open API by mistake."""
-    if settings.api_key or not settings.api_key_parameter:
-        return settings.api_key
-    from visual_search.aws.api_key_parameter import read_api_key_parameter
-
-    return read_api_key_parameter(settings.api_key_parameter, region_name=settings.aws_region)
-
-
-def build_event_indexer(settings: Settings, store_for_bucket: Callable[[str], ImageStore]) -> S3EventIndexer:
+def build_event_indexer(
+    settings: Settings, store_for_bucket: Callable[[str], ImageStore], thumbnails: S3Thumbnails | None = None
+) -> S3EventIndexer:
     embedder = bootstrap.build_embedder(settings)
     index = bootstrap.open_index(settings, writable=True, embedder=embedder)
     sequenced = SequencedIndex(index)
     indexing = IndexingService(
         embedder, sequenced, batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
     )
-    return S3EventIndexer(indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket))
+    return S3EventIndexer(
+        indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket), thumbnails=thumbnails
+    )
 
 
 def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]):
@@ -145,7 +150,7 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
     if parsed.from_sqs:
         failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [o.event.message_id for o in failed]))
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
-    summary = {
+    summary: dict[str, list] = {
         status: [o.event.key for o in outcomes if o.status == status]
         for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")
     }
@@ -165,7 +170,7 @@ def s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
     def store_for_bucket(bucket: str) -> ImageStore:
         with lock:
             if bucket not in stores:
-                shared_client = next(iter(stores.values())).client if stores else None
+                shared_client = getattr(next(iter(stores.values())), "client", None) if stores else None
                 stores[bucket] = S3ImageStore(
                     bucket, client=shared_client, presigned_url_expiry_s=settings.presigned_url_expiry_s
                 )
@@ -187,7 +192,9 @@ def _search_runtime_from_env() -> SearchRuntime:
 
 def _event_indexer_from_env() -> S3EventIndexer:
     settings = Settings.from_env()
-    return build_event_indexer(settings, s3_store_factory(settings))
+    store_for_bucket = s3_store_factory(settings)
+    thumbnails = S3Thumbnails(lambda bucket: store_for_bucket(bucket).client, max_pixels=settings.max_pixels)  # type: ignore[attr-defined]
+    return build_event_indexer(settings, store_for_bucket, thumbnails)
 
 
 _search_runtime = Lazy(_search_runtime_from_env)
@@ -210,13 +217,24 @@ def search_handler(event: dict, context=None) -> dict:
     except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
         return json_response(*error_result(exc))
     return handle_http_event(
-        event, runtime.api, runtime.index, runtime.image_url, api_key=runtime.api_key, catalogue=runtime.catalogue
+        event,
+        runtime.api,
+        runtime.index,
+        runtime.image_url,
+        api_key=runtime.api_key,
+        catalogue=runtime.catalogue,
+        write_api_key=runtime.write_api_key,
     )
 
 
 def index_handler(event: dict, context=None) -> dict:
     """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure). A
-    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch."""
+    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch.
+    The number of failed events is written as a metric (aws/index_metrics.py): Lambda's Errors never sees them."""
+    return reporting_failed_events(_index_response, event, context)
+
+
+def _index_response(event: dict) -> dict:
     try:
         indexer = _event_indexer.get()
     except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 from collections.abc import Callable
 
@@ -21,8 +22,9 @@ from visual_search.core.errors import InvalidRequestError, NotFoundError, error_
 from visual_search.core.ports import VectorIndex
 
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
-KEYED_PATHS = ("/search", "/stats", "/items", "/duplicates")  # behind the API key when one is configured
-HOW_TO_SET_THE_KEY = "deploy the stack with ApiKeyParameterName naming an SSM SecureString"
+READ_KEYED_PATHS = ("/search", "/stats", "/items")  # behind the read key when one is configured
+WRITE_KEYED_PATHS = ("/duplicates",)  # a neighbour search per image: behind the write key always
+HOW_TO_SET_THE_KEY = "deploy the stack with WriteApiKeyParameterName naming an SSM SecureString"
 
 
 def handle_http_event(
@@ -33,16 +35,22 @@ def handle_http_event(
     *,
     api_key: str | None = None,
     catalogue: CatalogueApi | None = None,
+    write_api_key: str | None = None,
 ) -> dict:
     """The Lambda response for one HTTP API v2 event; never raises (errors become JSON error responses).
-    With `api_key` set, /search, /stats and the catalogue's reading routes need it in the X-API-Key header, as on
-    the local server; adding and deleting items always need it (403 when no key is configured at all)."""
+    With `api_key` (the read key) set, /search, /stats and the catalogue's listing need it or `write_api_key` in
+    the X-API-Key header, as on the local server; adding and deleting items and /duplicates always need the write
+    key (403 when none is configured)."""
     method, path = _route(event)
     try:
         given_key = _header(event, API_KEY_HEADER.lower())
-        if path in KEYED_PATHS:
+        if path in READ_KEYED_PATHS and not _is_key(write_api_key, given_key):  # the write key opens reads too
             check_api_key(api_key, given_key)
-        if catalogue is not None and (response := _catalogue_route(event, method, path, catalogue, api_key, given_key)):
+        if path in WRITE_KEYED_PATHS:
+            check_write_key(write_api_key, given_key, how_to_set=HOW_TO_SET_THE_KEY)
+        if catalogue is not None and (
+            response := _catalogue_route(event, method, path, catalogue, write_api_key, given_key)
+        ):
             return response
         if method == "POST" and path == "/search":
             body = _body_bytes(event)
@@ -75,6 +83,10 @@ def _catalogue_route(
             return json_response(*catalogue.add_item(_body_bytes(event), _header(event, "content-type")))
         return json_response(*catalogue.delete_item(_path_key(event, path, "/items/")))
     return None
+
+
+def _is_key(expected: str | None, given: str | None) -> bool:
+    return bool(expected) and hmac.compare_digest((given or "").encode(), (expected or "").encode())
 
 
 def _path_key(event: dict, path: str, route_prefix: str) -> str:

@@ -27,6 +27,7 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
                 runtime.image_url,
                 api_key=runtime.api_key,
                 catalogue=runtime.catalogue,
+                write_api_key=runtime.write_api_key,
             )
         finally:
             runtime.index.close()

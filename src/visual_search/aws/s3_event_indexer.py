@@ -13,9 +13,11 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.aws.s3_events import ObjectEvent, is_later
+from visual_search.aws.s3_thumbnails import THUMBNAILS_ATTRIBUTE, S3Thumbnails, is_stack_object
 from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
 from visual_search.aws.sequenced_index import record_sequencer as _sequencer
 from visual_search.core.errors import NotFoundError, VisualSearchError
@@ -64,12 +66,14 @@ class S3EventIndexer:
         manifest_for_bucket: Callable[[str], CatalogueManifest | None] = lambda _bucket: None,
         *,
         readers: int = 4,
+        thumbnails: S3Thumbnails | None = None,
     ):
         self.indexing = indexing
         self.index = index
         self.store_for_bucket = store_for_bucket
         self.manifest_for_bucket = manifest_for_bucket
         self.readers = readers
+        self.thumbnails = thumbnails  # written before an image's record, removed after it (aws/s3_thumbnails.py)
 
     def apply(self, events: Sequence[ObjectEvent]) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = []
@@ -77,6 +81,9 @@ class S3EventIndexer:
         for event in events:
             if event.key.endswith("/") or not event.key.lower().endswith(IMAGE_SUFFIXES):
                 outcomes.append(EventOutcome(event, "ignored", "not an image file name"))
+                continue
+            if is_stack_object(event.key):  # reaches the queue when ImagesPrefix is empty (the whole bucket)
+                outcomes.append(EventOutcome(event, "ignored", "a thumbnail or shared upload, not a catalogue image"))
                 continue
             problem = key_problem(event.key)  # the key check of every entry (core/keys.py)
             if problem:
@@ -109,6 +116,7 @@ class S3EventIndexer:
         if not events:
             return []
         fetched = self.fetch([(event.bucket, event.key) for event in events])
+        thumbnailed = self._write_thumbnails(events, fetched)
         items, settled, gone = [], {}, []
         for event, result in zip(events, fetched):
             if isinstance(result, NotFoundError):
@@ -116,11 +124,10 @@ class S3EventIndexer:
             elif isinstance(result, VisualSearchError):
                 settled[event.key] = EventOutcome(event, "failed", result.message)
             else:
-                items.append(
-                    self.catalogue_item(
-                        event.bucket, event.key, result, stored.get(event.key), {SEQUENCER_ATTRIBUTE: event.sequencer}
-                    )
-                )
+                extra = {SEQUENCER_ATTRIBUTE: event.sequencer}
+                if self.thumbnails is not None:  # "0" too: a re-upload whose thumbnails failed must not keep old ones
+                    extra[THUMBNAILS_ATTRIBUTE] = "1" if thumbnailed.get(event.key) else "0"
+                items.append(self.catalogue_item(event.bucket, event.key, result, stored.get(event.key), extra))
         with self.index.snapshot([event.key for event in events], stored):
             report = self.indexing.index_items(items)
         failures = {failure.key: failure.reason for failure in report.failed}
@@ -135,6 +142,20 @@ class S3EventIndexer:
             if event not in gone
         ]
         return outcomes + self._remove(gone, "the object no longer exists")
+
+    def _write_thumbnails(
+        self, events: list[ObjectEvent], fetched: list[StoredObject | VisualSearchError]
+    ) -> dict[str, bool]:
+        """{key: whether all its thumbnails were written} for each fetched image, in parallel."""
+        thumbnails = self.thumbnails
+        if thumbnails is None:
+            return {}
+        jobs = [(e.bucket, e.key, r.data) for e, r in zip(events, fetched) if isinstance(r, StoredObject)]
+        if not jobs:
+            return {}
+        with ThreadPoolExecutor(max(1, min(self.readers, len(jobs))), thread_name_prefix="thumbnails") as pool:
+            written = list(pool.map(lambda job: thumbnails.write(*job), jobs))
+        return {key: ok for (_bucket, key, _data), ok in zip(jobs, written)}
 
     def fetch(self, objects: Sequence[tuple[str, str]]) -> list[StoredObject | VisualSearchError]:
         """Each (bucket, key)'s object (one GET: bytes and metadata), or the error that prevented it, in order."""
@@ -166,7 +187,7 @@ class S3EventIndexer:
         return IndexItem(
             key,
             store.uri(key),
-            lambda data=obj.data: data,
+            partial(bytes, obj.data),  # the bytes already fetched, handed to the indexing service as a reader
             fields.label or (previous.label if previous else None),
             {**fields.attributes, **extra_attributes},
             product=fields.product,
@@ -203,4 +224,7 @@ class S3EventIndexer:
                 self.index.delete([event.key for event in doomed])
         except VisualSearchError as exc:
             return [EventOutcome(event, "failed", exc.message) for event in events]
+        if self.thumbnails is not None:
+            for bucket in {event.bucket for event in doomed}:
+                self.thumbnails.remove(bucket, [event.key for event in doomed if event.bucket == bucket])
         return outcomes + [EventOutcome(event, "deleted", reason) for event in doomed]
