@@ -186,7 +186,7 @@ function renderResults(error) {
     response: state.response, k: state.shown ? state.shown.k : PAGE, maxK: client.limits.maxK,
     showWeak: state.showWeak, filtered: state.labels.size > 0, error, onOpen: openResult, onMore: moreLikeThis,
   });
-  filters.setResults(state.response ? shown : null);
+  filters.setResults(state.response ? shown : null, { filtered: !!state.shown && state.shown.labels.length > 0 });
 }
 
 // After a filter change: the top of the results (under the sticky bars) in view, wherever the page was.

@@ -7,13 +7,10 @@ names; an unexpected exception is logged and answered 500 `internal_error` witho
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
-
-from pydantic import ValidationError
 
 from visual_search.api.models import (
     HealthResponse,
@@ -24,7 +21,8 @@ from visual_search.api.models import (
     StatsResponse,
 )
 from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
-from visual_search.core.errors import InvalidRequestError, NotFoundError, UnauthorizedError, error_body, error_for
+from visual_search.api.results import ApiResult, ImageAnswer, error_result
+from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import CropBox, decode_image
 from visual_search.core.records import ImageRecord
 from visual_search.core.wire import decode_base64_image
@@ -34,17 +32,8 @@ from visual_search.services.shared_uploads import SharedUploads
 
 logger = logging.getLogger(__name__)
 
-ApiResult = tuple[int, dict]
 UrlFor = Callable[[ImageRecord], str]
-API_KEY_HEADER = "X-API-Key"
-
-
-def check_api_key(expected: str | None, given: str | None) -> None:
-    """Raises UnauthorizedError unless `given` is the configured key (compared in constant time); no key, no check."""
-    if not expected:
-        return
-    if not hmac.compare_digest((given or "").encode(), expected.encode()):
-        raise UnauthorizedError(f"a valid {API_KEY_HEADER} header is required")
+ShowImage = Callable[[ImageRecord, int | None], ImageAnswer]
 
 
 class ImageFetcher(Protocol):
@@ -59,6 +48,8 @@ class SearchApi:
     `url_for(record)` is where a browser loads a result image ("/images/<key>" locally, a presigned URL in AWS).
     `fetcher` serves `url` queries; without one they are refused. `max_upload_bytes` bounds the query image
     (decoded); `max_body_bytes` is the largest request body worth reading (the image base64-encoded, plus fields).
+    `show_image(record, width)` answers GET /images/{key} for an indexed record (its file, a thumbnail of `width`,
+    or a redirect); without it no image is shown.
     `shared_uploads` keeps uploaded query photos so a search can be shared; without it none are kept.
     """
 
@@ -69,6 +60,7 @@ class SearchApi:
         url_for: UrlFor,
         fetcher: ImageFetcher | None = None,
         max_upload_bytes: int = 10 * 1024 * 1024,
+        show_image: ShowImage | None = None,
         shared_uploads: SharedUploads | None = None,
     ):
         self.service = service
@@ -77,6 +69,7 @@ class SearchApi:
         self.shared_uploads = shared_uploads
         self.max_upload_bytes = max_upload_bytes
         self.max_body_bytes = max_body_bytes(max_upload_bytes)
+        self.show_image = show_image
 
     def handle_search(self, body: bytes, content_type: str | None) -> ApiResult:
         """POST /search. Never raises: any failure is returned as (status, error body)."""
@@ -101,6 +94,16 @@ class SearchApi:
                 centre=dict(stats.centre) if stats.centre else None,
                 adaptation=self.service.learner.state() if self.service.learner is not None else None,
             ).model_dump()
+        except Exception as exc:  # noqa: BLE001
+            return error_result(exc)
+
+    def image(self, key: str, width: int | None = None) -> ImageAnswer | ApiResult:
+        """GET /images/{key}: only indexed images are shown, so the route cannot read arbitrary files or objects."""
+        try:
+            record = self.service.index.get([key]).get(key) if key else None
+            if record is None or self.show_image is None:
+                raise NotFoundError(f"no indexed image has the key {key!r}")
+            return self.show_image(record, width)
         except Exception as exc:  # noqa: BLE001
             return error_result(exc)
 
@@ -198,19 +201,3 @@ class SearchApi:
             attributes=dict(record.attributes),
             **record.product.as_dict(),
         )
-
-
-def error_result(exc: BaseException) -> ApiResult:
-    """(status, body) for any exception; only the library's own errors and validation errors reach the client."""
-    if isinstance(exc, ValidationError):
-        return 422, error_body("validation_error", describe_validation_errors(exc.errors()))
-    return error_for(exc)
-
-
-def describe_validation_errors(errors) -> str:
-    """One line per problem, e.g. "k: Input should be less than or equal to 100", with no input values echoed."""
-    parts = []
-    for error in errors[:5]:
-        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",)) or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from visual_search.core.catalogue_csv import CatalogueEntry
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image, to_model_input
@@ -32,6 +33,13 @@ class IndexItem:
     label: str | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     product: Product | None = None  # None: keep what the index already holds (an S3 event carries no product data)
+
+    @classmethod
+    def listed(cls, key: str, uri: str, read: Callable[[], bytes], entry: CatalogueEntry | None) -> IndexItem:
+        """The item of a file with its catalogue CSV row (label, attributes, product), or unlabelled without one."""
+        if entry is None:
+            return cls(key, uri, read)
+        return cls(key, uri, read, entry.label, entry.attributes, product=entry.product)
 
 
 @dataclass(frozen=True)

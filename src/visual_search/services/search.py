@@ -11,7 +11,7 @@ from visual_search.core import colour as colour_signature
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, crop_image, decode_image
 from visual_search.core.ports import Embedder, VectorIndex
-from visual_search.core.records import MAX_K, IndexStats, SearchFilters, SearchHit
+from visual_search.core.records import DEFAULT_K, MAX_K, IndexStats, SearchFilters, SearchHit
 from visual_search.services.adaptation import QueryDomainLearner, current_client
 
 
@@ -35,7 +35,7 @@ class SearchService:
         self,
         data: bytes,
         *,
-        k: int = 12,
+        k: int = DEFAULT_K,
         filters: SearchFilters | None = None,
         crop: CropBox | None = None,
         colour: float = 0.0,
@@ -61,7 +61,7 @@ class SearchService:
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(
-        self, key: str, *, k: int = 12, filters: SearchFilters | None = None, colour: float = 0.0
+        self, key: str, *, k: int = DEFAULT_K, filters: SearchFilters | None = None, colour: float = 0.0
     ) -> SearchOutcome:
         """ "More like this": the k nearest images to an indexed one, itself excluded, without re-embedding."""
         started = time.perf_counter()
