@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from visual_search.core.ports import Embedder, ImageStore, TensorEmbedder, VectorIndex
+from visual_search.core.ports import AdaptableIndex, Embedder, ImageStore, TensorEmbedder, VectorIndex
 from visual_search.embedders.onnx.embedder import OnnxEmbedder
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 from visual_search.indexes.local.index import LocalIndex
@@ -35,6 +35,8 @@ def _parameter_names(signature: inspect.Signature) -> list[str]:
         (VectorIndex, LocalIndex),
         (VectorIndex, OpenSearchIndex),
         (VectorIndex, SequencedIndex),
+        (AdaptableIndex, LocalIndex),
+        (AdaptableIndex, OpenSearchIndex),
         (ImageStore, LocalFolderStore),
         (ImageStore, S3ImageStore),
     ],

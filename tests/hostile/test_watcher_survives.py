@@ -199,3 +199,21 @@ def test_a_failing_event_source_falls_back_to_rescans(tmp_path):
     finally:
         watcher.stop()
         index.close()
+
+
+def test_an_error_that_persists_is_retried_at_rescans_not_at_every_poll(tmp_path, caplog):
+    watcher, index = _watcher(tmp_path, use_events=False, rescan_s=0.5, settle_s=0.05)
+    shutil.copy(demo_photo_paths()[3], watcher.folder / "d.jpg")
+
+    def failing(items):
+        raise OSError(28, "No space left on device")
+
+    watcher.writer.index_items = failing
+    with caplog.at_level("ERROR", logger="visual_search.services.watching"):
+        watcher.start()
+        time.sleep(1.6)  # 32 polls of 0.05 s, 3 rescans
+        watcher.stop()
+    failures = [record for record in caplog.records if "No space left" in record.getMessage()]
+    assert 1 <= len(failures) <= 8, len(failures)  # about two a rescan (catch-up, then the queued file), not 32
+    assert watcher.problem() is None and "No space left" in (watcher.last_error or "")
+    index.close()

@@ -5,6 +5,7 @@ with, one client's burst counts only its share, and an operator freezes or reset
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,29 @@ def embedder():
     return build_embedder(Settings(), bulk=True)
 
 
-@pytest.fixture
-def server(tmp_path, embedder):
-    service = index_folder(FIXTURE_PHOTOS, tmp_path / "idx", embedder)
+def opensearch_service(url: str, embedder):
+    """A SearchService over a new OpenSearch index holding the fixture photos."""
+    from visual_search.indexes.opensearch.index import OpenSearchIndex
+    from visual_search.services.indexing import IndexingService, IndexItem
+    from visual_search.services.search import SearchService
+
+    index = OpenSearchIndex(url, model_id=embedder.model_id, dimension=embedder.dimension)
+    items = [IndexItem(p.name, str(p), p.read_bytes) for p in PHOTOS]
+    report = IndexingService(embedder, index, batch_size=16, workers=2).index_items(items)
+    assert not report.failed
+    return SearchService(embedder, index)
+
+
+@pytest.fixture(params=["embedded", "opensearch"])
+def server(request, tmp_path, embedder):
+    if request.param == "embedded":
+        location = str(tmp_path / "idx")
+        service = index_folder(FIXTURE_PHOTOS, tmp_path / "idx", embedder)
+    else:
+        location = f"{request.getfixturevalue('opensearch_url')}/live-{uuid.uuid4().hex[:10]}"
+        service = opensearch_service(location, embedder)
     settings = Settings(
-        index=str(tmp_path / "idx"),
+        index=location,
         api_key=KEY,
         image_store=str(tmp_path / "uploads"),
         adapt_live_every=4,
@@ -39,6 +58,8 @@ def server(tmp_path, embedder):
     app = create_app(settings, search_service=service, frontend_dir=tmp_path / "no-frontend")
     with TestClient(app, client=("198.51.100.1", 5000)) as first:
         yield app, first, service
+    if request.param == "opensearch":
+        service.index.drop()
     service.index.close()
 
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from visual_search.api.models import SearchResult
 from visual_search.core.keys import MAX_KEY_LENGTH
 from visual_search.core.records import MAX_PAGE
-from visual_search.core.text_rules import attributes_from_json
+from visual_search.core.text_rules import bounded_json
 from visual_search.services.duplicates import DEFAULT_THRESHOLD
 
 MAX_LABEL_CHARS = 200
@@ -45,8 +45,11 @@ class AddItemForm(BaseModel):
     @field_validator("attributes", mode="before")
     @classmethod
     def _attributes_from_json(cls, value):
-        if isinstance(value, str):  # bounded before parsing: deep nesting is a 400, never a RecursionError
-            return attributes_from_json(value)
+        if isinstance(value, str):
+            try:  # bounded before parsing: deep nesting is a 400, never a RecursionError
+                value = bounded_json(value, "attributes")
+            except ValueError:
+                raise ValueError('attributes must be a JSON object such as {"colour": "red"}') from None
         if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"attributes must be a JSON object of at most {MAX_ATTRIBUTES} text values")
         if not all(isinstance(name, str) and isinstance(text, str) for name, text in value.items()):

@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model,
             threads=args.threads,
             calibration_dir=args.calibration_dir,
-            follow_links_outside=args.follow_links_outside or None,
+            follow_links_outside=getattr(args, "follow_links_outside", False) or None,  # not on `aws`
         )
         return args.run(args, settings)
     except VisualSearchError as exc:

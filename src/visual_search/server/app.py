@@ -43,6 +43,7 @@ from visual_search.server.access import (
     read_body_capped,
 )
 from visual_search.server.connection_guard import server_config
+from visual_search.server.rate_limit import add_rate_limit, rate_limit_for_host
 
 _IMAGE_CACHE = {"Cache-Control": "public, max-age=3600"}
 
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, frontend_dir: str | Path | None = None, **
     app = FastAPI(title="Visual product search", version=__version__, lifespan=lifespan)
     add_error_handlers(app)
     add_http_guard(app, settings.max_upload_bytes)
+    add_rate_limit(app, settings)  # inside the headers and CORS, so a 429 carries them too
     add_security_headers(app)
     add_cors(app, settings.cors_origins)
     for route in ROUTES:
@@ -100,7 +102,7 @@ def run_server(settings: Settings, host: str = "127.0.0.1", port: int = 8000, **
     Slow, idle and surplus connections are cut off as connection_guard.py says."""
     import uvicorn
 
-    app = create_app(settings, **create_app_options)
+    app = create_app(rate_limit_for_host(settings, host), **create_app_options)
     uvicorn.Server(server_config(app, host=host, port=port, log_level="info")).run()
 
 

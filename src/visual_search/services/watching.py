@@ -132,7 +132,7 @@ class FolderWatcher:
             caught_up = self._survive("catching up", self.catch_up)
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.wait(self.poll_s):
-                if not caught_up:
+                if not caught_up and time.monotonic() >= next_rescan:  # a failed catch-up is retried at rescans
                     caught_up = self._survive("catching up", self.catch_up)
                 if time.monotonic() >= next_rescan or self._rescan_due:
                     self._survive("rescanning", self._rescan)
@@ -159,8 +159,9 @@ class FolderWatcher:
         except Exception as error:  # noqa: BLE001 - one bad event must not end the watcher
             message = error.message if isinstance(error, VisualSearchError) else f"{type(error).__name__}: {error}"
             self.last_error = f"{doing}: {printable(message)}"
+            # No immediate retry: an error that persists (a full disk) would otherwise repeat every poll; the next
+            # periodic rescan looks again.
             logger.error("watch: %s (the previous state is kept; the watcher goes on)", self.last_error)
-            self._rescan_due = True
             return False
         finally:
             self._heartbeat = time.monotonic()
