@@ -30,6 +30,7 @@ from visual_search.api.catalogue_models import (
 from visual_search.api.models import (
     ErrorResponse,
     HealthResponse,
+    RegionsResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -141,6 +142,10 @@ def _search(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.handle_search(request.body, request.content_type)
 
 
+def _regions(apis: Apis, request: ApiRequest) -> Answer:
+    return apis.search.handle_regions(request.body, request.content_type)
+
+
 def _image(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.image(request.path["key"], ImageQuery.model_validate(dict(request.query)).w)
 
@@ -210,6 +215,20 @@ ROUTES: tuple[Route, ...] = (
         _search,
         "Find the catalogue images most similar to an image, an image URL or an indexed key.",
         response_model=SearchResponse,
+        errors=_SEARCH_ERRORS,
+        json_model=SearchRequest,
+        form_model=SearchRequest,
+        raw_image_body=True,
+        body_limit=body_limit,
+    ),
+    Route(
+        "POST",
+        "/regions",
+        Access.READ,
+        _regions,
+        "The hotspots of a photo query (the body /search takes, without key or crop): up to four items, none for "
+        "a photo of one item. The web UI asks after showing the results, so no search waits for them.",
+        response_model=RegionsResponse,
         errors=_SEARCH_ERRORS,
         json_model=SearchRequest,
         form_model=SearchRequest,
