@@ -129,6 +129,13 @@ class SearchResponse(BaseModel):
     )
 
 
+class RegionsResponse(BaseModel):
+    regions: list[RegionProposal] = Field(
+        description="up to four object regions of the photo, strongest first; none when it shows a single item"
+    )
+    took_ms: float = Field(description="server-side time to handle the request, in milliseconds")
+
+
 class ErrorDetail(BaseModel):
     code: str = Field(description="stable machine-readable code, e.g. invalid_image, url_refused, validation_error")
     message: str = Field(description="a sentence a shopper or developer can act on")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,7 @@ from visual_search.api.catalogue_models import (
 from visual_search.api.models import (
     ErrorResponse,
     HealthResponse,
+    RegionsResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -54,11 +55,10 @@ class ApiRequest:
     client: str | None = None  # the caller's address: live learning counts searches per client
 
 
-class EmbeddingEndpoint:
+class EmbeddingEndpoint(Protocol):
     """SageMaker's InvokeEndpoint, served by the in-process model (the local server only); bootstrap builds it."""
 
-    def invoke(self, body: bytes, content_type: str | None) -> RawAnswer:
-        raise NotImplementedError
+    def invoke(self, body: bytes, content_type: str | None) -> RawAnswer: ...
 
 
 @dataclass
@@ -142,6 +142,10 @@ def _search(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.handle_search(request.body, request.content_type)
 
 
+def _regions(apis: Apis, request: ApiRequest) -> Answer:
+    return apis.search.handle_regions(request.body, request.content_type)
+
+
 def _image(apis: Apis, request: ApiRequest) -> Answer:
     return apis.search.image(request.path["key"], ImageQuery.model_validate(dict(request.query)).w)
 
@@ -211,6 +215,20 @@ ROUTES: tuple[Route, ...] = (
         _search,
         "Find the catalogue images most similar to an image, an image URL or an indexed key.",
         response_model=SearchResponse,
+        errors=_SEARCH_ERRORS,
+        json_model=SearchRequest,
+        form_model=SearchRequest,
+        raw_image_body=True,
+        body_limit=body_limit,
+    ),
+    Route(
+        "POST",
+        "/regions",
+        Access.READ,
+        _regions,
+        "The hotspots of a photo query (the body /search takes, without key or crop): up to four items, none for "
+        "a photo of one item. The web UI asks after showing the results, so no search waits for them.",
+        response_model=RegionsResponse,
         errors=_SEARCH_ERRORS,
         json_model=SearchRequest,
         form_model=SearchRequest,

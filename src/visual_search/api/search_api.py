@@ -15,6 +15,7 @@ from typing import Protocol
 from visual_search.api.models import (
     HealthResponse,
     RegionProposal,
+    RegionsResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
@@ -23,7 +24,7 @@ from visual_search.api.models import (
 from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
 from visual_search.api.results import ApiResult, ImageAnswer, error_result
 from visual_search.core.errors import InvalidRequestError, NotFoundError
-from visual_search.core.images import CropBox, decode_image
+from visual_search.core.images import CropBox, DecodedImage
 from visual_search.core.records import ImageRecord
 from visual_search.core.wire import decode_base64_image
 from visual_search.services.hotspots import propose_hotspots
@@ -129,31 +130,55 @@ class SearchApi:
             )
         return self.shared_uploads
 
-    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal], str | None]:
+    def handle_regions(self, body: bytes, content_type: str | None) -> ApiResult:
+        """POST /regions: the hotspots of a photo query, in the body /search takes (image, url, upload or a file;
+        no key, no crop), so that a client shows the results first and asks for hotspots apart. Never raises."""
+        started = time.perf_counter()
+        try:
+            request, sent_file = self._parsed_request(body, content_type)
+            if request.key is not None or request.crop is not None:
+                raise InvalidRequestError("regions are proposed for a whole photo, not for a key or a crop")
+            photo = self._query_photo(request, sent_file)
+            regions = self._regions(self.service.decode(photo, min_size_px=self._regions_decode_px()))
+            took_ms = round((time.perf_counter() - started) * 1000.0, 2)
+            return 200, RegionsResponse(regions=regions, took_ms=took_ms).model_dump()
+        except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
+            return error_result(exc)
+
+    def _parsed_request(self, body: bytes, content_type: str | None) -> tuple[SearchRequest, bytes | None]:
+        """The validated request naming exactly one query source, and the photo file sent with it (if any)."""
         limit = body_limit(content_type, self.max_upload_bytes)
         if len(body) > limit:
             raise body_too_large(limit, content_type)
         parsed = parse_body(body, content_type, self.max_upload_bytes)
         request = SearchRequest.model_validate(parsed.fields)
-        image = parsed.image
         sources = [name for name in ("image", "url", "key", "upload") if getattr(request, name) is not None]
-        if image is not None:
+        if parsed.image is not None:
             sources.insert(0, "file")
         if len(sources) != 1:
             named = ", ".join(sources) if sources else "none"
             raise InvalidRequestError(
                 f"give exactly one of image, url, key or upload (got: {named})", code="ambiguous_query"
             )
+        return request, parsed.image
+
+    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal], str | None]:
+        request, sent_file = self._parsed_request(body, content_type)
         filters = request.filters.to_filters() if request.filters else None
         if request.key is not None:
             if request.crop is not None:
                 raise InvalidRequestError("crop applies to an image or url query, not to a key")
             return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), [], None
-        image = self._query_photo(request, parsed.image)
+        image = self._query_photo(request, sent_file)
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
-        regions = self._regions(image) if request.regions and crop is None else []
-        return outcome, regions, self._kept(image, request)
+        if not request.regions or crop is not None:
+            outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
+            return outcome, [], self._kept(image, request)
+        # Results and hotspots from one decode, at the hotspots' scale (a large JPEG then gives the model a
+        # little more detail than a plain search's decode; the UI asks POST /regions apart instead).
+        decoded = self.service.decode(image, min_size_px=self._regions_decode_px())
+        outcome = self.service.search_decoded(decoded, k=request.k, filters=filters, colour=request.colour)
+        return outcome, self._regions(decoded), self._kept(image, request)
 
     def _query_photo(self, request: SearchRequest, sent_file: bytes | None) -> bytes:
         """The bytes of the one photo source the request names (any but a key)."""
@@ -178,13 +203,15 @@ class SearchApi:
             return None  # a URL query is shared by its URL
         return self.shared_uploads.keep(image)
 
-    def _regions(self, image: bytes) -> list[RegionProposal]:
+    def _regions_decode_px(self) -> int:
+        # Each half of the photo is looked at on its own (services/hotspots.py): it must still fill the model.
+        return 2 * self.service.embedder.spec.size_px
+
+    def _regions(self, decoded: DecodedImage) -> list[RegionProposal]:
         """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""
-        embedder = self.service.embedder
-        decoded = decode_image(image, min_size_px=2 * embedder.spec.size_px, max_pixels=self.service.max_pixels)
         return [
             RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
-            for box, score in propose_hotspots(embedder, decoded.image)
+            for box, score in propose_hotspots(self.service.embedder, decoded.image)
         ]
 
     def result_of(self, record: ImageRecord, score: float) -> SearchResult:

@@ -48,6 +48,15 @@ class TensorEmbedder(Embedder, Protocol):
 
 
 @runtime_checkable
+class QueryEmbedder(Embedder, Protocol):
+    """An Embedder that can embed one query photo computing only what the search will read."""
+
+    def embed_query(self, image: Image.Image, *, with_colour: bool) -> np.ndarray:
+        """float32 (dimension,) in the stored layout; with `with_colour=False` a colour descriptor part, if the
+        model has one, is left zero (for a search with colour weight 0, which does not read it)."""
+
+
+@runtime_checkable
 class RegionProposer(Protocol):
     """Finds the objects in a photo (for "several items in one photo"), from the model's own activations.
 
