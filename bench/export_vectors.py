@@ -16,9 +16,10 @@ from visual_search.indexes.local.index import LocalIndex
 def main() -> int:
     index_dir, prefix = Path(sys.argv[1]), sys.argv[2]
     with LocalIndex(index_dir, writable=False) as index:
-        keys = sorted(index.keys_with_hashes())
+        by_key = {key: row for keys, rows in index.iter_vectors() for key, row in zip(keys, rows)}
+        keys = sorted(by_key)
         records = index.get(keys)
-        vectors = np.stack([index.get_vector(key) for key in keys])
+        vectors = np.stack([by_key[key] for key in keys])
     np.save(f"{prefix}.npy", vectors)
     Path(f"{prefix}.labels.txt").write_text("".join(f"{records[key].label or ''}\n" for key in keys))
     print(f"{len(keys)} vectors of {index.model_id} -> {prefix}.npy", file=sys.stderr)

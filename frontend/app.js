@@ -5,19 +5,20 @@
 "use strict";
 
 import { api, apiError, client, loadConfig, setApiKey } from "./api.js";
+import { captureFromCamera } from "./camera.js";
 import { CropBox } from "./crop.js";
 import { openDetail } from "./detail.js";
 import { $ } from "./dom.js";
-import { hideToast, setupFeedback, showError, showSearching } from "./feedback.js";
+import { Feedback } from "./feedback.js";
 import { CategoryFilters } from "./filters.js";
 import { renderHotspots } from "./hotspots.js";
+import { PinnedQuery } from "./pinned_query.js";
 import { productTitle, thumbnailUrl } from "./product.js";
 import { renderResultsPanel } from "./results_panel.js";
 import { setupSources } from "./sources.js";
-import { matchTier } from "./tiers.js";
+import { answerShape, matchTier } from "./tiers.js";
 
-const PAGE = 24;        // results per "Show more"
-const MAX_K = 100;      // the API's limit
+const PAGE = 24;        // results per "Show more" (the most is client.limits.maxK, the server's)
 const COLOUR_WEIGHT = 0.5;
 
 const state = {
@@ -37,10 +38,19 @@ const crop = new CropBox({
 });
 
 const filters = new CategoryFilters({
-  chips: $("chips"), moreButton: $("chips-more"), activeBar: $("active-filters"),
-  activeList: $("active-filter-list"), clearButton: $("clear-filters"), hygieneToggle: $("hide-catch-all"),
-  selected: state.labels, onChange: () => refine({ labels: [...state.labels] }),
-});
+  chips: $("chips"), moreButton: $("chips-more"), activeBar: $("active-filters"), activeList: $("active-filter-list"),
+  clearButton: $("clear-filters"), hygieneSetting: $("catch-all-setting"), hygieneToggle: $("hide-catch-all"),
+  afterRemove: $("results-heading"),
+}, { selected: state.labels, onChange: () => refine({ labels: [...state.labels] }, { reveal: true }) });
+
+const feedback = new Feedback({ toast: $("toast"), text: $("toast-text"), retry: $("toast-retry"), dismiss: $("toast-dismiss") });
+
+const pinnedQuery = new PinnedQuery({ photo: $("preview-stage"), thumb: $("query-thumb"), image: $("query-thumb-image") });
+
+const resultsPanel = {
+  list: $("results"), showWeaker: $("show-weaker"), showMore: $("show-more"), emptyState: $("empty-state"),
+  emptyText: $("empty-text"), status: $("status"),
+};
 
 // ---- Starting and refining searches ----------------------------------------------------------------------
 
@@ -53,15 +63,16 @@ function newSearch(query, { keepFilters = false } = {}) {
   run({ query, crop: null, labels: [...state.labels], colour: $("colour-toggle").checked, k: PAGE }, { isNew: true });
 }
 
-// The same photo with another region, filter, colour setting or size.
-function refine(changes) {
+// The same photo with another region, filter, colour setting or size. `reveal`: bring the results into view
+// when they arrive (a filter was changed); `focusFrom`: focus the card at this position (the first new one).
+function refine(changes, { reveal = false, focusFrom = null } = {}) {
   const base = state.pending || state.shown;
   if (!base) return;
   run({ ...base, labels: [...state.labels], crop: crop.value, colour: $("colour-toggle").checked, ...changes },
-      { isNew: false });
+      { isNew: false, reveal, focusFrom });
 }
 
-async function run(spec, { isNew }) {
+async function run(spec, { isNew, reveal = false, focusFrom = null }) {
   const seq = ++state.searchSeq;
   state.pending = spec;
   showQuery(spec, { pending: true });
@@ -82,17 +93,19 @@ async function run(spec, { isNew }) {
     state.shown = spec;
     state.response = response;
     state.pending = null;
-    hideToast();
+    feedback.hide();
     restore(spec);   // a retried search brings its own filters and region back with it
     renderResults();
     if (isNew) revealResults();
+    else if (reveal) bringResultsIntoView();
+    if (focusFrom !== null) focusCard(focusFrom);
   } catch (err) {
     if (seq !== state.searchSeq) return;
     state.pending = null;
     if (spec.colour && err.status === 422) err.code = "colour_refused";
     restore(state.shown);
     renderResults(err);
-    showError(err, err.code === "colour_refused" ? null : () => run(spec, { isNew }));
+    feedback.error(err, err.code === "colour_refused" ? null : () => run(spec, { isNew, reveal, focusFrom }));
   } finally {
     if (seq === state.searchSeq) setLoading(false);
   }
@@ -145,8 +158,9 @@ function showQuery(spec, { pending }) {
   $("drop-empty").hidden = hasQuery;
   $("drop-zone").dataset.state = hasQuery ? "preview" : "empty";
   $("preview-stage").classList.toggle("pending", pending);
-  if (!hasQuery) { renderHotspots($("hotspots"), [], null, pickRegion); return; }
+  if (!hasQuery) { renderHotspots($("hotspots"), [], null, pickRegion); pinnedQuery.set(null); return; }
   if ($("preview-image").getAttribute("src") !== spec.query.previewSrc) $("preview-image").src = spec.query.previewSrc;
+  pinnedQuery.set(spec.query.previewSrc, spec.query.caption);
   const regionNote = spec.crop ? "the region you chose" : "tap an item or drag a box to search part of it";
   $("preview-caption-text").textContent = `${spec.query.caption} · ${regionNote}`;
   const regions = pending && spec.query !== (state.shown && state.shown.query) ? [] : state.regions;
@@ -159,10 +173,26 @@ function pickRegion(region) {
 }
 
 function renderResults(error) {
-  renderResultsPanel({
-    response: state.response, k: state.shown ? state.shown.k : PAGE, maxK: MAX_K, showWeak: state.showWeak,
-    filtered: state.labels.size > 0, error, onOpen: openResult, onMore: moreLikeThis,
+  const shown = renderResultsPanel(resultsPanel, {
+    response: state.response, k: state.shown ? state.shown.k : PAGE, maxK: client.limits.maxK,
+    showWeak: state.showWeak, filtered: state.labels.size > 0, error, onOpen: openResult, onMore: moreLikeThis,
   });
+  filters.setResults(state.response ? shown : null);
+}
+
+// After a filter change: the top of the results (under the sticky bars) in view, wherever the page was.
+function bringResultsIntoView() {
+  const top = $("results").getBoundingClientRect().top;
+  const covered = $("filter-bar").getBoundingClientRect().bottom;
+  if (top >= covered && top < window.innerHeight * 0.6) return;
+  const smooth = !window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  $("results-heading").scrollIntoView({ behavior: smooth ? "smooth" : "auto", block: "start" });
+}
+
+// The card at `position` (the first new one after "Show more" or "Show weaker"), focused and in view.
+function focusCard(position) {
+  const card = $("results").children[position];
+  if (card) card.querySelector(".result-open").focus();
 }
 
 // Focus on the results' heading, and on a one-column (phone) layout scroll it to the top, under the top bar.
@@ -180,14 +210,15 @@ function setLoading(loading) {
   document.body.classList.toggle("is-loading", loading);
   if (loading) {
     $("status").textContent = "Searching…";
-    showSearching();
+    feedback.searching();
   }
 }
 
 function openResult(result) {
+  const shape = answerShape(state.response ? state.response.results.map((hit) => hit.score) : [result.score]);
   openDetail(result, {
     onMoreLikeThis: () => moreLikeThis(result),
-    match: { tier: matchTier(result.score).name, score: result.score },
+    match: { tier: matchTier(result.score, shape).name, score: result.score },
   });
 }
 
@@ -207,7 +238,7 @@ function reset() {
   restore(null);
   renderResults();
   setLoading(false);
-  hideToast();
+  feedback.hide();
   $("status").textContent = "";
   $("choose-button").focus();
 }
@@ -216,7 +247,7 @@ async function loadStats() {
   try {
     const stats = await api("/stats");
     $("index-info").textContent = `${stats.count.toLocaleString()} items in the catalogue`;
-    filters.setCounts(Object.entries(stats.labels || {}).sort((a, b) => b[1] - a[1]));
+    filters.setCatalogueCounts(Object.entries(stats.labels || {}));
   } catch (err) {
     console.warn("visual search: /stats failed:", err.detail || err.message);
     $("index-info").textContent = "";
@@ -226,23 +257,33 @@ async function loadStats() {
 // ---- Wiring ----------------------------------------------------------------------------------------------
 
 function setup() {
-  setupFeedback();
+  const cameraElements = {
+    dialog: $("camera-dialog"), video: $("camera-video"), capture: $("camera-capture"), cancel: $("camera-cancel"),
+  };
   setupSources({
+    dropZone: $("drop-zone"), chooseButton: $("choose-button"), fileInput: $("file-input"),
+    cameraButton: $("camera-button"), cameraInput: $("camera-input"), cameraNote: $("camera-note"),
+    urlForm: $("url-form"), urlInput: $("url-input"), camera: () => captureFromCamera(cameraElements),
+  }, {
+    limits: () => client.limits,
     onImage: (blob) => newSearch({ kind: "image", blob, previewSrc: URL.createObjectURL(blob), caption: "Your photo" }),
     onUrl: (url) => {
       $("url-input").value = url;
       newSearch({ kind: "url", url, previewSrc: url, caption: "Photo from the web" });
     },
-    onBadUrl: () => showError(apiError("bad_address", 0, "not an http(s) address")),
+    onBadUrl: () => feedback.error(apiError("bad_address", 0, "not an http(s) address")),
+    onRefused: (err) => feedback.error(err),
   });
-  $("show-more").addEventListener("click", () => refine({ k: Math.min(MAX_K, state.shown.k + PAGE) }));
+  $("show-more").addEventListener("click", () => {
+    refine({ k: Math.min(client.limits.maxK, state.shown.k + PAGE) }, { focusFrom: $("results").children.length });
+  });
   $("show-weaker").addEventListener("click", () => {
     state.showWeak = true;
     const before = $("results").children.length;
     renderResults();
-    const firstNew = $("results").children[before];
-    if (firstNew) firstNew.querySelector(".result-open").focus();
+    focusCard(before);
   });
+  $("query-thumb").addEventListener("click", () => pinnedQuery.reveal());
   $("colour-toggle").addEventListener("change", () => refine({ colour: $("colour-toggle").checked }));
   $("reset-button").addEventListener("click", reset);
   $("api-key-form").addEventListener("submit", (event) => {

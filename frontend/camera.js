@@ -2,15 +2,14 @@
 // camera the shopper is told so, and the device's own picker (which may still offer a camera app) is offered.
 "use strict";
 
-import { $ } from "./dom.js";
-
 export function hasLiveCamera() {
   return !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia) && window.isSecureContext;
 }
 
-// Resolves to a JPEG Blob of the captured frame, or null when the shopper cancels. Rejects with an Error whose
-// `reason` is "no-camera" (none, not allowed, or busy) so the caller can say so and fall back to the picker.
-export async function captureFromCamera() {
+// `elements` = {dialog, video, capture, cancel}. Resolves to a JPEG Blob of the captured frame, or null when the
+// shopper cancels. Rejects with an Error whose `reason` is "no-camera" (none, not allowed, or busy) so the caller
+// can say so and fall back to the picker.
+export async function captureFromCamera({ dialog, video, capture, cancel }) {
   if (!hasLiveCamera()) throw cameraError("no-camera", "this browser offers no camera here");
   let stream;
   try {
@@ -18,30 +17,28 @@ export async function captureFromCamera() {
   } catch (err) {
     throw cameraError(err && err.name === "NotAllowedError" ? "not-allowed" : "no-camera", err && err.message);
   }
-  const dialog = $("camera-dialog");
-  const video = $("camera-video");
   video.srcObject = stream;
   dialog.showModal();
   try { await video.play(); } catch (err) { /* autoplay refused: the shopper still sees the first frame */ }
-  $("camera-capture").focus();
+  capture.focus();
   return new Promise((resolve) => {
     const finish = (blob) => {
       stream.getTracks().forEach((track) => track.stop());
       video.srcObject = null;
-      $("camera-capture").onclick = null;
-      $("camera-cancel").onclick = null;
+      capture.onclick = null;
+      cancel.onclick = null;
       dialog.onclose = null;
       if (dialog.open) dialog.close();
       resolve(blob);
     };
-    $("camera-capture").onclick = () => {
+    capture.onclick = () => {
       const canvas = document.createElement("canvas");
       canvas.width = video.videoWidth || 640;
       canvas.height = video.videoHeight || 480;
       canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
       canvas.toBlob((blob) => finish(blob), "image/jpeg", 0.92);
     };
-    $("camera-cancel").onclick = () => finish(null);
+    cancel.onclick = () => finish(null);
     dialog.onclose = () => finish(null);
   });
 }

@@ -5,8 +5,8 @@
 
 import { api, client, loadConfig, setApiKey } from "./api.js";
 import { openDetail } from "./detail.js";
-import { $ } from "./dom.js";
-import { productTitle, thumbnailUrl } from "./product.js";
+import { $, element } from "./dom.js";
+import { formatPrice, productTitle, thumbnailUrl } from "./product.js";
 
 const PAGE_SIZE = 48;
 const state = { offset: 0, label: null, total: 0, similarTo: null };
@@ -14,11 +14,14 @@ const state = { offset: 0, label: null, total: 0, similarTo: null };
 async function start() {
   await loadConfig();
   client.onUnauthorized = () => showKeyForm("That key was not accepted. Enter the API key.");
-  $("previous-page").addEventListener("click", () => {
+  $("previous-page").addEventListener("click", async () => {
     if (!state.similarTo) state.offset = Math.max(0, state.offset - PAGE_SIZE);  // from "more like": back to the page
-    refresh();
+    if (await refresh()) showPageTop();
   });
-  $("next-page").addEventListener("click", () => { state.offset += PAGE_SIZE; refresh(); });
+  $("next-page").addEventListener("click", async () => {
+    state.offset += PAGE_SIZE;
+    if (await refresh()) showPageTop();
+  });
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("api-key").value.trim());
@@ -45,6 +48,14 @@ function showOperatorControls() {
   $("add-form").hidden = !writesEnabled();
 }
 
+// The new page from its top: the heading in view and focused (the pager that was pressed is at the bottom).
+function showPageTop() {
+  const heading = $("catalogue-heading");
+  heading.scrollIntoView({ block: "start" });
+  heading.focus({ preventScroll: true });
+}
+
+// Loads the current page; resolves to whether it could.
 async function refresh() {
   state.similarTo = null;
   const query = new URLSearchParams({ offset: String(state.offset), limit: String(PAGE_SIZE) });
@@ -61,8 +72,11 @@ async function refresh() {
     $("page-info").textContent = `Page ${Math.floor(state.offset / PAGE_SIZE) + 1} of ${Math.max(1, Math.ceil(page.total / PAGE_SIZE))}`;
     $("previous-page").disabled = state.offset === 0;
     $("next-page").disabled = state.offset + PAGE_SIZE >= page.total;
+    $("pager").classList.toggle("single", $("previous-page").disabled && $("next-page").disabled);
+    return true;
   } catch (error) {
     if (error.status !== 401) setStatus("catalogue-summary", error.message, "error");
+    return false;
   }
 }
 
@@ -90,25 +104,28 @@ function filterChip(text, label, count) {
   return chip;
 }
 
+// Cards of the same shape whatever the photo or the product data: a square photo, two lines of title, a line
+// for the brand and one for the price and key (empty lines keep their height; styles in catalogue.html).
 function renderItems(items) {
   $("items").replaceChildren(...items.map((item) => {
-    const entry = document.createElement("li");
-    const open = document.createElement("button");
+    const entry = element("li");
+    const open = element("button", "item-open");
     open.type = "button";
-    open.className = "item-open";
     open.dataset.key = item.key;
-    const image = document.createElement("img");
+    const image = element("img");
     image.src = thumbnailUrl(item.url, 320);
     image.alt = "";
     image.loading = "lazy";
-    const title = document.createElement("span");
-    title.textContent = productTitle(item);
-    const key = document.createElement("span");
-    key.className = "item-key";
-    key.textContent = item.key;
-    open.append(image, title, key);
+    const details = element("span", "item-details");
+    details.append(
+      element("span", "item-title", productTitle(item)),
+      element("span", "item-brand", item.brand || ""),
+      element("span", "item-price", formatPrice(item.price, item.currency)),
+      element("span", "item-key", item.key),
+    );
+    open.append(image, details);
     open.addEventListener("click", () => openDetail(item, {
-      onMoreLikeThis: showSimilar,
+      onMoreLikeThis: () => showSimilar(item),
       onDelete: writesEnabled() ? deleteItem : undefined,
     }));
     entry.append(open);
@@ -116,17 +133,19 @@ function renderItems(items) {
   }));
 }
 
-async function showSimilar(key) {
+async function showSimilar(item) {
   try {
     const found = await api("/search", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key, k: 24 }),
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key: item.key, k: 24 }),
     });
-    state.similarTo = key;
+    state.similarTo = item.key;
     renderItems(found.results);
-    $("catalogue-summary").textContent = `${found.results.length} items most like ${key}`;
+    $("catalogue-summary").textContent = `${found.results.length} items most like “${productTitle(item)}”`;
     $("page-info").textContent = "";
     $("previous-page").disabled = false;  // "Previous" leads back to the catalogue page
     $("next-page").disabled = true;
+    $("pager").classList.remove("single");
+    showPageTop();
   } catch (error) {
     setStatus("catalogue-summary", error.message, "error");
   }
@@ -135,11 +154,11 @@ async function showSimilar(key) {
 async function deleteItem(key) {
   try {
     await api(`/items/${key.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
-    setStatus("operator-status", `Deleted ${key}.`);
     if (state.offset >= state.total - 1) state.offset = Math.max(0, state.offset - PAGE_SIZE);
-    refresh();
+    await refresh();
+    showOperatorStatus(`Deleted ${key}.`);
   } catch (error) {
-    setStatus("operator-status", `Could not delete ${key}: ${error.message}`, "error");
+    showOperatorStatus(`Could not delete ${key}: ${error.message}`, "error");
   }
 }
 
@@ -171,6 +190,15 @@ async function addItem(event) {
   } finally {
     $("add-button").disabled = false;
   }
+}
+
+// The outcome of an operator's action, in view and focused: the dialog it came from has closed, and the card
+// that opened it may be gone.
+function showOperatorStatus(text, kind = "info") {
+  setStatus("operator-status", text, kind);
+  const status = $("operator-status");
+  status.scrollIntoView({ block: "center" });
+  status.focus({ preventScroll: true });
 }
 
 function setStatus(id, text, kind = "info") {

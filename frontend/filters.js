@@ -1,18 +1,26 @@
-// Category filters: chips with their counts (the first few shown, the rest behind "More"), an optional setting
-// that hides catch-all labels kept for data hygiene, and the bar of active filters beside the results, each
-// removable with one tap.
+// Category filters, in the sticky bar above the results: chips in the catalogue's order (largest first, so a chip
+// never moves under the finger that tapped it), each with the count of the current results in that category
+// (before the first search: of the catalogue). Collapsed, the bar shows the first few, every category the
+// results have and the chosen ones; "More" shows the rest. An optional setting that hides catch-all labels kept for data
+// hygiene (shown only when the catalogue has such labels), and the active filters, each removable with one tap.
 "use strict";
+
+import { element } from "./dom.js";
 
 const VISIBLE_CHIPS = 8;
 export const HYGIENE_LABELS = new Set(["Not sure", "Other", "Skip"]);
 const HIDE_HYGIENE_KEY = "visual-search-hide-catch-all";
 
 export class CategoryFilters {
-  // `selected` is a Set of labels shared with the page; `onChange()` runs after the shopper changes it.
-  constructor({ chips, moreButton, activeBar, activeList, clearButton, hygieneToggle, selected, onChange }) {
-    Object.assign(this, { chips, moreButton, activeBar, activeList, clearButton, hygieneToggle, selected, onChange });
-    this.labelCounts = [];
+  // `elements` = {chips, moreButton, activeBar, activeList, clearButton, hygieneSetting, hygieneToggle,
+  // afterRemove (the element that takes focus once the last active filter is removed)}. `selected` is a Set of
+  // labels shared with the page; `onChange()` runs after the shopper changes it.
+  constructor(elements, { selected, onChange }) {
+    Object.assign(this, elements, { selected, onChange });
+    this.catalogueCounts = [];   // [[label, count]] in the catalogue, largest first
+    this.resultCounts = null;    // Map label -> count among the current results, or null before a search
     this.expanded = false;
+    const { hygieneToggle } = elements;
     hygieneToggle.checked = localStorage.getItem(HIDE_HYGIENE_KEY) !== "false";
     hygieneToggle.addEventListener("change", () => {
       localStorage.setItem(HIDE_HYGIENE_KEY, String(hygieneToggle.checked));
@@ -21,26 +29,51 @@ export class CategoryFilters {
       this.render();
       if (hidden.length) this.onChange();
     });
-    moreButton.addEventListener("click", () => { this.expanded = !this.expanded; this.render(); });
-    clearButton.addEventListener("click", () => { this.selected.clear(); this.render(); this.onChange(); });
+    this.moreButton.addEventListener("click", () => { this.expanded = !this.expanded; this.render(); });
+    this.clearButton.addEventListener("click", () => {
+      this.selected.clear();
+      this.render();
+      this.onChange();
+      this.afterRemove.focus({ preventScroll: true });
+    });
   }
 
   hides(label) { return this.hygieneToggle.checked && HYGIENE_LABELS.has(label); }
 
-  setCounts(labelCounts) {
-    this.labelCounts = labelCounts;
+  // What the catalogue holds: [[label, count]]. Sets the chips' order, and their counts until a search.
+  setCatalogueCounts(labelCounts) {
+    this.catalogueCounts = [...labelCounts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
     this.render();
+  }
+
+  // The results on screen (or null for none): each chip then counts those in its category.
+  setResults(results) {
+    if (!results) { this.resultCounts = null; this.render(); return; }
+    const counts = new Map();
+    for (const result of results) if (result.label) counts.set(result.label, (counts.get(result.label) || 0) + 1);
+    this.resultCounts = counts;
+    this.render();
+  }
+
+  count(label) {
+    if (!this.resultCounts) return (this.catalogueCounts.find(([name]) => name === label) || [null, 0])[1];
+    return this.resultCounts.get(label) || 0;
   }
 
   // Puts the chips and the active-filter bar in line with `selected` (after a failed search restores it, too).
   render() {
-    const shown = this.labelCounts.filter(([label]) => !this.hides(label));
+    const labels = this.catalogueCounts.map(([label]) => label);
+    for (const label of this.resultCounts ? this.resultCounts.keys() : []) if (!labels.includes(label)) labels.push(label);
+    const shown = labels.filter((label) => !this.hides(label));
+    this.hygieneSetting.hidden = !labels.some((label) => HYGIENE_LABELS.has(label));
     this.chips.closest(".control").hidden = shown.length === 0;
     const collapsed = !this.expanded && shown.length > VISIBLE_CHIPS;
+    const inResults = (label) => !!this.resultCounts && this.resultCounts.has(label);
     const visible = collapsed
-      ? shown.filter(([label], index) => index < VISIBLE_CHIPS || this.selected.has(label))
+      ? shown.filter((label, index) => index < VISIBLE_CHIPS || this.selected.has(label) || inResults(label))
       : shown;
-    this.chips.replaceChildren(...visible.map(([label, count]) => this.chip(label, count)));
+    this.chips.replaceChildren(...visible.map((label) => this.chip(label, this.count(label))));
+    this.chips.classList.toggle("expanded", !collapsed);
     this.moreButton.hidden = shown.length <= VISIBLE_CHIPS;
     this.moreButton.textContent = collapsed ? `More (${shown.length - visible.length})` : "Fewer";
     this.moreButton.setAttribute("aria-expanded", String(!collapsed));
@@ -48,23 +81,24 @@ export class CategoryFilters {
   }
 
   chip(label, count) {
-    const button = document.createElement("button");
+    const button = element("button", "chip");
     button.type = "button";
-    button.className = "chip";
     button.dataset.label = label;
     button.setAttribute("aria-pressed", String(this.selected.has(label)));
-    const name = document.createElement("span");
-    name.textContent = label;
-    const number = document.createElement("span");
-    number.className = "chip-count";
-    number.textContent = String(count);
-    button.append(name, " ", number);
+    const scope = this.resultCounts ? "of the results shown" : "in the catalogue";
+    button.append(element("span", "", label));
+    // A category none of the results shown belong to has no number: choosing it still searches the catalogue.
+    if (count > 0) {
+      const number = element("span", "chip-count", String(count));
+      number.title = `${count} ${scope}`;
+      button.append(" ", number);
+    }
     button.addEventListener("click", () => {
       if (this.selected.has(label)) this.selected.delete(label); else this.selected.add(label);
       this.render();
       this.onChange();
       const again = this.chips.querySelector(`[data-label="${CSS.escape(label)}"]`);
-      if (again) again.focus();
+      if (again) again.focus({ preventScroll: true });
     });
     return button;
   }
@@ -73,24 +107,21 @@ export class CategoryFilters {
     const labels = [...this.selected];
     this.activeBar.hidden = labels.length === 0;
     this.activeList.replaceChildren(...labels.map((label) => {
-      const item = document.createElement("li");
-      const remove = document.createElement("button");
+      const item = element("li");
+      const remove = element("button", "chip active-filter");
       remove.type = "button";
-      remove.className = "chip active-filter";
       remove.dataset.label = label;
       // The name starts with what is shown ("Shoes"), then says what a tap does.
       remove.setAttribute("aria-label", `${label}, remove this filter`);
       remove.append(label, " ");
-      const cross = document.createElement("span");
+      const cross = element("span", "", "×");
       cross.setAttribute("aria-hidden", "true");
-      cross.textContent = "×";
       remove.append(cross);
       remove.addEventListener("click", () => {
         this.selected.delete(label);
         this.render();
         this.onChange();
-        const heading = document.getElementById("results-heading");
-        if (heading) heading.focus();
+        this.afterRemove.focus({ preventScroll: true });
       });
       item.append(remove);
       return item;

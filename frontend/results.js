@@ -4,20 +4,21 @@
 
 import { element } from "./dom.js";
 import { formatPrice, productLink, productTitle, thumbnailUrl } from "./product.js";
-import { matchTier } from "./tiers.js";
+import { matchTier, scoreNote } from "./tiers.js";
 
 const THUMBNAIL_PX = 320;
 
-// `onOpen(result)` opens the detail view; `onMore(result)` searches for more like it.
-export function renderResultCards(list, results, { onOpen, onMore }) {
+// `shape` is the answer's shape (tiers.js answerShape: a score is read against it); `onOpen(result)` opens the
+// detail view; `onMore(result)` searches for more like it.
+export function renderResultCards(list, results, { shape, onOpen, onMore }) {
   list.replaceChildren(...results.map((result, position) => {
     const item = document.createElement("li");
-    item.appendChild(resultCard(result, position, onOpen, onMore));
+    item.appendChild(resultCard(result, position, shape, onOpen, onMore));
     return item;
   }));
 }
 
-function resultCard(result, position, onOpen, onMore) {
+function resultCard(result, position, shape, onOpen, onMore) {
   const card = element("article", "result");
   card.dataset.key = result.key;
   card.dataset.score = String(result.score);
@@ -45,9 +46,9 @@ function resultCard(result, position, onOpen, onMore) {
   if (result.brand) meta.append(element("span", "result-brand", result.brand));
   const price = formatPrice(result.price, result.currency);
   if (price) meta.append(element("span", "result-price", price));
-  const tier = matchTier(result.score);
+  const tier = matchTier(result.score, shape);
   const badge = element("span", `result-tier tier-${tier.level}`, tier.name);
-  badge.title = `Similarity score ${result.score.toFixed(3)} (1.000 is the same photo)`;
+  badge.title = scoreNote(result.score);
   meta.append(badge);
 
   const actions = element("div", "result-actions");

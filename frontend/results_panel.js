@@ -2,27 +2,28 @@
 // "Show more", the empty-state sentence and the status line.
 "use strict";
 
-import { $ } from "./dom.js";
 import { shopperMessage } from "./feedback.js";
 import { renderResultCards } from "./results.js";
-import { isWeak } from "./tiers.js";
+import { answerShape, isWeak } from "./tiers.js";
 
-
-// `response` may be null (nothing shown yet); `k` is what the shown search asked for, `maxK` the API's limit.
-export function renderResultsPanel({ response, k, maxK, showWeak, filtered, error, onOpen, onMore }) {
+// `elements` = {list, showWeaker, showMore, emptyState, emptyText, status}. `response` may be null (nothing shown
+// yet); `k` is what the shown search asked for, `maxK` the API's limit. Returns the results on screen.
+export function renderResultsPanel(elements, { response, k, maxK, showWeak, filtered, error, onOpen, onMore }) {
   const all = response ? response.results : [];
-  const strong = all.filter((result) => !isWeak(result.score));
+  const shape = answerShape(all.map((result) => result.score));
+  const strong = all.filter((result) => !isWeak(result.score, shape));
   const shown = showWeak ? all : strong;
   const weaker = all.length - strong.length;
-  renderResultCards($("results"), shown, { onOpen, onMore });
-  $("show-weaker").hidden = showWeak || weaker === 0;
-  $("show-weaker").textContent = `Show weaker matches (${weaker})`;
+  renderResultCards(elements.list, shown, { shape, onOpen, onMore });
+  elements.showWeaker.hidden = showWeak || weaker === 0;
+  elements.showWeaker.textContent = `Show weaker matches (${weaker})`;
   // More results can only be weaker than the weakest shown, so "Show more" waits until weak ones are shown.
   const mayHaveMore = !!response && all.length >= k && k < maxK;
-  $("show-more").hidden = !(mayHaveMore && (showWeak || weaker === 0));
-  $("empty-state").hidden = shown.length > 0;
-  $("empty-text").textContent = emptyText(response, all.length, filtered, error);
-  $("status").textContent = response ? statusText(shown.length, all.length) : "";
+  elements.showMore.hidden = !(mayHaveMore && (showWeak || weaker === 0));
+  elements.emptyState.hidden = shown.length > 0;
+  elements.emptyText.textContent = emptyText(response, all.length, filtered, error);
+  elements.status.textContent = response ? statusText(shown.length, all.length) : "";
+  return shown;
 }
 
 function emptyText(response, total, filtered, error) {

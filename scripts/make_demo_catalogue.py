@@ -20,6 +20,10 @@ from demo_products import PRODUCT_COLUMNS, demo_product  # scripts/demo_products
 from PIL import Image, ImageOps
 
 UNLABELLED = {"Not sure", "Other", "Skip"}
+# Photos whose label in the collection is plainly wrong, corrected here after looking at them (image id -> label),
+# so the made-up title does not contradict the photo (a navy blazer was labelled Longsleeve and so titled
+# "Henley long-sleeve top"). Applied wherever labels.csv is written, --products-only included.
+LABEL_CORRECTIONS = {"36bde3bf": "Blazer"}
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -67,10 +71,13 @@ def main() -> int:
             "# Demo catalogue: attribution\n\n"
             f'{len(written)} photos from the "clothing-dataset" collection by Alexey Grigorev (2020), dedicated to\n'
             "the public domain under CC0 1.0 (https://creativecommons.org/publicdomain/zero/1.0/). Downscaled to at\n"
-            f"most {args.max_side_px} px by `scripts/make_demo_catalogue.py`; labels from the collection's images.csv.\n\n"
+            f"most {args.max_side_px} px by `scripts/make_demo_catalogue.py`; labels from the collection's images.csv\n"
+            f"(corrected for {len(LABEL_CORRECTIONS)} plainly mislabelled photo(s): LABEL_CORRECTIONS there).\n\n"
             "| file | label | original image id |\n|---|---|---|\n"
         )
-        handle.writelines(f"| {path} | {label} | {uuid} |\n" for path, label, _, uuid in written)
+        handle.writelines(
+            f"| {path} | {LABEL_CORRECTIONS.get(uuid[:8], label)} | {uuid} |\n" for path, label, _, uuid in written
+        )
     size_mb = sum(p.stat().st_size for p in images_dir.iterdir()) / 1e6
     print(f"wrote {len(written)} photos ({size_mb:.1f} MB) to {args.out}", file=sys.stderr)
     return 0
@@ -82,12 +89,13 @@ def write_labels(out: Path, rows: list[dict]) -> None:
         writer.writeheader()
         for row in rows:
             image_id = Path(row["path"]).stem
+            label = LABEL_CORRECTIONS.get(image_id, row["label"])
             writer.writerow(
                 {
                     "path": row["path"],
-                    "label": row["label"],
+                    "label": label,
                     "kids": row["kids"],
-                    **demo_product(row["label"], image_id, kids=row["kids"] == "yes"),
+                    **demo_product(label, image_id, kids=row["kids"] == "yes"),
                 }
             )
 

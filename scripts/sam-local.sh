@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Runs the AWS functions locally in the Lambda runtime with `sam local`, against local stand-ins for AWS.
 #
-#   scripts/sam-local.sh up                       everything below, in order (`make sam-local`)
+#   scripts/sam-local.sh up                       engine, build, standins, loop, in order (`make sam-local`)
 #   scripts/sam-local.sh engine                   install Docker if missing, start dockerd, make the base image
 #   scripts/sam-local.sh build                    the x86_64 copy of template.yaml, then `sam build` (cached)
-#   scripts/sam-local.sh standins                 S3 (moto), SageMaker runtime (visual-search serve), the bridge
-#                                                 door; OpenSearch (scripts/opensearch.sh); writes the env file
+#   scripts/sam-local.sh standins                 S3 and SQS (moto: the bucket, its notifications, the queues),
+#                                                 SageMaker runtime (visual-search serve), the bridge door;
+#                                                 OpenSearch (scripts/opensearch.sh); writes the env file
+#   scripts/sam-local.sh loop                     start-lambda, the queue poller, start-api (127.0.0.1:3000);
+#                                                 writes var/sam-local/endpoints.json; waits for the queue to empty
 #   scripts/sam-local.sh invoke FUNCTION EVENT    sam local invoke with the env file (`make sam-local-invoke`)
-#   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file (127.0.0.1:3000)
+#   scripts/sam-local.sh start-api [ARGS]         sam local start-api with the env file, in the foreground
 #   scripts/sam-local.sh ui [API_URL]             the web UI on 127.0.0.1:8080, its config.json naming the API
-#   scripts/sam-local.sh down                     stop the stand-ins, and dockerd if this script started it
+#   scripts/sam-local.sh down                     stop all that `up` started: the loop, the stand-ins, the
+#                                                 OpenSearch node if `standins` started it, dockerd if `engine` did
 #   scripts/sam-local.sh engine-stop              stop only dockerd, and only if this script started it
 #   scripts/sam-local.sh prune                    remove the untagged images SAM leaves on each invoke
 #
@@ -17,7 +21,8 @@
 # (scripts/sam_local/build-base-image.sh), unless SAM_LOCAL_PULL=1 asks Docker to pull the real one (a laptop
 # with internet access). Functions and layers are built for x86_64 in a copy of the template under .aws-sam/
 # (scripts/sam_local/local_template.py); template.yaml stays arm64 for deploys.
-# Environment: see scripts/sam_local/standins.py for ports and the index; SAM_LOCAL_STATE_DIR [var/sam-local],
+# Environment: see scripts/sam_local/standins.py for ports and the index, loop.py for the loop's ports and
+# indexing_path.py for the queues' settings; SAM_LOCAL_STATE_DIR [var/sam-local],
 # SAM_LOCAL_BUILD_DIR [.aws-sam/local], SAM_LOCAL_CACHE_DIR [.aws-sam/cache], SAM_LOCAL_UI_ORIGINS (see
 # scripts/sam_local/local_template.py).
 set -euo pipefail
@@ -103,13 +108,43 @@ cmd_build() {
         --cached --cache-dir "${SAM_LOCAL_CACHE_DIR:-.aws-sam/cache}"
 }
 
+helper() {
+    SAM_LOCAL_STATE_DIR="$STATE_DIR" SAM_LOCAL_ENV_FILE="$ENV_FILE" SAM_LOCAL_TEMPLATE="$BUILD_DIR/template.yaml" \
+        "$BIN/python" "$HELPERS/$1" "${@:2}"
+}
+
+# The index's node: a node that answers already (another checkout's, a shared one) is used and left alone; one
+# started here is marked, and only a marked node is stopped by `down`.
+opensearch_port() { helper standins.py opensearch-port; }
+cmd_opensearch() {
+    local port
+    port="$(opensearch_port)"
+    OPENSEARCH_PORT="$port" scripts/opensearch.sh status >/dev/null 2>&1 && return 0
+    mkdir -p "$STATE_DIR"
+    OPENSEARCH_PORT="$port" scripts/opensearch.sh start
+    echo "$port" >"$STATE_DIR/opensearch.started"
+}
+
+cmd_opensearch_stop() {
+    [[ -s "$STATE_DIR/opensearch.started" ]] || return 0
+    OPENSEARCH_PORT="$(cat "$STATE_DIR/opensearch.started")" scripts/opensearch.sh stop
+    rm -f "$STATE_DIR/opensearch.started"
+}
+
 cmd_standins() {
-    scripts/opensearch.sh status >/dev/null 2>&1 || scripts/opensearch.sh start
-    SAM_LOCAL_STATE_DIR="$STATE_DIR" SAM_LOCAL_ENV_FILE="$ENV_FILE" "$BIN/python" "$HELPERS/standins.py" start
+    cmd_opensearch
+    helper standins.py start
+}
+
+cmd_loop() {
+    [[ -f "$BUILD_DIR/template.yaml" ]] || die "$BUILD_DIR/template.yaml is missing: run scripts/sam-local.sh build"
+    helper loop.py start
 }
 
 cmd_down() {
-    SAM_LOCAL_STATE_DIR="$STATE_DIR" "$BIN/python" "$HELPERS/standins.py" stop
+    helper loop.py stop
+    helper standins.py stop
+    cmd_opensearch_stop
     cmd_prune
     cmd_engine_stop
 }
@@ -160,16 +195,17 @@ cmd_ui() {
 }
 
 case "${1:-up}" in
-    up) cmd_engine; cmd_build; cmd_standins
-        log "ready: scripts/sam-local.sh invoke SearchFunction events/search-upload.json" ;;
+    up) cmd_engine; cmd_build; cmd_standins; cmd_loop
+        log "ready (endpoints in $STATE_DIR/endpoints.json): make sam-local-invoke FUNCTION=SearchFunction" ;;
     engine) cmd_engine ;;
     build) cmd_build ;;
     standins) cmd_standins ;;
+    loop) cmd_loop ;;
     invoke) shift; cmd_invoke "$@" ;;
     start-api) shift; cmd_start_api "$@" ;;
     ui) shift; cmd_ui "$@" ;;
     down) cmd_down ;;
     engine-stop) cmd_engine_stop ;;
     prune) cmd_prune ;;
-    *) sed -n '2,22p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
 esac

@@ -50,3 +50,40 @@ class ColourGridEmbedder:
             grid = grid - grid.mean()
             rows.append(grid / max(float(np.linalg.norm(grid)), 1e-6))
         return np.stack(rows).astype(np.float32)
+
+
+class DyingEventSource:
+    """A folder watcher's event source (services/watching.EventSource) that ends the watcher's thread the way a
+    fatal error would: it raises a BaseException the watcher must not swallow (SystemExit). Lets a test see what
+    /health says about a dead watcher without the product shipping a way to kill it."""
+
+    def __call__(self, folder, on_key, on_folder_event):
+        raise SystemExit("simulated death of the watcher thread")
+
+
+class HangingEventSource:
+    """An event source that never returns until `release` is set: the watcher looks stuck (no rounds)."""
+
+    def __init__(self):
+        import threading
+
+        self.release = threading.Event()
+
+    def __call__(self, folder, on_key, on_folder_event):
+        self.release.wait()
+        return None
+
+
+def indexed_hashes(index) -> dict[str, str]:
+    """key -> content hash of every record a VectorIndex holds, read through the port's listing (by key)."""
+    hashes: dict[str, str] = {}
+    while True:
+        page = index.list_records(offset=len(hashes), limit=500)
+        hashes.update((record.key, record.content_hash) for record in page.records)
+        if not page.records or len(hashes) >= page.total:
+            return hashes
+
+
+def indexed_keys(index) -> list[str]:
+    """Every key a VectorIndex holds, in key order."""
+    return list(indexed_hashes(index))

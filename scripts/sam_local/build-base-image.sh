@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Builds a stand-in for public.ecr.aws/lambda/python:3.12-x86_64 when no registry can serve the real one:
-# a minimal Debian bookworm rootfs (debootstrap, from the Debian mirror apt uses), a Python 3.12 copied to
-# /var/lang, awslambdaric + boto3 from PyPI in /var/runtime, and /var/runtime/bootstrap, which the Lambda runtime
-# interface emulator that SAM adds on top starts. The result is `docker import`ed under the tag SAM looks for.
+# a minimal Debian bookworm rootfs (debootstrap, from the Debian mirror this machine's apt sources name), a Python
+# 3.12 copied to /var/lang, awslambdaric + boto3 from PyPI in /var/runtime, and /var/runtime/bootstrap, which the
+# Lambda runtime interface emulator that SAM adds on top starts. The result is `docker import`ed under the tag SAM
+# looks for.
 #
 #   scripts/sam_local/build-base-image.sh          build only when the tag is missing (a real image wins)
 #   scripts/sam_local/build-base-image.sh --force  rebuild our stand-in (never replaces a real image)
 #
 # Environment (optional): SAM_LOCAL_PYTHON312 (a python3.12 to copy; default: pyenv's, else python3.12 on
-# PATH), DEBIAN_MIRROR (default http://deb.debian.org/debian), SAM_LOCAL_WORK_DIR (default var/sam-local).
+# PATH), DEBIAN_MIRROR (default: the Debian archive of /etc/apt/sources.list(.d), see apt_mirror.py),
+# SAM_LOCAL_WORK_DIR (default var/sam-local).
 set -euo pipefail
 
 TAG=public.ecr.aws/lambda/python:3.12-x86_64
 STANDIN_LABEL=org.visual-search.lambda-base-standin
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK_DIR="${SAM_LOCAL_WORK_DIR:-$REPO_DIR/var/sam-local}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # As in AWS's image: the runtime's, the function's and the layers' native libraries.
 LAMBDA_LIBRARY_PATH=/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib
 # What CPython 3.12's extension modules link against, beyond minbase (ssl, sqlite3, ctypes, xml, uuid, lzma, bz2).
@@ -42,6 +43,9 @@ PYTHON_PREFIX="$("$PYTHON312" -c 'import sys; print(sys.base_prefix)')"
 [[ "$(uname -m)" == x86_64 ]] || die "the stand-in is x86_64 only; this machine is $(uname -m)"
 command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
 [[ "$(id -u)" -eq 0 ]] || die "debootstrap needs root"
+# The machine's own mirror: the one its administrator chose (a local proxy, a snapshot, a nearby mirror).
+MIRROR="${DEBIAN_MIRROR:-$("$PYTHON312" "$REPO_DIR/scripts/sam_local/apt_mirror.py")}" \
+    || die "no Debian mirror: set DEBIAN_MIRROR"
 
 started=$SECONDS
 ROOTFS="$WORK_DIR/lambda-rootfs"

@@ -4,7 +4,8 @@ pointing back at the checkout, the service endpoints declared as (empty) functio
 CORS origins spelled out.
 
 Why declare them: `sam local` passes a function only the variables its template declares, so without them
-`--env-vars` could not point boto3 at the local stand-ins (AWS_ENDPOINT_URL_S3, ..._SAGEMAKER_RUNTIME).
+`--env-vars` could not point boto3 at the local stand-ins (AWS_ENDPOINT_URL_S3, ..._SAGEMAKER_RUNTIME) nor give
+SearchFunction the local write key (VISUAL_SEARCH_WRITE_API_KEY).
 Why spell out the origins: the deployed list names the CloudFront domain, which only exists once deployed, and
 `sam local start-api` fails on an origin it cannot resolve (a TypeError). Locally the UI is served from
 SAM_LOCAL_UI_ORIGINS (comma-separated; default http://127.0.0.1:8080,http://localhost:8080).
@@ -22,7 +23,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LOCAL_ONLY_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME")
+# The stand-ins' endpoints, and the local write key (on AWS it comes from an SSM SecureString, never the environment).
+LOCAL_ONLY_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "VISUAL_SEARCH_WRITE_API_KEY")
 DEFAULT_UI_ORIGINS = "http://127.0.0.1:8080,http://localhost:8080"
 
 _ARCHITECTURE = re.compile(r"^([ \t]*(?:Architectures|CompatibleArchitectures):\s*)\[\s*arm64\s*\]", re.MULTILINE)

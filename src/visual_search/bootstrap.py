@@ -134,14 +134,16 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
     return urlunsplit(parts._replace(query="")), options
 
 
-def build_image_store(location: str, *, presigned_url_expiry_s: int = 300) -> ImageStore:
+def build_image_store(
+    location: str, *, presigned_url_expiry_s: int = 300, follow_links_outside: bool = False
+) -> ImageStore:
     if location.startswith("s3://"):
         from visual_search.stores.s3 import S3ImageStore
 
         return S3ImageStore.from_url(location, presigned_url_expiry_s=presigned_url_expiry_s)
     from visual_search.stores.local_folder import LocalFolderStore
 
-    return LocalFolderStore(location)
+    return LocalFolderStore(location, follow_links_outside=follow_links_outside)
 
 
 def build_search_service(settings: Settings, *, embedder: Embedder | None = None, create_if_missing: bool = False):
@@ -258,7 +260,11 @@ def build_catalogue_writer(
     embedder = embedder or build_embedder(settings, bulk=True)
     if index is None or not getattr(index, "writable", True):
         index = open_index(settings, writable=True, embedder=embedder)
-    owned = [build_image_store(str(watched_folder))] if watched_folder else []
+    owned = (
+        [build_image_store(str(watched_folder), follow_links_outside=settings.follow_links_outside)]
+        if watched_folder
+        else []
+    )
     return CatalogueWriter(
         IndexingService(embedder, index, max_pixels=settings.max_pixels),
         build_image_store(uploads_location(settings), presigned_url_expiry_s=settings.presigned_url_expiry_s),

@@ -109,6 +109,10 @@ def test_add_an_item_find_it_by_search_then_delete_it(page, catalogue, tmp_path)
             dialog.get_by_role("button", name="Yes, delete").click()
         assert deleted.value.status == 200
         page.wait_for_function("document.querySelector('#operator-status').textContent.includes('Deleted')")
+        # The confirmation is on screen and has focus (the dialog and the card that opened it are gone).
+        assert page.evaluate("document.activeElement.id") == "operator-status"
+        box = page.locator("#operator-status").bounding_box()
+        assert 0 <= box["y"] and box["y"] + box["height"] <= 900
         assert page.locator("#items .item-open[data-key='added/sun-hat.jpg']").count() == 0
         assert catalogue.index.get(["added/sun-hat.jpg"]) == {}
         assert not (tmp_path / "uploads" / "added" / "sun-hat.jpg").exists()
@@ -132,3 +136,58 @@ def test_without_a_configured_key_the_page_browses_but_offers_no_write_controls(
         assert len(keys) == 24 and key not in keys
         page.click("#previous-page")  # back to the catalogue page it came from
         page.wait_for_function("document.querySelector('#catalogue-summary').textContent.startsWith('Showing 1')")
+
+
+# ---- Issue 21, item 7: paging, product cards, "more like" names the product, an inactive pager ----------
+
+PHONE_VIEWPORT = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+DESKTOP_VIEWPORT = {"viewport": {"width": 1280, "height": 800}}
+
+
+def heading_in_view_and_focused(page) -> bool:
+    return page.evaluate("""(() => { const h = document.getElementById('catalogue-heading');
+        const top = h.getBoundingClientRect().top;
+        return document.activeElement === h && top >= 0 && top < window.innerHeight / 2; })()""")
+
+
+@pytest.mark.parametrize("device", [DESKTOP_VIEWPORT, PHONE_VIEWPORT], ids=["desktop", "phone"])
+def test_next_shows_the_new_page_from_its_top_and_cards_show_brand_and_price(browser, catalogue, tmp_path, device):
+    context = browser.new_context(**device)
+    page = context.new_page()
+    try:
+        with serve(catalogue, tmp_path, None) as base_url:
+            page.goto(f"{base_url}/catalogue.html")
+            page.locator("#items .item-open").first.wait_for()
+            card = page.locator("#items .item-open").first
+            assert card.locator(".item-brand").inner_text().strip() and "€" in card.locator(".item-price").inner_text()
+            page.locator("#next-page").scroll_into_view_if_needed()
+            page.click("#next-page")
+            page.wait_for_function("document.querySelector('#catalogue-summary').textContent.startsWith('Showing 49')")
+            assert heading_in_view_and_focused(page)
+            page.locator("#items .item-open").last.scroll_into_view_if_needed()
+            page.click("#previous-page")
+            page.wait_for_function("document.querySelector('#catalogue-summary').textContent.startsWith('Showing 1')")
+            assert heading_in_view_and_focused(page)
+    finally:
+        context.close()
+
+
+def test_more_like_this_names_the_product_and_a_single_page_pager_looks_inactive(page, catalogue, tmp_path):
+    with serve(catalogue, tmp_path, None) as base_url:
+        page.goto(f"{base_url}/catalogue.html")
+        page.locator("#items .item-open").first.wait_for()
+        page.click("#label-filters button[data-label='Hat']")
+        page.wait_for_function("document.querySelector('#catalogue-summary').textContent.includes('in Hat')")
+        assert page.inner_text("#page-info") == "Page 1 of 1"
+        for button in ("#previous-page", "#next-page"):
+            assert page.locator(button).is_disabled()
+            assert float(page.locator(button).evaluate("b => getComputedStyle(b).opacity")) < 0.6
+        item = page.locator("#items .item-open").first
+        title = item.locator(".item-title").inner_text()
+        item.click()
+        with page.expect_response("**/search"):
+            page.locator("dialog.detail").get_by_role("button", name="More like this").click()
+        page.wait_for_function("document.querySelector('#catalogue-summary').textContent.includes('most like')")
+        summary = page.inner_text("#catalogue-summary")
+        assert summary == f"24 items most like “{title}”" and ".jpg" not in summary
+        assert heading_in_view_and_focused(page)

@@ -131,7 +131,7 @@ def test_going_offline_keeps_the_previous_results_and_retry_recovers(page):
     before = result_keys(page)
     page.context.set_offline(True)
     page.click("#chips .chip[data-label='Shoes']")
-    assert wait_for_error(page).startswith("You seem to be offline")
+    assert wait_for_error(page).startswith("Your device is offline")
     assert result_keys(page) == before  # still the results of the photo on screen
     assert page.locator("#chips .chip[data-label='Shoes']").get_attribute("aria-pressed") == "false"
     assert page.locator("#active-filters").is_hidden()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from corpus import known_key
+from fakes import indexed_hashes
 from service_check import require_service  # noqa: F401 - re-exported for the hostile tests
 
 from visual_search.indexes.local.index import LocalIndex
@@ -36,4 +37,4 @@ class IndexSnapshot:
         with LocalIndex(directory, writable=False) as index:
             vector = index.get_vector(known_key())
             assert vector is not None, "the known key must be indexed"
-            return cls(index.count(), index.keys_with_hashes(), np.asarray(vector, dtype=np.float32).tobytes())
+            return cls(index.count(), indexed_hashes(index), np.asarray(vector, dtype=np.float32).tobytes())

@@ -35,7 +35,7 @@ def main() -> int:
     query_key = None
     while index is not None and time.monotonic() < stop_at:
         if query_key is None:
-            keys = sorted(index.keys_with_hashes())
+            keys = [record.key for record in index.list_records(0, 500).records]
             query_key = keys[0] if keys else None
             if query_key is None:
                 time.sleep(0.02)

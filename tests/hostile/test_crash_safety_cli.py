@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 from cli_runner import VISUAL_SEARCH, clean_env, needs_local_model, run_cli
 from corpus import demo_photo_paths
+from fakes import indexed_hashes
 from hostile_support import assert_no_stack_trace
 
 from visual_search.core.errors import VisualSearchError
@@ -89,7 +90,7 @@ def wait_for_keys(indexer: subprocess.Popen, index_dir: Path, at_least: int, tim
         while time.monotonic() < deadline and indexer.poll() is None and len(seen) < at_least:
             reader = reader or open_reader(index_dir)
             if reader is not None:
-                seen |= set(reader.keys_with_hashes())
+                seen |= set(indexed_hashes(reader))
             time.sleep(0.005)
     finally:
         if reader is not None:
@@ -120,7 +121,7 @@ def test_sigkill_mid_run_keeps_every_acknowledged_image_and_a_rerun_completes_wi
 
     with LocalIndex(index_dir, writable=False) as index:
         assert index.check_integrity() == []
-        held = index.keys_with_hashes()
+        held = indexed_hashes(index)
         assert index.count() == len(held)
     assert acknowledged <= set(held), f"lost acknowledged images: {sorted(acknowledged - set(held))[:5]}"
     assert set(held) <= names
@@ -134,7 +135,7 @@ def test_sigkill_mid_run_keeps_every_acknowledged_image_and_a_rerun_completes_wi
     assert summary(rerun.stderr) == (len(names) - len(held), len(held), 0)
     with LocalIndex(index_dir, writable=False) as index:
         assert index.check_integrity() == []
-        assert index.count() == len(names) and set(index.keys_with_hashes()) == names
+        assert index.count() == len(names) and set(indexed_hashes(index)) == names
 
     # And once more: nothing left to do, still no duplicates.
     again = run_cli(*index_command(catalogue, index_dir)[1:], timeout_s=240)

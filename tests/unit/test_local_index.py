@@ -168,9 +168,10 @@ def test_a_query_of_shape_one_by_dimension_is_accepted(writer):
     assert writer.search(vectors[2:3], 1)[0].record.key == "item-2"
 
 
-def test_keys_with_hashes_maps_every_key_to_its_content_hash(writer):
+def test_every_record_keeps_its_content_hash(writer):
     writer.upsert(records(3), unit_vectors(3))
-    assert writer.keys_with_hashes() == {f"item-{i}": f"{i:064x}" for i in range(3)}
+    stored = writer.get([f"item-{i}" for i in range(3)])
+    assert {key: record.content_hash for key, record in stored.items()} == {f"item-{i}": f"{i:064x}" for i in range(3)}
 
 
 def test_search_filters_and_exclusions_combine(writer):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visual_search.api.models import SearchResult
 from visual_search.core.records import MAX_PAGE
+from visual_search.core.text_rules import attributes_from_json
 
 MAX_LABEL_CHARS = 200
 MAX_ATTRIBUTES = 50
@@ -38,11 +37,8 @@ class AddItemForm(BaseModel):
     @field_validator("attributes", mode="before")
     @classmethod
     def _attributes_from_json(cls, value):
-        if isinstance(value, str):
-            try:
-                value = json.loads(value) if value.strip() else {}
-            except ValueError:
-                raise ValueError('attributes must be a JSON object such as {"colour": "red"}') from None
+        if isinstance(value, str):  # bounded before parsing: deep nesting is a 400, never a RecursionError
+            return attributes_from_json(value)
         if not isinstance(value, dict) or len(value) > MAX_ATTRIBUTES:
             raise ValueError(f"attributes must be a JSON object of at most {MAX_ATTRIBUTES} text values")
         if not all(isinstance(name, str) and isinstance(text, str) for name, text in value.items()):

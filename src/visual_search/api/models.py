@@ -7,6 +7,8 @@ Pydantic only (no FastAPI), so a Lambda function can import it. A body that does
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from visual_search.core.records import MAX_K, SearchFilters
@@ -141,6 +143,12 @@ class StatsResponse(BaseModel):
     model_id: str | None = None
     labels: dict[str, int] = Field(default_factory=dict, description="records per label; unlabelled omitted")
     backend: str
+    centre: dict[str, Any] | None = Field(
+        default=None, description="the query-domain centre searches use ({centre_id, photos}); null: none"
+    )
+    adaptation: dict[str, Any] | None = Field(
+        default=None, description="live learning of the centre from searches (counts only); null: off"
+    )
 
 
 class HealthResponse(BaseModel):

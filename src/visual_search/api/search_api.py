@@ -98,6 +98,8 @@ class SearchApi:
                 model_id=stats.model_id,
                 labels=dict(stats.labels),
                 backend=stats.backend,
+                centre=dict(stats.centre) if stats.centre else None,
+                adaptation=self.service.learner.state() if self.service.learner is not None else None,
             ).model_dump()
         except Exception as exc:  # noqa: BLE001
             return error_result(exc)

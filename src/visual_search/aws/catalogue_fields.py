@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
-from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.errors import InvalidRequestError, NotFoundError, VisualSearchError
 from visual_search.core.ports import ImageStore
 from visual_search.core.products import product_from_columns
 from visual_search.core.records import PRODUCT_FIELDS, Product
+from visual_search.core.text_rules import checked_attributes, checked_label
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +54,15 @@ def fields_from_metadata(metadata: Mapping[str, str], *, where: str) -> Catalogu
     value (a price that is not a number, a product_url that is not http(s)), naming `where`."""
     names = {name.lower(): value for name, value in metadata.items() if value not in (None, "")}
     product = product_from_columns(names, where=f"metadata of {where}") if PRODUCT_FIELDS_SET & set(names) else None
-    attributes = {
-        name: value for name, value in names.items() if name != LABEL_METADATA and name not in PRODUCT_FIELDS_SET
-    }
-    return CatalogueFields(
-        label=(names.get(LABEL_METADATA) or "").strip() or None, attributes=attributes, product=product
-    )
+    # The length and character rules of every catalogue text (core/text_rules.py), as POST /items and CSVs apply.
+    try:
+        attributes = checked_attributes(
+            {name: value for name, value in names.items() if name != LABEL_METADATA and name not in PRODUCT_FIELDS_SET}
+        )
+        label = checked_label(names.get(LABEL_METADATA))
+    except InvalidRequestError as error:
+        raise InvalidRequestError(f"metadata of {where}: {error.message}", code="invalid_product") from None
+    return CatalogueFields(label=label, attributes=attributes, product=product)
 
 
 class CatalogueManifest:

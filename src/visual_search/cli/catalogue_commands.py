@@ -33,7 +33,7 @@ def register(sub, common: argparse.ArgumentParser, *, index_parser, serve_parser
     duplicates = sub.add_parser("duplicates", parents=[common], help="list groups of near-identical catalogue images")
     duplicates.add_argument(
         "--threshold",
-        type=float,
+        type=str,  # checked by checked_threshold: ASCII digits only
         default=DEFAULT_THRESHOLD,
         help=f"cosine similarity from which two images count as one (default {DEFAULT_THRESHOLD})",
     )
@@ -49,7 +49,11 @@ def run_index(args, settings: Settings) -> int:
     folder = _one_folder(args.paths)
     writer = bootstrap.build_catalogue_writer(settings, watched_folder=folder)
     watcher = FolderWatcher(
-        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+        folder,
+        bootstrap.build_image_store(str(folder), follow_links_outside=settings.follow_links_outside),
+        writer,
+        labels_csv=args.labels,
+        on_change=_print_changes,
     )
     print(f"watching {folder} (Ctrl+C stops; everything indexed so far is kept)", file=sys.stderr)
     try:
@@ -66,7 +70,7 @@ def run_serve(args, settings: Settings) -> int:
         return commands.run_serve(args, settings)
     import uvicorn
 
-    from visual_search.server.app import create_app
+    from visual_search.server.app import HEALTH_CHECKS, create_app
     from visual_search.server.catalogue_routes import WRITER_STATE
     from visual_search.server.connection_guard import server_config
     from visual_search.services.search import SearchService
@@ -78,8 +82,13 @@ def run_serve(args, settings: Settings) -> int:
     app = create_app(settings, search_service=SearchService(embedder, writer.index, max_pixels=settings.max_pixels))
     setattr(app.state, WRITER_STATE, writer)
     watcher = FolderWatcher(
-        folder, bootstrap.build_image_store(str(folder)), writer, labels_csv=args.labels, on_change=_print_changes
+        folder,
+        bootstrap.build_image_store(str(folder), follow_links_outside=settings.follow_links_outside),
+        writer,
+        labels_csv=args.labels,
+        on_change=_print_changes,
     )
+    setattr(app.state, HEALTH_CHECKS, [watcher.problem])  # a dead or stuck watcher makes /health a 503
     watcher.start()
     try:
         uvicorn.Server(server_config(app, host=args.host, port=args.port, log_level="info")).run()
@@ -101,7 +110,9 @@ def run_duplicates(args, settings: Settings) -> int:
     elif args.html:
         from visual_search.cli.duplicates_html import render_report
 
-        Path(args.html).write_text(render_report(report), encoding="utf-8")
+        Path(args.html).write_text(
+            render_report(report, follow_links_outside=settings.follow_links_outside), encoding="utf-8"
+        )
         print(
             f"{len(report.groups)} groups of near-duplicates among {report.images_scanned} images: {args.html}",
             file=sys.stderr,

@@ -24,7 +24,9 @@ def run_index(args, settings: Settings) -> int:
     entries = read_catalogue_csv(args.labels) if args.labels else []
     # Files are matched by resolved path; S3 objects by the key as the CSV writes it.
     labels = {entry.path: entry for entry in entries} | {entry.listed_path: entry for entry in entries}
-    items = _without_duplicate_keys(_items_from_paths(args.paths, labels))
+    items = _without_duplicate_keys(
+        _items_from_paths(args.paths, labels, follow_links_outside=settings.follow_links_outside)
+    )
     if not items:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
         return 1
@@ -92,6 +94,7 @@ def run_stats(args, settings: Settings) -> int:
                     "model": stats.model_id,
                     "backend": stats.backend,
                     "labels": dict(stats.labels),
+                    "centre": dict(stats.centre) if stats.centre else None,
                 }
             )
         )
@@ -99,6 +102,8 @@ def run_stats(args, settings: Settings) -> int:
     print(f"index:     {_without_password(settings.index)} ({stats.backend})")
     print(f"images:    {stats.count}")
     print(f"model:     {stats.model_id or '-'} ({stats.dimension or '-'} dimensions)")
+    if stats.centre:
+        print(f"centre:    {stats.centre['centre_id']} (query-domain, fitted on {stats.centre['photos']} photos)")
     for label, count in sorted(stats.labels.items(), key=lambda item: -item[1]):
         print(f"  {count:>6}  {label}")
     return 0
@@ -127,10 +132,10 @@ def run_invoke(args, settings: Settings) -> int:
     return 0
 
 
-def _items_from_paths(paths: list[str], labels: dict) -> Iterator[IndexItem]:
+def _items_from_paths(paths: list[str], labels: dict, *, follow_links_outside: bool = False) -> Iterator[IndexItem]:
     for location in paths:
         if location.startswith("s3://") or Path(location).is_dir():
-            store = bootstrap.build_image_store(location)
+            store = bootstrap.build_image_store(location, follow_links_outside=follow_links_outside)
             keys = list(store.list_keys())
             for path_shown, reason in getattr(store, "skipped", ()):  # a folder's FIFOs, sockets, unusable names
                 print(f"skipped {path_shown}: {reason}", file=sys.stderr)

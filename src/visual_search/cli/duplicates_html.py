@@ -1,16 +1,21 @@
 """The near-duplicate report as one self-contained HTML page: each group's thumbnails side by side, with keys
-and scores. Thumbnails are embedded (data: URLs), so the page can be mailed or opened offline."""
+and scores. Thumbnails are embedded (data: URLs), so the page can be mailed or opened offline.
+
+A page meant to be mailed must hold only catalogue images: a thumbnail is made from the bytes that
+`read_indexed_file` checked (inside the catalogue folder, a regular file, the indexed content hash), as
+`GET /images` serves them; a file since replaced (by a link to a private photo, say) gets a placeholder."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
-from pathlib import Path
 
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.images import decode_image
+from visual_search.core.records import ImageRecord
 from visual_search.services.duplicates import DuplicateReport
+from visual_search.stores.local_folder import read_indexed_file
 
 THUMBNAIL_PX = 180
 
@@ -24,8 +29,8 @@ figcaption{word-break:break-all;font-size:12px;margin-top:.3rem}.score{color:#4f
 """
 
 
-def render_report(report: DuplicateReport) -> str:
-    groups = "\n".join(_group(number, group) for number, group in enumerate(report.groups, 1))
+def render_report(report: DuplicateReport, *, follow_links_outside: bool = False) -> str:
+    groups = "\n".join(_group(number, group, follow_links_outside) for number, group in enumerate(report.groups, 1))
     summary = (
         f"{len(report.groups)} groups among {report.images_scanned} images (cosine similarity &ge; {report.threshold})"
     )
@@ -36,21 +41,25 @@ def render_report(report: DuplicateReport) -> str:
     )
 
 
-def _group(number: int, group) -> str:
+def _group(number: int, group, follow_links_outside: bool) -> str:
     figures = "".join(
-        f"<figure>{_thumbnail(member.record.uri, member.record.key)}<figcaption>"
+        f"<figure>{_thumbnail(member.record, follow_links_outside)}<figcaption>"
         f'<span class="score">{member.score:.4f}</span> {html.escape(member.record.key)}</figcaption></figure>'
         for member in group.members
     )
     return f'<section class="group"><h2>Group {number}</h2><div class="members">{figures}</div></section>'
 
 
-def _thumbnail(uri: str, key: str) -> str:
-    """An embedded JPEG thumbnail of a local file; a labelled placeholder for images not on this machine (S3)."""
+def _thumbnail(record: ImageRecord, follow_links_outside: bool) -> str:
+    """An embedded JPEG thumbnail of a record's checked local file; a labelled placeholder for images not on this
+    machine (S3) and for files that are no longer the ones indexed."""
     try:
-        decoded = decode_image(Path(uri).read_bytes(), min_size_px=THUMBNAIL_PX)
+        decoded = decode_image(
+            read_indexed_file(record, follow_links_outside=follow_links_outside), min_size_px=THUMBNAIL_PX
+        )
     except (OSError, VisualSearchError):
-        return f'<div class="missing" title="{html.escape(uri)}">no local file</div>'
+        return f'<div class="missing" title="{html.escape(record.uri)}">no local file, or not the one indexed</div>'
+    key = record.key
     image = decoded.image.copy()
     image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
     out = io.BytesIO()

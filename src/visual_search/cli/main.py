@@ -7,7 +7,6 @@ stderr and exit non-zero, never a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 
@@ -24,7 +23,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = Settings.from_env(
-            index=args.index_dir, model=args.model, threads=args.threads, calibration_dir=args.calibration_dir
+            index=args.index_dir,
+            model=args.model,
+            threads=args.threads,
+            calibration_dir=args.calibration_dir,
+            follow_links_outside=args.follow_links_outside or None,
         )
         return args.run(args, settings)
     except VisualSearchError as exc:
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from visual_search.cli import aws_commands, catalogue_commands, commands
+    from visual_search.cli import adapt_command, aws_commands, catalogue_commands, commands
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -58,6 +61,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--calibration-dir",
         metavar="DIR",
         help="real photos to calibrate lite2-int8 on (default: the bundled demo catalogue)",
+    )
+
+    common.add_argument(
+        "--follow-links-outside",
+        action="store_true",
+        help="follow symlinks in a catalogue folder even when they point outside it (default: only links whose "
+        "target stays inside the folder; $VISUAL_SEARCH_FOLLOW_LINKS_OUTSIDE)",
     )
 
     parser = argparse.ArgumentParser(prog="visual-search", description="Visual product search.")
@@ -106,6 +116,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the shopper-sim queries (default 0)")
     evaluate.add_argument("--colour", type=float, default=0.0, metavar="W", help="colour weight, 0-1, as in search")
+    evaluate.add_argument(
+        "--adapt",
+        nargs="+",
+        metavar="PATH",
+        help="also score with a query-domain centre fitted on these photos (files, folders, CSV; never the queries)",
+    )
+    evaluate.add_argument(
+        "--adapt-sim",
+        type=int,
+        metavar="M",
+        help="with --shopper-sim: also score with a centre fitted on M synthetic shopper photos (another seed) of "
+        "gallery items no query shows",
+    )
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=commands.run_eval)
 
@@ -121,11 +144,8 @@ def _build_parser() -> argparse.ArgumentParser:
     invoke.set_defaults(run=commands.run_invoke)
     catalogue_commands.register(sub, common, index_parser=index, serve_parser=serve)  # --watch, duplicates
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
+    adapt_command.register(sub, common)  # adapt: the query-domain centre
     return parser
-
-
-def print_json(value) -> None:
-    print(json.dumps(value, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -57,6 +57,13 @@ class NotFoundError(VisualSearchError):
     http_status = 404
 
 
+class KeyConflictError(VisualSearchError):
+    """A key the store cannot take because of what it already holds: `a.jpg/b.jpg` where `a.jpg` is a file."""
+
+    code = "key_conflict"
+    http_status = 409
+
+
 class UploadExpiredError(NotFoundError):
     """A shared upload that was kept once and is now past its age limit (410). One that is not kept at all
     (evicted, never stored, or shared uploads off) is a NotFoundError with the same code (404), since the
@@ -126,6 +133,13 @@ class BackendUnauthorizedError(BackendUnavailableError):
     answers 503, never the 401 that would ask the shopper for a key."""
 
     code = "backend_unauthorized"
+
+
+class UnhealthyError(VisualSearchError):
+    """A part of the service that runs beside the routes (the folder watcher) died or is stuck: /health says so."""
+
+    code = "unhealthy"
+    http_status = 503
 
 
 class IndexClosedError(VisualSearchError):

@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from PIL import Image
 
+from visual_search.core.centre import Centre
 from visual_search.core.images import CropBox, PreprocessSpec
 from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
 
@@ -98,6 +99,24 @@ class VectorIndex(Protocol):
 
     def close(self) -> None:
         """Release files, locks and connections (the embedded index also brings its HNSW graph up to date)."""
+
+
+@runtime_checkable
+class AdaptableIndex(VectorIndex, Protocol):
+    """A VectorIndex that searches in a space centred on the query domain (core/centre.py): it applies its
+    centre to stored vectors and queries alike and keeps the raw vectors, so `set_centre` re-projects every
+    stored vector without re-embedding. Both built-in backends are adaptable."""
+
+    @property
+    def centre(self) -> Centre | None:
+        """The centre searches use now (None: none)."""
+
+    @property
+    def space_id(self) -> str:
+        """The model id, plus the centre's hash when there is one (core/centre.centred_space_id)."""
+
+    def set_centre(self, centre: Centre | None) -> object:
+        """Search with `centre` from now on (None removes it); ModelMismatchError for another model's centre."""
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,13 @@ from urllib.parse import urlsplit
 
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.records import PRODUCT_FIELDS, Product
+from visual_search.core.text_rules import checked_text
+from visual_search.core.web_urls import disagreement
 
 MAX_URL_CHARS = 2048
 MAX_TEXT_CHARS = {"title": 300, "brand": 120}
 _CURRENCY = re.compile(r"[A-Z]{3}")
-_PRICE = re.compile(r"\d+(\.\d+)?")
+_PRICE = re.compile(r"[0-9]{1,20}(\.[0-9]{1,10})?", re.ASCII)
 
 
 def product_from_columns(columns: Mapping[str, str | None], *, where: str = "") -> Product:
@@ -57,19 +59,20 @@ def checked_product_url(url: str | None) -> str | None:
     if parts.username is not None or parts.password is not None:
         # "https://shop.example@elsewhere.example/" reads as the shop but goes elsewhere.
         raise InvalidRequestError(f"product_url {url[:80]!r} must not carry a user name or password")
+    problem = disagreement(url)  # the shopper's browser must go where this check looked (core/web_urls.py)
+    if problem:
+        raise InvalidRequestError(f"product_url {url[:80]!r} is refused: {problem}")
     return url
 
 
 def _text(value: str | None, name: str) -> str | None:
-    if value is not None and len(value) > MAX_TEXT_CHARS[name]:
-        raise InvalidRequestError(f"{name} is longer than {MAX_TEXT_CHARS[name]} characters")
-    return value
+    return checked_text(value, name, MAX_TEXT_CHARS[name])  # the length and character rules of all shown text
 
 
 def _price(value: str | None) -> float | None:
     if value is None:
         return None
-    if not _PRICE.fullmatch(value):
+    if not _PRICE.fullmatch(value):  # ASCII digits only: float() would also read "١٩" or "１９"
         raise InvalidRequestError(f"price {value[:40]!r} is not a number such as 19.99 (no currency sign, no minus)")
     price = float(value)
     if not math.isfinite(price):

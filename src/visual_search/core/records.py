@@ -101,6 +101,13 @@ class IndexStats:
     model_id: str | None
     labels: Mapping[str, int]
     backend: str
+    # The query-domain centre searches use ({"centre_id", "photos"}; None without one): see core/centre.py.
+    centre: Mapping[str, object] | None = None
+
+
+def centre_summary(centre) -> dict[str, object] | None:
+    """What stats say about a core.centre.Centre (None stays None)."""
+    return None if centre is None else {"centre_id": centre.centre_id, "photos": centre.photos}
 
 
 @dataclass(frozen=True)

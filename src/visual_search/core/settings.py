@@ -69,11 +69,20 @@ class Settings:
     write_api_key_parameter: str | None = None
     catalogue_manifest: str | None = None
     frontend_dir: str | None = None
+    # Catalogue folders follow a symlink only while its target stays inside the folder; True follows every link
+    # (the operator vouches for what they point to). See docs/SECURITY.md "Catalogue files and links".
+    follow_links_outside: bool = False
     opensearch_username: str | None = None
     opensearch_password: str | None = None
     opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless
     opensearch_aws_service: str = "es"  # "aoss" for OpenSearch Serverless
     aws_region: str | None = None  # from AWS_REGION / AWS_DEFAULT_REGION, as the AWS SDKs read it
+    # Live learning of the query-domain centre from searches (services/adaptation.py): refit after this many new
+    # queries (0: off, the default); one refit moves the centre by at most max_step (L2); one client adds at
+    # most client_share of a refit's queries.
+    adapt_live_every: int = 0
+    adapt_live_max_step: float = 0.2
+    adapt_live_client_share: float = 0.1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

@@ -26,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 
 from visual_search.core import deadline as request_deadline
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
+from visual_search.core.web_urls import disagreement
 from visual_search.fetching.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
 
 _REDIRECT_STATUSES = {301, 302, 303, 307, 308}
@@ -218,6 +219,8 @@ def _split(url: str, from_redirect: bool):
             raise ValueError("control characters or spaces")
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.scheme in ("http", "https") and disagreement(url):  # browsers (WHATWG) would go elsewhere
+            raise ValueError(disagreement(url))
         if "[" in parts.netloc and parse_ip(parts.hostname or "") is None:
             raise ValueError("a bracketed host must be an IP address")  # e.g. [zz], or an IPvFuture [v1.x]
     except ValueError:

@@ -1,14 +1,15 @@
 """The local HTTP server: the search API (a thin FastAPI layer over search_api.py) and the static web UI.
 
 Routes: POST /search, GET /images/{key}, GET /shared-uploads/{id}, GET /health, GET /stats, GET /config.json,
-OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model loads once, at startup
-(or at the first request when no lifespan runs).
+OpenAPI docs at /docs, SageMaker's POST /endpoints/{name}/invocations, and the frontend/ folder at /. The model
+loads once, at startup (or at the first request when no lifespan runs).
 """
 
 from __future__ import annotations
 
 import mimetypes
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from visual_search.api.client_limits import client_limits
 from visual_search.api.models import ErrorResponse, HealthResponse, SearchRequest, SearchResponse, StatsResponse
 from visual_search.api.request_bodies import body_limit
 from visual_search.api.search_api import SearchApi
-from visual_search.core.errors import NotFoundError, VisualSearchError
+from visual_search.core.errors import NotFoundError, UnhealthyError, VisualSearchError
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import Embedder
 from visual_search.core.records import ImageRecord
@@ -37,12 +38,15 @@ from visual_search.server.access import (
     api_key_checker,
     read_body_capped,
 )
-from visual_search.server.catalogue_routes import add_catalogue_routes
+from visual_search.server.adaptation_routes import add_adaptation_routes
+from visual_search.server.catalogue_routes import add_catalogue_routes, write_key_checker
 from visual_search.server.connection_guard import server_config
 from visual_search.services.shared_uploads import media_type_of
 from visual_search.stores.local_folder import read_indexed_file
 from visual_search.stores.thumbnail_cache import ThumbnailCache, default_thumbnail_dir
 
+# app.state attribute: callables answering why a part running beside the routes is unhealthy (None: healthy).
+HEALTH_CHECKS = "health_checks"
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 415, 422, 502, 504)}
 
 
@@ -123,24 +127,34 @@ def create_app(
         if record is None:
             raise NotFoundError(f"no image file for the key {key!r}")
         # Only the regular file inside the catalogue folder whose bytes were indexed (see read_indexed_file).
-        data = await run_in_threadpool(read_indexed_file, record)
+        data = await run_in_threadpool(
+            partial(read_indexed_file, follow_links_outside=settings.follow_links_outside), record
+        )
         cache = {"Cache-Control": "public, max-age=3600"}
-        if w is not None:
-            path = await run_in_threadpool(thumbnails.thumbnail, Path(record.uri), record.content_hash, w)
+        if w is not None:  # made from the bytes just checked, never by opening the path again
+            path = await run_in_threadpool(thumbnails.thumbnail, data, w)
             return FileResponse(path, headers=cache)
         media_type = mimetypes.guess_type(record.uri)[0] or "application/octet-stream"
         return Response(data, media_type=media_type, headers=cache)
 
-    @app.get("/shared-uploads/{upload_id}", responses={404: {"model": ErrorResponse}, 410: {"model": ErrorResponse}})
+    @app.get(
+        "/shared-uploads/{upload_id}",
+        responses={status: {"model": ErrorResponse} for status in (400, 404, 410)}
+        | {200: {"content": {"image/*": {}}}},
+    )
     async def shared_upload(upload_id: str) -> Response:
         """The photo of a shared search, by the id a search answered (`upload`): 410 once it has expired."""
         api = await services.ready()
         data = await run_in_threadpool(api.shared_photo, upload_id)
         return Response(data, media_type=media_type_of(data), headers={"Cache-Control": "private, max-age=300"})
 
-    @app.get("/health", response_model=HealthResponse)
+    @app.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
     async def health() -> JSONResponse:
         status, payload = (await services.ready()).health()
+        for problem_of in getattr(app.state, HEALTH_CHECKS, ()):  # e.g. a folder watcher that died or is stuck
+            problem = problem_of()
+            if problem:
+                raise UnhealthyError(problem)
         return JSONResponse(payload, status_code=status)
 
     @app.get("/stats", response_model=StatsResponse, responses=_ERRORS, dependencies=needs_key)
@@ -175,6 +189,7 @@ def create_app(
         return {"apiBase": "", "apiKeyRequired": bool(settings.api_key), "limits": client_limits(settings)}
 
     add_catalogue_routes(app, settings)  # GET/POST /items, DELETE /items/{key}, GET /duplicates
+    add_adaptation_routes(app, settings, write_check=Depends(write_key_checker(settings.api_key)))
     folder = Path(frontend_dir) if frontend_dir else default_frontend_dir(settings)
     if folder.is_dir():
         app.mount("/", StaticFiles(directory=folder, html=True), name="frontend")

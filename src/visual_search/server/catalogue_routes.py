@@ -58,6 +58,7 @@ def add_catalogue_routes(app: FastAPI, settings: Settings) -> None:
         return built
 
     writer = Lazy(new_writer)
+    app.state.catalogue_writer_factory = writer.get  # the one writer, also for a refit of the centre
     _close_on_shutdown(app, opened)
     catalogue = Lazy(lambda: CatalogueApi(services.get(), writer.get, max_pixels=settings.max_pixels))
 

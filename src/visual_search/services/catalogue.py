@@ -17,6 +17,7 @@ from visual_search.core.images import IMAGE_SUFFIXES, decode_image
 from visual_search.core.keys import key_problem, printable
 from visual_search.core.ports import ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord, Product
+from visual_search.core.text_rules import checked_attributes, checked_label
 from visual_search.services.indexing import IndexingService, IndexItem, IndexReport
 
 MAX_KEY_LENGTH = 1024
@@ -91,7 +92,7 @@ class CatalogueWriter:
         key = checked_item_key(key or f"{sha256_hex(data)[:16]}.{_SUFFIX_OF_FORMAT.get(decoded.format, 'img')}")
         if not key.startswith(self.key_prefix):
             key = self.key_prefix + key
-        attributes = dict(attributes or {})
+        label, attributes = checked_label(label), checked_attributes(attributes)  # core/text_rules.py
         product = product or Product()
         with self._lock:
             # In the bucket, an object whose event is still queued is not indexed yet but is taken all the same.

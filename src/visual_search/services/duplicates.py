@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.ports import VectorIndex
 from visual_search.core.records import ImageRecord
+from visual_search.core.text_rules import ascii_number
 
 # Chosen on made-up duplicates of the clothing photos (docs/BENCHMARKS.md, "Near-duplicate report").
 DEFAULT_THRESHOLD = 0.95
@@ -86,8 +87,9 @@ def checked_threshold(value) -> float:
     """`value` as a threshold from 0.5 to 1; InvalidRequestError otherwise. Below 0.5 images are merely related,
     and one group could swallow much of the catalogue."""
     try:
-        threshold = float(value)
-    except (TypeError, ValueError):
+        # A query string or a CLI argument: ASCII digits only (float() would read "٠.٩", "０.９" or "0_9").
+        threshold = ascii_number(value, "the threshold") if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, InvalidRequestError):
         threshold = float("nan")
     if not 0.5 <= threshold <= 1.0:
         raise InvalidRequestError(f"the threshold must be a number from 0.5 to 1, not {str(value)[:20]!r}")

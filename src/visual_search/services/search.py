@@ -12,6 +12,7 @@ from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, crop_image, decode_image
 from visual_search.core.ports import Embedder, VectorIndex
 from visual_search.core.records import MAX_K, IndexStats, SearchFilters, SearchHit
+from visual_search.services.adaptation import QueryDomainLearner, current_client
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class SearchService:
         self.embedder = embedder
         self.index = index
         self.max_pixels = max_pixels
+        # Learns the query-domain centre from the photos searched (services/adaptation.py); None: off.
+        self.learner: QueryDomainLearner | None = None
 
     def search_image(
         self,
@@ -53,6 +56,8 @@ class SearchService:
         image = crop_image(decoded, crop) if crop is not None else decoded.image
         vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
+        if self.learner is not None:
+            self.learner.observe(vector, current_client.get())  # after the search: a query never waits for it
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(

@@ -6,6 +6,11 @@ size and mtime have stayed the same for `settle_s`, so a file still being copied
 Keys are paths relative to the folder, as `visual-search index DIR` makes them, so a rename is a delete of the
 old key and an add of the new one. Every batch is committed by the IndexingService before the next, so a killed
 watcher loses nothing committed and its next start catches up with one rescan.
+
+The watcher never dies of what it watches: any error in one round (a labels file of bad bytes, a FIFO, a file
+that vanished mid-read, an index that refused a batch) is logged, keeps the previous state (labels, what was
+indexed), and the next round goes on. `problem()` tells whether it is healthy, for the server's /health: a thread
+that ended without being stopped, or one whose rounds stopped coming (stuck), is a reason to answer 503.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
+from visual_search.core.keys import printable
 from visual_search.core.ports import ImageStore
 from visual_search.core.records import MAX_PAGE
 from visual_search.services.catalogue import CatalogueWriter
@@ -29,6 +35,10 @@ from visual_search.services.indexing import IndexItem
 logger = logging.getLogger(__name__)
 
 Stat = tuple[int, int]  # (size, mtime_ns)
+# What starts the native file events: start_observer(folder, on_key, on_folder_event) -> an object with stop()/join().
+EventSource = Callable[[Path, Callable[[str], None], Callable[[], None]], object]
+_ROUND_BATCH = 256  # files indexed between two heartbeats
+DEFAULT_STUCK_AFTER_S = 600.0  # longer than any one round: a batch of 32 images on a slow laptop, or a rescan
 
 
 @dataclass
@@ -58,6 +68,8 @@ class FolderWatcher:
         poll_s: float = 0.2,
         use_events: bool = True,
         on_change: Callable[[WatchReport], None] | None = None,
+        event_source: EventSource = start_observer,
+        stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
     ):
         self.folder = Path(folder).resolve()
         self.store = store
@@ -65,6 +77,8 @@ class FolderWatcher:
         self.labels_csv = Path(labels_csv).resolve() if labels_csv else None
         self.settle_s, self.rescan_s, self.poll_s = settle_s, rescan_s, poll_s
         self.use_events = use_events
+        self.event_source = event_source
+        self.stuck_after_s = stuck_after_s
         self.on_change = on_change or (lambda report: None)
         self._labels: dict[Path, CatalogueEntry] = {}
         self._labels_stat: Stat | None = None
@@ -75,13 +89,36 @@ class FolderWatcher:
         self._rescan_due = True
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat = time.monotonic()  # when the loop last finished a round (or a batch of one)
+        self.last_error: str | None = None  # the last round's failure, for the log and /health
+        self._died_of: str | None = None
 
     # -- running --------------------------------------------------------------------------------------
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self.run, args=(self._stop,), name="folder-watcher", daemon=True)
+        self._heartbeat = time.monotonic()
+        self._thread = threading.Thread(target=self._run_recording_death, name="folder-watcher", daemon=True)
         self._thread.start()
+
+    def problem(self) -> str | None:
+        """Why the watcher is not doing its job (its thread ended, or its rounds stopped coming); None when it is.
+        A watcher that was never started, or was stopped on purpose, has no problem."""
+        if self._thread is None or self._stop.is_set():
+            return None
+        if not self._thread.is_alive():
+            return f"the folder watcher of {self.folder} stopped: {self._died_of or 'its thread ended'}"
+        silent_s = time.monotonic() - self._heartbeat
+        if silent_s > self.stuck_after_s:
+            return f"the folder watcher of {self.folder} has made no progress for {silent_s:.0f} s (stuck)"
+        return None
+
+    def _run_recording_death(self) -> None:
+        try:
+            self.run(self._stop)
+        except BaseException as error:  # what ends the thread is told by /health, then re-raised to be logged
+            self._died_of = f"{type(error).__name__}: {error}"
+            raise
 
     def stop(self, timeout_s: float = 30.0) -> None:
         self._stop.set()
@@ -89,20 +126,46 @@ class FolderWatcher:
             self._thread.join(timeout_s)
 
     def run(self, stop: threading.Event) -> None:
-        """Catch up with the folder, then follow it until `stop` is set."""
-        observer = start_observer(self.folder, self._touch, self._folder_event) if self.use_events else None
+        """Catch up with the folder, then follow it until `stop` is set. A round that fails is logged and the
+        next one goes on; without native events (their source failed) the periodic rescan finds the changes."""
+        observer = self._start_events()
         try:
-            self.catch_up()
+            caught_up = self._survive("catching up", self.catch_up)
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.wait(self.poll_s):
+                if not caught_up:
+                    caught_up = self._survive("catching up", self.catch_up)
                 if time.monotonic() >= next_rescan or self._rescan_due:
-                    self._rescan()
+                    self._survive("rescanning", self._rescan)
                     next_rescan = time.monotonic() + self.rescan_s
-                self.tick()
+                self._survive("indexing changes", self.tick)
         finally:
             if observer is not None:
-                observer.stop()
-                observer.join(timeout=5)
+                observer.stop()  # type: ignore[attr-defined]
+                observer.join(timeout=5)  # type: ignore[attr-defined]
+
+    def _start_events(self) -> object | None:
+        if not self.use_events:
+            return None
+        try:
+            return self.event_source(self.folder, self._touch, self._folder_event)
+        except Exception as error:  # noqa: BLE001 - e.g. the inotify watch limit: rescans still see every change
+            logger.warning("watch: no native file events (%s); rescanning every %s s instead", error, self.rescan_s)
+            return None
+
+    def _survive(self, doing: str, round_: Callable[[], object]) -> bool:
+        """Run one round; an error is logged and kept in `last_error`, and the watcher goes on. True if it ran."""
+        try:
+            round_()
+        except Exception as error:  # noqa: BLE001 - one bad event must not end the watcher
+            message = error.message if isinstance(error, VisualSearchError) else f"{type(error).__name__}: {error}"
+            self.last_error = f"{doing}: {printable(message)}"
+            logger.error("watch: %s (the previous state is kept; the watcher goes on)", self.last_error)
+            self._rescan_due = True
+            return False
+        finally:
+            self._heartbeat = time.monotonic()
+        return True
 
     def catch_up(self) -> WatchReport:
         """Index every new or changed file now (no settling: nothing is known to be mid-write at start) and remove
@@ -157,6 +220,11 @@ class FolderWatcher:
             self._pending.setdefault(key, (None, now))
 
     def _index_keys(self, keys: list[str], report: WatchReport) -> None:
+        for start in range(0, len(keys), _ROUND_BATCH):  # a heartbeat per batch: a long catch-up is not "stuck"
+            self._index_batch(keys[start : start + _ROUND_BATCH], report)
+            self._heartbeat = time.monotonic()
+
+    def _index_batch(self, keys: list[str], report: WatchReport) -> None:
         if not keys:
             return
         stats = {key: self._stat(key) for key in keys}
@@ -233,8 +301,12 @@ class FolderWatcher:
             return False
         try:
             entries = read_catalogue_csv(self.labels_csv) if current else []
-        except VisualSearchError as error:  # a CSV mid-save: keep the labels we have and look again next tick
-            logger.warning("watch: %s", error.message)
+        except VisualSearchError as error:
+            # A CSV mid-save, or not a CSV at all (bad bytes, a FIFO, an over-long field): keep the labels we have,
+            # and do not read it again until it changes.
+            self._labels_stat = current
+            self.last_error = f"labels: {printable(error.message)}"
+            logger.error("watch: %s (the previous labels are kept)", self.last_error)
             return False
         self._labels_stat = current
         self._labels = {entry.path: entry for entry in entries}

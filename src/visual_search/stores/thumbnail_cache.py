@@ -2,14 +2,15 @@
 320x320 (aspect kept, never enlarged), made once and then read from a disk cache.
 
 Widths snap up to a few fixed sizes so that a client asking for every width from 1 to 2048 cannot fill the disk.
-A cached file is named after the indexed content hash and the source file's size and modification time, so an
-image replaced on disk gets a new thumbnail. Files are written under a temporary name and renamed into place: a
+The cache never opens a catalogue file: it is given the bytes that were checked (stores/local_folder.
+read_indexed_file: inside the folder, a regular file, with the indexed content hash) and names the thumbnail after
+the hash of those very bytes, so an image swapped in on disk can neither be thumbnailed nor cached under the
+indexed image's name. Files are written under a temporary name and renamed into place: a
 reader never sees half a thumbnail, and two requests racing to make one both succeed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from visual_search.core.errors import InvalidRequestError
+from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image
 
 THUMBNAIL_SIZES = (160, 320, 480, 640, 800, 1024)
@@ -46,16 +48,15 @@ class ThumbnailCache:
         self.directory = Path(directory)
         self.max_pixels = max_pixels
 
-    def thumbnail(self, source: Path, content_hash: str, requested_px: int) -> Path:
-        """The path of `source`'s thumbnail for a `requested_px` box, made now if it is not cached yet.
-        Raises InvalidRequestError for a bad width, and the decoder's errors for a file that is no image."""
+    def thumbnail(self, data: bytes, requested_px: int) -> Path:
+        """The path of the thumbnail of the image `data` for a `requested_px` box, made now if not cached yet.
+        Raises InvalidRequestError for a bad width, and the decoder's errors for bytes that are no image."""
         size = thumbnail_size(requested_px)
-        stat = source.stat()
-        name = hashlib.sha256(f"{content_hash}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+        name = sha256_hex(data)[:32]  # of the bytes thumbnailed: a cached file is always the image it is named for
         target = self.directory / name[:2] / f"{name}-{size}.jpg"
         if target.is_file():
             return target
-        decoded = decode_image(source.read_bytes(), min_size_px=size, max_pixels=self.max_pixels)
+        decoded = decode_image(data, min_size_px=size, max_pixels=self.max_pixels)
         image = _fitted(decoded.image, size)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(dir=target.parent, suffix=".part")

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-POOLINGS = ("avg", "rmac")
-
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:
     return (rows / np.maximum(np.linalg.norm(rows, axis=-1, keepdims=True), 1e-12)).astype(np.float32)

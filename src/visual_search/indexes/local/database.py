@@ -266,9 +266,6 @@ class IndexDatabase:
         rows = self.connection.execute("SELECT label, COUNT(*) FROM images WHERE label IS NOT NULL GROUP BY label")
         return dict(rows)
 
-    def hashes_by_key(self) -> dict[str, str]:
-        return dict(self.connection.execute("SELECT key, content_hash FROM images"))
-
     def integrity_problems(self, dimension: int) -> list[str]:
         """Structural problems: SQLite's own check, rows without vectors (or the reverse), wrong vector sizes."""
         problems = [row[0] for row in self.connection.execute("PRAGMA quick_check") if row[0] != "ok"]

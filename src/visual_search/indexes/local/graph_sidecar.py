@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from visual_search.core.centre import project
+from visual_search.indexes.local.centre_meta import centre_of_meta
 from visual_search.indexes.local.database import IndexDatabase
 from visual_search.indexes.local.hnsw import HnswGraph, HnswParams, faiss_available, load_sidecar, remove_sidecars
 from visual_search.indexes.local.vector_file import remove_vector_files, write_vector_file
@@ -19,16 +21,23 @@ class GraphSidecar:
     index reaches the ANN threshold, extends it with rows it does not cover, rebuilds it when tombstones pile
     up, drops it below the threshold. A new graph is saved under a new name, then named in one commit, then
     the old file is deleted, so a crash at any point leaves the database naming a complete file.
+    Both hold the vectors projected with the index's query-domain centre (the database keeps the raw ones), and
+    record which centre that was (`vector_centre_id`).
     """
 
-    def __init__(self, store: IndexDatabase, directory: Path, dimension: int, params: HnswParams):
+    def __init__(
+        self, store: IndexDatabase, directory: Path, dimension: int, params: HnswParams, colour_dimension: int = 0
+    ):
         self._store, self._directory, self._dimension, self._params = store, directory, dimension, params
+        self._colour_dimension = colour_dimension
         self.graph: HnswGraph | None = None
         self.file = ""
 
     def follow(self, meta: dict[str, str]) -> bool:
         """Load the graph `meta` names if it is not the current one. False when its file is already gone
         (the writer replaced it since this snapshot began): the caller should search exactly and retry."""
+        if meta.get("vector_centre_id", "") != meta.get("centre_id", ""):
+            meta = {**meta, "ann_file": ""}  # a graph of vectors projected with another centre is never searched
         if meta["ann_file"] == self.file:
             return True
         self.graph = self._named_graph(meta, mapped=True)
@@ -54,6 +63,10 @@ class GraphSidecar:
                 self._publish(None)
             return
         with self._store.snapshot():
+            meta = self._store.meta()  # the centre as of this snapshot: the rows read below are projected with it
+            centre = centre_of_meta(meta)
+            if meta.get("vector_centre_id", "") != meta.get("centre_id", "") and meta["ann_file"]:
+                meta = {**meta, "ann_file": ""}  # made with another centre: start a new graph
             graph = self._named_graph(meta, mapped=False)
             covered_live = self._store.count_vectors_through(graph.watermark) if graph else 0
             if graph is not None and graph.size - covered_live > _REBUILD_TOMBSTONE_FRACTION * graph.size:
@@ -61,12 +74,15 @@ class GraphSidecar:
             elif graph is not None and live - covered_live < (graph.size if min_tail is None else min_tail):
                 return
             graph = graph or HnswGraph.empty(self._dimension, self._params)
-            for seqs, vectors in self._store.vectors_after(graph.watermark, self._dimension):
+            for seqs, vectors in self._projected(self._store.vectors_after(graph.watermark, self._dimension), centre):
                 graph.add(seqs, vectors, int(seqs[-1]))
             # The compact copy readers search is rewritten with the graph: both then cover the same snapshot.
             vectors_through, removal_id = self._store.last_seq(), self._store.last_removal_id()
             vector_file = write_vector_file(
-                self._directory, self._store.vectors_after(0, self._dimension), self._dimension, vectors_through
+                self._directory,
+                self._projected(self._store.vectors_after(0, self._dimension), centre),
+                self._dimension,
+                vectors_through,
             )
         self._publish(
             graph,
@@ -74,12 +90,22 @@ class GraphSidecar:
                 "vector_file": vector_file,
                 "vector_watermark": str(vectors_through),
                 "vector_removal_id": str(removal_id),
+                "vector_centre_id": meta.get("centre_id", ""),
             },
         )
 
+    def _projected(self, batches, centre):
+        for seqs, vectors in batches:
+            yield seqs, project(vectors, centre, self._colour_dimension)
+
     def _publish(self, graph: HnswGraph | None, vectors: dict[str, str] | None = None) -> None:
         name = graph.save(self._directory) if graph is not None else ""
-        vectors = vectors or {"vector_file": "", "vector_watermark": "0", "vector_removal_id": "0"}
+        vectors = vectors or {
+            "vector_file": "",
+            "vector_watermark": "0",
+            "vector_removal_id": "0",
+            "vector_centre_id": "",
+        }
         with self._store.write():
             self._store.set_meta(
                 {

@@ -11,8 +11,19 @@ from pathlib import Path
 
 import numpy as np
 
+from visual_search.core import centre as domain_centre
+from visual_search.core.colour import colour_dimension_of
 from visual_search.core.errors import IndexClosedError, IndexCorruptError, NotFoundError
-from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, checked_page
+from visual_search.core.records import (
+    ImageRecord,
+    IndexStats,
+    RecordPage,
+    SearchFilters,
+    SearchHit,
+    centre_summary,
+    checked_page,
+)
+from visual_search.indexes.local.centre_meta import centre_meta, centre_of_meta
 from visual_search.indexes.local.checks import checked_k, checked_records, unit_query, unit_rows
 from visual_search.indexes.local.database import DATABASE_FILE_NAME, IndexDatabase
 from visual_search.indexes.local.filter_cache import FilterCache
@@ -50,6 +61,12 @@ class LocalIndex:
     deleted rows. Searches re-rank the graph's candidates from that copy, add an exact pass over the
     rows committed since, and give every hit its score from the float32 vector in SQLite.
     Methods are thread-safe (serialised by one lock).
+
+    Query-domain centre (core/centre.py): SQLite keeps every vector raw, as the embedder made it; the vector file,
+    the graph and searches use them projected with the centre recorded in the database, applied to queries
+    alike. `set_centre` (writer) records a new one and rebuilds those derived structures from the raw vectors,
+    re-embedding nothing. get_vector and iter_vectors give raw vectors. A `model_id` with a centre marker
+    (`centre.centred_space_id`) must name the stored centre (ModelMismatchError otherwise).
     """
 
     backend = "embedded"
@@ -76,10 +93,15 @@ class LocalIndex:
             self.directory.mkdir(parents=True, exist_ok=True)
         elif not database.exists():
             raise NotFoundError(f"no index at {self.directory} (no {DATABASE_FILE_NAME}); index some images first")
+        given_space = model_id
+        model_id = domain_centre.split_space_id(model_id)[0] if model_id is not None else None
         try:
             self._store = IndexDatabase(database)
             # The model check comes before the writer lock: a wrong model is the more useful error to report.
             meta = self._stored_meta()
+            domain_centre.checked_space(
+                given_space, meta.get("model_id", model_id or ""), centre_of_meta(meta), f"the index at {directory}"
+            )
             if meta:
                 self.model_id, self.dimension = checked_identity(self.directory, meta, model_id, dimension)
             if writable:
@@ -96,8 +118,9 @@ class LocalIndex:
             meta = self._db.meta()
             remove_sidecars(self.directory, keep=meta["ann_file"])
             remove_vector_files(self.directory, keep=meta.get("vector_file", ""))
-        self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw)
-        self._view = SnapshotFollower(self.directory, self.dimension, self._sidecar)
+        self.colour_dimension = colour_dimension_of(self.model_id)
+        self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw, self.colour_dimension)
+        self._view = SnapshotFollower(self.directory, self.dimension, self._sidecar, self.colour_dimension)
         self._filters = FilterCache()
 
     def _stored_meta(self) -> dict[str, str]:
@@ -153,6 +176,49 @@ class LocalIndex:
                     self._db.remove_seqs(seqs)
             return len(seqs)
 
+    def set_centre(self, centre: domain_centre.Centre | None) -> None:
+        """Search with `centre` from now on (None: without one), re-projecting every stored vector.
+
+        One commit records the centre and drops the graph and vector file (made with the old one), so every
+        process searches exactly, with the new centre, until the rebuilt graph is published; nothing is
+        re-embedded and no record is touched. The writer lock keeps other processes from writing meanwhile,
+        and the mutex the writers of this process (a watcher thread, the server's routes)."""
+        self._require_writable()
+        if centre is not None:
+            domain_centre.project(np.zeros((1, self.dimension), np.float32), centre, self.colour_dimension)
+        with self._mutex:
+            with self._db.write():
+                self._db.set_meta(
+                    {
+                        **centre_meta(centre),
+                        "ann_file": "",
+                        "ann_watermark": "0",
+                        "ann_size": "0",
+                        "vector_file": "",
+                        "vector_watermark": "0",
+                        "vector_removal_id": "0",
+                        "vector_centre_id": "",
+                    }
+                )
+            remove_sidecars(self.directory, keep="")
+            remove_vector_files(self.directory, keep="")
+            self._sidecar.graph, self._sidecar.file = None, ""
+            try:
+                self._sidecar.maintain(self.ann_threshold, min_tail=1)
+            except OSError as error:  # searches stay exact (and right) until the next trigger rebuilds it
+                logger.warning("could not rebuild the HNSW sidecar of %s: %s", self.directory, error)
+
+    @property
+    def centre(self) -> domain_centre.Centre | None:
+        """The query-domain centre as of the latest commit."""
+        with self._mutex, self._db.snapshot():
+            return centre_of_meta(self._db.meta())
+
+    @property
+    def space_id(self) -> str:
+        """The id of the vector space searches run in: the model id, plus the centre's hash when there is one."""
+        return domain_centre.centred_space_id(self.model_id, self.centre)
+
     def optimize(self) -> None:
         """Bring the HNSW sidecar up to date now (build, extend or rebuild), instead of at the next trigger."""
         self._require_writable()
@@ -174,10 +240,12 @@ class LocalIndex:
 
         `exact=True` skips the HNSW graph (ground truth for evaluations and benchmarks).
         """
-        query = unit_query(vector, self.dimension)
+        raw_query = unit_query(vector, self.dimension)
         k = checked_k(k)
         with self._mutex, self._db.snapshot():
             self._view.refresh(self._db)
+            centre = self._view.centre
+            query = domain_centre.project(raw_query, centre, self.colour_dimension)
             excluded = np.asarray(self._db.seqs_of_keys(list(exclude_keys)), dtype=np.int64)
             only = (
                 self._filters.select(filters, self._view.seen_generation, self._db.seqs_matching)
@@ -194,7 +262,12 @@ class LocalIndex:
                 excluded_seqs=excluded,
                 exact_below=self.ann_threshold,
             )
-            seqs, scores = rescored(self._db.vectors_by_seq(seqs.tolist(), self.dimension), seqs, query, k)
+            full_vectors = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
+            if centre is not None:
+                full_vectors = {
+                    seq: domain_centre.project(raw, centre, self.colour_dimension) for seq, raw in full_vectors.items()
+                }
+            seqs, scores = rescored(full_vectors, seqs, query, k)
             records = self._db.records_by_seq(seqs.tolist())
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
@@ -212,11 +285,6 @@ class LocalIndex:
         with self._mutex:
             blob = self._db.vector_of_key(key)
         return None if blob is None else np.frombuffer(blob, dtype=np.float32).copy()
-
-    def keys_with_hashes(self) -> dict[str, str]:
-        """key -> content_hash of every record: lets an indexer skip files it already indexed unchanged."""
-        with self._mutex:
-            return self._db.hashes_by_key()
 
     def count(self) -> int:
         with self._mutex:
@@ -247,7 +315,15 @@ class LocalIndex:
 
     def stats(self) -> IndexStats:
         with self._mutex, self._db.snapshot():
-            return IndexStats(self._db.count(), self.dimension, self.model_id, self._db.label_counts(), self.backend)
+            centre = centre_of_meta(self._db.meta())
+            return IndexStats(
+                self._db.count(),
+                self.dimension,
+                self.model_id,
+                self._db.label_counts(),
+                self.backend,
+                centre=centre_summary(centre),
+            )
 
     def check_integrity(self) -> list[str]:
         """Problems found (empty when healthy): SQLite's check, orphan rows, vector sizes, norms, sidecar file."""

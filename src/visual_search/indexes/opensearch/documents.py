@@ -16,6 +16,11 @@ from visual_search.core.errors import InvalidRequestError, ModelMismatchError
 from visual_search.core.records import ImageRecord, Product, SearchFilters
 
 VECTOR_FIELD = "vector"
+# With a query-domain centre (centring.py): the embedder's own vector (base64 float32, never indexed) and the id
+# of the centre the k-NN vector was projected with. Documents of an index without a centre have neither.
+RAW_FIELD = "raw_vector"
+CENTRE_FIELD = "centre_id"
+VECTOR_FIELDS = [VECTOR_FIELD, RAW_FIELD]
 SCHEMA_VERSION = 1
 # OpenSearch caps both `k` and a search's `size` at 10,000 by default (index.max_result_window).
 MAX_K = 10_000
@@ -154,7 +159,14 @@ def checked_vectors(vectors: np.ndarray, dimension: int, *, rows: int, index_nam
     return vectors
 
 
-def document(record: ImageRecord, vector: np.ndarray, model_id: str) -> dict[str, Any]:
+def rounded(vector: np.ndarray) -> list[float]:
+    return np.round(np.asarray(vector).astype(np.float64), VECTOR_DECIMALS).tolist()
+
+
+def document(
+    record: ImageRecord, vector: np.ndarray, model_id: str, vector_fields: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The document of a record; `vector_fields` (centring.centred_fields) replace the k-NN vector when given."""
     return {
         "key": record.key,
         "uri": record.uri,
@@ -165,7 +177,7 @@ def document(record: ImageRecord, vector: np.ndarray, model_id: str) -> dict[str
         "width": record.width,
         "height": record.height,
         "indexed_at": record.indexed_at,
-        VECTOR_FIELD: np.round(vector.astype(np.float64), VECTOR_DECIMALS).tolist(),
+        **(vector_fields if vector_fields is not None else {VECTOR_FIELD: rounded(vector)}),
         # Only when there is some: an index made before product data (strict mapping, no `product`) still takes
         # documents of catalogues without it.
         **({"product": record.product.as_dict()} if not record.product.is_empty else {}),
@@ -216,7 +228,7 @@ def knn_query(
     return {
         "size": k,
         "query": {"knn": {VECTOR_FIELD: clause}},
-        "_source": {"excludes": [VECTOR_FIELD]},
+        "_source": {"excludes": VECTOR_FIELDS},
     }
 
 
@@ -249,7 +261,7 @@ def listing_query(
         "track_total_hits": True,
         "sort": [{"key": "asc"}],
         "query": restriction or {"match_all": {}},
-        "_source": {"excludes": [VECTOR_FIELD]},
+        "_source": {"excludes": VECTOR_FIELDS},
     }
     if after_key is not None:
         body["search_after"] = [after_key]
@@ -272,7 +284,7 @@ def key_scan_query(filters: SearchFilters | None, after_key: str | None, size: i
 def vector_scan_query(after_key: str | None, size: int) -> dict[str, Any]:
     """The next `size` (key, vector) documents after `after_key` by key: a search_after scan, unbounded by the
     10,000-hit window that from/size has."""
-    body: dict[str, Any] = {"size": size, "sort": [{"key": "asc"}], "_source": ["key", VECTOR_FIELD]}
+    body: dict[str, Any] = {"size": size, "sort": [{"key": "asc"}], "_source": ["key", VECTOR_FIELD, RAW_FIELD]}
     if after_key is not None:
         body["search_after"] = [after_key]
     return body

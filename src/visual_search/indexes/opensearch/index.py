@@ -8,22 +8,29 @@ once at the end. Serverless (aoss) supports neither, so it defaults to False the
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
 import numpy as np
 
+from visual_search.core import centre as domain_centre
+from visual_search.core.colour import colour_dimension_of
 from visual_search.core.errors import InvalidRequestError
-from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit
+from visual_search.core.records import ImageRecord, IndexStats, RecordPage, SearchFilters, SearchHit, centre_summary
+from visual_search.indexes.opensearch import centring, listing
 from visual_search.indexes.opensearch import documents as docs
-from visual_search.indexes.opensearch import listing
 from visual_search.indexes.opensearch.backfill import backfill_settings, parallel_bulk
 from visual_search.indexes.opensearch.connection import Auth, AwsSigV4Auth, parse_opensearch_url
-from visual_search.indexes.opensearch.identity import open_or_create
+from visual_search.indexes.opensearch.identity import open_or_create, read_index_meta
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
 
 T = TypeVar("T")
 Refresh = Literal["wait_for"] | bool
+# How long a process searches with the centre it last read before reading `_meta` again: a refit elsewhere
+# reaches every searcher within this time (writers re-read it after every write, see centring.py).
+CENTRE_TTL_S = 10.0
 
 
 class OpenSearchIndex:
@@ -33,6 +40,10 @@ class OpenSearchIndex:
     Raises BackendUnauthorizedError on 401/403 and BackendUnavailableError when the node stays unreachable or keeps
     answering 429/5xx after bounded retries. `engine` "lucene" works everywhere; "faiss" needs the k-NN native
     libraries (Amazon OpenSearch Service has them; the Maven-built local node does not, and dies using them).
+
+    Query-domain centre (core/centre.py, centring.py): recorded in `_meta`; upsert, search, get_vector and
+    iter_vectors take and give raw vectors, and the library projects them (on the query side too, so a SageMaker
+    endpoint is never involved); `set_centre` re-projects the whole index by a bulk rewrite of stored raw vectors.
     """
 
     def __init__(
@@ -94,10 +105,21 @@ class OpenSearchIndex:
                 compression_level=compression_level,
                 encoder=encoder,
             )
+        given_space = model_id
+        model_id = domain_centre.split_space_id(model_id)[0] if model_id is not None else None
+        if new_index is not None:
+            new_index["mappings"]["_meta"]["model_id"] = model_id
         self.model_id, self.dimension, engine_in_use = open_or_create(
             self._session, self.location.endpoint, self.index_name, model_id, dimension, new_index
         )
         self.engine = engine_in_use or self.engine
+        self.colour_dimension = colour_dimension_of(self.model_id)
+        self._centre_lock = threading.Lock()
+        self._centre: domain_centre.Centre | None = None
+        self._centre_read_at = -float("inf")
+        domain_centre.checked_space(
+            given_space, self.model_id, self.current_centre(), f"OpenSearch index {self.index_name!r}"
+        )
 
     @classmethod
     def open_existing(cls, url: str, **options: Any) -> OpenSearchIndex:
@@ -124,17 +146,35 @@ class OpenSearchIndex:
                 what="add the product field to the mapping",
             )
             self._product_mapped = True
-        self._session.bulk(
-            self.index_name,
-            self._index_actions(records, vectors),
-            refresh=self.refresh_policy,
-            what=f"upsert {len(records)} records into {self.index_name!r}",
-        )
+        centre = self.current_centre(max_age_s=0.0)
+        for _ in range(5):
+            self._session.bulk(
+                self.index_name,
+                self._index_actions(records, vectors, centre),
+                refresh=self.refresh_policy,
+                what=f"upsert {len(records)} records into {self.index_name!r}",
+            )
+            # A refit may have published another centre while these were projected: write them again with it.
+            latest = self.current_centre(max_age_s=0.0)
+            if _centre_id(latest) == _centre_id(centre):
+                return
+            centre = latest
 
-    def _index_actions(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> list[list[dict[str, Any]]]:
+    def _index_actions(
+        self, records: Sequence[ImageRecord], vectors: np.ndarray, centre: domain_centre.Centre | None = None
+    ) -> list[list[dict[str, Any]]]:
+        if centre is None:
+            return [
+                [{"index": {"_index": self.index_name, "_id": r.key}}, docs.document(r, vector, self.model_id)]
+                for r, vector in zip(records, vectors, strict=True)
+            ]
+        projected = domain_centre.project(vectors, centre, self.colour_dimension)
         return [
-            [{"index": {"_index": self.index_name, "_id": record.key}}, docs.document(record, vector, self.model_id)]
-            for record, vector in zip(records, vectors, strict=True)
+            [
+                {"index": {"_index": self.index_name, "_id": r.key}},
+                docs.document(r, raw, self.model_id, centring.centred_fields(raw, row, centre)),
+            ]
+            for r, raw, row in zip(records, vectors, projected, strict=True)
         ]
 
     def bulk_load(self, batches: Iterable[tuple[Sequence[ImageRecord], np.ndarray]], *, threads: int = 2) -> int:
@@ -142,11 +182,14 @@ class OpenSearchIndex:
         requests in flight; the index settings are restored and the index refreshed before this returns (see
         backfill.py). Returns how many records were written. Not for Serverless, which has no such settings."""
 
+        centre = self.current_centre(max_age_s=0.0)
+
         def actions():
             for records, vectors in batches:
                 yield self._index_actions(
                     records,
                     docs.checked_vectors(vectors, self.dimension, rows=len(records), index_name=self.index_name),
+                    centre,
                 )
 
         def send(batch: list[list[dict[str, Any]]]) -> None:
@@ -155,7 +198,10 @@ class OpenSearchIndex:
             )
 
         with backfill_settings(self._session, self.index_name):
-            return parallel_bulk(send, actions(), threads=threads)
+            written = parallel_bulk(send, actions(), threads=threads)
+        if _centre_id(self.current_centre(max_age_s=0.0)) != _centre_id(centre):
+            self.set_centre(self._centre)  # a refit raced the load: re-project whatever it wrote with the old one
+        return written
 
     def delete(self, keys: Sequence[str]) -> int:
         if not keys:
@@ -176,7 +222,7 @@ class OpenSearchIndex:
             lambda client: client.mget(
                 index=self.index_name,
                 body={"ids": list(dict.fromkeys(keys))},
-                params={"_source_excludes": docs.VECTOR_FIELD},
+                params={"_source_excludes": ",".join(docs.VECTOR_FIELDS)},
             ),
             what="get records",
         )
@@ -185,12 +231,14 @@ class OpenSearchIndex:
     def get_vector(self, key: str) -> np.ndarray | None:
         answer = self._call(
             lambda client: client.mget(
-                index=self.index_name, body={"ids": [key]}, params={"_source_includes": docs.VECTOR_FIELD}
+                index=self.index_name,
+                body={"ids": [key]},
+                params={"_source_includes": ",".join(docs.VECTOR_FIELDS)},
             ),
             what="get a vector",
         )
         found = [doc for doc in answer["docs"] if doc.get("found")]
-        return np.asarray(found[0]["_source"][docs.VECTOR_FIELD], dtype=np.float32) if found else None
+        return centring.raw_vector_of(found[0]["_source"]) if found else None
 
     def search(
         self,
@@ -205,6 +253,7 @@ class OpenSearchIndex:
         )[0]
         if k < 1:
             return []
+        query_vector = domain_centre.project(query_vector, self.current_centre(), self.colour_dimension)
         body = docs.knn_query(
             query_vector,
             min(k, docs.MAX_K),
@@ -241,6 +290,43 @@ class OpenSearchIndex:
             model_id=self.model_id,
             labels=labels,
             backend="opensearch",
+            centre=centre_summary(self.current_centre()),
+        )
+
+    # -- query-domain centre -----------------------------------------------------------------------
+
+    def current_centre(self, max_age_s: float = CENTRE_TTL_S) -> domain_centre.Centre | None:
+        """The centre recorded in `_meta`, read again when the copy held is older than `max_age_s`."""
+        with self._centre_lock:
+            if time.monotonic() - self._centre_read_at > max_age_s:
+                meta, _ = read_index_meta(self._session, self.index_name)
+                self._centre = centring.centre_of_meta(meta)
+                self._centre_read_at = time.monotonic()
+            return self._centre
+
+    @property
+    def centre(self) -> domain_centre.Centre | None:
+        return self.current_centre(max_age_s=0.0)
+
+    @property
+    def space_id(self) -> str:
+        return domain_centre.centred_space_id(self.model_id, self.centre)
+
+    def set_centre(self, centre: domain_centre.Centre | None) -> int:
+        """Search with `centre` from now on (None: without one): record it in `_meta`, then rewrite every
+        document projected otherwise from its raw vector (see centring.py for why no writer is raced).
+        Returns how many documents were rewritten."""
+        if centre is not None:
+            domain_centre.project(np.zeros((1, self.dimension), np.float32), centre, self.colour_dimension)
+        meta, _ = read_index_meta(self._session, self.index_name)
+        centring.publish_centre(self._session, self.index_name, meta or {}, centre)
+        with self._centre_lock:
+            self._centre, self._centre_read_at = centre, time.monotonic()
+        return centring.rewrite_stale(
+            self._session,
+            self.index_name,
+            centre,
+            lambda rows: domain_centre.project(rows, centre, self.colour_dimension),
         )
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -277,3 +363,7 @@ class OpenSearchIndex:
 
     def _search(self, body: dict[str, Any], what: str) -> dict[str, Any]:
         return self._call(lambda client: client.search(index=self.index_name, body=body), what=what)
+
+
+def _centre_id(centre: domain_centre.Centre | None) -> str:
+    return centre.centre_id if centre is not None else ""

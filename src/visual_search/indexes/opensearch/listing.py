@@ -10,6 +10,7 @@ import numpy as np
 
 from visual_search.core.records import RecordPage, SearchFilters, checked_page
 from visual_search.indexes.opensearch import documents as docs
+from visual_search.indexes.opensearch.centring import raw_vector_of
 
 Search = Callable[[dict[str, Any], str], dict[str, Any]]  # (query body, what it is for) -> the search answer
 
@@ -44,5 +45,6 @@ def iter_vectors(search: Search, batch_size: int) -> Iterator[tuple[list[str], n
         if not hits:
             return
         after = hits[-1]["_source"]["key"]
-        vectors = np.asarray([hit["_source"][docs.VECTOR_FIELD] for hit in hits], dtype=np.float32)
+        # Raw vectors (the embedder's), as get_vector gives them: with a centre, the k-NN field holds projected ones.
+        vectors = np.stack([raw_vector_of(hit["_source"]) for hit in hits]).astype(np.float32)
         yield [hit["_source"]["key"] for hit in hits], vectors
