@@ -741,3 +741,8 @@ def test_sagemaker_assumes_the_model_role_only_for_this_account(source):
         if any(a.startswith("logs:") for a in _listed(s["Action"]))
     ]
     assert logs and all(s["Resource"] == {"Fn::GetAtt": ["EmbeddingEndpointLogGroup", "Arn"]} for s in logs)
+
+
+def test_the_endpoint_runs_under_network_isolation(source):
+    """The archive installs nothing at start (test_model_archive.py starts it with sockets blocked)."""
+    assert source["Resources"]["EmbeddingModel"]["Properties"]["EnableNetworkIsolation"] is True
