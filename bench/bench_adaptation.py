@@ -90,6 +90,41 @@ def live_centre(adapt: np.ndarray, colour_dimension: int, clients: int):
     return learner.centre
 
 
+def markdown(rows: list[dict], costs: dict, baseline: str) -> list[str]:
+    """The table of docs/BENCHMARKS.md: one row per model and centre, costs as ratios to the baseline model."""
+    lines = [
+        "| model | centre (fitted on) | category r@1 | category mAP | shopper r@1 | shopper r@10 | shopper mAP "
+        "| query ms (vs 300 px) | indexing img/s (vs 300 px) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        cost = costs.get(row["model"])
+        if cost:
+            base = costs[baseline]
+            query = f"{cost['query_ms']:.0f} ({cost['query_ms'] / base['query_ms']:.2f}x)"
+            index = f"{cost['index_img_per_s']:.1f} ({cost['index_img_per_s'] / base['index_img_per_s']:.2f}x)"
+        else:
+            query = index = "-"
+        lines.append(
+            f"| {row['model']} | {row['variant']} | {row['category_r1']:.3f} | {row['category_map']:.3f} | "
+            f"{row['shopper_r1']:.3f} | {row['shopper_r10']:.3f} | {row['shopper_map']:.3f} | {query} | {index} |"
+        )
+    return lines
+
+
+def projection_cost_us(vectors: np.ndarray, colour_dimension: int, repeats: int = 2000) -> float:
+    """Median time to project one query vector with a centre (what a search adds), in microseconds."""
+    from visual_search.core.centre import fit_centre, project
+
+    centre = fit_centre(vectors, colour_dimension)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        project(vectors[0], centre, colour_dimension)
+        times.append(time.perf_counter() - started)
+    return round(float(np.median(times)) * 1e6, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", type=Path, default=DATASET)
@@ -178,10 +213,14 @@ def main() -> None:
             )
             print(rows[-1], flush=True)
     costs = {}
+    projection_us = projection_cost_us(vectors[models[0]]["adapt"], COLOUR_DIMENSION)
+    print(f"projecting one query: {projection_us} us", flush=True)
     if not args.no_costs:
         embedders = {name: OnnxEmbedder.from_name(name, calibration_dir=calibration).model for name in models}
         costs = time_costs(embedders, photos[:96], cores)
         print(costs, flush=True)
+    for line in markdown(rows, costs, models[0]):
+        print(line)
     result = {
         "machine": facts,
         "load_average_at_end": os.getloadavg(),

@@ -3,7 +3,9 @@
 Starts the real server (`run_server`, uvicorn) in a child process over a fresh index of the demo catalogue,
 and measures in this process, in the same run, the floor: JPEG decode (as the service decodes) and model-only
 time. "Overhead" is the server's p50 minus (decode p50 + model p50): HTTP, parsing, validation, index search
-and response shaping. Prints machine facts and one JSON document; the request count is bounded.
+and response shaping. Then the first search of a photo as the UI sends it: /search with "regions": true
+against a plain /search, and the POST /regions request, in alternation. Prints machine facts and one JSON
+document; the request count is bounded.
 
     .venv/bin/python bench/bench_server_latency.py [--model lite2-fp32] [--requests 200] [--out result.json]
 """
@@ -11,6 +13,7 @@ and response shaping. Prints machine facts and one JSON document; the request co
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import os
@@ -80,13 +83,47 @@ def build_index(settings: Settings, embedder) -> int:
 
 
 def floor(embedder, photo: bytes, repeats: int) -> dict:
-    """Decode and model-only times, measured here while the server is idle."""
+    """Decode and model-only times, measured here while the server is idle. The model step is what a query with
+    colour weight 0 computes (embed_query where the embedder has it: preprocessing, network, pooling)."""
     size = embedder.spec.size_px
     decoded = decode_image(photo, min_size_px=size)
-    embedder.embed([decoded.image])  # warm-up
+    if hasattr(embedder, "embed_query"):
+        model_step = lambda: embedder.embed_query(decoded.image, with_colour=False)  # noqa: E731
+    else:
+        model_step = lambda: embedder.embed([decoded.image])  # noqa: E731
+    model_step()  # warm-up
     decode_ms = timed(lambda: decode_image(photo, min_size_px=size), repeats)
-    model_ms = timed(lambda: embedder.embed([decoded.image]), repeats)
+    model_ms = timed(model_step, repeats)
     return {"decode": summary(decode_ms), "model": summary(model_ms)}
+
+
+def hotspot_requests(base_url: str, photo: bytes, requests: int) -> dict:
+    """Server time of the first search the UI sends for a photo, against a plain search, in alternation:
+    POST /search with "regions": true (how the UI asked before) and POST /regions (how it asks now, after the
+    results); a server without /regions reports None for it."""
+    image = base64.b64encode(photo).decode()
+    bodies = {"plain": {"image": image}, "search_with_regions": {"image": image, "regions": True}}
+    took: dict[str, list[float]] = {name: [] for name in (*bodies, "regions_request")}
+    transport = httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    with httpx.Client(base_url=base_url, timeout=120, transport=transport) as http:
+        has_regions_route = http.post("/regions", json={"image": image}).status_code == 200
+        for number in range(requests + 2):
+            for name, body in bodies.items():
+                response = http.post("/search", json=body)
+                response.raise_for_status()
+                if number >= 2:  # the first two rounds warm up
+                    took[name].append(response.json()["took_ms"])
+            if has_regions_route:
+                response = http.post("/regions", json={"image": image})
+                response.raise_for_status()
+                if number >= 2:
+                    took["regions_request"].append(response.json()["took_ms"])
+    result = {name: summary(values) if values else None for name, values in took.items()}
+    plain = result["plain"]["p50_ms"]
+    result["search_with_regions_over_plain"] = round(result["search_with_regions"]["p50_ms"] / plain, 2)
+    if result["regions_request"]:
+        result["regions_request_over_plain"] = round(result["regions_request"]["p50_ms"] / plain, 2)
+    return result
 
 
 def load(base_url: str, photo: bytes, clients: int, requests: int) -> dict:
@@ -166,6 +203,9 @@ def main() -> None:
                 requests = args.requests if name == "400px" else max(20, args.requests // 4)
                 runs = [load(f"http://127.0.0.1:{args.port}", photo, clients, requests) for clients in (1, 4)]
                 result["scenarios"][name] = {"bytes": len(photo), "runs": runs}
+            result["hotspots_400px"] = hotspot_requests(
+                f"http://127.0.0.1:{args.port}", photos["400px"], max(5, args.requests // 20)
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)

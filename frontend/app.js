@@ -11,7 +11,7 @@ import { openDetail } from "./detail.js";
 import { $ } from "./dom.js";
 import { Feedback } from "./feedback.js";
 import { CategoryFilters } from "./filters.js";
-import { renderHotspots } from "./hotspots.js";
+import { renderHotspots, requestHotspots } from "./hotspots.js";
 import { PinnedQuery } from "./pinned_query.js";
 import { productTitle, thumbnailUrl } from "./product.js";
 import { renderResultsPanel } from "./results_panel.js";
@@ -77,19 +77,17 @@ async function run(spec, { isNew, reveal = false, focusFrom = null }) {
   state.pending = spec;
   showQuery(spec, { pending: true });
   setLoading(true);
-  // Hotspots are proposed once per photo: for its first whole-photo search, not for every filter or region.
+  // Hotspots are asked for once per photo, after its first whole-photo search: not for every filter or region.
   const wantRegions = spec.query.kind !== "key" && !spec.crop && !(state.shown && state.shown.query === spec.query);
   try {
     const body = await buildRequest(spec);
-    if (wantRegions) body.regions = true;
     const response = await api("/search", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     if (seq !== state.searchSeq) return;     // a newer search has started; drop this answer
     if (isNew && state.shown && state.shown.query.previewSrc.startsWith("blob:")
         && state.shown.query.previewSrc !== spec.query.previewSrc) URL.revokeObjectURL(state.shown.query.previewSrc);
-    if (wantRegions) state.regions = response.regions || [];
-    else if (isNew) state.regions = [];
+    if (wantRegions || isNew) state.regions = [];
     state.shown = spec;
     state.response = response;
     state.pending = null;
@@ -99,6 +97,7 @@ async function run(spec, { isNew, reveal = false, focusFrom = null }) {
     if (isNew) revealResults();
     else if (reveal) bringResultsIntoView();
     if (focusFrom !== null) focusCard(focusFrom);
+    if (wantRegions) requestHotspots(api, body, (regions) => showHotspots(spec.query, regions));
   } catch (err) {
     if (seq !== state.searchSeq) return;
     state.pending = null;
@@ -167,6 +166,13 @@ function showQuery(spec, { pending }) {
   renderHotspots($("hotspots"), regions, spec.crop, pickRegion);
 }
 
+// Hotspots of `query` arrive after its results: they are shown if that photo is still the one on screen.
+function showHotspots(query, regions) {
+  if (!state.shown || state.shown.query !== query) return;
+  state.regions = regions;
+  showQuery(state.pending || state.shown, { pending: !!state.pending });
+}
+
 function pickRegion(region) {
   crop.set(region);
   refine({ crop: crop.value });
@@ -177,7 +183,7 @@ function renderResults(error) {
     response: state.response, k: state.shown ? state.shown.k : PAGE, maxK: client.limits.maxK,
     showWeak: state.showWeak, filtered: state.labels.size > 0, error, onOpen: openResult, onMore: moreLikeThis,
   });
-  filters.setResults(state.response ? shown : null);
+  filters.setResults(state.response ? shown : null, { filtered: !!state.shown && state.shown.labels.length > 0 });
 }
 
 // After a filter change: the top of the results (under the sticky bars) in view, wherever the page was.

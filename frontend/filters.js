@@ -1,7 +1,8 @@
-// Category filters, in the sticky bar above the results: chips in the catalogue's order (largest first, so a chip
-// never moves under the finger that tapped it), each with the count of the current results in that category
-// (before the first search: of the catalogue). Collapsed, the bar shows the first few, every category the
-// results have and the chosen ones; "More" shows the rest. An optional setting that hides catch-all labels kept for data
+// Category filters, in the sticky bar above the results: chips, each with the count of the current results in
+// that category (before the first search: of the catalogue). The categories the results have come first (most
+// first), then the catalogue's (largest first); a filtered answer keeps the order it found, so a chip does not
+// move under the finger that tapped it. Collapsed, the bar shows the first few, every category the results have
+// and the chosen ones; "More" shows the rest. An optional setting that hides catch-all labels kept for data
 // hygiene (shown only when the catalogue has such labels), and the active filters, each removable with one tap.
 "use strict";
 
@@ -19,6 +20,7 @@ export class CategoryFilters {
     Object.assign(this, elements, { selected, onChange });
     this.catalogueCounts = [];   // [[label, count]] in the catalogue, largest first
     this.resultCounts = null;    // Map label -> count among the current results, or null before a search
+    this.order = [];             // the labels in chip order
     this.expanded = false;
     const { hygieneToggle } = elements;
     hygieneToggle.checked = localStorage.getItem(HIDE_HYGIENE_KEY) !== "false";
@@ -46,12 +48,14 @@ export class CategoryFilters {
     this.render();
   }
 
-  // The results on screen (or null for none): each chip then counts those in its category.
-  setResults(results) {
-    if (!results) { this.resultCounts = null; this.render(); return; }
+  // The results on screen (or null for none): each chip then counts those in its category. `filtered`: the
+  // answer was restricted to the chosen categories, so the chips keep their order.
+  setResults(results, { filtered = false } = {}) {
+    if (!results) { this.resultCounts = null; this.order = []; this.render(); return; }
     const counts = new Map();
     for (const result of results) if (result.label) counts.set(result.label, (counts.get(result.label) || 0) + 1);
     this.resultCounts = counts;
+    if (!filtered) this.order = [...counts.keys()].sort((a, b) => counts.get(b) - counts.get(a) || a.localeCompare(b));
     this.render();
   }
 
@@ -62,21 +66,30 @@ export class CategoryFilters {
 
   // Puts the chips and the active-filter bar in line with `selected` (after a failed search restores it, too).
   render() {
-    const labels = this.catalogueCounts.map(([label]) => label);
+    const catalogueOrder = this.catalogueCounts.map(([label]) => label);
+    const labels = [...this.order, ...catalogueOrder.filter((label) => !this.order.includes(label))];
     for (const label of this.resultCounts ? this.resultCounts.keys() : []) if (!labels.includes(label)) labels.push(label);
     const shown = labels.filter((label) => !this.hides(label));
-    this.hygieneSetting.hidden = !labels.some((label) => HYGIENE_LABELS.has(label));
+    const firstFew = new Set(catalogueOrder.filter((label) => !this.hides(label)).slice(0, VISIBLE_CHIPS));
+    // The setting matters only where catch-all labels exist, and waits with the rest behind "More".
+    const hasCatchAll = labels.some((label) => HYGIENE_LABELS.has(label));
     this.chips.closest(".control").hidden = shown.length === 0;
     const collapsed = !this.expanded && shown.length > VISIBLE_CHIPS;
     const inResults = (label) => !!this.resultCounts && this.resultCounts.has(label);
     const visible = collapsed
-      ? shown.filter((label, index) => index < VISIBLE_CHIPS || this.selected.has(label) || inResults(label))
+      ? shown.filter((label) => firstFew.has(label) || this.selected.has(label) || inResults(label))
       : shown;
+    // Re-rendered chips are new elements: a chip that had focus keeps it (a search answer re-renders them).
+    const focused = this.chips.contains(document.activeElement) ? document.activeElement.dataset.label : null;
     this.chips.replaceChildren(...visible.map((label) => this.chip(label, this.count(label))));
+    const again = focused === null ? null : this.chips.querySelector(`[data-label="${CSS.escape(focused)}"]`);
+    if (again) again.focus({ preventScroll: true });
     this.chips.classList.toggle("expanded", !collapsed);
-    this.moreButton.hidden = shown.length <= VISIBLE_CHIPS;
-    this.moreButton.textContent = collapsed ? `More (${shown.length - visible.length})` : "Fewer";
-    this.moreButton.setAttribute("aria-expanded", String(!collapsed));
+    const hiddenCount = shown.length - visible.length;
+    this.moreButton.hidden = shown.length <= VISIBLE_CHIPS && !hasCatchAll;
+    this.moreButton.textContent = this.expanded ? "Fewer" : (hiddenCount ? `More (${hiddenCount})` : "More");
+    this.moreButton.setAttribute("aria-expanded", String(this.expanded));
+    this.hygieneSetting.hidden = !(hasCatchAll && this.expanded);
     this.renderActive();
   }
 
@@ -97,8 +110,6 @@ export class CategoryFilters {
       if (this.selected.has(label)) this.selected.delete(label); else this.selected.add(label);
       this.render();
       this.onChange();
-      const again = this.chips.querySelector(`[data-label="${CSS.escape(label)}"]`);
-      if (again) again.focus({ preventScroll: true });
     });
     return button;
   }

@@ -2,6 +2,24 @@
 // one searches that region (the same as drawing its box by hand); the chosen one stays marked.
 "use strict";
 
+// Hotspots are asked for after the results are on screen, in their own request (POST /regions with the same
+// photo), so the shopper never waits for them. `onArrive(regions)` runs once they are known; a failure only
+// means no hotspots for this photo.
+export async function requestHotspots(api, searchBody, onArrive) {
+  const query = {};
+  for (const source of ["image", "url", "upload"]) if (searchBody[source]) query[source] = searchBody[source];
+  let answer;
+  try {
+    answer = await api("/regions", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(query),
+    });
+  } catch (err) {
+    console.warn("visual search: /regions failed:", err.detail || err.message);
+    return;
+  }
+  onArrive(answer.regions || []);
+}
+
 export function renderHotspots(layer, regions, chosen, onPick) {
   layer.replaceChildren(...regions.map((region, index) => {
     const spot = document.createElement("button");

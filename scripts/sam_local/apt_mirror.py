@@ -61,7 +61,9 @@ def deb822_sources(text: str) -> list[AptSource]:
 
 
 def _paragraphs(text: str) -> list[dict[str, str]]:
-    paragraphs, current, last = [], {}, None
+    paragraphs: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last: str | None = None
     for line in text.splitlines() + [""]:
         if line.startswith("#"):
             continue

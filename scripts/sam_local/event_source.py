@@ -199,11 +199,12 @@ def clients(sqs_url: str, lambda_url: str, invoke_timeout_s: float):
     from botocore.config import Config
 
     credentials = {"region_name": REGION, "aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    sqs = boto3.client("sqs", endpoint_url=sqs_url, config=Config(read_timeout=LONG_POLL_S + 10), **credentials)
+    sqs = boto3.client("sqs", endpoint_url=sqs_url, config=Config(read_timeout=LONG_POLL_S + 10), **credentials)  # type: ignore[call-overload]
     # No client retries: the mapping's retry is the redelivery. The read timeout covers a cold start and the
     # function's own timeout.
     invoke_config = Config(read_timeout=invoke_timeout_s, connect_timeout=5, retries={"max_attempts": 0})
-    return sqs, boto3.client("lambda", endpoint_url=lambda_url, config=invoke_config, **credentials)
+    invoke = boto3.client("lambda", endpoint_url=lambda_url, config=invoke_config, **credentials)  # type: ignore[call-overload]
+    return sqs, invoke
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,11 @@ class IndexingPath:
     function_name: str = "IndexFunction"
 
     @classmethod
-    def from_template(cls, template_path: Path | None = None, env: dict | None = None) -> IndexingPath:
+    def from_template(cls, template_path: Path | None = None, env: Mapping[str, str] | None = None) -> IndexingPath:
         from samtranslator.yaml_helper import yaml_parse  # SAM CLI's own reader: it knows the short-form tags
 
-        env = os.environ if env is None else env
+        if env is None:
+            env = os.environ
         overrides = dict(LOCAL_PARAMETERS)
         overrides.update(_parameter_overrides(env.get("SAM_LOCAL_PARAMETERS", "")))
         template = yaml_parse((template_path or REPO / "template.yaml").read_text())

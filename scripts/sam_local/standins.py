@@ -137,7 +137,7 @@ def aws_client(service: str, services: LocalServices):
     import boto3
 
     return boto3.client(
-        service,
+        service,  # type: ignore[call-overload]
         endpoint_url=services.url(services.s3_port),
         region_name=REGION,
         aws_access_key_id="local",

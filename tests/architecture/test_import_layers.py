@@ -42,6 +42,9 @@ def test_the_tree_keeps_every_contract():
         ("services/search.py", "visual_search.api.search_api", "Layers"),
         ("indexes/local/index.py", "visual_search.indexes.opensearch.index", "Index adapters are independent"),
         ("server/app.py", "visual_search.aws.handlers", "do not import each other"),
+        ("server/app.py", "visual_search.stores.local_folder", "Entry points construct nothing"),
+        ("aws/handlers.py", "visual_search.services.indexing", "Entry points construct nothing"),
+        ("cli/commands.py", "visual_search.embedders.onnx.embedder", "Entry points construct nothing"),
     ],
 )
 def test_a_reversed_import_is_caught(tmp_path, importer, imported, contract):

@@ -7,12 +7,12 @@ import inspect
 
 import pytest
 
-from visual_search.aws.s3_event_indexer import SequencedIndex
-from visual_search.core.ports import Embedder, ImageStore, TensorEmbedder, VectorIndex
+from visual_search.core.ports import AdaptableIndex, Embedder, ImageStore, TensorEmbedder, VectorIndex
 from visual_search.embedders.onnx.embedder import OnnxEmbedder
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.services.sequenced_index import SequencedIndex
 from visual_search.stores.local_folder import LocalFolderStore
 from visual_search.stores.s3 import S3ImageStore
 
@@ -35,6 +35,8 @@ def _parameter_names(signature: inspect.Signature) -> list[str]:
         (VectorIndex, LocalIndex),
         (VectorIndex, OpenSearchIndex),
         (VectorIndex, SequencedIndex),
+        (AdaptableIndex, LocalIndex),
+        (AdaptableIndex, OpenSearchIndex),
         (ImageStore, LocalFolderStore),
         (ImageStore, S3ImageStore),
     ],

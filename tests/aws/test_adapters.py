@@ -9,8 +9,9 @@ import pytest
 from aws_fixtures import REGION, s3_event, sqs_batch
 from PIL import Image
 
-from visual_search.aws.s3_events import is_later, parse_event
+from visual_search.aws.s3_events import parse_event
 from visual_search.core.errors import BackendUnavailableError, InvalidRequestError, NotFoundError
+from visual_search.core.object_events import is_later
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 from visual_search.stores.s3 import S3ImageStore
 

@@ -31,7 +31,7 @@ def index_events(records: list[dict]) -> dict:
 
 
 def indexed(*keys: str) -> dict:
-    return handlers._event_indexer.get().index.get(list(keys))
+    return handlers._event_indexer.get().indexer.index.get(list(keys))
 
 
 def http(
@@ -176,7 +176,7 @@ def test_an_object_with_a_bad_key_is_reported_and_skipped_not_retried(functions,
     events = [s3_event(BUCKET, "bad\x7fname.jpg", created=True, sequencer="03"), not_utf8]
     assert index_events(events) == {"batchItemFailures": []}
     assert not indexed("bad\x7fname.jpg", "café.jpg", "caf\ufffd.jpg")
-    assert handlers._event_indexer.get().index.list_records(offset=0, limit=10).total == 1  # the seed only
+    assert handlers._event_indexer.get().indexer.index.list_records(offset=0, limit=10).total == 1  # the seed only
     skipped = [r.getMessage() for r in caplog.records if '"skipped"' in r.getMessage()]
     assert len(skipped) == 2 and "U+007F" in skipped[0] and "not valid UTF-8" in skipped[1]
 

@@ -24,7 +24,7 @@ def index_function(function_environment):
 
 
 def indexed(*keys: str) -> dict:
-    return handlers._event_indexer.get().index.get(list(keys))
+    return handlers._event_indexer.get().indexer.index.get(list(keys))
 
 
 def put(s3, key: str, data: bytes, **metadata: str) -> dict:
@@ -109,9 +109,9 @@ def test_each_created_object_is_fetched_once_and_a_removal_only_heads(index_func
     first = [put(bucket, f"{n}.jpg", demo_photos[n].read_bytes(), label="L") for n in range(3)]
     index_function(first[:1])  # builds the services
     calls: list[str] = []
-    store = handlers._event_indexer.get().store_for_bucket(BUCKET)
+    store = handlers._event_indexer.get().indexer.store_for_bucket(BUCKET)
     store.client.meta.events.register("before-call.s3", lambda model, **kwargs: calls.append(model.name))
-    index = handlers._event_indexer.get().index.inner
+    index = handlers._event_indexer.get().indexer.index.inner
     lookups: list[list[str]] = []
     real_get = index.get
     index.get = lambda keys: lookups.append(sorted(keys)) or real_get(keys)
@@ -160,9 +160,9 @@ def test_missing_setting_fails_every_item_with_a_log_naming_it(
 def test_the_write_keeps_an_equal_or_later_sequencer_and_drops_an_older_one(tmp_path):
     import numpy as np
 
-    from visual_search.aws.s3_event_indexer import SequencedIndex
     from visual_search.core.records import ImageRecord
     from visual_search.indexes.local.index import LocalIndex
+    from visual_search.services.sequenced_index import SequencedIndex
 
     index = SequencedIndex(LocalIndex(tmp_path / "index", model_id="m", dimension=2, writable=True))
 

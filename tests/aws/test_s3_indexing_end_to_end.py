@@ -15,7 +15,8 @@ import pytest
 from aws_fixtures import BUCKET, REGION, s3_event, sqs_batch
 
 from visual_search.aws import handlers
-from visual_search.aws.handlers import build_event_indexer, handle_index_event
+from visual_search.aws.handlers import handle_index_event
+from visual_search.bootstrap.aws_runtime import build_event_indexer_runtime
 from visual_search.core.settings import Settings
 from visual_search.stores.s3 import S3ImageStore
 
@@ -83,7 +84,7 @@ def test_corrupt_object_is_logged_and_reported_while_the_rest_is_indexed(lambda_
         response = handlers.index_handler(event, None)
     assert response == {"batchItemFailures": [{"itemIdentifier": "message-1"}]}
     assert "broken.jpg" in caplog.text
-    index = handlers._event_indexer.get().index
+    index = handlers._event_indexer.get().indexer.index
     assert set(index.get(["good.jpg", "broken.jpg"])) == {"good.jpg"}
 
 
@@ -93,7 +94,7 @@ def test_throttling_is_retried_then_the_message_is_reported_for_the_dead_letter_
     monkeypatch.setattr("visual_search.embedders.sagemaker.client.time.sleep", lambda seconds: None)
     upload(bucket, "a.jpg", demo_photos[0].read_bytes())
     handlers.index_handler({"Records": []}, None)  # builds the services (describe call) before throttling starts
-    embedder = handlers._event_indexer.get().indexing.embedder
+    embedder = handlers._event_indexer.get().indexer.indexing.embedder
     embedder._sleep = lambda seconds: None
 
     loopback_endpoint.throttle_next = 2  # fewer than max_attempts: retried and indexed
@@ -153,7 +154,7 @@ def test_object_removed_deletes_and_non_image_keys_are_ignored(lambda_env, bucke
         ),
         None,
     )
-    index = handlers._event_indexer.get().index
+    index = handlers._event_indexer.get().indexer.index
     assert index.count() == 1
     bucket.delete_object(Bucket=BUCKET, Key="shoe.jpg")
     assert handlers.index_handler(sqs_batch([s3_event(BUCKET, "shoe.jpg", created=False, sequencer="42")]), None) == {
@@ -167,7 +168,7 @@ def _final_state_after(order, events, s3, indexer_factory):
     for step in order:
         response, failed = handle_index_event(sqs_batch([events[step]]), indexer)
         assert not failed, response
-    return indexer.index.get(["item.jpg"]).get("item.jpg")
+    return indexer.indexer.index.get(["item.jpg"]).get("item.jpg")
 
 
 @pytest.mark.parametrize("final_put", [True, False], ids=["put-delete-put", "put-put-delete"])
@@ -200,7 +201,7 @@ def test_every_delivery_order_of_three_events_converges_to_the_bucket_state(
             import os
 
             os.environ["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = loopback_endpoint.url
-            return build_event_indexer(local, lambda name: S3ImageStore(name))
+            return build_event_indexer_runtime(local, store_for_bucket=lambda name: S3ImageStore(name))
 
         record = _final_state_after(list(order) + [order[0]], events, bucket, factory)
         if final_put:

@@ -14,7 +14,8 @@ from aws_fixtures import BUCKET, s3_event, sqs_batch
 from PIL import Image
 
 from visual_search.aws import handlers
-from visual_search.aws.s3_thumbnails import RESULT_CARD_PX, THUMBNAILS_ATTRIBUTE, thumbnail_key
+from visual_search.core.object_events import THUMBNAILS_ATTRIBUTE
+from visual_search.stores.s3_thumbnails import RESULT_CARD_PX, thumbnail_key
 from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES, ThumbnailCache
 
 
@@ -23,7 +24,7 @@ def index(*records: dict) -> dict:
 
 
 def indexed(*keys: str) -> dict:
-    return handlers._event_indexer.get().index.get(list(keys))
+    return handlers._event_indexer.get().indexer.index.get(list(keys))
 
 
 def keys_under(bucket, prefix: str) -> list[str]:
@@ -75,7 +76,7 @@ def test_result_cards_get_a_presigned_thumbnail_and_an_image_without_them_its_or
     assert len(thumbnail) < len(demo_photos[0].read_bytes())
 
     # An image indexed before thumbnails existed (no attribute) is served as its original.
-    index_store = handlers._event_indexer.get().index
+    index_store = handlers._event_indexer.get().indexer.index
     record = index_store.get(["a.jpg"])["a.jpg"]
     record.attributes.pop(THUMBNAILS_ATTRIBUTE)
     vector = index_store.get_vector("a.jpg")
@@ -96,7 +97,7 @@ def test_removing_the_image_removes_its_thumbnails(function_environment, bucket,
 def test_a_thumbnail_that_cannot_be_written_never_fails_the_image(function_environment, bucket, demo_photos, caplog):
     bucket.put_object(Bucket=BUCKET, Key="a.jpg", Body=demo_photos[0].read_bytes())
     index(s3_event(BUCKET, "a.jpg", created=True, sequencer="01"))  # builds the services, with thumbnails
-    thumbnails = handlers._event_indexer.get().thumbnails
+    thumbnails = handlers._event_indexer.get().indexer.thumbnails
 
     def refuse(**_kwargs):
         raise RuntimeError("AccessDenied")

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from live_server import index_folder
 
-from visual_search.api.search_api import SearchApi
 from visual_search.aws.http_events import handle_http_event
+from visual_search.bootstrap import build_image_store
+from visual_search.bootstrap.aws_runtime import build_search_function_runtime
+from visual_search.core.settings import Settings
 
 PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
 
@@ -30,10 +32,15 @@ def event(method: str, path: str, body: bytes = b"", headers: dict | None = None
 @pytest.fixture(scope="module")
 def answer(tmp_path_factory):
     service = index_folder(PHOTOS, tmp_path_factory.mktemp("index"))
-    api = SearchApi(service, url_for=lambda record: f"https://signed.example/{record.key}")
+    runtime = build_search_function_runtime(
+        Settings(api_key="s3cret"),
+        store=build_image_store(str(tmp_path_factory.mktemp("bucket"))),
+        search_service=service,
+        image_url=lambda key: f"https://signed.example/{key}",
+    )
 
     def call(evt: dict) -> tuple[int, dict]:
-        response = handle_http_event(evt, api, service.index, lambda key: key, api_key="s3cret")
+        response = handle_http_event(evt, runtime.apis, runtime.keys)
         return response["statusCode"], json.loads(response["body"] or "{}")
 
     return call

@@ -63,11 +63,11 @@ def test_a_kept_photo_is_never_indexed(search_function, demo_photos):
     photo = demo_photos[5].read_bytes()
     _, _, body = invoke("POST", "/search", {"image": base64.b64encode(photo).decode()})
     key = f"shared-uploads/{body['upload']}"
-    before = handlers._event_indexer.get().index.count()
+    before = handlers._event_indexer.get().indexer.index.count()
     response = handlers.index_handler(sqs_batch([s3_event(BUCKET, key, created=True, sequencer="09")]), None)
     assert response == {"batchItemFailures": []}
-    assert handlers._event_indexer.get().index.count() == before
-    assert not handlers._event_indexer.get().index.get([key])
+    assert handlers._event_indexer.get().indexer.index.count() == before
+    assert not handlers._event_indexer.get().indexer.index.get([key])
 
 
 def test_unknown_and_malformed_ids_answer_json_errors(search_function):

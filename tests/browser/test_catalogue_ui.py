@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from live_server import index_folder, read_labels, serving
-from shop import browser  # noqa: F401 - a fixture
+from shop import browser, demo_search_service  # noqa: F401 - a fixture
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.settings import Settings
@@ -147,15 +147,16 @@ DESKTOP_VIEWPORT = {"viewport": {"width": 1280, "height": 800}}
 def heading_in_view_and_focused(page) -> bool:
     return page.evaluate("""(() => { const h = document.getElementById('catalogue-heading');
         const top = h.getBoundingClientRect().top;
-        return document.activeElement === h && top >= 0 && top < window.innerHeight / 2; })()""")
+        const covered = document.querySelector('.topbar').getBoundingClientRect().bottom;
+        return document.activeElement === h && top >= covered && top < window.innerHeight / 2; })()""")
 
 
 @pytest.mark.parametrize("device", [DESKTOP_VIEWPORT, PHONE_VIEWPORT], ids=["desktop", "phone"])
-def test_next_shows_the_new_page_from_its_top_and_cards_show_brand_and_price(browser, catalogue, tmp_path, device):
+def test_next_shows_the_new_page_from_its_top_and_cards_show_brand_and_price(browser, tmp_path, device):
     context = browser.new_context(**device)
     page = context.new_page()
     try:
-        with serve(catalogue, tmp_path, None) as base_url:
+        with serve(demo_search_service(), tmp_path, None) as base_url:  # the demo catalogue with its product data
             page.goto(f"{base_url}/catalogue.html")
             page.locator("#items .item-open").first.wait_for()
             card = page.locator("#items .item-open").first
@@ -172,8 +173,8 @@ def test_next_shows_the_new_page_from_its_top_and_cards_show_brand_and_price(bro
         context.close()
 
 
-def test_more_like_this_names_the_product_and_a_single_page_pager_looks_inactive(page, catalogue, tmp_path):
-    with serve(catalogue, tmp_path, None) as base_url:
+def test_more_like_this_names_the_product_and_a_single_page_pager_looks_inactive(page, tmp_path):
+    with serve(demo_search_service(), tmp_path, None) as base_url:
         page.goto(f"{base_url}/catalogue.html")
         page.locator("#items .item-open").first.wait_for()
         page.click("#label-filters button[data-label='Hat']")

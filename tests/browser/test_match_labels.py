@@ -51,7 +51,7 @@ def cards(page) -> list[dict]:
 def test_the_exact_item_photographed_differently_reads_very_close_when_it_ranks_first(browser, base_url):
     items = demo_items()
     queries = shopper_queries(SHOPPER_PHOTOS, len(items), lambda i: open_photo(items[i][0]), seed=21)
-    first, strong, unrelated_strong = 0, 0, []
+    first, strong, strong_cards, unrelated_strong = 0, 0, 0, []
     with shopper_page(browser, base_url, DESKTOP) as page:
         for query in queries:
             key, label = items[query.source]
@@ -61,15 +61,18 @@ def test_the_exact_item_photographed_differently_reads_very_close_when_it_ranks_
             if shown[0]["key"] == key:
                 first += 1
                 strong += shown[0]["tier"] == STRONG
+            strong_cards += sum(card["tier"] == STRONG for card in shown)
             unrelated_strong += [
-                (key, card["key"], card["score"])
-                for card in shown
+                (key, position, card["key"], card["score"])
+                for position, card in enumerate(shown)
                 if card["tier"] == STRONG and card["key"] != key and card["label"] != label
             ]
     assert first >= SHOPPER_PHOTOS // 2, f"the exact item ranked first in only {first} of {SHOPPER_PHOTOS}"
     assert strong >= 0.8 * first, f"the exact item, ranked first, read {STRONG!r} in {strong} of {first}"
-    # A card of another category is "Very close" only when it would be on its score alone (a near-copy).
-    assert all(score >= 0.93 for _, _, score in unrelated_strong), unrelated_strong
+    # What is unrelated (another item of another category) is rarely called strong: at most one strong card in
+    # five (the bench measures 4 % in shopper answers), and then only as the best of its answer or by its score.
+    assert len(unrelated_strong) <= 0.2 * strong_cards, (strong_cards, unrelated_strong)
+    assert all(position == 0 or score >= 0.93 for _, position, _, score in unrelated_strong), unrelated_strong
 
 
 @pytest.mark.parametrize("device", [DESKTOP, PHONE], ids=["desktop", "phone"])

@@ -98,7 +98,7 @@ def test_on_a_phone_a_small_copy_of_the_query_photo_is_pinned_once_the_photo_scr
         page.evaluate("window.scrollTo(0, 0)")
         wait_settled(page)
         assert thumb.is_hidden()  # the photo itself is on screen
-        page.evaluate("document.querySelector('#results .result:nth-child(6)').scrollIntoView()")
+        page.evaluate("document.querySelector('#results > li:nth-child(6)').scrollIntoView()")
         thumb.wait_for(state="visible")
         assert top_in_viewport(page, "#query-thumb")
         assert page.locator("#query-thumb-image").get_attribute("src") == page.locator("#preview-image").get_attribute(
@@ -165,12 +165,12 @@ def test_a_stopped_server_is_our_side_not_the_shoppers_connection_and_retry_is_o
         page.wait_for_selector("body[data-ready=true]")
         upload(page)
     try:  # the server has stopped; the page is still open
-        page.click("#colour-toggle")
+        page.click("#chips .chip[data-label='Blazer']")
         text, retry, focused = toast(page)
         assert "can't reach the search service" in text and "our side" in text and "offline" not in text
         assert retry and focused == "toast-retry"
         page.context.set_offline(True)
-        page.click("#colour-toggle")
+        page.click("#chips .chip[data-label='Blazer']")
         text, retry, _ = toast(page)
         assert text.startswith("Your device is offline") and retry
     finally:
@@ -185,8 +185,8 @@ def test_a_server_error_says_it_is_on_our_side_and_offers_retry(browser, tmp_pat
         upload(page)
         catalogue.index.close()  # a real 5xx from the real server: its index closed under it (503 index_closed)
         with page.expect_response("**/search") as answer:
-            page.click("#colour-toggle")
-        assert answer.value.status >= 500
+            page.click("#chips .chip[data-label='Blazer']")
+        assert answer.value.status >= 500, answer.value.text()
         text, retry, focused = toast(page)
         assert "on our side" in text and retry and focused == "toast-retry"
 
@@ -224,20 +224,19 @@ def test_a_fake_jpeg_is_refused_by_the_server_and_gets_no_retry(browser, base_ur
         assert text.startswith("That file isn't a photo we can read") and not retry and focused == "toast-dismiss"
 
 
-def test_a_12_megabyte_photo_is_downscaled_in_the_browser_before_upload(browser, base_url):
+def test_a_photo_over_the_upload_limit_is_downscaled_in_the_browser_and_searched(browser, base_url):
     noise = np.random.default_rng(3).integers(0, 256, (3000, 4000, 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(noise).save(buffer, "JPEG", quality=97)
+    Image.fromarray(noise).save(buffer, "JPEG", quality=95)
     photo = buffer.getvalue()
-    assert len(photo) > 12 * 1024 * 1024 * 0.75  # about what a shopper's phone photo weighs
+    assert len(photo) > Settings().max_upload_bytes  # the server would refuse it whole
     with shopper_page(browser, base_url, DESKTOP) as page:
-        body = search_and_wait(
-            page,
-            lambda: page.set_input_files(
-                "#file-input", files=[{"name": "big.jpg", "mimeType": "image/jpeg", "buffer": photo}]
-            ),
-        )
-        sent = len(body["image"]) * 3 // 4
+        file = {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": photo}
+        # Decoding and re-encoding 12 MP in the browser is slow on a loaded test machine: a longer wait.
+        with page.expect_response("**/search", timeout=120_000) as answer:
+            page.set_input_files("#file-input", files=[file])
+        assert answer.value.status == 200
+        sent = len(answer.value.request.post_data_json["image"]) * 3 // 4
         assert sent < len(photo) / 3, f"{sent} bytes sent for a {len(photo)}-byte photo"
         width, height = page.evaluate(
             "() => new Promise(r => { const i = new Image(); i.onload = () => r([i.width, i.height]);"

@@ -88,6 +88,10 @@ def test_embedded_refits_during_writes_lose_nothing_and_end_with_the_last_centre
             hits = searcher.search(query, 5, exact=True)
             assert [hit.record.key for hit in hits] == [f"k{i:05d}" for i in expected]
     assert reader.centre == final
+    for number in (0, 77, 299):  # through the graph (projected with the same centre as the query)
+        for searcher in (index, reader):
+            hit = searcher.search(vectors[number], 1)[0]
+            assert (hit.record.key, hit.score) == (f"k{number:05d}", pytest.approx(1.0, abs=1e-5))
     reader.close()
     index.close()
 

@@ -11,10 +11,11 @@ import pytest
 from corpus import FILE_CASES, MULTIPART, REPO_ROOT, b64, multipart_body, request_params
 from hostile_support import IndexSnapshot, assert_no_stack_trace
 
-from visual_search.api.search_api import SearchApi
 from visual_search.aws import handlers
+from visual_search.bootstrap import build_image_store
+from visual_search.bootstrap.aws_runtime import build_search_function_runtime
 from visual_search.core.lazy import Lazy
-from visual_search.fetching.url_fetch import UrlFetcher
+from visual_search.core.settings import Settings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,15 +73,17 @@ def load_search_function():
 
 
 @pytest.fixture(scope="module")
-def invoke(hostile_search_service):
+def invoke(hostile_search_service, tmp_path_factory):
     """Calls the deployed handler, its cached runtime (normally built from the environment: SageMaker,
-    OpenSearch, S3) replaced by the local search service and a stand-in for presigned URLs."""
+    OpenSearch, S3) replaced by one over the local search service and a stand-in for presigned URLs."""
     presign = lambda key: f"https://images.example/{key}?X-Amz-Expires=300"  # noqa: E731
     # The fetcher the deployed function builds (allow-list empty): URL queries are refused before any connection.
-    api = SearchApi(
-        hostile_search_service, url_for=lambda record: presign(record.key), fetcher=UrlFetcher(timeout_s=2.0)
+    runtime = build_search_function_runtime(
+        Settings(url_timeout_s=2.0),
+        store=build_image_store(str(tmp_path_factory.mktemp("bucket"))),
+        search_service=hostile_search_service,
+        image_url=presign,
     )
-    runtime = handlers.SearchRuntime(api=api, index=hostile_search_service.index, image_url=presign)
     lambda_handler = load_search_function().lambda_handler
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(handlers, "_search_runtime", Lazy(lambda: runtime))

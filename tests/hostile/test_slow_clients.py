@@ -20,7 +20,7 @@ from visual_search.server.app import create_app
 from visual_search.server.connection_guard import ConnectionLimits, server_config
 
 pytestmark = pytest.mark.timeout(120)
-LIMITS = ConnectionLimits(header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1.0, max_connections=3)
+LIMITS = ConnectionLimits(header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1, max_connections=3)
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ from visual_search.core.catalogue_csv import read_catalogue_csv
 from visual_search.core.errors import InvalidRequestError
 from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.server.app import HEALTH_CHECKS, create_app
-from visual_search.services.catalogue import CatalogueWriter
+from visual_search.server.app import create_app
+from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.services.search import SearchService
 from visual_search.services.watching import FolderWatcher
@@ -53,7 +53,7 @@ def watched(tmp_path):
     labels.write_text("path,label\na.jpg,shoes\n")
     embedder = HistogramEmbedder()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
     watcher = FolderWatcher(
         folder,
         LocalFolderStore(folder),
@@ -136,8 +136,8 @@ def _served_with(watcher: FolderWatcher, index, tmp_path: Path) -> TestClient:
         Settings(index=str(tmp_path / "index")),
         search_service=SearchService(HistogramEmbedder(), index),
         frontend_dir=tmp_path / "no-ui",
+        health_checks=[watcher.problem],  # as `serve --watch` wires it
     )
-    setattr(app.state, HEALTH_CHECKS, [watcher.problem])  # as `serve --watch` wires it
     return TestClient(app, raise_server_exceptions=False)
 
 
@@ -146,7 +146,7 @@ def _watcher(tmp_path: Path, **options) -> tuple[FolderWatcher, LocalIndex]:
     folder.mkdir(exist_ok=True)
     embedder = HistogramEmbedder()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
     return FolderWatcher(folder, LocalFolderStore(folder), writer, poll_s=0.05, **options), index
 
 
@@ -199,3 +199,21 @@ def test_a_failing_event_source_falls_back_to_rescans(tmp_path):
     finally:
         watcher.stop()
         index.close()
+
+
+def test_an_error_that_persists_is_retried_at_rescans_not_at_every_poll(tmp_path, caplog):
+    watcher, index = _watcher(tmp_path, use_events=False, rescan_s=0.5, settle_s=0.05)
+    shutil.copy(demo_photo_paths()[3], watcher.folder / "d.jpg")
+
+    def failing(items):
+        raise OSError(28, "No space left on device")
+
+    watcher.writer.index_items = failing
+    with caplog.at_level("ERROR", logger="visual_search.services.watching"):
+        watcher.start()
+        time.sleep(1.6)  # 32 polls of 0.05 s, 3 rescans
+        watcher.stop()
+    failures = [record for record in caplog.records if "No space left" in record.getMessage()]
+    assert 1 <= len(failures) <= 8, len(failures)  # about two a rescan (catch-up, then the queued file), not 32
+    assert watcher.problem() is None and "No space left" in (watcher.last_error or "")
+    index.close()

@@ -1,5 +1,6 @@
-"""POST /search with "regions": true proposes hotspots (services/hotspots.py) with the real model: each item of a
-two-item photo gets one, a one-item photo gets none, and only uncropped image or URL queries are given any."""
+"""Hotspots (services/hotspots.py) with the real model, asked apart (POST /regions, what the UI does after showing
+the results) or with the search (POST /search with "regions": true): each item of a two-item photo gets one, a
+one-item photo gets none, and only uncropped image or URL queries are given any."""
 
 from __future__ import annotations
 
@@ -34,14 +35,22 @@ def search(client, **body) -> dict:
     return response.json()
 
 
+def hotspots(client, route: str, image: str) -> list[dict]:
+    body = {"image": image, "regions": True} if route == "/search" else {"image": image}
+    response = client.post(route, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["regions"]
+
+
 def as_box(region: dict) -> CropBox:
     return CropBox(region["x"], region["y"], region["w"], region["h"])
 
 
+@pytest.mark.parametrize("route", ["/regions", "/search"])
 @pytest.mark.parametrize("left, right", [("hat.jpg", "shoes.jpg"), ("t-shirt.jpg", "shorts.jpg")])
-def test_each_item_of_a_two_item_photo_gets_a_hotspot(client, left, right):
+def test_each_item_of_a_two_item_photo_gets_a_hotspot(client, left, right, route):
     photo, items = side_by_side(left, right)
-    regions = search(client, image=base64.b64encode(photo).decode(), regions=True)["regions"]
+    regions = hotspots(client, route, base64.b64encode(photo).decode())
     assert 2 <= len(regions) <= 4
     scores = [region["score"] for region in regions]
     assert scores == sorted(scores, reverse=True)
@@ -65,10 +74,31 @@ def test_tapping_a_hotspot_searches_that_item(client):
     assert {"hat.jpg", "shoes.jpg"} <= found
 
 
+@pytest.mark.parametrize("route", ["/regions", "/search"])
 @pytest.mark.parametrize("name", ["hat.jpg", "dress.jpg", "shoes.jpg"])
-def test_a_photo_of_one_item_gets_no_hotspots(client, name):
+def test_a_photo_of_one_item_gets_no_hotspots(client, name, route):
     image = base64.b64encode((PHOTOS / name).read_bytes()).decode()
-    assert search(client, image=image, regions=True)["regions"] == []
+    assert hotspots(client, route, image) == []
+
+
+def test_the_search_with_regions_and_the_regions_request_agree(client):
+    photo, _ = side_by_side("hat.jpg", "shoes.jpg")
+    image = base64.b64encode(photo).decode()
+    together = search(client, image=image, regions=True)
+    assert together["regions"] == hotspots(client, "/regions", image)
+    assert [hit["key"] for hit in together["results"]][:2] == [
+        hit["key"] for hit in search(client, image=image)["results"]
+    ][:2]
+
+
+def test_regions_are_refused_for_keys_crops_and_bad_bodies(client):
+    image = base64.b64encode((PHOTOS / "hat.jpg").read_bytes()).decode()
+    for body in ({"key": "hat.jpg"}, {"image": image, "crop": {"x": 0, "y": 0, "w": 0.5, "h": 1}}):
+        response = client.post("/regions", json=body)
+        assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request", response.text
+    assert client.post("/regions", json={"image": image, "url": "http://example.com/a.jpg"}).status_code == 400
+    assert client.post("/regions", json={"image": "bm90IGFuIGltYWdl"}).status_code == 400  # "not an image"
+    assert client.post("/regions", json={"image": image, "regions": "yes please"}).status_code == 422
 
 
 def test_regions_are_only_proposed_when_asked_and_never_for_crops_or_keys(client):

@@ -303,3 +303,46 @@ def test_an_index_made_with_one_setting_refuses_vectors_of_another(fp32, model_c
     index.close()
     with pytest.raises(ModelMismatchError):
         LocalIndex(tmp_path / "index", model_id=before.model_id, dimension=before.dimension, writable=True)
+
+
+def test_r_mac_gives_exactly_the_numbers_of_pooling_each_channel_over_its_windows(fp32, photos):
+    """R-MAC runs on a channels-last copy for speed (issue 24); the vectors must not move by one bit, or every
+    index built before would be searched with slightly different queries."""
+    from visual_search.core.images import to_model_input
+    from visual_search.embedders.onnx.pooling import rmac, unit_rows
+
+    tensors = np.stack([to_model_input(photos[name], fp32.spec) for name in ("dress.jpg", "hat.jpg", "shoes.jpg")])
+    (maps,) = fp32.run_outputs(tensors, ["feature_map"])
+    _, _, height, width = maps.shape
+    total = np.zeros(maps.shape[:2], np.float32)
+    for level in (1, 2, 3):  # the windows of Tolias et al., each channel max-pooled where it lies
+        size = max(1, int(round(2 * min(height, width) / (level + 1))))
+        for top in np.linspace(0, height - size, level).round().astype(int):
+            for left in np.linspace(0, width - size, level).round().astype(int):
+                total += unit_rows(maps[:, :, top : top + size, left : left + size].max(axis=(2, 3)))
+    np.testing.assert_array_equal(rmac(maps), unit_rows(total))
+
+
+def test_a_query_without_colour_has_the_appearance_of_embed_and_no_colour_part(fp32, photos):
+    from visual_search.core.colour import COLOUR_DIMENSION, query_vector
+
+    for name in ("dress.jpg", "trousers.jpg"):
+        stored = fp32.embed([photos[name]])[0]
+        lean = fp32.embed_query(photos[name], with_colour=False)
+        full = fp32.embed_query(photos[name], with_colour=True)
+        np.testing.assert_array_equal(lean[:-COLOUR_DIMENSION], stored[:-COLOUR_DIMENSION])
+        assert not lean[-COLOUR_DIMENSION:].any()
+        np.testing.assert_array_equal(full, stored)
+        # What the index is searched with at colour weight 0 is the same whichever way the query was embedded.
+        np.testing.assert_array_equal(
+            query_vector(lean, COLOUR_DIMENSION, 0.0), query_vector(stored, COLOUR_DIMENSION, 0.0)
+        )
+
+
+def test_the_query_session_lets_idle_threads_sleep_unless_asked_to_spin(fp32):
+    """Spinning pool threads took the 2 cores from everything around the model (docs/BENCHMARKS.md, issue 24)."""
+    options = OnnxEmbedder(fp32.model, intra_op_threads=2)._get_session().get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    spinning = OnnxEmbedder(fp32.model, intra_op_threads=2, spinning=True)._get_session().get_session_options()
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ONNX Runtime's default, spin
+        spinning.get_session_config_entry("session.intra_op.allow_spinning")

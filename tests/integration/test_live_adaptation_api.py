@@ -5,6 +5,7 @@ with, one client's burst counts only its share, and an operator freezes or reset
 from __future__ import annotations
 
 import base64
+import uuid
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from live_server import index_folder
 
 from visual_search.bootstrap import build_embedder
 from visual_search.core.settings import Settings
-from visual_search.server.adaptation_routes import LEARNER_STATE
 from visual_search.server.app import create_app
 
 FIXTURE_PHOTOS = Path(__file__).resolve().parents[1] / "fixtures" / "photos"
@@ -26,11 +26,29 @@ def embedder():
     return build_embedder(Settings(), bulk=True)
 
 
-@pytest.fixture
-def server(tmp_path, embedder):
-    service = index_folder(FIXTURE_PHOTOS, tmp_path / "idx", embedder)
+def opensearch_service(url: str, embedder):
+    """A SearchService over a new OpenSearch index holding the fixture photos."""
+    from visual_search.indexes.opensearch.index import OpenSearchIndex
+    from visual_search.services.indexing import IndexingService, IndexItem
+    from visual_search.services.search import SearchService
+
+    index = OpenSearchIndex(url, model_id=embedder.model_id, dimension=embedder.dimension)
+    items = [IndexItem(p.name, str(p), p.read_bytes) for p in PHOTOS]
+    report = IndexingService(embedder, index, batch_size=16, workers=2).index_items(items)
+    assert not report.failed
+    return SearchService(embedder, index)
+
+
+@pytest.fixture(params=["embedded", "opensearch"])
+def server(request, tmp_path, embedder):
+    if request.param == "embedded":
+        location = str(tmp_path / "idx")
+        service = index_folder(FIXTURE_PHOTOS, tmp_path / "idx", embedder)
+    else:
+        location = f"{request.getfixturevalue('opensearch_url')}/live-{uuid.uuid4().hex[:10]}"
+        service = opensearch_service(location, embedder)
     settings = Settings(
-        index=str(tmp_path / "idx"),
+        index=location,
         api_key=KEY,
         image_store=str(tmp_path / "uploads"),
         adapt_live_every=4,
@@ -40,6 +58,8 @@ def server(tmp_path, embedder):
     app = create_app(settings, search_service=service, frontend_dir=tmp_path / "no-frontend")
     with TestClient(app, client=("198.51.100.1", 5000)) as first:
         yield app, first, service
+    if request.param == "opensearch":
+        service.index.drop()
     service.index.close()
 
 
@@ -67,7 +87,7 @@ def test_searches_refit_the_centre_after_the_configured_count_and_stats_show_it(
     search(second, PHOTOS[3])  # this client's share (2 of 4) is used up: not counted
     assert stats(first)["adaptation"]["queries_refused_since_refit"] == 1
     search(first, PHOTOS[4])  # the fourth counted query: a refit
-    getattr(app.state, LEARNER_STATE).wait()
+    service.learner.wait()
     state = stats(first)
     assert state["adaptation"]["refits"] == 1 and state["adaptation"]["last_error"] is None
     assert state["centre"] is not None and state["centre"]["centre_id"] == state["adaptation"]["centre_id"]

@@ -14,10 +14,11 @@ from visual_search.bootstrap import build_embedder
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.settings import Settings
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.services.catalogue import CatalogueWriter
+from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.services.search import SearchService
 from visual_search.services.watching import FolderWatcher
+from visual_search.stores.folder_events import start_observer
 from visual_search.stores.local_folder import LocalFolderStore
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -48,8 +49,16 @@ def watched(tmp_path, embedder):
     folder = tmp_path / "catalogue"
     folder.mkdir()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index, batch_size=16), LocalFolderStore(tmp_path / "uploads"))
-    watcher = FolderWatcher(folder, LocalFolderStore(folder), writer, settle_s=SETTLE_S, rescan_s=30, poll_s=0.1)
+    writer = IndexingWriter(IndexingService(embedder, index, batch_size=16), LocalFolderStore(tmp_path / "uploads"))
+    watcher = FolderWatcher(
+        folder,
+        LocalFolderStore(folder),
+        writer,
+        event_source=start_observer,
+        settle_s=SETTLE_S,
+        rescan_s=30,
+        poll_s=0.1,
+    )
     watcher.start()
     yield folder, SearchService(embedder, index), watcher
     watcher.stop()
@@ -173,10 +182,10 @@ def test_a_restarted_watcher_catches_up_with_changes_made_while_it_was_stopped(t
     for source in (kept, removed):
         shutil.copy(source, folder / source.name)
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
 
     def watcher():
-        return FolderWatcher(folder, LocalFolderStore(folder), writer, use_events=False)
+        return FolderWatcher(folder, LocalFolderStore(folder), writer)
 
     assert sorted(watcher().catch_up().indexed) == sorted([kept.name, removed.name])
     (folder / removed.name).unlink()  # while nothing watches
@@ -193,10 +202,8 @@ def test_without_events_the_periodic_rescan_still_finds_new_and_deleted_files(tm
     folder = tmp_path / "catalogue"
     folder.mkdir()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-    writer = CatalogueWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
-    watcher = FolderWatcher(
-        folder, LocalFolderStore(folder), writer, use_events=False, settle_s=SETTLE_S, rescan_s=1.0, poll_s=0.1
-    )
+    writer = IndexingWriter(IndexingService(embedder, index), LocalFolderStore(tmp_path / "uploads"))
+    watcher = FolderWatcher(folder, LocalFolderStore(folder), writer, settle_s=SETTLE_S, rescan_s=1.0, poll_s=0.1)
     watcher.start()
     time.sleep(0.5)  # past the start-up catch-up, so that only a rescan can find what comes next
     try:

@@ -61,3 +61,13 @@ def test_a_template_of_another_shape_fails_loudly_instead_of_building_arm64_code
     reshaped = re.sub(r"Architectures: \[arm64\]", "Architectures:\n      - arm64", text)
     with pytest.raises(ValueError, match="arm64"):
         local_template.local_template(reshaped, "..")
+
+
+def test_the_http_api_lists_the_binary_media_types_start_api_must_base64_encode(local):
+    body = local["Resources"]["HttpApi"]["Properties"]["DefinitionBody"]
+    assert body["paths"] == {}, "the routes stay the functions' events"
+    binary = body["x-amazon-apigateway-binary-media-types"]
+    assert {"multipart/form-data", "image/jpeg", "image/png", "image/webp"} <= set(binary)
+    assert "application/json" not in binary and "*/*" not in binary, "JSON bodies stay text, as on API Gateway"
+    deployed = yaml_parse((REPO_ROOT / "template.yaml").read_text())
+    assert "DefinitionBody" not in deployed["Resources"]["HttpApi"]["Properties"]

@@ -15,6 +15,7 @@ from visual_search.bootstrap import build_embedder
 from visual_search.core.images import decode_image
 from visual_search.core.settings import Settings
 from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.stores.s3_thumbnails import RESULT_CARD_PX, thumbnail_key
 
 pytestmark = [pytest.mark.sam_local, pytest.mark.opensearch, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -75,13 +76,16 @@ def test_search_function_answers_the_upload_sample_with_the_indexed_image_on_top
     results = json.loads(invocation.response["body"])["results"]
     assert results[0]["key"] == SAMPLE_KEY
     assert {result["key"] for result in results} <= {SAMPLE_KEY, NEW_KEY}
+    # A result card gets the thumbnail IndexFunction wrote beside the photo when it indexed it, never the original.
+    card_key = thumbnail_key(SAMPLE_KEY, RESULT_CARD_PX)
     url = results[0]["url"]
-    assert url.startswith(f"{sam_built.s3_url_seen_by_functions}/{BUCKET}/{SAMPLE_KEY}?"), url
+    assert url.startswith(f"{sam_built.s3_url_seen_by_functions}/{BUCKET}/{card_key}?"), url
     assert "X-Amz-Signature=" in url
     # The presigned URL works: the moto server hands out the very object (the bridge door serves this host too).
     with urllib.request.urlopen(url, timeout=30) as response:
         served = response.read()
-    assert served == sam_built.s3().get_object(Bucket=BUCKET, Key=SAMPLE_KEY)["Body"].read()
+    assert served == sam_built.s3().get_object(Bucket=BUCKET, Key=card_key)["Body"].read()
+    assert max(decode_image(served).image.size) <= RESULT_CARD_PX
 
 
 def test_a_delete_event_removes_the_document(sam_built, indexed):

@@ -13,8 +13,7 @@ from PIL import Image
 from visual_search.core.errors import InvalidImageError, NotFoundError
 from visual_search.core.records import ImageRecord, Product
 from visual_search.indexes.local.index import LocalIndex
-from visual_search.services.catalogue import CatalogueWriter
-from visual_search.services.indexing import IndexingService
+from visual_search.services.catalogue import BucketWriter
 from visual_search.stores.s3 import S3ImageStore
 
 
@@ -39,7 +38,7 @@ def bucket_writer(tmp_path, monkeypatch):
         store.client.create_bucket(Bucket="images")
         embedder = ColourGridEmbedder()
         index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
-        writer = CatalogueWriter(IndexingService(embedder, index), store, index_on_put=False)
+        writer = BucketWriter(index, store)
         yield writer, store, embedder
         index.close()
 

@@ -18,27 +18,13 @@ from visual_search.api.catalogue_models import (
     ItemsResponse,
 )
 from visual_search.api.request_bodies import body_limit, body_too_large, media_type, parse_body
-from visual_search.api.search_api import ApiResult, SearchApi, check_api_key, error_result
-from visual_search.core.errors import InvalidRequestError, VisualSearchError
+from visual_search.api.results import ApiResult, error_result
+from visual_search.api.search_api import SearchApi
+from visual_search.core.errors import InvalidRequestError
 from visual_search.core.products import product_from_columns
 from visual_search.core.records import PRODUCT_FIELDS, SearchFilters
 from visual_search.services.catalogue import CatalogueWriter
 from visual_search.services.duplicates import DEFAULT_THRESHOLD, checked_threshold, find_duplicates
-
-
-class WritesDisabledError(VisualSearchError):
-    """A write route on a server with no API key at all: anyone could change the catalogue, so it refuses."""
-
-    code = "writes_disabled"
-    http_status = 403
-
-
-def check_write_key(expected: str | None, given: str | None, *, how_to_set: str) -> None:
-    """The rule of the write routes on every transport: with no API key configured at all, WritesDisabledError
-    (403, `how_to_set` says how to configure one); with one, UnauthorizedError (401) unless `given` is it."""
-    if not expected:
-        raise WritesDisabledError(f"adding and deleting items needs an API key: {how_to_set}")
-    check_api_key(expected, given)
 
 
 class CatalogueApi:

@@ -11,9 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from visual_search.core.records import MAX_K, SearchFilters
-
-DEFAULT_K = 12
+from visual_search.core.keys import MAX_KEY_LENGTH
+from visual_search.core.records import DEFAULT_K, MAX_K, SearchFilters
 
 
 class _Strict(BaseModel):
@@ -51,7 +50,9 @@ class SearchRequest(_Strict):
     )
     url: str | None = Field(default=None, max_length=2048, description="an http(s) address of the query photo")
     key: str | None = Field(
-        default=None, max_length=1024, description='an indexed image\'s key: "more like this" without re-embedding'
+        default=None,
+        max_length=MAX_KEY_LENGTH,
+        description='an indexed image\'s key: "more like this" without re-embedding',
     )
     upload: str | None = Field(
         default=None,
@@ -126,6 +127,13 @@ class SearchResponse(BaseModel):
         description="the id under which the uploaded photo is kept for a while (null when the server keeps none): "
         "send it back as `upload` to search with the same photo",
     )
+
+
+class RegionsResponse(BaseModel):
+    regions: list[RegionProposal] = Field(
+        description="up to four object regions of the photo, strongest first; none when it shows a single item"
+    )
+    took_ms: float = Field(description="server-side time to handle the request, in milliseconds")
 
 
 class ErrorDetail(BaseModel):

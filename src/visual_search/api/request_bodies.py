@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from email.message import Message
+from email.utils import collapse_rfc2231_value
 
 from visual_search.core.errors import ImageTooLargeError, InvalidRequestError, UnsupportedImageTypeError
 from visual_search.core.wire import check_image_size, json_object
@@ -73,7 +74,7 @@ def parse_body(body: bytes, content_type: str | None, max_image_bytes: int) -> P
         return ParsedBody(fields=json_object(body))
     if kind == "multipart/form-data":
         return _parse_multipart(body, params.get("boundary", ""), max_image_bytes)
-    if kind.startswith("image/") or kind == "application/octet-stream":
+    if _is_raw_image(kind):
         check_image_size(len(body), max_image_bytes)
         return ParsedBody(image=body)
     what = f"a body of type {kind}" if kind else "a body without a Content-Type header"
@@ -133,4 +134,7 @@ def _header(head: bytes, wanted: str) -> str:
 def _param(header_value: str, wanted: str) -> str | None:
     message = Message()
     message["content-disposition"] = header_value
-    return message.get_param(wanted, header="content-disposition")
+    value = message.get_param(wanted, header="content-disposition")
+    if isinstance(value, tuple):  # an RFC 2231 parameter (filename*=utf-8''...): charset, language, text
+        return collapse_rfc2231_value(value)
+    return value

@@ -7,25 +7,24 @@ names; an unexpected exception is logged and answered 500 `internal_error` witho
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
-from pydantic import ValidationError
-
 from visual_search.api.models import (
     HealthResponse,
     RegionProposal,
+    RegionsResponse,
     SearchRequest,
     SearchResponse,
     SearchResult,
     StatsResponse,
 )
 from visual_search.api.request_bodies import body_limit, body_too_large, max_body_bytes, parse_body
-from visual_search.core.errors import InvalidRequestError, NotFoundError, UnauthorizedError, error_body, error_for
-from visual_search.core.images import CropBox, decode_image
+from visual_search.api.results import ApiResult, ImageAnswer, error_result
+from visual_search.core.errors import InvalidRequestError, NotFoundError
+from visual_search.core.images import CropBox, DecodedImage
 from visual_search.core.records import ImageRecord
 from visual_search.core.wire import decode_base64_image
 from visual_search.services.hotspots import propose_hotspots
@@ -34,17 +33,8 @@ from visual_search.services.shared_uploads import SharedUploads
 
 logger = logging.getLogger(__name__)
 
-ApiResult = tuple[int, dict]
 UrlFor = Callable[[ImageRecord], str]
-API_KEY_HEADER = "X-API-Key"
-
-
-def check_api_key(expected: str | None, given: str | None) -> None:
-    """Raises UnauthorizedError unless `given` is the configured key (compared in constant time); no key, no check."""
-    if not expected:
-        return
-    if not hmac.compare_digest((given or "").encode(), expected.encode()):
-        raise UnauthorizedError(f"a valid {API_KEY_HEADER} header is required")
+ShowImage = Callable[[ImageRecord, int | None], ImageAnswer]
 
 
 class ImageFetcher(Protocol):
@@ -59,6 +49,8 @@ class SearchApi:
     `url_for(record)` is where a browser loads a result image ("/images/<key>" locally, a presigned URL in AWS).
     `fetcher` serves `url` queries; without one they are refused. `max_upload_bytes` bounds the query image
     (decoded); `max_body_bytes` is the largest request body worth reading (the image base64-encoded, plus fields).
+    `show_image(record, width)` answers GET /images/{key} for an indexed record (its file, a thumbnail of `width`,
+    or a redirect); without it no image is shown.
     `shared_uploads` keeps uploaded query photos so a search can be shared; without it none are kept.
     """
 
@@ -69,6 +61,7 @@ class SearchApi:
         url_for: UrlFor,
         fetcher: ImageFetcher | None = None,
         max_upload_bytes: int = 10 * 1024 * 1024,
+        show_image: ShowImage | None = None,
         shared_uploads: SharedUploads | None = None,
     ):
         self.service = service
@@ -77,6 +70,7 @@ class SearchApi:
         self.shared_uploads = shared_uploads
         self.max_upload_bytes = max_upload_bytes
         self.max_body_bytes = max_body_bytes(max_upload_bytes)
+        self.show_image = show_image
 
     def handle_search(self, body: bytes, content_type: str | None) -> ApiResult:
         """POST /search. Never raises: any failure is returned as (status, error body)."""
@@ -104,6 +98,16 @@ class SearchApi:
         except Exception as exc:  # noqa: BLE001
             return error_result(exc)
 
+    def image(self, key: str, width: int | None = None) -> ImageAnswer | ApiResult:
+        """GET /images/{key}: only indexed images are shown, so the route cannot read arbitrary files or objects."""
+        try:
+            record = self.service.index.get([key]).get(key) if key else None
+            if record is None or self.show_image is None:
+                raise NotFoundError(f"no indexed image has the key {key!r}")
+            return self.show_image(record, width)
+        except Exception as exc:  # noqa: BLE001
+            return error_result(exc)
+
     def health(self) -> ApiResult:
         return 200, HealthResponse(status="ok", model_id=self.service.embedder.model_id).model_dump()
 
@@ -126,31 +130,55 @@ class SearchApi:
             )
         return self.shared_uploads
 
-    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal], str | None]:
+    def handle_regions(self, body: bytes, content_type: str | None) -> ApiResult:
+        """POST /regions: the hotspots of a photo query, in the body /search takes (image, url, upload or a file;
+        no key, no crop), so that a client shows the results first and asks for hotspots apart. Never raises."""
+        started = time.perf_counter()
+        try:
+            request, sent_file = self._parsed_request(body, content_type)
+            if request.key is not None or request.crop is not None:
+                raise InvalidRequestError("regions are proposed for a whole photo, not for a key or a crop")
+            photo = self._query_photo(request, sent_file)
+            regions = self._regions(self.service.decode(photo, min_size_px=self._regions_decode_px()))
+            took_ms = round((time.perf_counter() - started) * 1000.0, 2)
+            return 200, RegionsResponse(regions=regions, took_ms=took_ms).model_dump()
+        except Exception as exc:  # noqa: BLE001 - the API boundary: every error becomes a JSON answer
+            return error_result(exc)
+
+    def _parsed_request(self, body: bytes, content_type: str | None) -> tuple[SearchRequest, bytes | None]:
+        """The validated request naming exactly one query source, and the photo file sent with it (if any)."""
         limit = body_limit(content_type, self.max_upload_bytes)
         if len(body) > limit:
             raise body_too_large(limit, content_type)
         parsed = parse_body(body, content_type, self.max_upload_bytes)
         request = SearchRequest.model_validate(parsed.fields)
-        image = parsed.image
         sources = [name for name in ("image", "url", "key", "upload") if getattr(request, name) is not None]
-        if image is not None:
+        if parsed.image is not None:
             sources.insert(0, "file")
         if len(sources) != 1:
             named = ", ".join(sources) if sources else "none"
             raise InvalidRequestError(
                 f"give exactly one of image, url, key or upload (got: {named})", code="ambiguous_query"
             )
+        return request, parsed.image
+
+    def _search(self, body: bytes, content_type: str | None) -> tuple[SearchOutcome, list[RegionProposal], str | None]:
+        request, sent_file = self._parsed_request(body, content_type)
         filters = request.filters.to_filters() if request.filters else None
         if request.key is not None:
             if request.crop is not None:
                 raise InvalidRequestError("crop applies to an image or url query, not to a key")
             return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), [], None
-        image = self._query_photo(request, parsed.image)
+        image = self._query_photo(request, sent_file)
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
-        regions = self._regions(image) if request.regions and crop is None else []
-        return outcome, regions, self._kept(image, request)
+        if not request.regions or crop is not None:
+            outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
+            return outcome, [], self._kept(image, request)
+        # Results and hotspots from one decode, at the hotspots' scale (a large JPEG then gives the model a
+        # little more detail than a plain search's decode; the UI asks POST /regions apart instead).
+        decoded = self.service.decode(image, min_size_px=self._regions_decode_px())
+        outcome = self.service.search_decoded(decoded, k=request.k, filters=filters, colour=request.colour)
+        return outcome, self._regions(decoded), self._kept(image, request)
 
     def _query_photo(self, request: SearchRequest, sent_file: bytes | None) -> bytes:
         """The bytes of the one photo source the request names (any but a key)."""
@@ -175,13 +203,15 @@ class SearchApi:
             return None  # a URL query is shared by its URL
         return self.shared_uploads.keep(image)
 
-    def _regions(self, image: bytes) -> list[RegionProposal]:
+    def _regions_decode_px(self) -> int:
+        # Each half of the photo is looked at on its own (services/hotspots.py): it must still fill the model.
+        return 2 * self.service.embedder.spec.size_px
+
+    def _regions(self, decoded: DecodedImage) -> list[RegionProposal]:
         """Hotspots of the query photo (services/hotspots.py); [] for a model that proposes no regions."""
-        embedder = self.service.embedder
-        decoded = decode_image(image, min_size_px=2 * embedder.spec.size_px, max_pixels=self.service.max_pixels)
         return [
             RegionProposal(x=box.x, y=box.y, w=box.w, h=box.h, score=score)
-            for box, score in propose_hotspots(embedder, decoded.image)
+            for box, score in propose_hotspots(self.service.embedder, decoded.image)
         ]
 
     def result_of(self, record: ImageRecord, score: float) -> SearchResult:
@@ -198,19 +228,3 @@ class SearchApi:
             attributes=dict(record.attributes),
             **record.product.as_dict(),
         )
-
-
-def error_result(exc: BaseException) -> ApiResult:
-    """(status, body) for any exception; only the library's own errors and validation errors reach the client."""
-    if isinstance(exc, ValidationError):
-        return 422, error_body("validation_error", describe_validation_errors(exc.errors()))
-    return error_for(exc)
-
-
-def describe_validation_errors(errors) -> str:
-    """One line per problem, e.g. "k: Input should be less than or equal to 100", with no input values echoed."""
-    parts = []
-    for error in errors[:5]:
-        where = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body",)) or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts)

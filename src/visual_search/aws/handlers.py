@@ -1,5 +1,6 @@
-"""The Lambda entry points. Services are built on the first invocation of a container (not at import time, so
-a cold start that fails reports its error per request) and reused by the invocations after it.
+"""The Lambda entry points, thin: each gets its whole runtime from bootstrap/aws_runtime.py on the first
+invocation of a container (not at import time, so a cold start that fails reports its error per request) and
+reuses it for the invocations after it.
 
 Configuration comes from VISUAL_SEARCH_* environment variables (see settings.py); SEARCH_SETTINGS and
 INDEX_SETTINGS name the ones each function reads, and the template test checks that template.yaml sets them.
@@ -9,29 +10,26 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
 
-from visual_search import bootstrap
-from visual_search.api.catalogue_api import CatalogueApi
-from visual_search.api.search_api import SearchApi, error_result
+from visual_search.api.results import error_result
 from visual_search.aws.api_key_parameter import with_parameter_keys
-from visual_search.aws.catalogue_fields import CatalogueManifest
 from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.index_metrics import reporting_failed_events
 from visual_search.aws.invocation_deadline import seconds_left
-from visual_search.aws.s3_event_indexer import EventOutcome, S3EventIndexer, SequencedIndex
 from visual_search.aws.s3_events import parse_event
-from visual_search.aws.s3_thumbnails import S3Thumbnails, result_url
+from visual_search.bootstrap.aws_runtime import (
+    INDEX_BATCH_SIZE,
+    EventIndexerRuntime,
+    SearchFunctionRuntime,
+    build_event_indexer_runtime,
+    build_search_function_runtime,
+)
 from visual_search.core.deadline import deadline_after
-from visual_search.core.errors import MissingSettingError, NotFoundError, VisualSearchError, error_body
+from visual_search.core.errors import NotFoundError, VisualSearchError, error_body
 from visual_search.core.keys import printable
 from visual_search.core.lazy import Lazy
-from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.core.object_events import EventOutcome
 from visual_search.core.settings import Settings
-from visual_search.services.catalogue import CatalogueWriter
-from visual_search.services.indexing import IndexingService
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +47,7 @@ SEARCH_SETTINGS = (
     "write_api_key_parameter",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
-INDEX_BATCH_SIZE = 16  # images per endpoint request; the template caps an SQS batch below it, so one request
+__all__ = ["INDEX_BATCH_SIZE", "index_handler", "search_handler"]
 
 
 class IndexBatchFailedError(VisualSearchError):
@@ -60,77 +58,83 @@ class IndexBatchFailedError(VisualSearchError):
     http_status = 500
 
 
-@dataclass
-class SearchRuntime:
-    api: SearchApi
-    index: VectorIndex
-    image_url: Callable[[str], str]
-    api_key: str | None = None  # the read key: None = the reading routes are open
-    catalogue: CatalogueApi | None = None
-    write_api_key: str | None = None  # None = the writing routes answer 403 writes_disabled
+def search_runtime_from_env() -> SearchFunctionRuntime:
+    # Keys not set themselves are read from their SSM parameters: unreadable, the function refuses to start (503).
+    return build_search_function_runtime(with_parameter_keys(Settings.from_env()))
 
 
-def build_search_runtime(settings: Settings, store: ImageStore) -> SearchRuntime:
-    service = bootstrap.build_search_service(settings)
-    # A result's image: its thumbnail when the index function wrote them (aws/s3_thumbnails.py), else the original.
-    api = bootstrap.build_search_api(settings, url_for=result_url(store.url_for), service=service)
-    # Writes go to the bucket only (index_on_put=False): the bucket's events index them, as for any upload.
-    writer = Lazy(
-        lambda: CatalogueWriter(
-            IndexingService(service.embedder, service.index, max_pixels=settings.max_pixels),
-            store,
-            index_on_put=False,
-            key_prefix=getattr(store, "prefix", ""),
+def event_indexer_from_env() -> EventIndexerRuntime:
+    return build_event_indexer_runtime(Settings.from_env())
+
+
+# One runtime per container, built by the first invocation (not at import time, so a cold start that fails
+# reports its error per request and is retried by the next one).
+_search_runtime = Lazy(search_runtime_from_env)
+_event_indexer = Lazy(event_indexer_from_env)
+
+
+def search_handler(event: dict, context=None) -> dict:
+    """SearchFunction: HTTP API v2 event in, proxy response out. A cold start that fails (no index yet, a
+    backend down) answers each request with a JSON error and is retried on the next one. Every backend call
+    (the URL fetch, the endpoint, OpenSearch and their retries) ends before one deadline taken from the
+    invocation's remaining time, so a slow backend is a JSON 503, never a function killed by its timeout."""
+    with deadline_after(seconds_left(context)):
+        return _search_response(event)
+
+
+def _search_response(event: dict) -> dict:
+    try:
+        runtime = _search_runtime.get()
+    except NotFoundError:
+        logger.warning("the search index does not exist yet", exc_info=True)
+        return json_response(
+            503,
+            error_body(
+                "index_not_ready", "the catalogue is empty: upload images to the bucket and they will be indexed"
+            ),
         )
-    )
-    catalogue = CatalogueApi(api, writer.get, max_pixels=settings.max_pixels)
-    keyed = with_parameter_keys(settings)  # unreadable parameters: the function refuses to start (503)
-    return SearchRuntime(
-        api=api,
-        index=service.index,
-        image_url=store.url_for,
-        api_key=keyed.effective_read_api_key,
-        catalogue=catalogue,
-        write_api_key=keyed.effective_write_api_key,
-    )
+    except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
+        return json_response(*error_result(exc))
+    return handle_http_event(event, runtime.apis, runtime.keys)
 
 
-def build_event_indexer(
-    settings: Settings, store_for_bucket: Callable[[str], ImageStore], thumbnails: S3Thumbnails | None = None
-) -> S3EventIndexer:
-    embedder = bootstrap.build_embedder(settings)
-    index = bootstrap.open_index(settings, writable=True, embedder=embedder)
-    sequenced = SequencedIndex(index)
-    indexing = IndexingService(
-        embedder, sequenced, batch_size=INDEX_BATCH_SIZE, workers=4, max_pixels=settings.max_pixels
-    )
-    return S3EventIndexer(
-        indexing, sequenced, store_for_bucket, _manifests(settings, store_for_bucket), thumbnails=thumbnails
-    )
+def index_handler(event: dict, context=None) -> dict:
+    """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure). A
+    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch.
+    The number of failed events is written as a metric (aws/index_metrics.py): Lambda's Errors never sees them."""
+    return reporting_failed_events(_index_response, event, context)
 
 
-def _manifests(settings: Settings, store_for_bucket: Callable[[str], ImageStore]):
-    """manifest_for_bucket: each bucket's catalogue manifest (settings.catalogue_manifest), made once."""
-    manifests: dict[str, CatalogueManifest] = {}
-    lock = threading.Lock()
+def _index_response(event: dict) -> dict:
+    try:
+        runtime = _event_indexer.get()
+    except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ
+        _status, body = error_result(exc)
+        logger.error(json.dumps({"status": "failed", "batch": "whole", **body["error"]}))
+        records = event.get("Records") if isinstance(event, dict) else None
+        message_ids = [
+            r["messageId"] for r in records or () if isinstance(r, dict) and r.get("eventSource") == "aws:sqs"
+        ]
+        if message_ids:
+            return batch_item_failures(message_ids)
+        raise IndexBatchFailedError(body["error"]["message"]) from None
+    response, failed = handle_index_event(event, runtime)
+    if failed and "batchItemFailures" not in response:
+        raise IndexBatchFailedError(f"some objects were not indexed: {json.dumps(response['failed'])}")
+    return response
 
-    def manifest_for_bucket(bucket: str) -> CatalogueManifest | None:
-        if not settings.catalogue_manifest:
-            return None
-        with lock:
-            if bucket not in manifests:
-                manifests[bucket] = CatalogueManifest(store_for_bucket(bucket), settings.catalogue_manifest)
-            return manifests[bucket]
 
-    return manifest_for_bucket
-
-
-def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool]:
+def handle_index_event(event: dict, runtime: EventIndexerRuntime) -> tuple[dict, bool]:
     """(the handler's response, whether anything failed). For SQS the response is the partial batch failure
-    report; for a direct S3 invocation it summarises the outcomes."""
+    report; for a direct S3 invocation it summarises the outcomes.
+
+    Why not Powertools' BatchProcessor: it hands records to a handler one at a time, while the event indexer
+    plans a batch as a whole (a key's stale and duplicate events within the batch dropped by sequencer, each
+    record read once, every image embedded in one endpoint request); the report it would build is the few lines
+    of batch_item_failures."""
     parsed = parse_event(event)
     try:
-        outcomes = indexer.apply(parsed.objects)
+        outcomes = runtime.apply(parsed.objects)
     except VisualSearchError as exc:
         # The index or the bucket is unreachable: nothing was applied reliably, so every message is redelivered.
         logger.error("indexing failed for the whole batch: %s", exc.message)
@@ -150,8 +154,8 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
         )
     failed = [outcome for outcome in outcomes if outcome.failed]
     if parsed.from_sqs:
-        failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [o.event.message_id for o in failed]))
-        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_ids]}, bool(failed_ids)
+        failed_ids = list(dict.fromkeys(parsed.unreadable_message_ids + [str(o.event.message_id) for o in failed]))
+        return batch_item_failures(failed_ids), bool(failed_ids)
     summary: dict[str, list] = {
         status: [o.event.key for o in outcomes if o.status == status]
         for status in ("indexed", "deleted", "kept", "stale", "duplicate", "ignored")
@@ -163,106 +167,12 @@ def handle_index_event(event: dict, indexer: S3EventIndexer) -> tuple[dict, bool
     return summary, bool(failed)
 
 
-def s3_store_factory(settings: Settings) -> Callable[[str], ImageStore]:
-    from visual_search.stores.s3 import S3ImageStore
-
-    stores: dict[str, ImageStore] = {}
-    lock = threading.Lock()
-
-    def store_for_bucket(bucket: str) -> ImageStore:
-        with lock:
-            if bucket not in stores:
-                shared_client = getattr(next(iter(stores.values())), "client", None) if stores else None
-                stores[bucket] = S3ImageStore(
-                    bucket, client=shared_client, presigned_url_expiry_s=settings.presigned_url_expiry_s
-                )
-            return stores[bucket]
-
-    return store_for_bucket
-
-
-def _configured_store(settings: Settings) -> ImageStore:
-    if not settings.image_store:
-        raise MissingSettingError("image_store", "must name the images bucket (s3://bucket)")
-    return bootstrap.build_image_store(settings.image_store, presigned_url_expiry_s=settings.presigned_url_expiry_s)
-
-
-def _search_runtime_from_env() -> SearchRuntime:
-    settings = Settings.from_env()
-    return build_search_runtime(settings, _configured_store(settings))
-
-
-def _event_indexer_from_env() -> S3EventIndexer:
-    settings = Settings.from_env()
-    store_for_bucket = s3_store_factory(settings)
-    thumbnails = S3Thumbnails(lambda bucket: store_for_bucket(bucket).client, max_pixels=settings.max_pixels)  # type: ignore[attr-defined]
-    return build_event_indexer(settings, store_for_bucket, thumbnails)
-
-
-_search_runtime = Lazy(_search_runtime_from_env)
-_event_indexer = Lazy(_event_indexer_from_env)
-
-
-def search_handler(event: dict, context=None) -> dict:
-    """SearchFunction: HTTP API v2 event in, proxy response out. A cold start that fails (no index yet, a
-    backend down) answers each request with a JSON error and is retried on the next one. Every backend call
-    (the URL fetch, the endpoint, OpenSearch and their retries) ends before one deadline taken from the
-    invocation's remaining time, so a slow backend is a JSON 503, never a function killed by its timeout."""
-    with deadline_after(seconds_left(context)):
-        return _search_response(event)
-
-
-def _search_response(event: dict) -> dict:
-    try:
-        runtime: SearchRuntime = _search_runtime.get()
-    except NotFoundError:
-        logger.warning("the search index does not exist yet", exc_info=True)
-        return json_response(
-            503,
-            error_body(
-                "index_not_ready", "the catalogue is empty: upload images to the bucket and they will be indexed"
-            ),
-        )
-    except Exception as exc:  # noqa: BLE001 - the API boundary: every failure becomes a JSON error
-        return json_response(*error_result(exc))
-    return handle_http_event(
-        event,
-        runtime.api,
-        runtime.index,
-        runtime.image_url,
-        api_key=runtime.api_key,
-        catalogue=runtime.catalogue,
-        write_api_key=runtime.write_api_key,
-    )
-
-
-def index_handler(event: dict, context=None) -> dict:
-    """IndexFunction: S3 notifications via SQS (partial batch failures) or directly (raises on failure). A
-    function that cannot start (a missing setting, a backend down) logs why and fails every item of the batch.
-    The number of failed events is written as a metric (aws/index_metrics.py): Lambda's Errors never sees them."""
-    return reporting_failed_events(_index_response, event, context)
-
-
-def _index_response(event: dict) -> dict:
-    try:
-        indexer = _event_indexer.get()
-    except Exception as exc:  # noqa: BLE001 - logged and reported per item; SQS redelivers, then the DLQ
-        status, body = error_result(exc)
-        logger.error(json.dumps({"status": "failed", "batch": "whole", **body["error"]}))
-        records = event.get("Records") if isinstance(event, dict) else None
-        message_ids = [
-            r["messageId"] for r in records or () if isinstance(r, dict) and r.get("eventSource") == "aws:sqs"
-        ]
-        if message_ids:
-            return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
-        raise IndexBatchFailedError(body["error"]["message"]) from None
-    response, failed = handle_index_event(event, indexer)
-    if failed and "batchItemFailures" not in response:
-        raise IndexBatchFailedError(f"some objects were not indexed: {json.dumps(response['failed'])}")
-    return response
+def batch_item_failures(message_ids: list[str]) -> dict:
+    """SQS's partial batch response: the messages to redeliver (ReportBatchItemFailures in template.yaml)."""
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
 
 
 def reset_cached_services() -> None:
-    """Forget the services built from the environment, so the next invocation rebuilds them."""
+    """Forget the runtimes built from the environment, so the next invocation rebuilds them."""
     _search_runtime.reset()
     _event_indexer.reset()

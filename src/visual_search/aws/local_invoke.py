@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import os
 
-from visual_search import bootstrap
-from visual_search.aws.handlers import build_event_indexer, build_search_runtime, handle_index_event
+from visual_search.aws.api_key_parameter import with_parameter_keys
+from visual_search.aws.handlers import handle_index_event
 from visual_search.aws.http_events import handle_http_event
+from visual_search.bootstrap import build_image_store
+from visual_search.bootstrap.aws_runtime import build_event_indexer_runtime, build_search_function_runtime
 from visual_search.core.settings import Settings
 
 
@@ -16,26 +18,18 @@ def invoke_local(kind: str, event: dict, settings: Settings) -> dict:
     """The handler's response to `event`. kind is "search" or "index". `settings.image_store` is the folder
     (or s3:// URL) that plays the bucket; every bucket named in an event maps to it. Defaults to the
     current directory."""
-    store = bootstrap.build_image_store(settings.image_store or os.getcwd())
+    store = build_image_store(settings.image_store or os.getcwd())
     if kind == "search":
-        runtime = build_search_runtime(settings, store)
+        runtime = build_search_function_runtime(with_parameter_keys(settings), store=store)
         try:
-            return handle_http_event(
-                event,
-                runtime.api,
-                runtime.index,
-                runtime.image_url,
-                api_key=runtime.api_key,
-                catalogue=runtime.catalogue,
-                write_api_key=runtime.write_api_key,
-            )
+            return handle_http_event(event, runtime.apis, runtime.keys)
         finally:
-            runtime.index.close()
+            runtime.close()
     if kind == "index":
-        indexer = build_event_indexer(settings, lambda _bucket: store)
+        indexer = build_event_indexer_runtime(settings, store_for_bucket=lambda _bucket: store)
         try:
             response, _failed = handle_index_event(event, indexer)
             return response
         finally:
-            indexer.index.close()
+            indexer.close()
     raise ValueError(f"unknown handler {kind!r}: use search or index")

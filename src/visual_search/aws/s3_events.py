@@ -1,7 +1,7 @@
 """S3 event notifications, delivered directly or wrapped in SQS messages, read into ObjectEvents.
 
-S3 sends object keys URL-encoded ('+' for a space); every key here is decoded. `sequencer` orders the events of
-one key: per AWS, left-pad the shorter hex string with zeros and compare lexically; a greater one is later.
+S3 sends object keys URL-encoded ('+' for a space); every key here is decoded. How events are ordered (the
+sequencer) is core/object_events.py's.
 """
 
 from __future__ import annotations
@@ -11,23 +11,13 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from visual_search.core.object_events import ObjectEvent
+
 logger = logging.getLogger(__name__)
 
 # Event names whose object is now there / no longer there. Lifecycle expirations remove objects too.
 _CREATED_PREFIXES = ("ObjectCreated:",)
 _REMOVED_PREFIXES = ("ObjectRemoved:", "LifecycleExpiration:")
-
-
-@dataclass(frozen=True)
-class ObjectEvent:
-    """One object's change. `message_id` is the SQS message that carried it (None for a direct invocation)."""
-
-    bucket: str
-    key: str
-    created: bool
-    sequencer: str
-    event_name: str
-    message_id: str | None = None
 
 
 @dataclass
@@ -37,19 +27,6 @@ class ParsedEvent:
     objects: list[ObjectEvent]
     unreadable_message_ids: list[str]
     from_sqs: bool
-
-
-def sequencer_key(sequencer: str, width: int = 32) -> str:
-    """A string that sorts like the sequencer's hex value: upper-cased and left-padded with zeros."""
-    return (sequencer or "").upper().rjust(width, "0")
-
-
-def is_later(sequencer: str, than: str | None) -> bool:
-    """True when `sequencer` is strictly later than `than` (None or empty: nothing applied yet)."""
-    if not than:
-        return True
-    width = max(len(sequencer or ""), len(than), 1)
-    return sequencer_key(sequencer, width) > sequencer_key(than, width)
 
 
 def parse_event(event: dict) -> ParsedEvent:

@@ -41,6 +41,7 @@ def register(sub, common: argparse.ArgumentParser) -> None:
         model=None,
         threads=None,
         calibration_dir=None,
+        follow_links_outside=False,
     )
 
 
@@ -58,9 +59,8 @@ def run_publish_frontend(args, settings: Settings) -> int:
 
 
 def run_reindex(args, settings: Settings) -> int:
-    from visual_search.aws.handlers import build_event_indexer, s3_store_factory
-    from visual_search.aws.reindex import reindex_bucket
     from visual_search.aws.stack_outputs import read_stack_outputs, required_outputs
+    from visual_search.bootstrap.aws_runtime import build_event_indexer_runtime
 
     region = args.region or settings.aws_region
     outputs = read_stack_outputs(args.stack, region_name=region)
@@ -76,11 +76,11 @@ def run_reindex(args, settings: Settings) -> int:
         opensearch_auth="sigv4",
         aws_region=region,
     )
-    indexer = build_event_indexer(settings, s3_store_factory(settings))
+    runtime = build_event_indexer_runtime(settings)
     try:
-        report = reindex_bucket(indexer, bucket, outputs.get("ImagesPrefix", ""))
+        report = runtime.reindex(bucket, outputs.get("ImagesPrefix", ""))
     finally:
-        indexer.index.close()
+        runtime.close()
     for failure in report.failed:
         print(f"visual-search: {failure.uri}: {failure.reason}", file=sys.stderr)
     print(

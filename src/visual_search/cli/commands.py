@@ -1,32 +1,29 @@
-"""What each `visual-search` command does, over the services that bootstrap.py builds."""
+"""What each `visual-search` command does, over the services that bootstrap/ builds."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from visual_search import bootstrap
-from visual_search.core.catalogue_csv import read_catalogue_csv
-from visual_search.core.errors import VisualSearchError
-from visual_search.core.images import IMAGE_SUFFIXES
-from visual_search.core.keys import key_problem, printable
-from visual_search.core.local_files import read_regular_file, regular_file_problem
+from visual_search.bootstrap import cli_runtime
+from visual_search.core.errors import InvalidRequestError, VisualSearchError
+from visual_search.core.keys import printable
+from visual_search.core.local_files import read_regular_file
 from visual_search.core.pixel_budget import BULK_WAIT_S, DECODING
 from visual_search.core.records import SearchFilters
 from visual_search.core.settings import Settings
-from visual_search.services.indexing import IndexItem
 
 
 def run_index(args, settings: Settings) -> int:
-    entries = read_catalogue_csv(args.labels) if args.labels else []
-    # Files are matched by resolved path; S3 objects by the key as the CSV writes it.
-    labels = {entry.path: entry for entry in entries} | {entry.listed_path: entry for entry in entries}
-    items = _without_duplicate_keys(
-        _items_from_paths(args.paths, labels, follow_links_outside=settings.follow_links_outside)
-    )
+    if args.watch:
+        return _run_watch(args, settings)
+    found = cli_runtime.catalogue_items(args.paths, args.labels, follow_links_outside=settings.follow_links_outside)
+    for line in found.skipped:
+        print(f"skipped {line}", file=sys.stderr)
+    items = found.items
     if not items:
         print("visual-search: no image files (jpg, jpeg, png, webp, gif, bmp, tif, tiff) found", file=sys.stderr)
         return 1
@@ -118,8 +115,40 @@ def run_eval(args, settings: Settings) -> int:
 def run_serve(args, settings: Settings) -> int:
     from visual_search.server.app import run_server
 
-    run_server(settings, host=args.host, port=args.port)
+    if args.labels and not args.watch:
+        raise InvalidRequestError("--labels goes with --watch DIR")
+    watch = {}
+    if args.watch:
+        watch = {"watched_folder": _one_folder([args.watch]), "labels_csv": args.labels, "on_change": _print_changes}
+    run_server(settings, host=args.host, port=args.port, **watch)
     return 0
+
+
+def _run_watch(args, settings: Settings) -> int:
+    folder = _one_folder(args.paths)
+    runtime = cli_runtime.build_folder_watch_runtime(settings, folder, labels_csv=args.labels, on_change=_print_changes)
+    print(f"watching {folder} (Ctrl+C stops; everything indexed so far is kept)", file=sys.stderr)
+    try:
+        runtime.run()  # until Ctrl+C
+    finally:
+        runtime.close()
+    return 0
+
+
+def _one_folder(paths: list[str]) -> Path:
+    if len(paths) != 1 or not Path(paths[0]).is_dir():
+        raise InvalidRequestError("--watch follows one folder: give exactly one existing folder")
+    return Path(paths[0]).resolve()
+
+
+def _print_changes(report) -> None:
+    """A folder watcher's report of one round (services/watching.WatchReport)."""
+    for failure in report.failed:
+        print(f"skipped {failure}", file=sys.stderr)
+    print(
+        f"watch: indexed {len(report.indexed)}, removed {len(report.removed)}, failed {len(report.failed)}",
+        file=sys.stderr,
+    )
 
 
 def run_invoke(args, settings: Settings) -> int:
@@ -130,59 +159,6 @@ def run_invoke(args, settings: Settings) -> int:
         settings = settings.with_overrides(image_store=args.bucket_dir)
     print(json.dumps(invoke_local(args.function, event, settings), indent=2, ensure_ascii=False))
     return 0
-
-
-def _items_from_paths(paths: list[str], labels: dict, *, follow_links_outside: bool = False) -> Iterator[IndexItem]:
-    for location in paths:
-        if location.startswith("s3://") or Path(location).is_dir():
-            store = bootstrap.build_image_store(location, follow_links_outside=follow_links_outside)
-            keys = list(store.list_keys())
-            for path_shown, reason in getattr(store, "skipped", ()):  # a folder's FIFOs, sockets, unusable names
-                print(f"skipped {path_shown}: {reason}", file=sys.stderr)
-            for key in keys:
-                uri = store.uri(key)
-                entry = labels.get(key) if location.startswith("s3://") else labels.get(Path(uri))
-                yield IndexItem(
-                    key,
-                    uri,
-                    (lambda s=store, k=key: s.read(k)),
-                    entry.label if entry else None,
-                    entry.attributes if entry else {},
-                    product=entry.product if entry else None,
-                )
-        elif Path(location).exists() or Path(location).is_symlink():
-            path = Path(location).resolve()
-            problem = (
-                f"not an image file name ({', '.join(IMAGE_SUFFIXES)})"
-                if path.suffix.lower() not in IMAGE_SUFFIXES
-                else key_problem(path.name) or regular_file_problem(path)
-            )
-            if problem:
-                print(f"skipped {printable(str(path))}: {problem}", file=sys.stderr)
-                continue
-            entry = labels.get(path)
-            yield IndexItem(
-                path.name,
-                str(path),
-                (lambda p=path: read_regular_file(p)),
-                entry.label if entry else None,
-                entry.attributes if entry else {},
-                product=entry.product if entry else None,
-            )
-        else:
-            print(f"skipped {printable(location)}: no such file or folder", file=sys.stderr)
-
-
-def _without_duplicate_keys(items: Iterator[IndexItem]) -> list[IndexItem]:
-    """Two sources with one key (the same file name given twice, overlapping folders) would overwrite each other:
-    keep the first and report the others."""
-    first_by_key: dict[str, IndexItem] = {}
-    for item in items:
-        if item.key in first_by_key:
-            print(f"skipped {item.uri}: same key {item.key!r} as {first_by_key[item.key].uri}", file=sys.stderr)
-        else:
-            first_by_key[item.key] = item
-    return list(first_by_key.values())
 
 
 def _without_password(location: str) -> str:

@@ -1,6 +1,6 @@
 """The `visual-search` command: index folders, search by photo, evaluate retrieval, serve the web app.
 
-Each command is a thin entry point over the services built by bootstrap.py; user errors print one line to
+Each command is a thin entry point over the services built by bootstrap/; user errors print one line to
 stderr and exit non-zero, never a traceback.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from visual_search import __version__
 from visual_search.core.errors import VisualSearchError
+from visual_search.core.records import DEFAULT_K, MAX_K
 from visual_search.core.settings import Settings
 
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model,
             threads=args.threads,
             calibration_dir=args.calibration_dir,
-            follow_links_outside=args.follow_links_outside or None,
+            follow_links_outside=getattr(args, "follow_links_outside", False) or None,  # not on `aws`
         )
         return args.run(args, settings)
     except VisualSearchError as exc:
@@ -79,11 +80,16 @@ def _build_parser() -> argparse.ArgumentParser:
     index.add_argument("--labels", metavar="CSV", help="CSV with path,label columns; other columns become attributes")
     index.add_argument("--batch-size", type=int, default=32)
     index.add_argument("--quiet", action="store_true", help="no progress bar")
+    index.add_argument(
+        "--watch",
+        action="store_true",
+        help="after indexing, keep following the folder: new, changed and deleted images",
+    )
     index.set_defaults(run=commands.run_index)
 
     search = sub.add_parser("search", parents=[common], help="find the indexed images most similar to photos")
     search.add_argument("images", nargs="+", metavar="IMAGE")
-    search.add_argument("-k", type=int, default=10, help="how many results (1-100, default 10)")
+    search.add_argument("-k", type=int, default=DEFAULT_K, help=f"how many results (1-{MAX_K}, default {DEFAULT_K})")
     search.add_argument("--label", action="append", help="only results with this label (repeatable)")
     search.add_argument("--json", action="store_true", help="one JSON object per query line")
     search.add_argument(
@@ -135,6 +141,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", parents=[common], help="serve the HTTP API and the web UI")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--watch", metavar="DIR", help="also watch this folder and index its changes")
+    serve.add_argument("--labels", metavar="CSV", help="labels CSV of the watched folder (re-read on change)")
     serve.set_defaults(run=commands.run_serve)
 
     invoke = sub.add_parser("invoke", parents=[common], help="run a Lambda handler in-process on an event file")
@@ -142,7 +150,7 @@ def _build_parser() -> argparse.ArgumentParser:
     invoke.add_argument("event", metavar="EVENT.json")
     invoke.add_argument("--bucket-dir", help="a local folder standing in for the images bucket")
     invoke.set_defaults(run=commands.run_invoke)
-    catalogue_commands.register(sub, common, index_parser=index, serve_parser=serve)  # --watch, duplicates
+    catalogue_commands.register(sub, common)  # duplicates
     aws_commands.register(sub, common)  # aws publish-frontend, aws reindex
     adapt_command.register(sub, common)  # adapt: the query-domain centre
     return parser

@@ -9,7 +9,8 @@ briefly or is refused, never stacked up in memory.
 
 Freed images must also leave the process: glibc keeps freed blocks of the size Pillow allocates (16 MB) in its
 heaps, where they fragment and are rarely returned. A fixed mmap threshold makes every allocation of 1 MB or more
-its own mapping, unmapped when freed; when the last reservation ends, malloc_trim returns the rest.
+its own mapping, unmapped when freed; when the last reservation ends after large images, malloc_trim returns
+the rest.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ DEFAULT_WAIT_S = 10.0  # a server answers 503 busy after this: a shopper is bett
 BULK_WAIT_S = 3600.0  # a batch job (CLI indexing) queues for memory instead of skipping a large image
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 _MMAP_THRESHOLD_BYTES = 1024 * 1024
+# malloc_trim walks the whole heap (ONNX Runtime's included): worth it after large images, not after every
+# 400 px query photo, whose few small blocks the next query reuses anyway.
+_TRIM_AFTER_BYTES = 32 * 1024 * 1024
 
 
 class DecoderBusyError(VisualSearchError):
@@ -43,6 +47,7 @@ class PixelBudget:
         self.capacity_bytes = capacity_bytes
         self.wait_s = wait_s
         self._in_use = 0
+        self._released_since_trim = 0
         self._changed = threading.Condition()
 
     @property
@@ -66,9 +71,12 @@ class PixelBudget:
     def release(self, nbytes: int) -> None:
         with self._changed:
             self._in_use -= nbytes
-            idle = self._in_use == 0
+            self._released_since_trim += nbytes
+            trim = self._in_use == 0 and self._released_since_trim >= _TRIM_AFTER_BYTES
+            if trim:
+                self._released_since_trim = 0
             self._changed.notify_all()
-        if idle:
+        if trim:
             _return_free_memory()
 
     def hold_while_alive(self, owner: object, nbytes: int) -> None:

@@ -1,9 +1,10 @@
-"""The ports the services depend on; adapters implement them and bootstrap.py chooses which."""
+"""The ports the services depend on; adapters implement them and bootstrap/ chooses which."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -47,6 +48,15 @@ class TensorEmbedder(Embedder, Protocol):
 
 
 @runtime_checkable
+class QueryEmbedder(Embedder, Protocol):
+    """An Embedder that can embed one query photo computing only what the search will read."""
+
+    def embed_query(self, image: Image.Image, *, with_colour: bool) -> np.ndarray:
+        """float32 (dimension,) in the stored layout; with `with_colour=False` a colour descriptor part, if the
+        model has one, is left zero (for a search with colour weight 0, which does not read it)."""
+
+
+@runtime_checkable
 class RegionProposer(Protocol):
     """Finds the objects in a photo (for "several items in one photo"), from the model's own activations.
 
@@ -62,8 +72,12 @@ class RegionProposer(Protocol):
 class VectorIndex(Protocol):
     """Stores one vector and one ImageRecord per key, and finds the nearest vectors by cosine similarity.
 
-    Raises ModelMismatchError when opened for, or given vectors of, another model or dimension.
+    Raises ModelMismatchError when opened for, or given vectors of, another model or dimension. `writable` is
+    False for an index opened only to read (an embedded index without its writer lock).
     """
+
+    @property
+    def writable(self) -> bool: ...
 
     def upsert(self, records: Sequence[ImageRecord], vectors: np.ndarray) -> None:
         """Insert or replace by key. `vectors` is float32 (len(records), dimension), unit rows."""
@@ -140,7 +154,18 @@ class ObjectInfo:
 
 @runtime_checkable
 class ImageStore(Protocol):
-    """Where catalogue images live: a local folder or an S3 bucket. Keys use '/' separators."""
+    """Where catalogue images live: a local folder or an S3 bucket. Keys use '/' separators.
+
+    `key_prefix` is the part every key of this store starts with ("" for a folder; a bucket's images prefix,
+    under which alone objects raise the indexing event). `skipped` holds (what, why) of the objects the last
+    list_keys left out: names no key may have, files that are not regular files.
+    """
+
+    @property
+    def key_prefix(self) -> str: ...
+
+    @property
+    def skipped(self) -> Sequence[tuple[str, str]]: ...
 
     def list_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys of the objects under `prefix` that have an image file suffix, in a stable order."""
@@ -170,3 +195,34 @@ class ImageStore(Protocol):
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with `prefix` (whatever its suffix, hidden and partial files excepted),
         with its size and time, for stores that are bounded by bytes and age (the shared uploads)."""
+
+
+@runtime_checkable
+class FolderStore(ImageStore, Protocol):
+    """An ImageStore over a folder of files, whose changes can be told without reading them."""
+
+    def stat(self, key: str) -> tuple[int, int] | None:
+        """(size in bytes, mtime in ns) of the key's file, or None when there is no such regular file."""
+
+
+class FolderObserver(Protocol):
+    """A running watch of a folder's native file events (a thread); stop() then join() ends it."""
+
+    def stop(self) -> None: ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+# (folder, on_key(key) for each image file an event names, on_folder_event() for folder events) -> a running
+# observer. Events only say where to look: the watcher stats the files to decide what changed.
+FolderEvents = Callable[[Path, Callable[[str], None], Callable[[], None]], FolderObserver]
+
+
+class Thumbnails(Protocol):
+    """Resized copies of a bucket's images, written when an image is indexed and removed with it."""
+
+    def write(self, bucket: str, key: str, data: bytes) -> bool:
+        """Makes and stores every size of the image `data`; False (logged) when any could not be."""
+
+    def remove(self, bucket: str, keys: Iterable[str]) -> None:
+        """Deletes every size of each key's thumbnails (missing ones are fine)."""

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 MAX_K = 100  # the most results one search may ask for, on every transport
+DEFAULT_K = 12  # how many results a search gives when it does not say: the API, the CLI and the service
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Settings read from environment variables (and overridden by CLI flags); the only input bootstrap.py needs."""
+"""Settings read from environment variables (and overridden by CLI flags); the only input bootstrap/ needs."""
 
 from __future__ import annotations
 
@@ -72,6 +72,10 @@ class Settings:
     # Catalogue folders follow a symlink only while its target stays inside the folder; True follows every link
     # (the operator vouches for what they point to). See docs/SECURITY.md "Catalogue files and links".
     follow_links_outside: bool = False
+    # Per-client limit of the local server's expensive routes (server/rate_limit.py): requests a second, 0 = off;
+    # None: off when the server binds loopback, 20 a second with bursts of 100 when it binds anything else.
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int = 100
     opensearch_username: str | None = None
     opensearch_password: str | None = None
     opensearch_auth: str | None = None  # "sigv4" for Amazon OpenSearch Service / Serverless

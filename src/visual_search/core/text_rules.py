@@ -29,6 +29,7 @@ MAX_ATTRIBUTE_NAME_CHARS = 100
 MAX_ATTRIBUTE_VALUE_CHARS = 2000
 MAX_ATTRIBUTES_JSON_CHARS = MAX_ATTRIBUTES * (MAX_ATTRIBUTE_NAME_CHARS + MAX_ATTRIBUTE_VALUE_CHARS) * 2
 MAX_NUMBER_CHARS = 30
+MAX_JSON_DEPTH = 32  # far beyond a flat object, far below the parser's recursion limit
 _REFUSED_CATEGORIES = {"Cc": "control", "Cf": "format", "Zl": "line separator", "Zp": "paragraph separator"}
 _JOINERS = frozenset("\u200c\u200d")  # zero-width non-joiner and joiner
 _ASCII_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
@@ -81,15 +82,20 @@ def checked_attributes(attributes: Mapping[str, str] | None) -> dict[str, str]:
     return attributes
 
 
-def attributes_from_json(text: str) -> dict[str, str]:
-    """A JSON object of text values, parsed only after its size and nesting are known to be small: a body of
-    100,000 nested brackets is refused here, never handed to a recursive parser."""
+def bounded_json(text: str, what: str) -> object:
+    """`text` parsed as JSON only after its size and nesting are known to be small: a body of 100,000 nested
+    brackets is InvalidRequestError here, never handed to a recursive parser. Malformed JSON is ValueError."""
     if len(text) > MAX_ATTRIBUTES_JSON_CHARS:
-        raise InvalidRequestError(f"attributes are longer than {MAX_ATTRIBUTES_JSON_CHARS:,} characters")
-    if _nesting_depth(text) > 1:
-        raise InvalidRequestError('attributes must be one flat JSON object of text values, such as {"colour": "red"}')
+        raise InvalidRequestError(f"{what} is longer than {MAX_ATTRIBUTES_JSON_CHARS:,} characters")
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise InvalidRequestError(f"{what} nests deeper than {MAX_JSON_DEPTH} levels; it must be a flat JSON object")
+    return json.loads(text) if text.strip() else {}
+
+
+def attributes_from_json(text: str) -> dict[str, str]:
+    """A JSON object of text values within every attribute bound; InvalidRequestError for anything else."""
     try:
-        value = json.loads(text) if text.strip() else {}
+        value = bounded_json(text, "attributes")
     except ValueError:
         raise InvalidRequestError('attributes must be a JSON object such as {"colour": "red"}') from None
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

@@ -1,6 +1,7 @@
-"""The local server's access controls: the optional API key, CORS, bounded body reading and error responses.
+"""The local server's guards: CORS, bounded body reading, security headers and error responses. (Who may call
+which route is the route table's access level, api/access.py.)
 
-All are off by default because the server binds 127.0.0.1; they matter once it listens on a network.
+CORS is off by default because the server binds 127.0.0.1; it matters once it listens on a network.
 """
 
 from __future__ import annotations
@@ -15,23 +16,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
+from visual_search.api.access import API_KEY_HEADER
 from visual_search.api.request_bodies import body_too_large
-from visual_search.api.search_api import API_KEY_HEADER, check_api_key, describe_validation_errors, error_result
+from visual_search.api.results import describe_validation_errors, error_result
 from visual_search.core.errors import VisualSearchError, error_body
 from visual_search.server.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-
-
-def api_key_checker(expected: str | None):
-    """A dependency that refuses requests without the configured key (constant-time compare); a no-op if unset."""
-
-    def check(request: Request) -> None:
-        check_api_key(expected, request.headers.get(API_KEY_HEADER))
-
-    return check
 
 
 def add_cors(app: FastAPI, origins: tuple[str, ...]) -> None:
@@ -70,11 +63,12 @@ def add_error_handlers(app: FastAPI) -> None:
         status, body = error_result(exc)  # logs it; the client never sees a stack trace
         return JSONResponse(body, status_code=status)
 
-    app.add_exception_handler(VisualSearchError, library_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(ClientDisconnect, client_gone)
-    app.add_exception_handler(Exception, unexpected_error)
+    # The decorator form: Starlette types add_exception_handler for handlers of Exception itself only.
+    app.exception_handler(VisualSearchError)(library_error)
+    app.exception_handler(RequestValidationError)(validation_error)
+    app.exception_handler(StarletteHTTPException)(http_error)
+    app.exception_handler(ClientDisconnect)(client_gone)
+    app.exception_handler(Exception)(unexpected_error)
 
 
 async def read_body_capped(request: Request, limit_bytes: int) -> bytes:

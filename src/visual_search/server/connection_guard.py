@@ -16,6 +16,7 @@ dependency), and uses only its documented state (`h11.Connection.their_state`) a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ _REASONS = {400: "Bad Request", 408: "Request Timeout"}
 class ConnectionLimits:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0  # a 14 MB body at 4 Mbit/s; a laptop's own browser sends it in milliseconds
-    keep_alive_s: float = 5.0
+    keep_alive_s: int = 5  # whole seconds: uvicorn's keep-alive timer takes an int
     max_connections: int = 64
 
 
@@ -66,7 +67,7 @@ class _GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
-        self._read_timer = None
+        self._read_timer: asyncio.TimerHandle | None = None
         self._reading: str | None = None
         self._bytes_seen = False
         if len(self.connections) > self.limits.max_connections:

@@ -9,9 +9,9 @@ import numpy as np
 
 from visual_search.core import colour as colour_signature
 from visual_search.core.errors import InvalidRequestError, NotFoundError
-from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, crop_image, decode_image
-from visual_search.core.ports import Embedder, VectorIndex
-from visual_search.core.records import MAX_K, IndexStats, SearchFilters, SearchHit
+from visual_search.core.images import DEFAULT_MAX_PIXELS, CropBox, DecodedImage, crop_image, decode_image
+from visual_search.core.ports import Embedder, QueryEmbedder, VectorIndex
+from visual_search.core.records import DEFAULT_K, MAX_K, IndexStats, SearchFilters, SearchHit
 from visual_search.services.adaptation import QueryDomainLearner, current_client
 
 
@@ -28,6 +28,7 @@ class SearchService:
         self.embedder = embedder
         self.index = index
         self.max_pixels = max_pixels
+        self._query_embedder = embedder if isinstance(embedder, QueryEmbedder) else None
         # Learns the query-domain centre from the photos searched (services/adaptation.py); None: off.
         self.learner: QueryDomainLearner | None = None
 
@@ -35,7 +36,7 @@ class SearchService:
         self,
         data: bytes,
         *,
-        k: int = 12,
+        k: int = DEFAULT_K,
         filters: SearchFilters | None = None,
         crop: CropBox | None = None,
         colour: float = 0.0,
@@ -46,22 +47,43 @@ class SearchService:
         Raises InvalidImageError, UnsupportedImageTypeError, ImageTooLargeError or InvalidRequestError.
         """
         started = time.perf_counter()
-        _check_k(k)
-        colour_signature.check_colour_weight(colour)
-        if crop is not None:
-            crop.validate()
-        # A small crop region is enlarged to the model's size, so decode it at a correspondingly larger scale.
+        _check_query(k, colour, crop)
+        return self.search_decoded(
+            self.decode(data, crop=crop), k=k, filters=filters, crop=crop, colour=colour, started=started
+        )
+
+    def decode(self, data: bytes, *, crop: CropBox | None = None, min_size_px: int | None = None) -> DecodedImage:
+        """The photo decoded as a search needs it: at least the model's input size (or `min_size_px`), and a
+        small `crop` region correspondingly larger, since it is enlarged to the model's size."""
         zoom = 1.0 / min(crop.w, crop.h) if crop is not None else 1.0
-        decoded = decode_image(data, min_size_px=int(self.embedder.spec.size_px * zoom), max_pixels=self.max_pixels)
+        needed = max(int(self.embedder.spec.size_px * zoom), min_size_px or 0)
+        return decode_image(data, min_size_px=needed, max_pixels=self.max_pixels)
+
+    def search_decoded(
+        self,
+        decoded: DecodedImage,
+        *,
+        k: int = DEFAULT_K,
+        filters: SearchFilters | None = None,
+        crop: CropBox | None = None,
+        colour: float = 0.0,
+        started: float | None = None,
+    ) -> SearchOutcome:
+        """`search_image` of a photo already decoded (by `decode`), for callers that also need its pixels."""
+        started = time.perf_counter() if started is None else started
+        _check_query(k, colour, crop)
         image = crop_image(decoded, crop) if crop is not None else decoded.image
-        vector = self.embedder.embed([image])[0]
+        if self._query_embedder is not None:
+            vector = self._query_embedder.embed_query(image, with_colour=colour > 0)  # no colour at weight 0
+        else:
+            vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
         if self.learner is not None:
             self.learner.observe(vector, current_client.get())  # after the search: a query never waits for it
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(
-        self, key: str, *, k: int = 12, filters: SearchFilters | None = None, colour: float = 0.0
+        self, key: str, *, k: int = DEFAULT_K, filters: SearchFilters | None = None, colour: float = 0.0
     ) -> SearchOutcome:
         """ "More like this": the k nearest images to an indexed one, itself excluded, without re-embedding."""
         started = time.perf_counter()
@@ -91,6 +113,13 @@ class SearchService:
 
     def stats(self) -> IndexStats:
         return self.index.stats()
+
+
+def _check_query(k: int, colour: float, crop: CropBox | None) -> None:
+    _check_k(k)
+    colour_signature.check_colour_weight(colour)
+    if crop is not None:
+        crop.validate()
 
 
 def _check_k(k: int) -> None:

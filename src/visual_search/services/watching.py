@@ -15,8 +15,8 @@ that ended without being stopped, or one whose rounds stopped coming (stuck), is
 
 from __future__ import annotations
 
+import functools
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,17 +26,14 @@ from pathlib import Path
 from visual_search.core.catalogue_csv import CatalogueEntry, read_catalogue_csv
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.keys import printable
-from visual_search.core.ports import ImageStore
+from visual_search.core.ports import FolderEvents, FolderObserver, FolderStore
 from visual_search.core.records import MAX_PAGE
-from visual_search.services.catalogue import CatalogueWriter
-from visual_search.services.folder_events import start_observer
+from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexItem
 
 logger = logging.getLogger(__name__)
 
 Stat = tuple[int, int]  # (size, mtime_ns)
-# What starts the native file events: start_observer(folder, on_key, on_folder_event) -> an object with stop()/join().
-EventSource = Callable[[Path, Callable[[str], None], Callable[[], None]], object]
 _ROUND_BATCH = 256  # files indexed between two heartbeats
 DEFAULT_STUCK_AFTER_S = 600.0  # longer than any one round: a batch of 32 images on a slow laptop, or a rescan
 
@@ -52,6 +49,8 @@ class WatchReport:
 
 class FolderWatcher:
     """Keeps the index equal to the image files under `folder` (read through `store`, the same folder).
+    `event_source` starts the folder's native file events (stores/folder_events.py, injected by bootstrap);
+    without it, or with `use_events` False, rescans alone find the changes.
 
     `run(stop)` blocks until `stop` is set; `start()` runs it in a daemon thread and `stop()` ends it.
     """
@@ -59,8 +58,8 @@ class FolderWatcher:
     def __init__(
         self,
         folder: str | Path,
-        store: ImageStore,
-        writer: CatalogueWriter,
+        store: FolderStore,
+        writer: IndexingWriter,
         *,
         labels_csv: str | Path | None = None,
         settle_s: float = 1.0,
@@ -68,7 +67,7 @@ class FolderWatcher:
         poll_s: float = 0.2,
         use_events: bool = True,
         on_change: Callable[[WatchReport], None] | None = None,
-        event_source: EventSource = start_observer,
+        event_source: FolderEvents | None = None,
         stuck_after_s: float = DEFAULT_STUCK_AFTER_S,
     ):
         self.folder = Path(folder).resolve()
@@ -133,7 +132,7 @@ class FolderWatcher:
             caught_up = self._survive("catching up", self.catch_up)
             next_rescan = time.monotonic() + self.rescan_s
             while not stop.wait(self.poll_s):
-                if not caught_up:
+                if not caught_up and time.monotonic() >= next_rescan:  # a failed catch-up is retried at rescans
                     caught_up = self._survive("catching up", self.catch_up)
                 if time.monotonic() >= next_rescan or self._rescan_due:
                     self._survive("rescanning", self._rescan)
@@ -141,11 +140,11 @@ class FolderWatcher:
                 self._survive("indexing changes", self.tick)
         finally:
             if observer is not None:
-                observer.stop()  # type: ignore[attr-defined]
-                observer.join(timeout=5)  # type: ignore[attr-defined]
+                observer.stop()
+                observer.join(timeout=5)
 
-    def _start_events(self) -> object | None:
-        if not self.use_events:
+    def _start_events(self) -> FolderObserver | None:
+        if not self.use_events or self.event_source is None:
             return None
         try:
             return self.event_source(self.folder, self._touch, self._folder_event)
@@ -160,8 +159,9 @@ class FolderWatcher:
         except Exception as error:  # noqa: BLE001 - one bad event must not end the watcher
             message = error.message if isinstance(error, VisualSearchError) else f"{type(error).__name__}: {error}"
             self.last_error = f"{doing}: {printable(message)}"
+            # No immediate retry: an error that persists (a full disk) would otherwise repeat every poll; the next
+            # periodic rescan looks again.
             logger.error("watch: %s (the previous state is kept; the watcher goes on)", self.last_error)
-            self._rescan_due = True
             return False
         finally:
             self._heartbeat = time.monotonic()
@@ -227,8 +227,8 @@ class FolderWatcher:
     def _index_batch(self, keys: list[str], report: WatchReport) -> None:
         if not keys:
             return
-        stats = {key: self._stat(key) for key in keys}
-        items = [self._item(key) for key in keys if stats[key] is not None]
+        stats = {key: stat for key in keys if (stat := self._stat(key)) is not None}
+        items = [self._item(key) for key in stats]
         try:
             outcome = self.writer.index_items(items)
         except VisualSearchError as error:  # e.g. the model service is down: retry these at the next rescan
@@ -253,22 +253,10 @@ class FolderWatcher:
 
     def _item(self, key: str) -> IndexItem:
         uri = self.store.uri(key)
-        entry = self._labels.get(Path(uri))
-        return IndexItem(
-            key,
-            uri,
-            lambda: self.store.read(key),
-            entry.label if entry else None,
-            entry.attributes if entry else {},
-            product=entry.product if entry else None,
-        )
+        return IndexItem.listed(key, uri, functools.partial(self.store.read, key), self._labels.get(Path(uri)))
 
     def _stat(self, key: str) -> Stat | None:
-        try:
-            info = os.stat(self.store.uri(key))
-        except (OSError, VisualSearchError):
-            return None
-        return (info.st_size, info.st_mtime_ns)
+        return self.store.stat(key)
 
     def _is_indexed(self, key: str) -> bool:
         found = self.writer.index.get([key]).get(key)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from visual_search.core.errors import InvalidRequestError, KeyConflictError, NotFoundError
+from visual_search.core.errors import InvalidRequestError, KeyConflictError, NotFoundError, VisualSearchError
 from visual_search.core.hashing import sha256_hex
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
@@ -30,6 +30,8 @@ from visual_search.core.records import ImageRecord
 
 
 class LocalFolderStore:
+    key_prefix = ""  # keys are paths relative to the folder
+
     def __init__(self, root: str | Path, *, url_prefix: str = "/images/", follow_links_outside: bool = False):
         self.root = Path(root).resolve()
         self.url_prefix = url_prefix
@@ -67,6 +69,14 @@ class LocalFolderStore:
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def stat(self, key: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of the key's file; None when it is missing or the key names no place in the folder."""
+        try:
+            info = self._path(key).stat()
+        except (OSError, VisualSearchError):
+            return None
+        return (info.st_size, info.st_mtime_ns)
 
     def url_for(self, key: str) -> str:
         return self.url_prefix + quote(key)

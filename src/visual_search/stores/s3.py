@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from urllib.parse import urlparse
 
@@ -11,6 +12,7 @@ from visual_search.core.keys import key_problem, printable
 from visual_search.core.lazy import Lazy
 from visual_search.core.ports import ObjectInfo, StoredObject
 
+MAX_METADATA_BYTES = 2048  # S3's limit on an object's user metadata (names and values)
 # Errors S3 answers for an object that is not (or no longer) there.
 _MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
 
@@ -47,6 +49,10 @@ class S3ImageStore:
         if parsed.scheme != "s3" or not parsed.netloc:
             raise InvalidRequestError(f"not an S3 URL: {url!r} (expected s3://bucket/prefix)")
         return cls(parsed.netloc, parsed.path.lstrip("/"), **options)
+
+    @property
+    def key_prefix(self) -> str:
+        return self.prefix
 
     @property
     def client(self):
@@ -124,7 +130,7 @@ class S3ImageStore:
     def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None) -> None:
         """PutObject (atomic in S3); `metadata` becomes x-amz-meta-* user metadata, for the indexer to read."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=dict(metadata or {}))
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=_s3_metadata(metadata or {}))
         except Exception as exc:
             raise (_as_library_error(exc, self.uri(key)) or exc) from exc
 
@@ -163,6 +169,27 @@ def _make_client(region_name: str | None):
     # SigV4 presigning: boto3 otherwise signs us-east-1 URLs with the deprecated SigV2.
     config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
     return boto3.client("s3", region_name=region_name, config=config)
+
+
+def _s3_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """User metadata as S3 takes it: ASCII names, values RFC 2047-encoded when not ASCII (as S3 itself returns
+    them; `_decoded` reads them back), at most 2 KB in all. InvalidRequestError otherwise: the caller chose them,
+    and botocore would refuse them with an error of its own (a 500)."""
+    encoded = {}
+    for name, value in metadata.items():
+        if not name.isascii() or not name.isprintable():
+            raise InvalidRequestError(
+                f"the field name {printable(name[:40])!r} must be ASCII to be kept with the image"
+            )
+        plain = value.isascii() and value.isprintable() and not value.startswith("=?")
+        encoded[name] = value if plain else "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+    size = sum(len(name) + len(value) for name, value in encoded.items())
+    if size > MAX_METADATA_BYTES:
+        raise InvalidRequestError(
+            f"the label, product fields and attributes take {size:,} bytes; the images bucket keeps at most "
+            f"{MAX_METADATA_BYTES:,} with an image"
+        )
+    return encoded
 
 
 def _decoded(value: str) -> str:

@@ -37,6 +37,9 @@ class OnnxEmbedder:
     `streams` > 1 runs that many chunks of a batch at once on the one session (which is safe to share): with
     intra_op_threads=1 and streams=cores this was ~1.8x the throughput of one run over all cores on the 2-core
     bench machine, because Lite2's many small depthwise layers parallelise poorly inside one run.
+    `spinning` lets ONNX Runtime's idle pool threads spin (its default) instead of sleeping: on the shared 2-core
+    bench machine spinning made one query 1.6x slower and cost 1.4x the CPU (bench/bench_query_threads.py), since
+    the spinning threads take the cores from the decode, numpy and index work around each run.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class OnnxEmbedder:
         intra_op_threads: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         streams: int = 1,
+        spinning: bool = False,
     ):
         self.model = model
         self.model_id: str = model.model_id
@@ -54,6 +58,7 @@ class OnnxEmbedder:
         self.intra_op_threads = intra_op_threads or os.cpu_count() or 1
         self.batch_size = max(1, batch_size)
         self.streams = max(1, streams)
+        self.spinning = spinning
         self._pool: ThreadPoolExecutor | None = None
         self._session = None
         self._session_lock = threading.Lock()
@@ -82,7 +87,16 @@ class OnnxEmbedder:
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, size_px, size_px) → float32 (N, dimension), unit rows (signatures of
         appearance and colour when the model has a colour descriptor; see core/colour.py)."""
-        batch = self._check_batch(batch)
+        return self._signatures(self._check_batch(batch), with_colour=True)
+
+    def embed_query(self, image: Image.Image, *, with_colour: bool) -> np.ndarray:
+        """One photo's vector in the stored layout, float32 (dimension,). `with_colour=False` leaves the colour
+        part zero instead of computing it: a query searched with colour weight 0 never reads it (see
+        core/colour.query_vector), and an index never stores a query. Same appearance part as `embed`."""
+        batch = self._check_batch(to_model_input(image, self.spec)[None])
+        return self._signatures(batch, with_colour=with_colour)[0]
+
+    def _signatures(self, batch: np.ndarray, *, with_colour: bool) -> np.ndarray:
         if len(batch) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         appearance_dimension = self.dimension - (
@@ -100,6 +114,10 @@ class OnnxEmbedder:
         appearance = self._appearance(embeddings, appearance_dimension)
         if not self.model.colour_descriptor:
             return appearance
+        if not with_colour:
+            return colour_signature.signatures(
+                appearance, np.zeros((len(appearance), colour_signature.COLOUR_DIMENSION), np.float32)
+            )
         colours = np.stack(
             [self.object_colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)]
         )
@@ -194,6 +212,10 @@ class OnnxEmbedder:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = 1  # the graph is a chain; parallel branches would only contend for cores
+        if not self.spinning:
+            # Idle pool threads sleep instead of spinning, leaving the cores to the decode, numpy and index work
+            # around each run (and to other processes) rather than burning them between requests.
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             return onnxruntime.InferenceSession(str(self.model.onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception:

@@ -31,6 +31,10 @@ RAW_FIELD, CENTRE_FIELD = docs.RAW_FIELD, docs.CENTRE_FIELD
 CENTRE_MAPPING = {RAW_FIELD: {"type": "binary"}, CENTRE_FIELD: {"type": "keyword"}}
 _META_KEYS = ("centre", "centre_id", "centre_photos")
 _SCAN_PAGE = 500
+_UNCENTRE = (
+    f"ctx._source['{docs.VECTOR_FIELD}'] = params['{docs.VECTOR_FIELD}']; "
+    f"ctx._source.remove('{docs.RAW_FIELD}'); ctx._source.remove('{docs.CENTRE_FIELD}');"
+)
 _MAX_PASSES = 20
 
 
@@ -127,11 +131,14 @@ def _one_pass(session: OpenSearchSession, index_name: str, centre: Centre | None
         lines: list[dict[str, Any]] = []
         for hit, raw_row, row in zip(hits, raw, projected, strict=True):
             fields = centred_fields(raw_row, row, centre)
+            # Without a centre the document becomes today's again: its raw vector back in the k-NN field, the
+            # centre's fields removed (not set to null).
+            change: dict[str, Any] = {"doc": fields}
             if centre is None:
-                fields.update({RAW_FIELD: None, CENTRE_FIELD: None})
+                change = {"script": {"source": _UNCENTRE, "lang": "painless", "params": fields}}
             lines += [
                 {"update": {"_id": hit["_id"], "if_seq_no": hit["_seq_no"], "if_primary_term": hit["_primary_term"]}},
-                {"doc": fields},
+                change,
             ]
         answer = session.call(functools.partial(_bulk, index=index_name, body=lines), what="rewrite projected vectors")
         for item in answer["items"]:

@@ -46,6 +46,8 @@ class OpenSearchIndex:
     endpoint is never involved); `set_centre` re-projects the whole index by a bulk rewrite of stored raw vectors.
     """
 
+    writable = True  # OpenSearch takes writes from any number of clients: no writer lock to hold
+
     def __init__(
         self,
         url: str,
@@ -146,7 +148,7 @@ class OpenSearchIndex:
                 what="add the product field to the mapping",
             )
             self._product_mapped = True
-        centre = self.current_centre(max_age_s=0.0)
+        centre = self.current_centre()  # possibly a few seconds old: the check after the write catches a change
         for _ in range(5):
             self._session.bulk(
                 self.index_name,

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from visual_search.aws.s3_event_indexer import S3EventIndexer
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.services.indexing import IndexFailure, IndexReport
+from visual_search.services.s3_event_indexer import S3EventIndexer
 
 CHUNK = 64  # objects fetched (and held in memory) at a time
 
@@ -23,7 +23,7 @@ def reindex_bucket(
     total = IndexReport()
     keys = list(store.list_keys(prefix))
     # Objects whose key no index may hold (core/keys.py) are reported, as the event path reports them.
-    total.failed += [IndexFailure(uri, uri, reason) for uri, reason in getattr(store, "skipped", ())]
+    total.failed += [IndexFailure(uri, uri, reason) for uri, reason in store.skipped]
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start : start + CHUNK]
         stored = indexer.index.get(chunk)

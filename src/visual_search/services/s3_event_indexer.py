@@ -12,39 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 
-from visual_search.aws.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
-from visual_search.aws.s3_events import ObjectEvent, is_later
-from visual_search.aws.s3_thumbnails import THUMBNAILS_ATTRIBUTE, S3Thumbnails, is_stack_object
-from visual_search.aws.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
-from visual_search.aws.sequenced_index import record_sequencer as _sequencer
 from visual_search.core.errors import NotFoundError, VisualSearchError
 from visual_search.core.images import IMAGE_SUFFIXES
 from visual_search.core.keys import key_problem, printable
-from visual_search.core.ports import ImageStore, StoredObject
+from visual_search.core.object_events import THUMBNAILS_ATTRIBUTE, EventOutcome, ObjectEvent, is_later, is_stack_object
+from visual_search.core.ports import ImageStore, StoredObject, Thumbnails
 from visual_search.core.records import ImageRecord
+from visual_search.services.catalogue_fields import CatalogueFields, CatalogueManifest, fields_from_metadata
 from visual_search.services.indexing import IndexingService, IndexItem
-
-__all__ = ["EventOutcome", "S3EventIndexer", "SequencedIndex", "SEQUENCER_ATTRIBUTE"]
+from visual_search.services.sequenced_index import SEQUENCER_ATTRIBUTE, SequencedIndex
+from visual_search.services.sequenced_index import record_sequencer as _sequencer
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EventOutcome:
-    """What became of one event: indexed, deleted, kept (object exists again), stale, duplicate, ignored,
-    skipped (a key no index may hold, e.g. a control character in it; reported) or failed (with a reason).
-    Only "failed" asks for redelivery."""
-
-    event: ObjectEvent
-    status: str
-    reason: str = ""
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed"
 
 
 class S3EventIndexer:
@@ -66,14 +47,14 @@ class S3EventIndexer:
         manifest_for_bucket: Callable[[str], CatalogueManifest | None] = lambda _bucket: None,
         *,
         readers: int = 4,
-        thumbnails: S3Thumbnails | None = None,
+        thumbnails: Thumbnails | None = None,
     ):
         self.indexing = indexing
         self.index = index
         self.store_for_bucket = store_for_bucket
         self.manifest_for_bucket = manifest_for_bucket
         self.readers = readers
-        self.thumbnails = thumbnails  # written before an image's record, removed after it (aws/s3_thumbnails.py)
+        self.thumbnails = thumbnails  # written before an image's record, removed after it (stores/s3_thumbnails.py)
 
     def apply(self, events: Sequence[ObjectEvent]) -> list[EventOutcome]:
         outcomes: list[EventOutcome] = []

@@ -1,12 +1,18 @@
 """The one place where adapters are chosen from Settings and wired into the services. Imports are lazy so that
-a Lambda function, which has neither ONNX Runtime nor faiss, can build its services from the same code."""
+a Lambda function, which has neither ONNX Runtime nor faiss, can build its services from the same code.
+
+This module builds the parts (embedder, index, stores, services); each entry point's whole runtime, typed and
+owning its close(), is built by one function of server_runtime.py (the local server, with or without a watched
+folder), aws_runtime.py (the Lambda search function and the S3 event indexer) or cli_runtime.py (the CLI)."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from visual_search.core.errors import InvalidSettingError, MissingSettingError
+from visual_search.core.object_events import SHARED_UPLOADS_PREFIX  # the stack gives it a lifecycle expiry
 from visual_search.core.ports import Embedder, ImageStore, VectorIndex
 from visual_search.core.settings import Settings
 
@@ -29,10 +35,11 @@ def model_cache_dir(settings: Settings) -> Path:
     return cache_dir(settings.cache_dir)
 
 
-def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
+def build_embedder(settings: Settings, *, bulk: bool = False, resize: str | None = None) -> Embedder:
     """The configured embedder. `bulk` tunes the in-process model for throughput (indexing) rather than for one
     query's latency: one thread per ONNX Runtime run and one run per core at once, which measured ~1.8x the
-    throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly)."""
+    throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly).
+    `resize` overrides the in-process model's resize policy (center_crop, pad, squash): `eval --resize`."""
     if settings.embedder == "sagemaker":
         from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 
@@ -49,8 +56,11 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
+    model = resolve_model(settings)
+    if resize:
+        model = replace(model, spec=replace(model.spec, resize=resize))
     return OnnxEmbedder(
-        resolve_model(settings),
+        model,
         intra_op_threads=(1 if bulk else cores) if settings.threads is None else settings.threads,
         streams=cores if bulk and settings.threads is None else 1,
     )
@@ -170,22 +180,20 @@ def build_url_fetcher(settings: Settings):
     )
 
 
-def build_search_api(settings: Settings, *, url_for, service=None, embedder: Embedder | None = None):
+def build_search_api(settings: Settings, service, *, url_for, show_image=None):
     """The transport-neutral search API that the local server and the Lambda search function both serve.
-    `url_for(record)` says where a result's image is shown (a local route, or a presigned S3 URL)."""
+    `url_for(record)` says where a result's image is shown (a local route, or a presigned S3 URL);
+    `show_image(record, width)` answers GET /images/{key}."""
     from visual_search.api.search_api import SearchApi
 
-    service = service or build_search_service(settings, embedder=embedder, create_if_missing=True)
     return SearchApi(
         service,
         url_for=url_for,
         fetcher=build_url_fetcher(settings),
         max_upload_bytes=settings.max_upload_bytes,
+        show_image=show_image,
         shared_uploads=build_shared_uploads(settings),
     )
-
-
-SHARED_UPLOADS_PREFIX = "shared-uploads/"  # in the images bucket; the stack gives it a lifecycle expiry
 
 
 def shared_uploads_location(settings: Settings) -> str:
@@ -243,30 +251,3 @@ def uploads_location(settings: Settings) -> str:
     from platformdirs import user_data_dir
 
     return str(Path(user_data_dir("visual-search")) / "uploads")
-
-
-def build_catalogue_writer(
-    settings: Settings,
-    *,
-    embedder: Embedder | None = None,
-    index: VectorIndex | None = None,
-    watched_folder: str | Path | None = None,
-):
-    """The process's one CatalogueWriter. A given `index` opened read-only (the server's) is reopened for
-    writing, which takes the embedded index's writer lock (IndexLockedError while `index` runs elsewhere)."""
-    from visual_search.services.catalogue import CatalogueWriter
-    from visual_search.services.indexing import IndexingService
-
-    embedder = embedder or build_embedder(settings, bulk=True)
-    if index is None or not getattr(index, "writable", True):
-        index = open_index(settings, writable=True, embedder=embedder)
-    owned = (
-        [build_image_store(str(watched_folder), follow_links_outside=settings.follow_links_outside)]
-        if watched_folder
-        else []
-    )
-    return CatalogueWriter(
-        IndexingService(embedder, index, max_pixels=settings.max_pixels),
-        build_image_store(uploads_location(settings), presigned_url_expiry_s=settings.presigned_url_expiry_s),
-        owned_stores=owned,
-    )

@@ -45,12 +45,12 @@ def key_of(folder: Path, path: str | bytes) -> str | None:
     other suffixes, places outside the folder and names no key may have (logged)."""
     if not path:
         return None
-    path = Path(os.fsdecode(path))
+    file = Path(os.fsdecode(path))
     try:
-        relative = path.relative_to(folder)
+        relative = file.relative_to(folder)
     except ValueError:
         return None
-    if any(part.startswith(".") for part in relative.parts) or not path.name.lower().endswith(IMAGE_SUFFIXES):
+    if any(part.startswith(".") for part in relative.parts) or not file.name.lower().endswith(IMAGE_SUFFIXES):
         return None
     key = relative.as_posix()
     problem = key_problem(key)  # the key check of every entry (core/keys.py), as the folder's listing applies it

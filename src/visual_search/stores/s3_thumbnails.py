@@ -14,27 +14,18 @@ import logging
 from collections.abc import Callable, Iterable
 
 from visual_search.core.images import DEFAULT_MAX_PIXELS
+from visual_search.core.object_events import THUMBNAIL_PREFIX, THUMBNAILS_ATTRIBUTE
 from visual_search.core.records import ImageRecord
 from visual_search.stores.thumbnail_cache import THUMBNAIL_SIZES, thumbnail_jpegs
 
 logger = logging.getLogger(__name__)
 
-THUMBNAIL_PREFIX = "thumbnails/"
-SHARED_UPLOADS_PREFIX = "shared-uploads/"  # shoppers' shared query photos (the search function's; not catalogue)
-# Objects the stack itself writes into the images bucket: never catalogue images, whatever ImagesPrefix says.
-STACK_PREFIXES = (THUMBNAIL_PREFIX, SHARED_UPLOADS_PREFIX)
-THUMBNAILS_ATTRIBUTE = "thumbnails"  # set on a record whose thumbnails are in the bucket
 RESULT_CARD_PX = 800  # one size serves the result card, the detail view and a region search's pixels
 CACHE_CONTROL = "private, max-age=86400"  # a thumbnail's key changes with nothing but its image: cache a day
 
 
 def thumbnail_key(key: str, size: int) -> str:
     return f"{THUMBNAIL_PREFIX}{size}/{key}.jpg"
-
-
-def is_stack_object(key: str) -> bool:
-    """True for a thumbnail or a shared upload: objects the S3 event path must never index."""
-    return key.startswith(STACK_PREFIXES)
 
 
 class S3Thumbnails:

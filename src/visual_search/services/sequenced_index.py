@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from visual_search.aws.s3_events import is_later
+from visual_search.core.object_events import is_later
 from visual_search.core.ports import VectorIndex
 from visual_search.core.records import ImageRecord
 
@@ -47,6 +47,10 @@ class SequencedIndex:
             self.inner.upsert([records[row] for row in keep], np.asarray(vectors)[keep])
 
     # The rest of the port passes through unchanged, method by method, so the decorator says what it is.
+    @property
+    def writable(self) -> bool:
+        return self.inner.writable
+
     def delete(self, keys: Sequence[str]) -> int:
         return self.inner.delete(keys)
 
