@@ -6,16 +6,20 @@
 Layout (what SageMaker's PyTorch inference container expects):
     model.onnx, endpoint_model.json          the model, built by the core library's model builder
     code/inference.py                        from model/code/
-    code/visual_search/                      the core library, copied from src/ now (never committed twice)
+    code/visual_search/                      the library's core and embedders, copied from src/ now (never committed
+                                             twice); not its server, CLI, AWS handlers or index adapters
     code/lib/                                onnxruntime and its dependencies, unpacked from the wheels pinned (with
                                              hashes) in model/endpoint-requirements.txt for the container's Python
 There is no code/requirements.txt: the container installs nothing at start. The wheels are downloaded once
 into a cache folder (--wheel-dir) and verified against the pinned hashes; later builds work offline.
+The archive is byte-reproducible: the same inputs give the same bytes (sorted entries, no owners, every time
+stamp 0 including the gzip header's, normalised modes), so its digest says whether a deploy changes the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import re
 import subprocess
@@ -28,6 +32,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = REPO_ROOT / "src" / "visual_search"
 CODE = Path(__file__).resolve().parent / "code"
+# What model/code/inference.py imports, directly or not: core and embedders import nothing else of the library
+# (tests/aws/test_model_archive.py checks that the packed copy starts and embeds on its own).
+ENDPOINT_LIBRARY = ("__init__.py", "py.typed", "core", "embedders")
 ENDPOINT_REQUIREMENTS = Path(__file__).resolve().parent / "endpoint-requirements.txt"
 # The container's interpreter and platform (SageMaker's PyTorch CPU inference image, py311, x86_64).
 TARGET = ["--platform", "manylinux_2_28_x86_64", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311"]
@@ -115,28 +122,39 @@ def build_archive(
         save_endpoint_model(model, staging)
         for wheel in wheels:
             unpack_wheel(wheel, lib)
-        with tarfile.open(output, "w:gz") as archive:
-            for path in sorted(staging.iterdir()):
-                archive.add(path, arcname=path.name, filter=_normalised)
-            archive.add(CODE / "inference.py", arcname="code/inference.py", filter=_normalised)
-            for path in sorted(lib.rglob("*")):
-                if path.is_file():
-                    archive.add(path, arcname=f"code/lib/{path.relative_to(lib).as_posix()}", filter=_normalised)
-            for source in sorted(LIBRARY.rglob("*")):
-                if source.is_file() and "__pycache__" not in source.parts and source.suffix in (".py", ".typed"):
-                    archive.add(
-                        source,
-                        arcname=f"code/visual_search/{source.relative_to(LIBRARY).as_posix()}",
-                        filter=_normalised,
-                    )
+        entries = [(path, path.relative_to(staging).as_posix()) for path in _files(staging)]
+        entries.append((CODE / "inference.py", "code/inference.py"))
+        entries += [(path, f"code/lib/{path.relative_to(lib).as_posix()}") for path in _files(lib)]
+        entries += [(path, f"code/visual_search/{path.relative_to(LIBRARY).as_posix()}") for path in _library_files()]
+        # gzip writes the time into its header unless told otherwise: mtime=0 (and no file name) keeps it fixed.
+        with open(output, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed:
+            with tarfile.open(fileobj=compressed, mode="w", format=tarfile.PAX_FORMAT) as archive:
+                for path, name in sorted(entries, key=lambda entry: entry[1]):
+                    archive.add(path, arcname=name, recursive=False, filter=_normalised)
     return model.model_id
 
 
+def _files(folder: Path) -> list[Path]:
+    return [path for path in folder.rglob("*") if path.is_file()]
+
+
+def _library_files() -> list[Path]:
+    """The library modules the endpoint runs (ENDPOINT_LIBRARY), without caches."""
+    found = []
+    for name in ENDPOINT_LIBRARY:
+        root = LIBRARY / name
+        for path in [root] if root.is_file() else _files(root):
+            if "__pycache__" not in path.parts and path.suffix in (".py", ".typed"):
+                found.append(path)
+    return found
+
+
 def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    # Same bytes in, same archive out: no build machine's owner names or timestamps.
+    # Same bytes in, same archive out: no build machine's owner names, time stamps or umask.
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     info.mtime = 0
+    info.mode = 0o755 if info.mode & 0o111 else 0o644
     return info
 
 

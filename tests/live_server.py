@@ -52,9 +52,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(app, host: str = "127.0.0.1") -> Iterator[str]:
-    """Runs `app` with uvicorn in a daemon thread; yields its base URL and stops it afterwards."""
-    port = free_port()
+def serving(app, host: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Runs `app` with uvicorn in a daemon thread (on `port`, else a free one); yields its base URL and stops it
+    afterwards."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -4,6 +4,7 @@ endpoint's vector for a photo equals the in-process embedder's (the same pixels 
 from __future__ import annotations
 
 import base64
+import hashlib
 import importlib.util
 import json
 import subprocess
@@ -23,13 +24,17 @@ pytest.importorskip("onnxruntime")
 MODEL = "lite2-fp32"  # int8 needs a calibration run; the archive code path is the same
 
 
-@pytest.fixture(scope="module")
-def archive_dir(tmp_path_factory) -> Path:
+def _builder():
     spec = importlib.util.spec_from_file_location("build_model_archive", REPO_ROOT / "model" / "build_model_archive.py")
     builder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(builder)
+    return builder
+
+
+@pytest.fixture(scope="module")
+def archive_dir(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("archive") / "model.tar.gz"
-    builder.build_archive(MODEL, output)
+    _builder().build_archive(MODEL, output)
     extracted = output.parent / "extracted"
     with tarfile.open(output) as archive:
         archive.extractall(extracted, filter="data")
@@ -64,6 +69,22 @@ def test_archive_holds_the_model_the_script_and_the_library_from_src(archive_dir
     for name in ("core/images.py", "embedders/sagemaker/protocol.py", "embedders/onnx/embedder.py"):
         assert (packed / name).read_bytes() == (source / name).read_bytes()
     assert not list(packed.rglob("__pycache__"))
+    # The endpoint runs the model, not the product: no server, CLI, AWS handlers or index and store adapters.
+    assert sorted(path.name for path in packed.iterdir()) == ["__init__.py", "core", "embedders", "py.typed"]
+
+
+def test_two_builds_give_the_same_bytes(archive_dir, tmp_path):
+    """Sorted entries, no owners, time stamps 0 (the gzip header's too): the digest names the content."""
+    first = archive_dir.parent / "model.tar.gz"
+    second = tmp_path / "again.tar.gz"
+    _builder().build_archive(MODEL, second)
+    assert hashlib.sha256(second.read_bytes()).hexdigest() == hashlib.sha256(first.read_bytes()).hexdigest()
+    assert first.read_bytes()[4:8] == b"\0\0\0\0", "the gzip header carries a build time"
+    with tarfile.open(first) as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == sorted(m.name for m in members)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, 0, "", "")}
+    assert {m.mode for m in members} <= {0o644, 0o755}
 
 
 def _invoke(inference, model, body, content_type):

@@ -743,6 +743,11 @@ def test_sagemaker_assumes_the_model_role_only_for_this_account(source):
     assert logs and all(s["Resource"] == {"Fn::GetAtt": ["EmbeddingEndpointLogGroup", "Arn"]} for s in logs)
 
 
+def test_the_endpoint_runs_under_network_isolation(source):
+    """The archive installs nothing at start (test_model_archive.py starts it with sockets blocked)."""
+    assert source["Resources"]["EmbeddingModel"]["Properties"]["EnableNetworkIsolation"] is True
+
+
 def test_the_search_function_routes_are_the_route_tables(source):
     """API Gateway routes exactly what api/routes.py declares for the Lambda front end (a `{name:path}` parameter
     is API Gateway's greedy `{key+}`): a route added to the table without its event, or the reverse, fails here."""

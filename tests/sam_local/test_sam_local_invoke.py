@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from sam_events import BUCKET, REPO_ROOT, load_event, sqs_put_event
 
-from visual_search.aws.s3_thumbnails import RESULT_CARD_PX, thumbnail_key
 from visual_search.bootstrap import build_embedder
 from visual_search.core.images import decode_image
 from visual_search.core.settings import Settings
 from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.stores.s3_thumbnails import RESULT_CARD_PX, thumbnail_key
 
 pytestmark = [pytest.mark.sam_local, pytest.mark.opensearch, pytest.mark.slow, pytest.mark.timeout(1800)]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -55,11 +55,10 @@ class ApiRequest:
     client: str | None = None  # the caller's address: live learning counts searches per client
 
 
-class EmbeddingEndpoint:
+class EmbeddingEndpoint(Protocol):
     """SageMaker's InvokeEndpoint, served by the in-process model (the local server only); bootstrap builds it."""
 
-    def invoke(self, body: bytes, content_type: str | None) -> RawAnswer:
-        raise NotImplementedError
+    def invoke(self, body: bytes, content_type: str | None) -> RawAnswer: ...
 
 
 @dataclass

@@ -15,6 +15,7 @@ from visual_search.api.results import error_result
 from visual_search.aws.api_key_parameter import with_parameter_keys
 from visual_search.aws.http_events import handle_http_event, json_response
 from visual_search.aws.index_metrics import reporting_failed_events
+from visual_search.aws.invocation_deadline import seconds_left
 from visual_search.aws.s3_events import parse_event
 from visual_search.bootstrap.aws_runtime import (
     INDEX_BATCH_SIZE,
@@ -23,6 +24,7 @@ from visual_search.bootstrap.aws_runtime import (
     build_event_indexer_runtime,
     build_search_function_runtime,
 )
+from visual_search.core.deadline import deadline_after
 from visual_search.core.errors import NotFoundError, VisualSearchError, error_body
 from visual_search.core.keys import printable
 from visual_search.core.lazy import Lazy
@@ -73,7 +75,14 @@ _event_indexer = Lazy(event_indexer_from_env)
 
 def search_handler(event: dict, context=None) -> dict:
     """SearchFunction: HTTP API v2 event in, proxy response out. A cold start that fails (no index yet, a
-    backend down) answers each request with a JSON error and is retried on the next one."""
+    backend down) answers each request with a JSON error and is retried on the next one. Every backend call
+    (the URL fetch, the endpoint, OpenSearch and their retries) ends before one deadline taken from the
+    invocation's remaining time, so a slow backend is a JSON 503, never a function killed by its timeout."""
+    with deadline_after(seconds_left(context)):
+        return _search_response(event)
+
+
+def _search_response(event: dict) -> dict:
     try:
         runtime = _search_runtime.get()
     except NotFoundError:

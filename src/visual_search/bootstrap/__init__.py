@@ -8,6 +8,7 @@ folder), aws_runtime.py (the Lambda search function and the S3 event indexer) or
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from visual_search.core.errors import InvalidSettingError, MissingSettingError
@@ -34,10 +35,11 @@ def model_cache_dir(settings: Settings) -> Path:
     return cache_dir(settings.cache_dir)
 
 
-def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
+def build_embedder(settings: Settings, *, bulk: bool = False, resize: str | None = None) -> Embedder:
     """The configured embedder. `bulk` tunes the in-process model for throughput (indexing) rather than for one
     query's latency: one thread per ONNX Runtime run and one run per core at once, which measured ~1.8x the
-    throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly)."""
+    throughput of one run spread over all cores (Lite2's many small depthwise layers parallelise poorly).
+    `resize` overrides the in-process model's resize policy (center_crop, pad, squash): `eval --resize`."""
     if settings.embedder == "sagemaker":
         from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 
@@ -54,8 +56,11 @@ def build_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
     from visual_search.embedders.onnx.embedder import OnnxEmbedder
 
     cores = os.cpu_count() or 1
+    model = resolve_model(settings)
+    if resize:
+        model = replace(model, spec=replace(model.spec, resize=resize))
     return OnnxEmbedder(
-        resolve_model(settings),
+        model,
         intra_op_threads=(1 if bulk else cores) if settings.threads is None else settings.threads,
         streams=cores if bulk and settings.threads is None else 1,
     )

@@ -15,7 +15,7 @@ from visual_search.api.adaptation_api import AdaptationApi
 from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.client_limits import client_limits
 from visual_search.api.results import ImageAnswer, RawAnswer
-from visual_search.api.routes import Apis, EmbeddingEndpoint
+from visual_search.api.routes import Apis
 from visual_search.bootstrap import (
     build_embedder,
     build_image_store,
@@ -217,7 +217,7 @@ def _local_images(settings: Settings) -> Callable[[ImageRecord, int | None], Ima
     return show
 
 
-class _InProcessEndpoint(EmbeddingEndpoint):
+class _InProcessEndpoint:
     """POST /endpoints/{name}/invocations answered by the in-process model, in SageMaker's own formats."""
 
     def __init__(self, embedder: Embedder, max_pixels: int):

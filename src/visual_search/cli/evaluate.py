@@ -13,10 +13,10 @@ import functools
 import json
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from visual_search import bootstrap
 from visual_search.cli.commands import _progress_bar
@@ -40,9 +40,7 @@ def run_eval(args, settings: Settings) -> int:
     if adapt_sim is not None and (args.shopper_sim is None or adapt_sim < 1):
         raise InvalidRequestError("--adapt-sim M needs --shopper-sim N and M of at least 1")
     adapt_paths = getattr(args, "adapt", None)
-    embedder = bootstrap.build_embedder(settings, bulk=True)
-    if args.resize:
-        embedder.spec = replace(embedder.spec, resize=args.resize)
+    embedder = bootstrap.build_embedder(settings, bulk=True, resize=args.resize)
     shopper = args.shopper_sim is not None
     # The shopper benchmark needs no labels: each gallery photo is its own item.
     gallery = [entry for entry in read_catalogue_csv(args.gallery) if entry.label or shopper]
@@ -79,11 +77,11 @@ def run_eval(args, settings: Settings) -> int:
             made = shopper_queries(
                 args.shopper_sim,
                 len(gallery),
-                lambda i: decode_image(gallery[i].path.read_bytes()).image,
+                functools.partial(_gallery_image, gallery),
                 seed=args.seed,
             )
             items = [
-                IndexItem(f"q{n}", f"shopper photo {n} of {gallery[q.source].path}", (lambda q=q: q.jpeg))
+                IndexItem(f"q{n}", f"shopper photo {n} of {gallery[q.source].path}", functools.partial(bytes, q.jpeg))
                 for n, q in enumerate(made)
             ]
             query_vectors, kept = embed_all(items, "queries", scratch)
@@ -92,7 +90,7 @@ def run_eval(args, settings: Settings) -> int:
                 adapt_sources = _simulated_adaptation(adapt_sim, gallery, {q.source for q in made}, args.seed)
         elif queries is not None:
             query_vectors, kept = embed_all(items_of(queries), "queries", scratch)
-            query_labels = [queries[i].label for i in kept]
+            query_labels = [str(queries[i].label) for i in kept]  # queries without a label were left out
     colour_dimension = colour_signature.colour_dimension_of(embedder.model_id)
     adapted_on = 0
     if adapt_sources:
@@ -195,3 +193,8 @@ def _weighted(vectors: np.ndarray, model_id: str, weight: float) -> np.ndarray:
             raise InvalidRequestError(f"--colour needs a model with a colour descriptor; {model_id} has none")
         return vectors
     return np.stack([colour_signature.query_vector(row, colour_dimension, weight) for row in vectors])
+
+
+def _gallery_image(gallery: list, index: int) -> Image.Image:
+    """The decoded photo of gallery entry `index`: what a simulated shopper photo is made from."""
+    return decode_image(gallery[index].path.read_bytes()).image

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+from visual_search.core import deadline as request_deadline
 from visual_search.core.errors import FetchError, FetchRefusedError, FetchTimeoutError, ImageTooLargeError
 from visual_search.core.web_urls import disagreement
 from visual_search.fetching.url_policy import Allowlist, Resolver, denied_reason, parse_ip, system_resolver
@@ -62,7 +63,8 @@ class UrlFetcher:
         self._ssl_context = ssl_context
 
     def fetch(self, url: str) -> FetchedImage:
-        deadline = time.monotonic() + self.timeout_s
+        request_deadline.check("fetch the image URL")
+        deadline = time.monotonic() + request_deadline.capped(self.timeout_s)  # the request's deadline, if sooner
         for hop in range(self.max_redirects + 1):
             target = self._check(url, from_redirect=hop > 0)
             status, headers, body = self._get(target, deadline)

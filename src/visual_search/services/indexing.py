@@ -12,8 +12,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
+from PIL import Image
 
 from visual_search.core.catalogue_csv import CatalogueEntry
 from visual_search.core.errors import VisualSearchError
@@ -86,7 +88,9 @@ class IndexingService:
         self.workers = workers or os.cpu_count() or 2
         self.max_pixels = max_pixels
         # Tensors can be prepared in the workers only if the embedder accepts them; otherwise it gets images.
-        self._embeds_tensors = isinstance(embedder, TensorEmbedder)
+        # Preprocessing in the workers pays only where the model takes ready tensors (the in-process one).
+        self._tensor_embedder = embedder if isinstance(embedder, TensorEmbedder) else None
+        self._embeds_tensors = self._tensor_embedder is not None
 
     def index_items(self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None) -> IndexReport:
         """Index every item; per-file failures go into the report. Each upserted batch is committed before the
@@ -175,10 +179,10 @@ class IndexingService:
     def _embed_and_upsert(self, batch: list[_Prepared], report: IndexReport) -> None:
         inputs = [prepared.model_input for prepared in batch]
         try:
-            if self._embeds_tensors:
-                vectors = self.embedder.embed_tensors(np.stack(inputs))
+            if self._tensor_embedder is not None:
+                vectors = self._tensor_embedder.embed_tensors(np.stack(cast(list[np.ndarray], inputs)))
             else:
-                vectors = self.embedder.embed(inputs)
+                vectors = self.embedder.embed(cast(list[Image.Image], inputs))
         except VisualSearchError as exc:
             # A failing model service fails this batch's images, reported per key; the rest of the run goes on.
             report.failed.extend(IndexFailure(p.record.key, p.record.uri, exc.message) for p in batch)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from visual_search.core import deadline as request_deadline
 from visual_search.core.errors import BackendUnavailableError, ModelMismatchError, VisualSearchError
 from visual_search.core.images import PreprocessSpec
 from visual_search.core.lazy import Lazy
@@ -165,6 +166,11 @@ class SageMakerEmbedder:
     def _invoke(self, body: bytes, content_type: str) -> bytes:
         started = time.monotonic()
         for attempt in range(1, self.max_attempts + 1):
+            # The request's deadline (core/deadline.py): never start an attempt that could outlive it.
+            if not request_deadline.fits(self.attempt_timeout_s):
+                raise request_deadline.DeadlineExceededError(
+                    f"endpoint {self.endpoint_name}: no time left for attempt {attempt} within the request's deadline"
+                )
             try:
                 response = self.client.invoke_endpoint(
                     EndpointName=self.endpoint_name, Body=body, ContentType=content_type, Accept="application/json"
@@ -176,6 +182,7 @@ class SageMakerEmbedder:
                     raise
                 delay = min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
                 over_budget = time.monotonic() - started + delay + self.attempt_timeout_s > self.budget_s
+                over_budget = over_budget or not request_deadline.fits(delay + self.attempt_timeout_s)
                 if not retryable or attempt == self.max_attempts or over_budget:
                     raise BackendUnavailableError(
                         f"endpoint {self.endpoint_name} failed after {attempt} attempt(s): {reason}"

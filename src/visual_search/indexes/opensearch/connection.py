@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from visual_search.core import deadline as request_deadline
 from visual_search.core.errors import BackendUnauthorizedError, InvalidRequestError
 
 _SCHEMES = {"opensearch": (False, 9200), "opensearchs": (True, 443), "http": (False, 80), "https": (True, 443)}
@@ -114,6 +115,23 @@ def aws_signer(auth: AwsSigV4Auth):
     return Urllib3AWSV4SignerAuth(credentials, auth.region, auth.service)
 
 
+def deadline_transport(timeout_s: float):
+    """opensearch-py's Transport, each request's timeout shortened to what is left of the request's deadline
+    (core/deadline.py); with none left, DeadlineExceededError instead of a request."""
+    from opensearchpy import Transport
+
+    class DeadlineTransport(Transport):
+        def perform_request(self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None):
+            if request_deadline.remaining_s() is not None:
+                request_deadline.check(f"ask OpenSearch ({method} {url})")
+                timeout = request_deadline.capped(timeout or timeout_s)
+            return super().perform_request(
+                method, url, params=params, body=body, timeout=timeout, ignore=ignore, headers=headers
+            )
+
+    return DeadlineTransport
+
+
 def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs: bool = True):
     """An opensearch-py client for `location`. Its own retries are off: OpenSearchSession backs off instead."""
     from opensearchpy import OpenSearch
@@ -126,6 +144,7 @@ def build_client(location: OpenSearchLocation, *, timeout_s: float, verify_certs
         http_auth = None
     return OpenSearch(
         hosts=[{"host": location.host, "port": location.port}],
+        transport_class=deadline_transport(timeout_s),
         use_ssl=location.use_tls,
         verify_certs=verify_certs and location.use_tls,
         ssl_show_warn=False,

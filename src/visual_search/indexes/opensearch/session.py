@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from visual_search.core import deadline as request_deadline
 from visual_search.core.errors import BackendUnauthorizedError, BackendUnavailableError, InvalidRequestError
 from visual_search.indexes.opensearch.connection import OpenSearchLocation, build_client
 
@@ -32,6 +33,9 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+
+MIN_ATTEMPT_S = 0.5  # a retry is not worth starting with less of the request's deadline left after its delay
 
 
 def is_retryable_status(status: object) -> bool:
@@ -111,7 +115,12 @@ def call_with_retries(operation: Callable[[], T], *, what: str, endpoint: str, p
     last_problem = ""
     for attempt in range(policy.attempts):
         if attempt:
-            time.sleep(policy.delay_s(attempt - 1))
+            delay = policy.delay_s(attempt - 1)
+            if not request_deadline.fits(delay + MIN_ATTEMPT_S):  # the request's deadline comes first
+                raise request_deadline.DeadlineExceededError(
+                    f"OpenSearch at {endpoint}: {last_problem}; no time left to {what} again within the deadline"
+                )
+            time.sleep(delay)
         try:
             return operation()
         except (AuthenticationException, AuthorizationException) as error:
