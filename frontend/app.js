@@ -17,6 +17,7 @@ import { productTitle, thumbnailUrl } from "./product.js";
 import { renderResultsPanel } from "./results_panel.js";
 import { setupSources } from "./sources.js";
 import { answerShape, matchTier } from "./tiers.js";
+import { sameQuestion, searchFromQueryString, searchToQueryString } from "./url_state.js";
 
 const PAGE = 24;        // results per "Show more" (the most is client.limits.maxK, the server's)
 const COLOUR_WEIGHT = 0.5;
@@ -29,6 +30,7 @@ const state = {
   showWeak: false,
   labels: new Set(),
   searchSeq: 0,
+  item: null,       // the key of the result open in the detail view (it is in the address too)
 };
 
 const crop = new CropBox({
@@ -60,19 +62,23 @@ function newSearch(query, { keepFilters = false } = {}) {
   if (!keepFilters && state.labels.size) { state.labels.clear(); filters.render(); }
   crop.set(null);
   state.showWeak = false;
-  run({ query, crop: null, labels: [...state.labels], colour: $("colour-toggle").checked, k: PAGE }, { isNew: true });
+  run({ query, crop: null, labels: [...state.labels], colour: $("colour-toggle").checked, k: PAGE },
+      { isNew: true, history: "push" });
 }
 
 // The same photo with another region, filter, colour setting or size. `reveal`: bring the results into view
 // when they arrive (a filter was changed); `focusFrom`: focus the card at this position (the first new one).
-function refine(changes, { reveal = false, focusFrom = null } = {}) {
+// `history`: a refinement is a search of its own in the history ("push"); only growing the same search
+// ("Show more") replaces its entry.
+function refine(changes, { reveal = false, focusFrom = null, history = "push" } = {}) {
   const base = state.pending || state.shown;
   if (!base) return;
   run({ ...base, labels: [...state.labels], crop: crop.value, colour: $("colour-toggle").checked, ...changes },
-      { isNew: false, reveal, focusFrom });
+      { isNew: false, reveal, focusFrom, history });
 }
 
-async function run(spec, { isNew, reveal = false, focusFrom = null }) {
+// `history`: "push" a new entry for this search, "replace" the current one, or "none" (Back/Forward got here).
+async function run(spec, { isNew, reveal = false, focusFrom = null, history = "push" }) {
   const seq = ++state.searchSeq;
   state.pending = spec;
   showQuery(spec, { pending: true });
@@ -97,6 +103,7 @@ async function run(spec, { isNew, reveal = false, focusFrom = null }) {
     if (isNew) revealResults();
     else if (reveal) bringResultsIntoView();
     if (focusFrom !== null) focusCard(focusFrom);
+    afterSearch(spec, response, history);
     if (wantRegions) requestHotspots(api, body, (regions) => showHotspots(spec.query, regions));
   } catch (err) {
     if (seq !== state.searchSeq) return;
@@ -104,7 +111,8 @@ async function run(spec, { isNew, reveal = false, focusFrom = null }) {
     if (spec.colour && err.status === 422) err.code = "colour_refused";
     restore(state.shown);
     renderResults(err);
-    feedback.error(err, err.code === "colour_refused" ? null : () => run(spec, { isNew, reveal, focusFrom }));
+    feedback.error(err, err.code === "colour_refused" ? null
+      : () => run(spec, { isNew, reveal, focusFrom, history }));
   } finally {
     if (seq === state.searchSeq) setLoading(false);
   }
@@ -116,7 +124,8 @@ async function buildRequest(spec) {
   if (spec.colour) body.colour = COLOUR_WEIGHT;
   const query = spec.query;
   if (query.kind === "key" && !spec.crop) { body.key = query.key; return body; }
-  if (query.kind === "url") body.url = query.url;
+  if (query.kind === "upload") body.upload = query.upload;
+  else if (query.kind === "url") body.url = query.url;
   else if (query.kind === "image") body.image = await blobToDataUrl(query.blob);
   else {
     // A region of a catalogue image: send its pixels, since a key search cannot be cropped.
@@ -220,12 +229,16 @@ function setLoading(loading) {
   }
 }
 
-function openResult(result) {
+// `record`: the detail view gets its own history entry (Back closes it); false when the address already says it.
+function openResult(result, { record = true } = {}) {
+  state.item = result.key;
+  if (record) { pushedDetail = result.key; writeHistory("push"); }
   const shape = answerShape(state.response ? state.response.results.map((hit) => hit.score) : [result.score]);
-  openDetail(result, {
+  const dialog = openDetail(result, {
     onMoreLikeThis: () => moreLikeThis(result),
     match: { tier: matchTier(result.score, shape).name, score: result.score },
   });
+  dialog.addEventListener("close", () => detailClosed(result.key));
 }
 
 function moreLikeThis(result) {
@@ -235,7 +248,7 @@ function moreLikeThis(result) {
   }, { keepFilters: true });
 }
 
-function reset() {
+function reset({ history = "push" } = {}) {
   state.searchSeq++;
   state.shown = state.pending = state.response = null;
   state.regions = [];
@@ -247,6 +260,8 @@ function reset() {
   feedback.hide();
   $("status").textContent = "";
   $("choose-button").focus();
+  closeDetail();
+  writeHistory(history);
 }
 
 async function loadStats() {
@@ -258,6 +273,101 @@ async function loadStats() {
     console.warn("visual search: /stats failed:", err.detail || err.message);
     $("index-info").textContent = "";
   }
+}
+
+// ---- The address: every search, its expansion and the open item have a URL (url_state.js) ----------------
+
+let skipPop = false;       // the next popstate is our own history.back() after closing a detail view
+let pushedDetail = null;   // the item whose detail view pushed the current entry (closing it goes back)
+
+// The item whose detail view made the current history entry (on top of its search's entry), if any.
+function openedByEntry() { return (history.state && history.state.detail) || null; }
+
+// After a search is shown: note the id the server kept an uploaded photo under, open the item the address asked
+// for (once), and write the address.
+function afterSearch(spec, response, history) {
+  if (spec.query.kind === "image" && response.upload) spec.query.upload = response.upload;
+  const wanted = spec.item;
+  delete spec.item;   // a later refinement of this search must not reopen it
+  const result = wanted && response.results.find((candidate) => candidate.key === wanted);
+  if (result) openResult(result, { record: false });
+  writeHistory(history);
+}
+
+// The address of the shown search, or null when it has none (a photo the server did not keep).
+function addressOf(spec) {
+  if (!spec) return null;
+  const q = spec.query;
+  const query = q.kind === "key" ? { kind: "key", key: q.key }
+    : q.kind === "url" ? { kind: "url", url: q.url }
+    : q.upload ? { kind: "upload", upload: q.upload } : null;
+  if (!query) return null;
+  return { query, crop: spec.crop, labels: spec.labels, colour: spec.colour, k: spec.k,
+           showWeak: state.showWeak, item: state.item };
+}
+
+function writeHistory(mode) {
+  if (mode === "none") return;
+  const url = location.pathname + searchToQueryString(addressOf(state.shown), { defaultK: PAGE });
+  const entry = { visualSearch: 1, detail: state.item && state.item === pushedDetail ? pushedDetail : null };
+  if (mode === "push" && url !== location.pathname + location.search) history.pushState(entry, "", url);
+  else history.replaceState(entry, "", url);
+}
+
+// Shows what the address says: at start (a reload, a shared link) and after Back or Forward.
+function showAddress({ initial = false } = {}) {
+  const target = searchFromQueryString(location.search, { defaultK: PAGE });
+  if (!target) {
+    if (!initial && (state.shown || state.pending)) reset({ history: "none" });
+    else closeDetail();
+    return;
+  }
+  const shown = addressOf(state.shown);
+  if (!state.pending && shown && sameQuestion(target, shown) && target.k === state.shown.k) {
+    if (state.showWeak !== target.showWeak) { state.showWeak = target.showWeak; renderResults(); }
+    showItem(target.item);
+    return;
+  }
+  closeDetail();
+  state.showWeak = target.showWeak;
+  const query = queryAt(target.query);
+  const samePhoto = !!state.shown && query === state.shown.query;
+  run({ query, crop: target.crop, labels: target.labels, colour: target.colour, k: target.k, item: target.item },
+      { isNew: !samePhoto, history: initial ? "replace" : "none" });
+}
+
+// The query an address names: the shown one when it is the same photo (its preview and hotspots stay).
+function queryAt(query) {
+  const shown = addressOf(state.shown);
+  if (shown && shown.query.kind === query.kind && shown.query[query.kind] === query[query.kind]) return state.shown.query;
+  if (query.kind === "key") {
+    const imageUrl = `${client.apiBase}/images/${query.key.split("/").map(encodeURIComponent).join("/")}`;
+    return { kind: "key", key: query.key, imageUrl, previewSrc: thumbnailUrl(imageUrl, 640), caption: "More like this item" };
+  }
+  if (query.kind === "url") return { kind: "url", url: query.url, previewSrc: query.url, caption: "Photo from the web" };
+  return { kind: "upload", upload: query.upload, previewSrc: `${client.apiBase}/shared-uploads/${query.upload}`,
+           caption: "Shared photo" };
+}
+
+function showItem(key) {
+  if (key === state.item) return;
+  closeDetail();
+  const result = key && state.response && state.response.results.find((candidate) => candidate.key === key);
+  if (result) openResult(result, { record: false });
+}
+
+function closeDetail() {
+  state.item = null;   // first, so that detailClosed knows the page closed it
+  const open = document.querySelector("dialog.detail[open]");
+  if (open) open.close();
+}
+
+// The shopper closed the detail view: back to the entry it pushed, or the same address without the item.
+function detailClosed(key) {
+  if (state.item !== key) return;
+  state.item = null;
+  if (pushedDetail === key) { pushedDetail = null; skipPop = true; history.back(); }
+  else writeHistory("replace");
 }
 
 // ---- Wiring ----------------------------------------------------------------------------------------------
@@ -281,23 +391,30 @@ function setup() {
     onRefused: (err) => feedback.error(err),
   });
   $("show-more").addEventListener("click", () => {
-    refine({ k: Math.min(client.limits.maxK, state.shown.k + PAGE) }, { focusFrom: $("results").children.length });
+    refine({ k: Math.min(client.limits.maxK, state.shown.k + PAGE) },
+           { focusFrom: $("results").children.length, history: "replace" });
   });
   $("show-weaker").addEventListener("click", () => {
     state.showWeak = true;
+    writeHistory("replace");
     const before = $("results").children.length;
     renderResults();
     focusCard(before);
   });
   $("query-thumb").addEventListener("click", () => pinnedQuery.reveal());
   $("colour-toggle").addEventListener("change", () => refine({ colour: $("colour-toggle").checked }));
-  $("reset-button").addEventListener("click", reset);
+  $("reset-button").addEventListener("click", () => reset());
+  window.addEventListener("popstate", () => {
+    if (skipPop) { skipPop = false; return; }
+    pushedDetail = openedByEntry();
+    showAddress();
+  });
   $("api-key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("api-key-input").value.trim());
     $("api-key-form").hidden = true;
     loadStats();
-    refine({});
+    refine({}, { history: "replace" });
   });
   $("preview-image").addEventListener("error", () => {
     if (!$("preview").hidden) $("preview-caption-text").textContent = "This photo cannot be shown here.";
@@ -310,6 +427,8 @@ async function main() {
   await loadConfig();
   if (client.apiKeyRequired && !client.apiKey) $("api-key-form").hidden = false;
   await loadStats();
+  pushedDetail = openedByEntry();   // a reload keeps the entry's state
+  showAddress({ initial: true });
   document.body.dataset.ready = "true";
 }
 

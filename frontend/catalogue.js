@@ -7,6 +7,7 @@ import { api, client, loadConfig, setApiKey } from "./api.js";
 import { openDetail } from "./detail.js";
 import { $, element } from "./dom.js";
 import { formatPrice, productTitle, thumbnailUrl } from "./product.js";
+import { catalogueFromQueryString, catalogueToQueryString } from "./url_state.js";
 
 const PAGE_SIZE = 48;
 const state = { offset: 0, label: null, total: 0, similarTo: null };
@@ -16,20 +17,42 @@ async function start() {
   client.onUnauthorized = () => showKeyForm("That key was not accepted. Enter the API key.");
   $("previous-page").addEventListener("click", async () => {
     if (!state.similarTo) state.offset = Math.max(0, state.offset - PAGE_SIZE);  // from "more like": back to the page
-    if (await refresh()) showPageTop();
+    const shown = refresh();
+    writeAddress();
+    if (await shown) showPageTop();
   });
   $("next-page").addEventListener("click", async () => {
     state.offset += PAGE_SIZE;
-    if (await refresh()) showPageTop();
+    const shown = refresh();
+    writeAddress();
+    if (await shown) showPageTop();
   });
+  window.addEventListener("popstate", showAddress);
   $("key-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("api-key").value.trim());
-    refresh();
+    showAddress();
   });
   $("add-form").addEventListener("submit", addItem);
   if (client.apiKeyRequired && !client.apiKey) showKeyForm("Enter the API key to browse and change the catalogue.");
+  else showAddress();
+}
+
+// The page, filter and "more like" item are in the address (url_state.js): Back, Forward, reload and a copied
+// link show the same page. Each change the operator makes is an entry of its own.
+function showAddress() {
+  const address = catalogueFromQueryString(location.search);
+  state.offset = (address.page - 1) * PAGE_SIZE;
+  state.label = address.label;
+  if (address.similar) showSimilar({ key: address.similar }, { record: false });  // its title is not in the address
   else refresh();
+}
+
+function writeAddress(mode = "push") {
+  const page = Math.floor(state.offset / PAGE_SIZE) + 1;
+  const url = location.pathname + catalogueToQueryString({ page, label: state.label, similar: state.similarTo });
+  if (mode === "push" && url !== location.pathname + location.search) history.pushState({ catalogue: 1 }, "", url);
+  else history.replaceState({ catalogue: 1 }, "", url);
 }
 
 // Writes need a configured key (the server answers 403 without one) and this browser's copy of it.
@@ -100,7 +123,7 @@ function filterChip(text, label, count) {
   chip.textContent = count === null ? text : `${text} (${count})`;
   chip.dataset.label = label || "";
   chip.setAttribute("aria-pressed", String(state.label === label));
-  chip.addEventListener("click", () => { state.label = label; state.offset = 0; refresh(); });
+  chip.addEventListener("click", () => { state.label = label; state.offset = 0; refresh(); writeAddress(); });
   return chip;
 }
 
@@ -133,12 +156,13 @@ function renderItems(items) {
   }));
 }
 
-async function showSimilar(item) {
+async function showSimilar(item, { record = true } = {}) {
   try {
     const found = await api("/search", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key: item.key, k: 24 }),
     });
     state.similarTo = item.key;
+    if (record) writeAddress();
     renderItems(found.results);
     $("catalogue-summary").textContent = `${found.results.length} items most like “${productTitle(item)}”`;
     $("page-info").textContent = "";
@@ -155,7 +179,9 @@ async function deleteItem(key) {
   try {
     await api(`/items/${key.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
     if (state.offset >= state.total - 1) state.offset = Math.max(0, state.offset - PAGE_SIZE);
-    await refresh();
+    const shown = refresh();
+    writeAddress("replace");
+    await shown;
     showOperatorStatus(`Deleted ${key}.`);
   } catch (error) {
     showOperatorStatus(`Could not delete ${key}: ${error.message}`, "error");

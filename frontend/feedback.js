@@ -21,6 +21,8 @@ const MESSAGES = {
   url_disabled: "Searching by address isn't available here. Save the photo and upload it instead.",
   fetch_failed: "We couldn't load a photo from that address. Check that it links straight to an image.",
   not_found: "That item is no longer in the catalogue.",
+  upload_expired: "This shared photo has expired. Upload it again to search with it.",
+  invalid_upload_id: "This link's photo can't be found. Upload the photo again to search with it.",
   unauthorized: "This shop needs an access key before you can search.",
   colour_refused: "Match colour isn't available on this server yet. Turn it off to search.",
   region_load_failed: "We couldn't load that item's photo to search part of it. Try again.",

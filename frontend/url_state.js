@@ -4,7 +4,7 @@
 //
 // Search page:   ?key=K | ?url=U | ?upload=SHA256, then crop=x,y,w,h  label=L (repeated)  colour=1  k=N
 //                weak=1 (weaker matches shown)  item=K (the detail view of that result)
-// Catalogue:     ?page=N  label=L  similar=K ("more like" a catalogue item)
+// Catalogue:     ?page=N  label=L  similar=K ("more like" a catalogue item, shown from page N)
 "use strict";
 
 const MAX_K = 100;
@@ -59,7 +59,7 @@ export function sameQuestion(a, b) {
 export function catalogueToQueryString({ page = 1, label = null, similar = null } = {}) {
   const params = new URLSearchParams();
   if (similar) params.set("similar", similar);
-  else if (page > 1) params.set("page", String(page));
+  if (page > 1) params.set("page", String(page));
   if (label) params.set("label", label);
   const text = params.toString();
   return text ? `?${text}` : "";

@@ -136,7 +136,7 @@ def _multipart(fields: dict[str, str], file_name: str, file_bytes: bytes) -> tup
 
 
 @pytest.fixture(scope="module")
-def loop(sam_engine, opensearch_url, tmp_path_factory):
+def loop(sam_built, opensearch_url, tmp_path_factory):
     work_dir = tmp_path_factory.mktemp("sam-local-loop")
     seed = work_dir / "seed"
     seed.mkdir()
@@ -147,7 +147,10 @@ def loop(sam_engine, opensearch_url, tmp_path_factory):
     env = dict(
         os.environ,
         SAM_LOCAL_STATE_DIR=str(state_dir),
-        SAM_LOCAL_BUILD_DIR=str(REPO_ROOT / ".aws-sam" / "test-build"),
+        # The session's build, as built: `up` rebuilds it (cached), and a local template with other CORS origins
+        # would lock the other modules' browser out of their start-api.
+        SAM_LOCAL_BUILD_DIR=sam_built.env["SAM_LOCAL_BUILD_DIR"],
+        SAM_LOCAL_UI_ORIGINS=sam_built.env["SAM_LOCAL_UI_ORIGINS"],
         SAM_LOCAL_ENV_FILE=str(work_dir / "env.json"),
         SAM_LOCAL_S3_PORT=str(free_port()),
         SAM_LOCAL_SAGEMAKER_PORT=str(free_port()),

@@ -109,19 +109,20 @@ def test_anything_but_64_lowercase_hex_digits_is_a_400_before_the_store_is_asked
     assert caught.value.http_status == 400 and caught.value.code == "invalid_upload_id"
 
 
-def test_past_the_byte_limit_the_oldest_photos_go_first(folder):
-    store = uploads(folder, max_bytes=3000)
-    first, second, third = (store.keep(photo(n)) for n in (1, 2, 3))
-    age(folder, first, 300)
-    age(folder, second, 200)
-    age(folder, third, 100)
-    fourth = store.keep(photo(4))
-    assert kept_ids(folder) == {second, third, fourth}
-    # Keeping the second again makes it the newest, so the third is now the oldest.
+def test_past_the_byte_limit_the_oldest_photos_go_first_down_to_the_low_water_mark(folder):
+    store = uploads(folder, max_bytes=10_000)  # low water: 9,000 bytes
+    ids = [store.keep(photo(n)) for n in range(10)]  # exactly full
+    for n, upload_id in enumerate(ids):
+        age(folder, upload_id, 1000 - n)  # ids[0] oldest
+    eleventh = store.keep(photo(10))
+    assert kept_ids(folder) == set(ids[2:]) | {eleventh}  # 11,000 -> 9,000: the two oldest went
+    # Keeping ids[2] again makes it the newest, so ids[3] and ids[4] are the oldest now.
     store.keep(photo(2))
-    fifth = store.keep(photo(5))
-    assert kept_ids(folder) == {second, fourth, fifth}
-    assert sum(path.stat().st_size for path in folder.iterdir()) <= 3000
+    twelfth = store.keep(photo(11))  # 10,000: full, not over
+    assert kept_ids(folder) == set(ids[2:]) | {eleventh, twelfth}
+    thirteenth = store.keep(photo(12))
+    assert kept_ids(folder) == set(ids[2:3] + ids[5:]) | {eleventh, twelfth, thirteenth}
+    assert sum(path.stat().st_size for path in folder.iterdir()) <= 9000
 
 
 def test_the_photo_just_kept_is_never_the_one_evicted_even_when_times_tie(folder):
