@@ -104,7 +104,9 @@ async function run(spec, { isNew, reveal = false, focusFrom = null, history = "p
     else if (reveal) bringResultsIntoView();
     if (focusFrom !== null) focusCard(focusFrom);
     afterSearch(spec, response, history);
-    if (wantRegions) requestHotspots(api, body, (regions) => showHotspots(spec.query, regions));
+    // A kept photo is named by its id rather than sent again (a phone's upload is the slow part).
+    const photo = response.upload ? { upload: response.upload } : body;
+    if (wantRegions) requestHotspots(api, photo, (regions) => showHotspots(spec.query, regions));
   } catch (err) {
     if (seq !== state.searchSeq) return;
     state.pending = null;

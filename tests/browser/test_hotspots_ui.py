@@ -24,11 +24,12 @@ def test_tapping_each_hotspot_searches_its_item(browser, base_url, hat_and_shoes
     device = DESKTOP if device_name == "desktop" else PHONE
     with shopper_page(browser, base_url, device) as page:
         order = api_traffic(page)
-        with page.expect_response("**/regions") as regions_answer:
+        with page.expect_response("**/regions") as regions_answer, page.expect_response("**/search") as search_answer:
             body = search_and_wait(page, lambda: page.set_input_files("#file-input", str(hat_and_shoes)))
         assert "regions" not in body and "crop" not in body
         assert regions_answer.value.status == 200
-        assert regions_answer.value.request.post_data_json == {"image": body["image"]}  # the same photo, once more
+        # The same photo: named by the id the search kept it under, not uploaded again.
+        assert regions_answer.value.request.post_data_json == {"upload": search_answer.value.json()["upload"]}
         assert order.index("response /search") < order.index("request /regions")  # results first, hotspots after
         spots = page.locator("#hotspots .hotspot")
         spots.first.wait_for()
