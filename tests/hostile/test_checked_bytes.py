@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from live_server import index_folder
 from PIL import Image
 
-from visual_search.cli.duplicates_html import render_report
+from visual_search.api.duplicates_report import render_report
 from visual_search.core.errors import InvalidRequestError, NotFoundError
 from visual_search.core.local_files import read_catalogue_file
 from visual_search.core.settings import Settings

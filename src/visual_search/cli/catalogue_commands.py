@@ -31,7 +31,7 @@ def run_duplicates(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     elif args.html:
-        from visual_search.cli.duplicates_html import render_report
+        from visual_search.api.duplicates_report import render_report
 
         Path(args.html).write_text(
             render_report(report, follow_links_outside=settings.follow_links_outside), encoding="utf-8"
