@@ -98,8 +98,7 @@ class IndexingWriter:
         max_pixels: int,
     ) -> tuple[str, ImageRecord | None]:
         """Store and index; a failure to index removes the stored file again, so nothing half-added remains."""
-        key = new_item_key(data, key, max_pixels=max_pixels)
-        label, attributes = checked_label(label), checked_attributes(attributes)  # core/text_rules.py
+        key, label, attributes = _checked_item(data, key, label, attributes, max_pixels=max_pixels)
         product = product or Product()
         with self._lock:
             if self.index.get([key]):
@@ -149,8 +148,7 @@ class BucketWriter:
         product: Product | None = None,
         max_pixels: int,
     ) -> tuple[str, ImageRecord | None]:
-        key = new_item_key(data, key, max_pixels=max_pixels)
-        label, attributes = checked_label(label), checked_attributes(attributes)  # core/text_rules.py
+        key, label, attributes = _checked_item(data, key, label, attributes, max_pixels=max_pixels)
         if not key.startswith(self.bucket.key_prefix):
             key = self.bucket.key_prefix + key
         with self._lock:
@@ -168,6 +166,14 @@ class BucketWriter:
             if not key.startswith(prefix) or _uri_in(self.bucket, key) != record.uri or not self.bucket.delete(key):
                 raise NotFoundError(f"{key!r} is not an object of the images store")
             return record
+
+
+def _checked_item(
+    data: bytes, key: str | None, label: str | None, attributes: Mapping[str, str] | None, *, max_pixels: int
+) -> tuple[str, str | None, Mapping[str, str]]:
+    """What both writers check before writing anything: the image and its key, then the label and attributes by
+    the text rules (core/text_rules.py)."""
+    return new_item_key(data, key, max_pixels=max_pixels), checked_label(label), checked_attributes(attributes)
 
 
 def new_item_key(data: bytes, key: str | None, *, max_pixels: int) -> str:
