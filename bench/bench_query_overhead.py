@@ -23,7 +23,7 @@ from pathlib import Path
 from bench_server_latency import PHOTO_400, build_index  # bench/: run as `python bench/<name>.py`
 from machine import machine_facts
 
-from visual_search.bootstrap import build_embedder, build_search_api
+from visual_search.bootstrap import build_embedder, build_search_api, build_search_service
 from visual_search.core.images import decode_image
 from visual_search.core.settings import Settings
 
@@ -38,7 +38,8 @@ def main() -> int:
         settings = Settings(index=str(Path(workdir) / "index"), model=args.model)
         embedder = build_embedder(settings)
         indexed = build_index(settings, embedder)
-        api = build_search_api(settings, url_for=lambda record: "/images/" + record.key, embedder=embedder)
+        service = build_search_service(settings, embedder=embedder)
+        api = build_search_api(settings, service, url_for=lambda record: "/images/" + record.key)
         photo = PHOTO_400.read_bytes()
         size = embedder.spec.size_px
 
