@@ -68,7 +68,7 @@ def build_embedder(settings: Settings, *, bulk: bool = False, resize: str | None
 
 def _bundled_calibration_photos() -> Path | None:
     """The demo catalogue of a source checkout: real photos to calibrate the int8 model on, when none are set."""
-    candidate = Path(__file__).resolve().parents[2] / "demo" / "catalogue" / "images"
+    candidate = Path(__file__).resolve().parents[3] / "demo" / "catalogue" / "images"  # src/visual_search/bootstrap/
     return candidate if candidate.is_dir() else None
 
 

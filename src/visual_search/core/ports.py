@@ -40,11 +40,15 @@ class Embedder(Protocol):
 
 @runtime_checkable
 class TensorEmbedder(Embedder, Protocol):
-    """An Embedder that also takes model-ready tensors, so that indexing can preprocess in its worker threads
+    """An Embedder that also takes model-ready input, so that indexing can preprocess in its worker threads
     (decode and resize in parallel) and hand the model a ready batch."""
 
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 3, size, size) made by `to_model_input(image, self.spec)` -> float32 (N, dimension), unit rows."""
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 (size, size, 3) images made by `to_model_pixels(image, self.spec)` -> the same vectors as
+        `embed_tensors` of their `to_model_input` tensors; the embedder normalises them where it runs the model."""
 
 
 @runtime_checkable

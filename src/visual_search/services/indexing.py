@@ -20,7 +20,7 @@ from PIL import Image
 from visual_search.core.catalogue_csv import CatalogueEntry
 from visual_search.core.errors import VisualSearchError
 from visual_search.core.hashing import sha256_hex
-from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image, to_model_input
+from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image, to_model_pixels
 from visual_search.core.ports import Embedder, TensorEmbedder, VectorIndex
 from visual_search.core.records import ImageRecord, Product
 
@@ -66,7 +66,7 @@ class IndexReport:
 @dataclass(frozen=True)
 class _Prepared:
     record: ImageRecord
-    model_input: object  # a CHW float32 tensor, or a PIL image for embedders that preprocess themselves
+    model_input: object  # uint8 (size, size, 3) model pixels, or a PIL image for embedders that preprocess themselves
 
 
 _UNCHANGED = object()
@@ -157,7 +157,7 @@ class IndexingService:
             ):
                 return _UNCHANGED
             decoded = decode_image(data, min_size_px=self.embedder.spec.size_px, max_pixels=self.max_pixels)
-            model_input = to_model_input(decoded.image, self.embedder.spec) if self._embeds_tensors else decoded.image
+            model_input = to_model_pixels(decoded.image, self.embedder.spec) if self._embeds_tensors else decoded.image
         except VisualSearchError as exc:
             return IndexFailure(item.key, item.uri, exc.message)
         except OSError as exc:
@@ -180,7 +180,7 @@ class IndexingService:
         inputs = [prepared.model_input for prepared in batch]
         try:
             if self._tensor_embedder is not None:
-                vectors = self._tensor_embedder.embed_tensors(np.stack(cast(list[np.ndarray], inputs)))
+                vectors = self._tensor_embedder.embed_pixels(cast(list[np.ndarray], inputs))
             else:
                 vectors = self.embedder.embed(cast(list[Image.Image], inputs))
         except VisualSearchError as exc:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from visual_search.core import colour as colour_signature
 from visual_search.core.errors import ModelFileError
-from visual_search.core.images import CropBox, PreprocessSpec, to_model_input
+from visual_search.core.images import CropBox, PreprocessSpec, normalise_pixels, to_model_input, to_model_pixels
 from visual_search.embedders.onnx import activation_regions, pooling
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 from visual_search.embedders.onnx.resolver import resolve_model
@@ -60,6 +60,7 @@ class OnnxEmbedder:
         self.streams = max(1, streams)
         self.spinning = spinning
         self._pool: ThreadPoolExecutor | None = None
+        self._stream_memory = threading.local()  # each stream thread's normalisation block (see _stream_block)
         self._session = None
         self._session_lock = threading.Lock()
 
@@ -80,35 +81,57 @@ class OnnxEmbedder:
 
     def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
         """RGB PIL images → float32 (len(images), dimension), unit rows. Preprocessing follows `self.spec`."""
-        if not images:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return self.embed_tensors(np.stack([to_model_input(image, self.spec) for image in images]))
+        return self.embed_pixels([to_model_pixels(image, self.spec) for image in images])
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 (size_px, size_px, 3) images made by `to_model_pixels(image, self.spec)` → float32 (N, dimension),
+        unit rows; the same vectors as `embed_tensors` of their `to_model_input` tensors. Each stream normalises
+        its own chunk (core/images.normalise_pixels) just before its run, into a block its thread keeps, so
+        indexing workers hand over a quarter of the bytes and no image touches fresh float memory."""
+        return self._signatures(list(pixels), with_colour=True, from_pixels=True)
 
     def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, size_px, size_px) → float32 (N, dimension), unit rows (signatures of
         appearance and colour when the model has a colour descriptor; see core/colour.py)."""
-        return self._signatures(self._check_batch(batch), with_colour=True)
+        return self._signatures(self._check_batch(batch), with_colour=True, from_pixels=False)
 
     def embed_query(self, image: Image.Image, *, with_colour: bool) -> np.ndarray:
         """One photo's vector in the stored layout, float32 (dimension,). `with_colour=False` leaves the colour
         part zero instead of computing it: a query searched with colour weight 0 never reads it (see
         core/colour.query_vector), and an index never stores a query. Same appearance part as `embed`."""
-        batch = self._check_batch(to_model_input(image, self.spec)[None])
-        return self._signatures(batch, with_colour=with_colour)[0]
+        return self._signatures([to_model_pixels(image, self.spec)], with_colour=with_colour, from_pixels=True)[0]
 
-    def _signatures(self, batch: np.ndarray, *, with_colour: bool) -> np.ndarray:
-        if len(batch) == 0:
+    def _signatures(self, inputs: Sequence[np.ndarray], *, with_colour: bool, from_pixels: bool) -> np.ndarray:
+        """Chunks of at most batch_size, `streams` of them at a time; each chunk is normalised (pixels), run and
+        pooled in its own stream, so R-MAC and colour run beside the other stream's inference, not after it."""
+        if len(inputs) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        chunk = min(self.batch_size, -(-len(inputs) // self.streams))
+        chunks = [inputs[i : i + chunk] for i in range(0, len(inputs), chunk)]
+        if self.streams == 1 or len(chunks) == 1:
+            return np.concatenate([self._chunk_signatures(part, with_colour, from_pixels) for part in chunks])
+        pool = self._stream_pool()
+
+        def in_stream(part: Sequence[np.ndarray]) -> np.ndarray:
+            return self._chunk_signatures(part, with_colour, from_pixels, reuse_memory=True)
+
+        return np.concatenate(list(pool.map(in_stream, chunks)))
+
+    def _chunk_signatures(
+        self, inputs: Sequence[np.ndarray], with_colour: bool, from_pixels: bool, *, reuse_memory: bool = False
+    ) -> np.ndarray:
+        if from_pixels:
+            batch = normalise_pixels(inputs, self.spec, out=self._stream_block() if reuse_memory else None)
+        else:
+            batch = np.asarray(inputs)
         appearance_dimension = self.dimension - (
             colour_signature.COLOUR_DIMENSION if self.model.colour_descriptor else 0
         )
         if not self.model.colour_descriptor and self.model.pooling == "avg":
-            return self._appearance(self._run_chunked([self.model.embedding_output], batch)[0], appearance_dimension)
+            return self._appearance(self._run([self.model.embedding_output], batch)[0], appearance_dimension)
         if self.model.feature_map_output is None:  # ResolvedModel pairs rmac and colour with a feature map
             raise ModelFileError(f"{self.model.model_id}: R-MAC pooling and colour need the model's feature map")
-        embeddings, feature_maps = self._run_chunked(
-            [self.model.embedding_output, self.model.feature_map_output], batch
-        )
+        embeddings, feature_maps = self._run([self.model.embedding_output, self.model.feature_map_output], batch)
         if self.model.pooling == "rmac":
             embeddings = pooling.rmac(feature_maps)
         appearance = self._appearance(embeddings, appearance_dimension)
@@ -118,10 +141,27 @@ class OnnxEmbedder:
             return colour_signature.signatures(
                 appearance, np.zeros((len(appearance), colour_signature.COLOUR_DIMENSION), np.float32)
             )
-        colours = np.stack(
-            [self.object_colour(tensor, feature_map) for tensor, feature_map in zip(batch, feature_maps)]
-        )
-        return colour_signature.signatures(appearance, colours)
+        if from_pixels:  # the very pixels the network saw, without undoing the normalisation
+            colours = [self._colour(self._pixel_grid(image), fm) for image, fm in zip(inputs, feature_maps)]
+        else:
+            colours = [self.object_colour(tensor, fm) for tensor, fm in zip(batch, feature_maps)]
+        return colour_signature.signatures(appearance, np.stack(colours))
+
+    def _stream_block(self) -> np.ndarray:
+        """This stream thread's float32 (batch_size, 3, size_px, size_px) block, made on its first chunk and kept
+        for the embedder's life: streams × batch_size × 1 MB at 300 px (a bulk embedder's, 34 MB)."""
+        block = getattr(self._stream_memory, "block", None)
+        if block is None:
+            block = np.empty((self.batch_size, 3, self.spec.size_px, self.spec.size_px), np.float32)
+            self._stream_memory.block = block
+        return block
+
+    def _stream_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            with self._session_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
+        return self._pool
 
     def propose_regions(self, image: Image.Image, max_regions: int = 4) -> list[tuple[CropBox, float]]:
         """Where the objects of a photo are: up to `max_regions` boxes (fractions of the whole image) with the
@@ -153,13 +193,21 @@ class OnnxEmbedder:
     def object_colour(self, tensor: np.ndarray, feature_map: np.ndarray) -> np.ndarray:
         """The colour descriptor of the very pixels the network saw (a grid of about 48 x 48 of them, undoing the
         normalisation), weighted by where the network found the object."""
-        stride = max(1, self.spec.size_px // _COLOUR_GRID_PX)
-        sampled = tensor[:, ::stride, ::stride]
+        sampled = tensor[:, :: self._colour_stride(), :: self._colour_stride()]
         std, mean = (
             np.asarray(self.spec.std, np.float32)[:, None, None],
             np.asarray(self.spec.mean, np.float32)[:, None, None],
         )
-        rgb = (sampled * std + mean).transpose(1, 2, 0)
+        return self._colour((sampled * std + mean).transpose(1, 2, 0), feature_map)
+
+    def _pixel_grid(self, pixels: np.ndarray) -> np.ndarray:
+        """The same grid as object_colour's from uint8 (size, size, 3) pixels, as float32 RGB."""
+        return pixels[:: self._colour_stride(), :: self._colour_stride()].astype(np.float32)
+
+    def _colour_stride(self) -> int:
+        return max(1, self.spec.size_px // _COLOUR_GRID_PX)
+
+    def _colour(self, rgb: np.ndarray, feature_map: np.ndarray) -> np.ndarray:
         saliency = activation_regions.activation_saliency(feature_map)
         return colour_signature.colour_descriptor(rgb, activation_regions.pixel_weights(saliency, *rgb.shape[:2]))
 
@@ -189,11 +237,8 @@ class OnnxEmbedder:
         chunks = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
         if self.streams == 1 or len(chunks) == 1:
             return _concatenate_outputs([self._run(output_names, part) for part in chunks])
-        if self._pool is None:
-            with self._session_lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx-stream")
-        return _concatenate_outputs(list(self._pool.map(lambda part: self._run(output_names, part), chunks)))
+        pool = self._stream_pool()
+        return _concatenate_outputs(list(pool.map(lambda part: self._run(output_names, part), chunks)))
 
     def _run(self, output_names: list[str], batch: np.ndarray) -> list[np.ndarray]:
         return self._get_session().run(output_names, {self.model.input_name: batch})
