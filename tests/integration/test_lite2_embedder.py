@@ -244,6 +244,30 @@ def test_parallel_streams_give_the_same_vectors_in_the_same_order(fp32, photos):
     np.testing.assert_allclose(streamed.embed(images), fp32.embed(images), atol=1e-5)
 
 
+def test_model_pixels_give_exactly_the_vectors_of_float_tensors_in_every_stream_and_batch_size(fp32, photos):
+    """Indexing hands the embedder uint8 pixels that each stream normalises into a block it keeps: batches of
+    other sizes after it, and chunks that fill the block only partly, must not see stale numbers."""
+    from visual_search.core.images import to_model_input, to_model_pixels
+
+    images = list(photos.values())
+    tensors = np.stack([to_model_input(image, fp32.spec) for image in images])
+    pixels = [to_model_pixels(image, fp32.spec) for image in images]
+    streamed = OnnxEmbedder(fp32.model, intra_op_threads=1, batch_size=2, streams=2)
+    reference = fp32.embed_tensors(tensors)
+    for count in (len(images), 3, len(images), 1):  # a full batch, then partial chunks in the same blocks
+        assert np.array_equal(streamed.embed_pixels(pixels[:count]), reference[:count])
+    assert np.array_equal(fp32.embed_pixels(pixels), reference)
+    assert np.array_equal(fp32.embed(images), reference)
+    assert fp32.embed_pixels([]).shape == (0, fp32.dimension)
+
+
+def test_embed_pixels_refuses_pixels_of_another_size_or_type(fp32):
+    with pytest.raises(ValueError, match="uint8 pixels"):
+        fp32.embed_pixels([np.zeros((224, 224, 3), np.uint8)])
+    with pytest.raises(ValueError, match="uint8 pixels"):
+        fp32.embed_pixels([np.zeros((fp32.spec.size_px, fp32.spec.size_px, 3), np.float32)])
+
+
 @pytest.mark.parametrize("size", [260, 368])
 def test_the_graph_at_another_input_size_still_sees_the_garments(tmp_path_factory, photos, class_names, size):
     """TF "SAME" padding depends on each layer's input parity (368 -> 184 -> 92 -> 46 -> 23 -> 12: odd from the

@@ -15,7 +15,15 @@ from visual_search.core.errors import (
     UnsupportedImageTypeError,
 )
 from visual_search.core.hashing import sha256_hex
-from visual_search.core.images import CropBox, PreprocessSpec, crop_image, decode_image, to_model_input
+from visual_search.core.images import (
+    CropBox,
+    PreprocessSpec,
+    crop_image,
+    decode_image,
+    normalise_pixels,
+    to_model_input,
+    to_model_pixels,
+)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -125,6 +133,28 @@ def test_model_input_is_normalised_chw_float32(policy):
     assert tensor[0, 16, 16] == pytest.approx(1.0, abs=1e-3)
     assert tensor[1, 16, 16] == pytest.approx(0.0, abs=1e-3)
     assert tensor[2, 16, 16] == pytest.approx(-127 / 128, abs=1e-3)
+
+
+def test_model_input_is_the_normalised_model_pixels_to_the_last_bit():
+    """Queries normalise one tensor, indexing a batch of pixels in the embedder: both are normalise_pixels,
+    (x - mean) * (1 / std) in float32, for any mean and std (here ImageNet's, which are not exact in binary)."""
+    spec = PreprocessSpec(size_px=24, mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375), resize="squash")
+    image = Image.fromarray(np.random.default_rng(5).integers(0, 256, (30, 50, 3), dtype=np.uint8))
+    pixels = to_model_pixels(image, spec)
+    assert pixels.shape == (24, 24, 3) and pixels.dtype == np.uint8
+    expected = (pixels.transpose(2, 0, 1).astype(np.float32) - np.asarray(spec.mean, np.float32)[:, None, None]) * (
+        np.float32(1) / np.asarray(spec.std, np.float32)
+    )[:, None, None]
+    assert np.array_equal(to_model_input(image, spec), expected)
+    block = np.full((4, 3, 24, 24), np.nan, np.float32)
+    written = normalise_pixels([pixels, pixels], spec, out=block)
+    assert written.base is block and np.array_equal(written[1], expected) and np.isnan(block[2:]).all()
+
+
+def test_normalising_refuses_pixels_that_are_not_the_models_size():
+    spec = PreprocessSpec(size_px=24)
+    with pytest.raises(ValueError, match=r"uint8 pixels of shape \(24, 24, 3\)"):
+        normalise_pixels([np.zeros((24, 24, 4), np.uint8)], spec)
 
 
 def test_pad_policy_keeps_aspect_ratio_on_white():
