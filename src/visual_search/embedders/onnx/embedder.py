@@ -101,7 +101,9 @@ class OnnxEmbedder:
         core/colour.query_vector), and an index never stores a query. Same appearance part as `embed`."""
         return self._signatures([to_model_pixels(image, self.spec)], with_colour=with_colour, from_pixels=True)[0]
 
-    def _signatures(self, inputs: Sequence[np.ndarray], *, with_colour: bool, from_pixels: bool) -> np.ndarray:
+    def _signatures(
+        self, inputs: Sequence[np.ndarray] | np.ndarray, *, with_colour: bool, from_pixels: bool
+    ) -> np.ndarray:
         """Chunks of at most batch_size, `streams` of them at a time; each chunk is normalised (pixels), run and
         pooled in its own stream, so R-MAC and colour run beside the other stream's inference, not after it."""
         if len(inputs) == 0:
@@ -112,13 +114,18 @@ class OnnxEmbedder:
             return np.concatenate([self._chunk_signatures(part, with_colour, from_pixels) for part in chunks])
         pool = self._stream_pool()
 
-        def in_stream(part: Sequence[np.ndarray]) -> np.ndarray:
+        def in_stream(part: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
             return self._chunk_signatures(part, with_colour, from_pixels, reuse_memory=True)
 
         return np.concatenate(list(pool.map(in_stream, chunks)))
 
     def _chunk_signatures(
-        self, inputs: Sequence[np.ndarray], with_colour: bool, from_pixels: bool, *, reuse_memory: bool = False
+        self,
+        inputs: Sequence[np.ndarray] | np.ndarray,
+        with_colour: bool,
+        from_pixels: bool,
+        *,
+        reuse_memory: bool = False,
     ) -> np.ndarray:
         if from_pixels:
             batch = normalise_pixels(inputs, self.spec, out=self._stream_block() if reuse_memory else None)
