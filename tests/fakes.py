@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from visual_search.core.images import PreprocessSpec
+from visual_search.core.images import PreprocessSpec, to_model_pixels
 
 
 class HistogramEmbedder:
@@ -24,11 +24,31 @@ class HistogramEmbedder:
         return np.stack([self._embed_one(image) for image in images]).astype(np.float32)
 
     def _embed_one(self, image: Image.Image) -> np.ndarray:
-        pixels = np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.uint8)
-        bins = (pixels // 64).reshape(-1, 3).astype(np.int64)
-        counts = np.bincount(bins[:, 0] * 16 + bins[:, 1] * 4 + bins[:, 2], minlength=64).astype(np.float64)
-        vector = np.sqrt(counts)
-        return vector / np.linalg.norm(vector)
+        return _histogram(np.asarray(image.convert("RGB").resize((64, 64), Image.Resampling.BILINEAR), dtype=np.uint8))
+
+
+class PixelHistogramEmbedder(HistogramEmbedder):
+    """HistogramEmbedder's vectors of the model pixels (core/images.to_model_pixels), taken as the in-process
+    model takes them: indexing hands it pixels, with two batches in flight (services/indexing)."""
+
+    model_id = "fake-rgb-histogram-of-model-pixels-v1"
+
+    def embed(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.embed_pixels([to_model_pixels(image, self.spec) for image in images])
+
+    def embed_pixels(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([_histogram(np.asarray(image)) for image in pixels]).astype(np.float32)
+
+    def embed_tensors(self, batch: np.ndarray) -> np.ndarray:
+        std, mean = np.asarray(self.spec.std, np.float32), np.asarray(self.spec.mean, np.float32)
+        return self.embed_pixels([np.round(t.transpose(1, 2, 0) * std + mean).astype(np.uint8) for t in batch])
+
+
+def _histogram(pixels: np.ndarray) -> np.ndarray:
+    bins = (pixels // 64).reshape(-1, 3).astype(np.int64)
+    counts = np.bincount(bins[:, 0] * 16 + bins[:, 1] * 4 + bins[:, 2], minlength=64).astype(np.float64)
+    vector = np.sqrt(counts)
+    return vector / np.linalg.norm(vector)
 
 
 class ColourGridEmbedder:

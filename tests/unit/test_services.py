@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from fakes import HistogramEmbedder
+from fakes import HistogramEmbedder, PixelHistogramEmbedder
 from PIL import Image
 
 from visual_search.core.errors import InvalidImageError, InvalidRequestError, NotFoundError
@@ -29,9 +29,11 @@ def item(key, data, label=None, **attributes) -> IndexItem:
     return IndexItem(key=key, uri=f"/catalogue/{key}", read=lambda: data, label=label, attributes=attributes)
 
 
-@pytest.fixture
-def services(tmp_path):
-    embedder = HistogramEmbedder()
+@pytest.fixture(params=[HistogramEmbedder, PixelHistogramEmbedder])
+def services(tmp_path, request):
+    """Each test twice: with an embedder of images (one batch at a time) and one of model pixels, as the
+    in-process model is fed (two batches in flight)."""
+    embedder = request.param()
     index = LocalIndex(tmp_path / "index", model_id=embedder.model_id, dimension=embedder.dimension, writable=True)
     yield IndexingService(embedder, index, batch_size=2, workers=2), SearchService(embedder, index)
     index.close()

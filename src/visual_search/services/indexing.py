@@ -91,16 +91,35 @@ class IndexingService:
         # Preprocessing in the workers pays only where the model takes ready tensors (the in-process one).
         self._tensor_embedder = embedder if isinstance(embedder, TensorEmbedder) else None
         self._embeds_tensors = self._tensor_embedder is not None
+        # The in-process model gets the next batch while it finishes this one, so neither its slower stream nor
+        # the index write leaves a core idle; a remote embedder gets one batch at a time, as its endpoint's
+        # slots are sized for (services/indexing was measured with bench/bench_pipeline.py).
+        self._batches_in_flight = 2 if self._embeds_tensors else 1
 
     def index_items(self, items: Iterable[IndexItem], *, progress: Callable[[int], None] | None = None) -> IndexReport:
-        """Index every item; per-file failures go into the report. Each upserted batch is committed before the
-        next is embedded, so an interrupted run keeps what it finished and a re-run skips it. `progress(n)` is
+        """Index every item; per-file failures go into the report. Batches are committed in order, each as soon as
+        its vectors are back, so an interrupted run keeps what it finished and a re-run skips it. `progress(n)` is
         called as items are settled: a new image once its batch is committed, so what it counts survives a crash."""
         started = time.perf_counter()
         report = IndexReport()
         batch: list[_Prepared] = []
         settle = progress or (lambda count: None)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="index-prepare") as pool:
+        in_flight: deque[tuple[list[_Prepared], Future]] = deque()
+        with (
+            ThreadPoolExecutor(self.workers, thread_name_prefix="index-prepare") as pool,
+            ThreadPoolExecutor(self._batches_in_flight, thread_name_prefix="index-embed") as embedding,
+        ):
+
+            def commit_oldest() -> None:
+                committed, vectors = in_flight.popleft()
+                self._commit(committed, vectors, report)
+                settle(len(committed))
+
+            def embed_and_commit(batch: list[_Prepared]) -> None:
+                in_flight.append((batch, embedding.submit(self._embed, batch)))
+                while len(in_flight) >= self._batches_in_flight:
+                    commit_oldest()
+
             for _item, outcome in self._prepare_in_order(items, pool):
                 if outcome is _UNCHANGED:
                     report.unchanged += 1
@@ -111,17 +130,16 @@ class IndexingService:
                 else:
                     if any(prepared.record.key == outcome.record.key for prepared in batch):
                         # The same key twice in a run: commit the first so the second replaces it, as a re-run would.
-                        self._embed_and_upsert(batch, report)
-                        settle(len(batch))
+                        embed_and_commit(batch)
                         batch = []
                     batch.append(outcome)
                     if len(batch) >= self.batch_size:
-                        self._embed_and_upsert(batch, report)
-                        settle(len(batch))
+                        embed_and_commit(batch)
                         batch = []
             if batch:
-                self._embed_and_upsert(batch, report)
-                settle(len(batch))
+                embed_and_commit(batch)
+            while in_flight:
+                commit_oldest()
         report.seconds = time.perf_counter() - started
         return report
 
@@ -176,18 +194,20 @@ class IndexingService:
         )
         return _Prepared(record, model_input)
 
-    def _embed_and_upsert(self, batch: list[_Prepared], report: IndexReport) -> None:
+    def _embed(self, batch: list[_Prepared]) -> np.ndarray:
         inputs = [prepared.model_input for prepared in batch]
+        if self._tensor_embedder is not None:
+            return self._tensor_embedder.embed_pixels(cast(list[np.ndarray], inputs))
+        return self.embedder.embed(cast(list[Image.Image], inputs))
+
+    def _commit(self, batch: list[_Prepared], vectors: Future, report: IndexReport) -> None:
         try:
-            if self._tensor_embedder is not None:
-                vectors = self._tensor_embedder.embed_pixels(cast(list[np.ndarray], inputs))
-            else:
-                vectors = self.embedder.embed(cast(list[Image.Image], inputs))
+            embedded = vectors.result()
         except VisualSearchError as exc:
             # A failing model service fails this batch's images, reported per key; the rest of the run goes on.
             report.failed.extend(IndexFailure(p.record.key, p.record.uri, exc.message) for p in batch)
             return
-        self.index.upsert([prepared.record for prepared in batch], vectors)
+        self.index.upsert([prepared.record for prepared in batch], embedded)
         report.indexed += len(batch)
 
 
