@@ -20,8 +20,10 @@ from visual_search.aws.s3_events import parse_event
 from visual_search.bootstrap.aws_runtime import (
     INDEX_BATCH_SIZE,
     EventIndexerRuntime,
+    RefitRuntime,
     SearchFunctionRuntime,
     build_event_indexer_runtime,
+    build_refit_runtime,
     build_search_function_runtime,
 )
 from visual_search.core.deadline import deadline_after
@@ -45,9 +47,12 @@ SEARCH_SETTINGS = (
     "presigned_url_expiry_s",
     "read_api_key_parameter",
     "write_api_key_parameter",
+    "adapt_live_every",
+    "adapt_live_client_salt",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
-__all__ = ["INDEX_BATCH_SIZE", "index_handler", "search_handler"]
+REFIT_SETTINGS = ("index", "adapt_live_every")
+__all__ = ["INDEX_BATCH_SIZE", "index_handler", "refit_handler", "search_handler"]
 
 
 class IndexBatchFailedError(VisualSearchError):
@@ -67,10 +72,15 @@ def event_indexer_from_env() -> EventIndexerRuntime:
     return build_event_indexer_runtime(Settings.from_env())
 
 
+def refit_runtime_from_env() -> RefitRuntime:
+    return build_refit_runtime(Settings.from_env())
+
+
 # One runtime per container, built by the first invocation (not at import time, so a cold start that fails
 # reports its error per request and is retried by the next one).
 _search_runtime = Lazy(search_runtime_from_env)
 _event_indexer = Lazy(event_indexer_from_env)
+_refit_runtime = Lazy(refit_runtime_from_env)
 
 
 def search_handler(event: dict, context=None) -> dict:
@@ -172,7 +182,21 @@ def batch_item_failures(message_ids: list[str]) -> dict:
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
 
 
+def refit_handler(event: dict, context=None) -> dict:
+    """RefitFunction, on its schedule (EventBridge): refit live learning's query-domain centre when the shared
+    window is full or an operator asked (POST /adaptation refit), outside every search's request path. A refit
+    that fails is recorded in the shared state (GET /adaptation shows it) and logged; the sums are kept."""
+    with deadline_after(seconds_left(context)):
+        outcome = _refit_runtime.get().run()
+    if outcome.get("last_error"):
+        logger.error(json.dumps({"refit": "failed", "reason": outcome["last_error"]}))
+    else:
+        logger.info(json.dumps({"refit": outcome.get("refitted", False), "refits": outcome.get("refits")}))
+    return outcome
+
+
 def reset_cached_services() -> None:
     """Forget the runtimes built from the environment, so the next invocation rebuilds them."""
     _search_runtime.reset()
     _event_indexer.reset()
+    _refit_runtime.reset()
