@@ -10,7 +10,7 @@ rule as the in-memory accumulator (services/query_accumulator.py; the contract t
 
 The side index holds one small document (the sum is one float per appearance dimension) and is created with
 `dynamic: false`, so the hashed client ids (keys of an object) never become mapping fields. Only a process that
-may write the products index creates it (`create=True`: the refit function, an operator's tools); the search
+may write the products index creates it (`create=True`: the refit function, at every run); the search
 function, whose role may only update documents of it, waits for it (its flushes are dropped, logged, until then).
 """
 
@@ -198,8 +198,8 @@ class OpenSearchQueryAccumulator:
         if not self._ready:
             if not self._exists():
                 raise NotFoundError(
-                    f"live learning's side index {self.side_index!r} does not exist yet: the refit function (or "
-                    "`visual-search adapt --index URL`) creates it"
+                    f"live learning's side index {self.side_index!r} does not exist yet: the refit function "
+                    "creates it at its first scheduled run"
                 )
             self._ready = True
         body = {

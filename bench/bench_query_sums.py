@@ -1,0 +1,88 @@
+"""What live learning costs a search function instance on AWS: one flush of its buffered searches into the shared
+OpenSearch sums (indexes/opensearch/query_sums.py), against the local node.
+
+    nice -n 5 .venv/bin/python bench/bench_query_sums.py [--url opensearch://127.0.0.1:9200] [--rounds 40]
+        [--dimension 1280] [--out result.json]
+
+In interleaved rounds, in the same run (the node warm, the document at its real size: one sum of `--dimension`
+numbers, the default model's appearance part):
+- flush of 1 client: one scripted update adding one client's summed queries (what a flush of M searches from one
+  shopper sends, whatever M);
+- flush of 10 clients: one update adding 10 clients' sums (M searches from 10 shoppers);
+- state read: GET of the document (what /stats and /adaptation add, and what the refit function reads);
+- plain write (the baseline): indexing the same-sized document without a script.
+Medians in ms, and each as a ratio to the plain write. Per search, a flush costs its time divided by M
+(adapt_live_flush_every, 10 by default), paid by the one search that triggers it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+import uuid
+
+import numpy as np
+from machine import machine_facts
+
+from visual_search.core.ports import ClientQueries
+from visual_search.indexes.opensearch.query_sums import OpenSearchQueryAccumulator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("VISUAL_SEARCH_OPENSEARCH_URL", "opensearch://127.0.0.1:9200"))
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--dimension", type=int, default=1280)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    url = f"{args.url.rstrip('/')}/bench-sums-{uuid.uuid4().hex[:8]}"
+    sums = OpenSearchQueryAccumulator(url, create=True)
+    rng = np.random.default_rng(0)
+
+    def batch(clients: int) -> list[ClientQueries]:
+        return [ClientQueries(f"c{rng.integers(1 << 30)}", 10, rng.normal(size=args.dimension)) for _ in range(clients)]
+
+    plain = {"sum": rng.normal(size=args.dimension).tolist(), "count": 1}
+
+    def plain_write() -> None:
+        sums._session.call(
+            lambda client: client.index(index=sums.side_index, id="baseline", body=plain), what="baseline write"
+        )
+
+    cases = {
+        "flush of 1 client": lambda: sums.add(batch(1), per_client=1 << 30),
+        "flush of 10 clients": lambda: sums.add(batch(10), per_client=1 << 30),
+        "state read": sums.state,
+        "plain write (baseline)": plain_write,
+    }
+    try:
+        for run in cases.values():  # warm-up: the script compiled, the document at its real size
+            run()
+        timings: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(args.rounds):
+            for name, run in cases.items():
+                started = time.perf_counter()
+                run()
+                timings[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        sums.drop()
+        sums.close()
+    baseline = statistics.median(timings["plain write (baseline)"])
+    result = {
+        "machine": machine_facts(load=os.getloadavg()),
+        "dimension": args.dimension,
+        "rounds": args.rounds,
+        "median_ms": {name: round(statistics.median(values), 2) for name, values in timings.items()},
+        "ratio_to_plain_write": {name: round(statistics.median(v) / baseline, 2) for name, v in timings.items()},
+    }
+    print(json.dumps(result, indent=2))
+    if args.out:
+        with open(args.out, "w") as out:
+            json.dump(result, out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
