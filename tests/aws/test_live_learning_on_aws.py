@@ -16,10 +16,12 @@ import pytest
 from aws_fixtures import BUCKET, load_event, s3_event, sqs_batch
 
 from visual_search.aws import handlers
+from visual_search.aws.local_invoke import invoke_local
 from visual_search.core.centre import appearance_units, project
 from visual_search.core.colour import colour_dimension_of
 from visual_search.core.images import decode_image
 from visual_search.core.ports import ClientQueries
+from visual_search.core.settings import Settings
 from visual_search.indexes.opensearch import centring
 from visual_search.indexes.opensearch.index import OpenSearchIndex
 from visual_search.indexes.opensearch.query_sums import OpenSearchQueryAccumulator
@@ -195,3 +197,29 @@ def test_a_refit_racing_the_index_function_loses_no_item_and_leaves_every_docume
         raw = centring.raw_vector_of(source)
         np.testing.assert_allclose(raw, embedded[photo_of[source["key"]].name], atol=1e-6)  # the newest raw vector
         np.testing.assert_allclose(source["vector"], project(raw, final, 0), atol=1e-6)
+
+
+def test_off_by_default_the_refit_function_touches_nothing_and_the_search_function_says_so(
+    function_environment, opensearch_url
+):
+    url = f"{opensearch_url}/aws-off-{uuid.uuid4().hex[:10]}"
+    assert invoke_local("refit", {}, Settings(index=url)) == {"enabled": False}
+    assert not OpenSearchQueryAccumulator(url)._exists()  # no side index made, nothing read
+    function_environment(VISUAL_SEARCH_INDEX=url)
+    assert refit() == {"enabled": False}
+
+
+def test_live_learning_over_an_embedded_index_is_refused_at_start_with_a_clear_reason(tmp_path, colour_embedder):
+    from visual_search.bootstrap import build_image_store
+    from visual_search.bootstrap.aws_runtime import build_search_function_runtime
+    from visual_search.core.errors import InvalidSettingError
+    from visual_search.indexes.local.index import LocalIndex
+    from visual_search.services.search import SearchService
+
+    index = LocalIndex(tmp_path / "index", model_id=colour_embedder.model_id, dimension=48, writable=True)
+    settings = Settings(index=str(tmp_path / "index"), adapt_live_every=4)
+    with pytest.raises(InvalidSettingError, match="OpenSearch"):
+        build_search_function_runtime(
+            settings, store=build_image_store(str(tmp_path)), search_service=SearchService(colour_embedder, index)
+        )
+    index.close()
