@@ -223,3 +223,20 @@ def test_live_learning_over_an_embedded_index_is_refused_at_start_with_a_clear_r
             settings, store=build_image_store(str(tmp_path)), search_service=SearchService(colour_embedder, index)
         )
     index.close()
+
+
+def test_on_lambda_a_shutdown_signal_flushes_the_instances_buffer(stack, demo_photos, monkeypatch):
+    import signal
+
+    _, accumulator = stack
+    refit()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "stack-search")
+    before_us, passed_on = signal.getsignal(signal.SIGTERM), []
+    signal.signal(signal.SIGTERM, lambda signum, frame: passed_on.append(signum))  # what ran before: kept
+    try:
+        search(demo_photos[4], "198.51.100.1")  # a cold start (the handler installed), one search buffered
+        assert accumulator.state().count == 0
+        signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)  # what Lambda sends before it recycles the instance
+        assert accumulator.state().count == 1 and passed_on == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, before_us)

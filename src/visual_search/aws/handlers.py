@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import sys
 
 from visual_search.api.results import error_result
 from visual_search.aws.api_key_parameter import with_parameter_keys
@@ -65,7 +68,30 @@ class IndexBatchFailedError(VisualSearchError):
 
 def search_runtime_from_env() -> SearchFunctionRuntime:
     # Keys not set themselves are read from their SSM parameters: unreadable, the function refuses to start (503).
-    return build_search_function_runtime(with_parameter_keys(Settings.from_env()))
+    runtime = build_search_function_runtime(with_parameter_keys(Settings.from_env()))
+    flush_on_shutdown(runtime)
+    return runtime
+
+
+def flush_on_shutdown(runtime: SearchFunctionRuntime) -> None:
+    """On Lambda (AWS_LAMBDA_FUNCTION_NAME set), send live learning's buffered searches when the instance is shut
+    down. Lambda signals the runtime (SIGTERM) only when an extension is registered (Lambda Insights, ADOT...);
+    without one there is no hook, and the buffer (at most adapt_live_flush_every searches) is simply lost."""
+    if runtime.learner is None or "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
+        return
+    learner, previous = runtime.learner, signal.getsignal(signal.SIGTERM)
+
+    def flush_then_go_on(signum, frame) -> None:
+        learner.flush()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            sys.exit(0)
+
+    try:
+        signal.signal(signal.SIGTERM, flush_then_go_on)
+    except ValueError:  # not the main thread (Lambda's runtime calls handlers on it): no hook, as without one
+        logger.info("live learning's buffer will not be flushed at shutdown: not on the main thread")
 
 
 def event_indexer_from_env() -> EventIndexerRuntime:
