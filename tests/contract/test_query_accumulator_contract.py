@@ -107,3 +107,15 @@ def test_reset_forgets_the_sums_and_keeps_the_controls_and_history(accumulator):
     state = accumulator.state()
     assert state.total is None and (state.count, state.window_accepted, state.window_refused) == (0, 0, 0)
     assert state.frozen and state.refits == 1 and state.centre_id == "c1"
+
+
+def test_vectors_of_another_model_start_the_sums_over_instead_of_mixing_with_them(accumulator):
+    old, _ = queries("a", 2, seed=11)
+    accumulator.add([old], per_client=5)
+    accumulator.record_refit(2, centre_id="old-model", step=0.1)
+    rows = np.random.default_rng(12).normal(size=(3, DIMENSION + 4))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    assert accumulator.add([ClientQueries("b", 3, rows.sum(axis=0))], per_client=5) == 3
+    state = accumulator.state()
+    assert (state.count, state.window_accepted, state.refits) == (3, 3, 1)
+    np.testing.assert_allclose(state.total, rows.sum(axis=0), atol=1e-12)

@@ -170,7 +170,8 @@ class QueryAccumulator(Protocol):
     def add(self, batch: Sequence[ClientQueries], per_client: int) -> int:
         """Adds each client's queries while the client has used fewer than `per_client` of the current window
         (a client over its share adds the mean of its queries times what is left of it); nothing while frozen.
-        Returns how many queries were accepted."""
+        Vectors of another length than the sum's (another model's) start the sums over. Returns how many queries
+        were accepted."""
 
     def state(self) -> LearningState: ...
 

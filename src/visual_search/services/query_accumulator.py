@@ -40,6 +40,8 @@ class InMemoryQueryAccumulator:
                 if take == 0:
                     continue
                 part = np.asarray(item.total, dtype=np.float64) * (take / item.count)
+                if total is not None and total.shape != part.shape:  # another model's vectors: start over
+                    state, total, accepted = replace(state, count=0, window_accepted=0, window_refused=0), None, 0
                 total = part if total is None else total + part
                 self._clients[item.client] = used + take
                 accepted += take

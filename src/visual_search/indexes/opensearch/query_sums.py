@@ -52,7 +52,10 @@ for (item in params.batch) {
     s.sum = zeros;
   }
   if (s.sum.size() != item.total.size()) {
-    throw new IllegalArgumentException('a query vector of ' + item.total.size() + ' numbers for a sum of ' + s.sum.size());
+    // Vectors of another length: another model's. Its sums mean nothing to this one: start over.
+    def zeros = new ArrayList();
+    for (int i = 0; i < item.total.size(); i++) { zeros.add(0.0); }
+    s.sum = zeros; s.count = 0; s.window_accepted = 0; s.window_refused = 0; accepted = 0;
   }
   double scale = (double) take / count;
   for (int i = 0; i < s.sum.size(); i++) {
