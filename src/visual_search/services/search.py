@@ -55,6 +55,8 @@ class SearchService:
     def decode(self, data: bytes, *, crop: CropBox | None = None, min_size_px: int | None = None) -> DecodedImage:
         """The photo decoded as a search needs it: at least the model's input size (or `min_size_px`), and a
         small `crop` region correspondingly larger, since it is enlarged to the model's size."""
+        if crop is not None:
+            crop.validate()
         zoom = 1.0 / min(crop.w, crop.h) if crop is not None else 1.0
         needed = max(int(self.embedder.spec.size_px * zoom), min_size_px or 0)
         return decode_image(data, min_size_px=needed, max_pixels=self.max_pixels)
