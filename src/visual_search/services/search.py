@@ -81,7 +81,9 @@ class SearchService:
             vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
         if self.learner is not None:
-            self.learner.observe(vector, current_client.get())  # after the search: a query never waits for it
+            # After the search, so no hit waits for it; on AWS one search in adapt_live_flush_every also sends the
+            # instance's buffered sums before it answers (docs/DEPLOY.md: 16-39 ms on the local node).
+            self.learner.observe(vector, current_client.get())
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(
