@@ -240,3 +240,17 @@ def test_on_lambda_a_shutdown_signal_flushes_the_instances_buffer(stack, demo_ph
         assert accumulator.state().count == 1 and passed_on == [signal.SIGTERM]
     finally:
         signal.signal(signal.SIGTERM, before_us)
+
+
+def test_a_refit_that_fails_is_recorded_and_raised_so_that_lambda_counts_an_error(stack):
+    index, accumulator = stack
+    refit()
+    wrong = np.ones(index.dimension + 3) / np.sqrt(index.dimension + 3)  # sums that cannot centre this index
+    accumulator.add([ClientQueries("client", 1, wrong)], per_client=2)
+    accumulator.request_refit()
+    with pytest.raises(handlers.RefitFailedError, match="ModelMismatchError"):
+        refit()
+    state = accumulator.state()
+    assert state.last_error.startswith("ModelMismatchError") and state.refits == 0 and index.centre is None
+    assert state.count == 1  # the sums are kept
+    assert refit()["refitted"] is False  # Lambda's retries: nothing due, no second error

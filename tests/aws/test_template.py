@@ -390,7 +390,8 @@ def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(tr
     }
     assert lambda_alarms == {
         (metric, function) for metric in ("Errors", "Throttles") for function in ("IndexFunction", "SearchFunction")
-    }
+    } | {("Errors", "RefitFunction")}
+    assert transformed["Resources"]["RefitFunctionErrorsAlarm"]["Condition"] == "LiveLearning"
     api, dimensions = watched[("AWS/ApiGateway", "5xx")]
     assert dimensions == {"ApiId": {"Ref": "HttpApi"}}
     domain = {"DomainName": {"Ref": "SearchDomain"}, "ClientId": {"Ref": "AWS::AccountId"}}

@@ -66,6 +66,14 @@ class IndexBatchFailedError(VisualSearchError):
     http_status = 500
 
 
+class RefitFailedError(VisualSearchError):
+    """The scheduled refit failed (recorded in the shared state, the sums kept): raised so that Lambda counts an
+    error (RefitFunctionErrorsAlarm). Its retries find nothing due: the next window refits again."""
+
+    code = "refit_failed"
+    http_status = 500
+
+
 def search_runtime_from_env() -> SearchFunctionRuntime:
     # Keys not set themselves are read from their SSM parameters: unreadable, the function refuses to start (503).
     runtime = build_search_function_runtime(with_parameter_keys(Settings.from_env()))
@@ -211,13 +219,14 @@ def batch_item_failures(message_ids: list[str]) -> dict:
 def refit_handler(event: dict, context=None) -> dict:
     """RefitFunction, on its schedule (EventBridge): refit live learning's query-domain centre when the shared
     window is full or an operator asked (POST /adaptation refit), outside every search's request path. A refit
-    that fails is recorded in the shared state (GET /adaptation shows it) and logged; the sums are kept."""
+    that fails is recorded in the shared state (GET /adaptation shows it), logged and raised (RefitFailedError);
+    the sums are kept."""
     with deadline_after(seconds_left(context)):
         outcome = _refit_runtime.get().run()
-    if outcome.get("last_error"):
+    if outcome.get("failed"):
         logger.error(json.dumps({"refit": "failed", "reason": outcome["last_error"]}))
-    else:
-        logger.info(json.dumps({"refit": outcome.get("refitted", False), "refits": outcome.get("refits")}))
+        raise RefitFailedError(f"the query-domain centre refit failed: {outcome['last_error']}")
+    logger.info(json.dumps({"refit": outcome.get("refitted", False), "refits": outcome.get("refits")}))
     return outcome
 
 

@@ -75,7 +75,9 @@ class RefitRuntime:
         if self.learner is None:
             return {"enabled": False}
         refitted = self.learner.refit_if_due()
-        return {"enabled": True, "refitted": refitted, **self.learner.state()}
+        state = self.learner.state()
+        # A refit that succeeds clears last_error: one set now is this run's.
+        return {"enabled": True, "refitted": refitted, "failed": refitted and bool(state["last_error"]), **state}
 
     def close(self) -> None:
         if self.index is not None:
