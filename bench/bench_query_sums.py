@@ -13,6 +13,9 @@ numbers, the default model's appearance part):
 - plain write (the baseline): indexing the same-sized document without a script.
 Medians in ms, and each as a ratio to the plain write. Per search, a flush costs its time divided by M
 (adapt_live_flush_every, 10 by default), paid by the one search that triggers it.
+
+Then concurrency: `--threads` threads (instances) each send 10 one-client updates back to back to one document,
+with the shipped retry_on_conflict and with a tenth of it: how many landed and how many were refused (409).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import threading
 import time
 import uuid
 
@@ -28,7 +32,45 @@ import numpy as np
 from machine import machine_facts
 
 from visual_search.core.ports import ClientQueries
+from visual_search.indexes.opensearch import query_sums
 from visual_search.indexes.opensearch.query_sums import OpenSearchQueryAccumulator
+
+
+def concurrent_updates(url: str, threads: int, dimension: int, retry_on_conflict: int) -> dict:
+    """`threads` instances each adding 10 one-client updates at once: how many landed, how many were refused."""
+    shipped, query_sums.RETRY_ON_CONFLICT = query_sums.RETRY_ON_CONFLICT, retry_on_conflict
+    sums = OpenSearchQueryAccumulator(f"{url}-conflicts-{retry_on_conflict}", create=True)
+    refused: list[str] = []
+
+    def instance(number: int) -> None:
+        own = OpenSearchQueryAccumulator(f"{url}-conflicts-{retry_on_conflict}")
+        for update in range(10):
+            try:
+                own.add([ClientQueries(f"{number}-{update}", 1, np.ones(dimension))], per_client=1)
+            except Exception as error:  # noqa: BLE001 - counted
+                refused.append(type(error).__name__)
+        own.close()
+
+    try:
+        workers = [threading.Thread(target=instance, args=(n,)) for n in range(threads)]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        seconds = time.perf_counter() - started
+        landed = sums.state().count
+    finally:
+        query_sums.RETRY_ON_CONFLICT = shipped
+        sums.drop()
+        sums.close()
+    return {
+        "retry_on_conflict": retry_on_conflict,
+        "sent": threads * 10,
+        "landed": landed,
+        "refused": len(refused),
+        "seconds": round(seconds, 2),
+    }
 
 
 def main() -> None:
@@ -36,6 +78,7 @@ def main() -> None:
     parser.add_argument("--url", default=os.environ.get("VISUAL_SEARCH_OPENSEARCH_URL", "opensearch://127.0.0.1:9200"))
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--dimension", type=int, default=1280)
+    parser.add_argument("--threads", type=int, default=20)
     parser.add_argument("--out")
     args = parser.parse_args()
     url = f"{args.url.rstrip('/')}/bench-sums-{uuid.uuid4().hex[:8]}"
@@ -77,6 +120,10 @@ def main() -> None:
         "rounds": args.rounds,
         "median_ms": {name: round(statistics.median(values), 2) for name, values in timings.items()},
         "ratio_to_plain_write": {name: round(statistics.median(v) / baseline, 2) for name, v in timings.items()},
+        "concurrency": [
+            concurrent_updates(url, args.threads, args.dimension, retry)
+            for retry in (query_sums.RETRY_ON_CONFLICT, max(1, query_sums.RETRY_ON_CONFLICT // 10))
+        ],
     }
     print(json.dumps(result, indent=2))
     if args.out:

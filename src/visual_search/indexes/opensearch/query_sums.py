@@ -4,9 +4,11 @@ in a small side index `<index>-adaptation`, changed only by painless scripted up
 Lambda instances share no memory, so the running sum and count of query appearance vectors, the current refit
 window's per-client counts (hashed ids only), the operator's controls and the refit bookkeeping live here. An
 update runs its script on the document's primary shard, get-then-write under the document's version; a
-concurrent update makes it run again (`retry_on_conflict`), so updates from any number of instances all land,
-each exactly once. The per-client share is applied *inside* the script, so it holds across instances: the same
-rule as the in-memory accumulator (services/query_accumulator.py; the contract test runs both).
+concurrent update makes it run again (`retry_on_conflict`, then a resend after a random pause), so updates from
+any number of instances all land, each once. (An update whose answer is lost to a timeout is sent again by the
+session's retries and may count twice: a few queries of learning, still within each client's share.) The
+per-client share is applied *inside* the script, so it holds across instances: the same rule as the in-memory
+accumulator (services/query_accumulator.py; the contract test runs both).
 
 The side index holds one small document (the sum is one float per appearance dimension) and is created with
 `dynamic: false`, so the hashed client ids (keys of an object) never become mapping fields. Only a process that
@@ -16,6 +18,7 @@ function, whose role may only update documents of it, waits for it (its flushes 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -28,9 +31,11 @@ from visual_search.indexes.opensearch.connection import Auth, parse_opensearch_u
 from visual_search.indexes.opensearch.session import DEFAULT_RETRY, OpenSearchSession, RetryPolicy
 
 SIDE_INDEX_SUFFIX = "-adaptation"
-# Concurrent updates of the one document each re-run on a version conflict; this bounds how often. 20 threads each
-# sending 10 updates of a 1280-number sum back to back all landed with 50; with 5, half were refused (409).
+# Concurrent updates of the one document each re-run on a version conflict, on the node; this bounds how often.
+# 20 threads each sending 10 updates of a 1280-number sum back to back: with 5, half were refused (409); with 50,
+# 1 in 200 at load 5 (docs/BENCHMARKS.md). One still refused is sent again after a random pause, a few times.
 RETRY_ON_CONFLICT = 50
+CONFLICT_ROUNDS = 4
 _SIDE_INDEX = {
     "settings": {"number_of_shards": 1, "auto_expand_replicas": "0-1"},
     "mappings": {"dynamic": False, "properties": {"index": {"type": "keyword"}}},
@@ -214,10 +219,21 @@ class OpenSearchQueryAccumulator:
         if source:
             query["_source"] = "true"
             query["_source_includes"] = source
-        return self._session.call(
-            lambda client: client.update(index=self.side_index, id=self.index_name, body=body, params=query),
-            what=f"update live learning's sums in {self.side_index!r}",
-        )
+        from opensearchpy.exceptions import ConflictError
+
+        for attempt in range(CONFLICT_ROUNDS):
+            try:
+                return self._session.call(
+                    lambda client: client.update(index=self.side_index, id=self.index_name, body=body, params=query),
+                    what=f"update live learning's sums in {self.side_index!r}",
+                )
+            except InvalidRequestError as error:
+                # Still conflicting after the node's own retries: nothing was written, so sending it again after
+                # a random pause (which spreads the contenders out) counts it once.
+                if not isinstance(error.__cause__, ConflictError) or attempt + 1 == CONFLICT_ROUNDS:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+        raise AssertionError("unreachable")
 
 
 def _empty_document(index_name: str) -> dict[str, Any]:
