@@ -8,7 +8,8 @@ In interleaved rounds, in the same run (the node warm, the document at its real 
 numbers, the default model's appearance part):
 - flush of 1 client: one scripted update adding one client's summed queries (what a flush of M searches from one
   shopper sends, whatever M);
-- flush of 10 clients: one update adding 10 clients' sums (M searches from 10 shoppers);
+- flush of 10 clients: one update adding 10 clients' sums (M searches from 10 shoppers); and the same with the
+  sums sent at float64's full 17 digits instead of rounded to 8 decimals (what rounding saves);
 - state read: GET of the document (what /stats and /adaptation add, and what the refit function reads);
 - plain write (the baseline): indexing the same-sized document without a script.
 Medians in ms, and each as a ratio to the plain write. Per search, a flush costs its time divided by M
@@ -95,9 +96,19 @@ def main() -> None:
             lambda client: client.index(index=sums.side_index, id="baseline", body=plain), what="baseline write"
         )
 
+    rounded = query_sums._wire
+
+    def unrounded_flush() -> None:  # the sums sent with float64's 17 digits, as before query_sums._wire rounded
+        query_sums._wire = lambda total: np.asarray(total, dtype=np.float64).tolist()
+        try:
+            sums.add(batch(10), per_client=1 << 30)
+        finally:
+            query_sums._wire = rounded
+
     cases = {
         "flush of 1 client": lambda: sums.add(batch(1), per_client=1 << 30),
         "flush of 10 clients": lambda: sums.add(batch(10), per_client=1 << 30),
+        "flush of 10 clients, unrounded": unrounded_flush,
         "state read": sums.state,
         "plain write (baseline)": plain_write,
     }

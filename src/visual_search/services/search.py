@@ -82,7 +82,7 @@ class SearchService:
         hits = self._search(vector, k, filters, colour)
         if self.learner is not None:
             # After the search, so no hit waits for it; on AWS one search in adapt_live_flush_every also sends the
-            # instance's buffered sums before it answers (docs/DEPLOY.md: 16-39 ms on the local node).
+            # instance's buffered sums before it answers (docs/DEPLOY.md: 12-40 ms on the local node).
             self.learner.observe(vector, current_client.get())
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
