@@ -254,3 +254,10 @@ def test_a_refit_that_fails_is_recorded_and_raised_so_that_lambda_counts_an_erro
     assert state.last_error.startswith("ModelMismatchError") and state.refits == 0 and index.centre is None
     assert state.count == 1  # the sums are kept
     assert refit()["refitted"] is False  # Lambda's retries: nothing due, no second error
+
+
+def test_before_the_first_image_the_refit_function_waits_without_an_error(function_environment, opensearch_url):
+    url = f"{opensearch_url}/aws-new-{uuid.uuid4().hex[:10]}"
+    function_environment(VISUAL_SEARCH_INDEX=url, VISUAL_SEARCH_ADAPT_LIVE_EVERY="4")
+    assert refit() == {"enabled": True, "refitted": False, "index_ready": False}
+    assert not OpenSearchQueryAccumulator(url)._exists()

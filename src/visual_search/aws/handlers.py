@@ -222,7 +222,12 @@ def refit_handler(event: dict, context=None) -> dict:
     that fails is recorded in the shared state (GET /adaptation shows it), logged and raised (RefitFailedError);
     the sums are kept."""
     with deadline_after(seconds_left(context)):
-        outcome = _refit_runtime.get().run()
+        try:
+            runtime = _refit_runtime.get()
+        except NotFoundError:  # a new stack before its first image: nothing to centre yet, and no alarm for it
+            logger.info(json.dumps({"refit": False, "reason": "the index does not exist yet"}))
+            return {"enabled": True, "refitted": False, "index_ready": False}
+        outcome = runtime.run()
     if outcome.get("failed"):
         logger.error(json.dumps({"refit": "failed", "reason": outcome["last_error"]}))
         raise RefitFailedError(f"the query-domain centre refit failed: {outcome['last_error']}")
