@@ -7,11 +7,20 @@ import inspect
 
 import pytest
 
-from visual_search.core.ports import AdaptableIndex, Embedder, ImageStore, TensorEmbedder, VectorIndex
+from visual_search.core.ports import (
+    AdaptableIndex,
+    Embedder,
+    ImageStore,
+    QueryAccumulator,
+    TensorEmbedder,
+    VectorIndex,
+)
 from visual_search.embedders.onnx.embedder import OnnxEmbedder
 from visual_search.embedders.sagemaker.client import SageMakerEmbedder
 from visual_search.indexes.local.index import LocalIndex
 from visual_search.indexes.opensearch.index import OpenSearchIndex
+from visual_search.indexes.opensearch.query_sums import OpenSearchQueryAccumulator
+from visual_search.services.query_accumulator import InMemoryQueryAccumulator
 from visual_search.services.sequenced_index import SequencedIndex
 from visual_search.stores.local_folder import LocalFolderStore
 from visual_search.stores.s3 import S3ImageStore
@@ -39,6 +48,8 @@ def _parameter_names(signature: inspect.Signature) -> list[str]:
         (AdaptableIndex, OpenSearchIndex),
         (ImageStore, LocalFolderStore),
         (ImageStore, S3ImageStore),
+        (QueryAccumulator, InMemoryQueryAccumulator),
+        (QueryAccumulator, OpenSearchQueryAccumulator),
     ],
 )
 def test_the_adapter_implements_every_method_of_its_port(port, adapter):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aws_fixtures import REPO_ROOT
 
-from visual_search.aws.handlers import INDEX_SETTINGS, SEARCH_SETTINGS
+from visual_search.aws.handlers import INDEX_SETTINGS, REFIT_SETTINGS, SEARCH_SETTINGS
 from visual_search.core.settings import ENV_PREFIX, Settings
 
 TEMPLATE = REPO_ROOT / "template.yaml"
@@ -147,24 +147,35 @@ def test_both_buckets_deny_every_action_over_plain_http(transformed):
         assert {"Fn::Sub": f"${{{bucket}.Arn}}/*"} in deny["Resource"]
 
 
-def test_opensearch_is_reachable_only_by_the_two_function_roles_and_the_optional_operator(transformed):
+def test_opensearch_is_reachable_only_by_the_function_roles_and_the_optional_operator(transformed):
     domain = transformed["Resources"]["SearchDomain"]["Properties"]
     principals = [statement["Principal"]["AWS"] for statement in _domain_statements(transformed)]
-    index_role, search_role = (
+    index_role, search_role, refit_role = (
         {"Fn::GetAtt": ["IndexFunctionRole", "Arn"]},
         {"Fn::GetAtt": ["SearchFunctionRole", "Arn"]},
+        {"Fn::GetAtt": ["RefitFunctionRole", "Arn"]},
     )
     operator = {"Ref": "OpenSearchAdminPrincipal"}
-    assert principals and all(principal in (index_role, search_role, operator) for principal in principals)
-    conditional = [s for s in domain["AccessPolicies"]["Statement"] if "Fn::If" in s]
-    assert [s["Fn::If"][0] for s in conditional] == ["HasAdminPrincipal"]
+    assert principals and all(principal in (index_role, search_role, refit_role, operator) for principal in principals)
+    conditional = {
+        s["Fn::If"][1]["Sid"]: s["Fn::If"][0] for s in domain["AccessPolicies"]["Statement"] if "Fn::If" in s
+    }
+    assert conditional == {
+        "RefitFunctionReprojects": "LiveLearning",
+        "SearchFunctionReadsLearningSums": "LiveLearning",
+        "SearchFunctionAddsToLearningSums": "LiveLearning",
+        "OperatorBackfills": "HasAdminPrincipal",
+    }
+    unconditional = [s for s in domain["AccessPolicies"]["Statement"] if "Fn::If" not in s]
+    assert refit_role not in [s["Principal"]["AWS"] for s in unconditional]  # live learning off: no refit role
     assert index_role in principals and search_role in principals
     assert domain["EncryptionAtRestOptions"]["Enabled"] and domain["NodeToNodeEncryptionOptions"]["Enabled"]
     assert domain["DomainEndpointOptions"]["EnforceHTTPS"]
 
 
 def test_the_search_role_can_only_read_the_index(transformed):
-    """POST is how OpenSearch writes (_bulk, _doc, _delete_by_query): the search function may POST only queries."""
+    """POST is how OpenSearch writes (_bulk, _doc, _delete_by_query): the search function may POST only queries to
+    the products index, and (live learning on) scripted updates of documents of its side index, nothing else."""
     statements = _role_statements(transformed, "SearchFunctionRole")
     statements += [
         s
@@ -173,16 +184,50 @@ def test_the_search_role_can_only_read_the_index(transformed):
     ]
     posting = [s for s in statements if "es:ESHttpPost" in s["Action"]]
     assert posting
+    updates = []
     for statement in posting:
         resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
         for resource in resources:
             text = json.dumps(resource)
+            if text.endswith('${OpenSearchIndexName}-adaptation/_update/*"}'):
+                updates.append(statement["Sid"])
+                continue
             assert re.search(r"/(_search|_mget|_count)\"", text), f"search role may POST to {text}"
+    assert sorted(updates) == ["AddToLearningSums", "SearchFunctionAddsToLearningSums"]
     assert not [s for s in statements if {"es:ESHttpPut", "es:ESHttpDelete"} & set(s["Action"])]
 
 
+def test_live_learning_is_off_by_default_and_its_grants_and_refit_function_come_only_with_it(source, transformed):
+    parameter = source["Parameters"]["LiveLearningEvery"]
+    assert parameter["Default"] == 0 and parameter["MinValue"] == 0
+    assert source["Conditions"]["LiveLearning"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LiveLearningEvery"}, 0]}]}
+    for name in ("RefitFunction", "RefitFunctionRole", "RefitFunctionLogGroup"):
+        assert source["Resources"][name]["Condition"] == "LiveLearning", name
+    role = transformed["Resources"]["SearchFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    conditional = {s["Fn::If"][1]["Sid"]: s["Fn::If"][0] for s in role["Statement"] if "Fn::If" in s}
+    assert conditional["ReadLearningSums"] == conditional["AddToLearningSums"] == "LiveLearning"
+    variables = source["Resources"]["SearchFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["VISUAL_SEARCH_ADAPT_LIVE_EVERY"] == {"Ref": "LiveLearningEvery"}
+    assert variables["VISUAL_SEARCH_ADAPT_LIVE_CLIENT_SALT"] == {
+        "Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]
+    }
+
+
+def test_the_refit_function_runs_alone_on_a_schedule_and_never_deletes(source, transformed):
+    function = source["Resources"]["RefitFunction"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == 1  # two refits at once would rewrite to two centres
+    assert function["Timeout"] == 900
+    (event,) = function["Events"].values()
+    assert event["Type"] == "Schedule" and event["Properties"]["Schedule"].startswith("rate(")
+    statements = _role_statements(transformed, "RefitFunctionRole")
+    es_actions = {action for s in statements for action in s["Action"] if action.startswith("es:")}
+    assert es_actions == {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
+    assert "sagemaker:InvokeEndpoint" not in json.dumps(statements) and "s3:" not in json.dumps(statements)
+
+
 def test_no_role_reaches_opensearch_beyond_the_products_index(transformed):
-    """Every es: statement names the index (and what is under it), never the domain's cluster APIs."""
+    """Every es: statement names the index (or its live-learning side index `<index>-adaptation`, and what is under
+    them), never the domain's cluster APIs."""
     statements = [
         s
         for name, resource in transformed["Resources"].items()
@@ -222,7 +267,11 @@ def test_buckets_are_private_and_encrypted(transformed):
 
 def test_both_functions_set_exactly_the_settings_they_read(source):
     fields = {field.name for field in dataclasses.fields(Settings)}
-    for function, wanted in (("SearchFunction", SEARCH_SETTINGS), ("IndexFunction", INDEX_SETTINGS)):
+    for function, wanted in (
+        ("SearchFunction", SEARCH_SETTINGS),
+        ("IndexFunction", INDEX_SETTINGS),
+        ("RefitFunction", REFIT_SETTINGS),
+    ):
         variables = source["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert set(wanted) <= fields, "the handlers name a setting that does not exist"
         assert {ENV_PREFIX + name.upper() for name in wanted} == {v for v in variables if v.startswith(ENV_PREFIX)}
@@ -341,7 +390,8 @@ def test_alarms_watch_the_dead_letters_both_functions_the_api_and_the_cluster(tr
     }
     assert lambda_alarms == {
         (metric, function) for metric in ("Errors", "Throttles") for function in ("IndexFunction", "SearchFunction")
-    }
+    } | {("Errors", "RefitFunction")}
+    assert transformed["Resources"]["RefitFunctionErrorsAlarm"]["Condition"] == "LiveLearning"
     api, dimensions = watched[("AWS/ApiGateway", "5xx")]
     assert dimensions == {"ApiId": {"Ref": "HttpApi"}}
     domain = {"DomainName": {"Ref": "SearchDomain"}, "ClientId": {"Ref": "AWS::AccountId"}}

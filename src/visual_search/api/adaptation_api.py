@@ -1,7 +1,8 @@
 """Live learning of the query-domain centre (services/adaptation.py): its state and its controls, transport-neutral.
 
 `GET /adaptation` answers the learner's state (counts, refits, last step; no vector, no client); `POST
-/adaptation` `{"action": "freeze" | "unfreeze" | "reset" | "refit"}` controls it. Without a learner (live
+/adaptation` `{"action": "freeze" | "unfreeze" | "reset" | "refit"}` controls it (on AWS a refit is asked of the
+scheduled refit function, which runs it outside the request path). Without a learner (live
 learning off, VISUAL_SEARCH_ADAPT_LIVE_EVERY unset) the state is `{"enabled": false}` and controls are refused.
 """
 
@@ -34,7 +35,9 @@ class AdaptationApi:
             action = AdaptationAction.model_validate(json_object(body)).action
             if self.learner is None:
                 raise InvalidRequestError(
-                    "live learning is off on this server (set VISUAL_SEARCH_ADAPT_LIVE_EVERY)", code="adaptation_off"
+                    "live learning is off on this server (set VISUAL_SEARCH_ADAPT_LIVE_EVERY; on AWS, the stack's "
+                    "LiveLearningEvery parameter)",
+                    code="adaptation_off",
                 )
             if action == "refit":
                 self.learner.refit()

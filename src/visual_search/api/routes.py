@@ -344,7 +344,6 @@ ROUTES: tuple[Route, ...] = (
         _adaptation_state,
         "Live learning of the query-domain centre: on or off, counts, refits (never a photo or a vector).",
         errors=(401,),
-        local_only=True,
         tags=("adaptation",),
     ),
     Route(
@@ -352,11 +351,11 @@ ROUTES: tuple[Route, ...] = (
         "/adaptation",
         Access.WRITE,
         _adaptation_control,
-        "Freeze, unfreeze or reset (forget the running sum) live learning, or refit now.",
+        "Freeze, unfreeze or reset (forget the running sum) live learning, or refit now (on AWS: at the refit "
+        "function's next scheduled run).",
         errors=(400, 401, 403, 422),
         json_model=AdaptationAction,
         body_limit=_small_body_limit,
-        local_only=True,
         tags=("adaptation",),
     ),
     Route(

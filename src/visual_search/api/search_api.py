@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from visual_search.api.models import (
@@ -71,6 +72,9 @@ class SearchApi:
         self.max_upload_bytes = max_upload_bytes
         self.max_body_bytes = max_body_bytes(max_upload_bytes)
         self.show_image = show_image
+        # One thread writes kept photos while the query's model step runs (an S3 PUT on AWS costs more than the
+        # search itself); ONNX Runtime, hashlib and file or socket writes all release the GIL.
+        self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keep-upload") if shared_uploads else None
 
     def handle_search(self, body: bytes, content_type: str | None) -> ApiResult:
         """POST /search. Never raises: any failure is returned as (status, error body)."""
@@ -171,14 +175,14 @@ class SearchApi:
             return self.service.search_key(request.key, k=request.k, filters=filters, colour=request.colour), [], None
         image = self._query_photo(request, sent_file)
         crop = CropBox(**request.crop.model_dump()) if request.crop else None
-        if not request.regions or crop is not None:
-            outcome = self.service.search_image(image, k=request.k, filters=filters, crop=crop, colour=request.colour)
-            return outcome, [], self._kept(image, request)
+        with_regions = request.regions and crop is None
         # Results and hotspots from one decode, at the hotspots' scale (a large JPEG then gives the model a
         # little more detail than a plain search's decode; the UI asks POST /regions apart instead).
-        decoded = self.service.decode(image, min_size_px=self._regions_decode_px())
-        outcome = self.service.search_decoded(decoded, k=request.k, filters=filters, colour=request.colour)
-        return outcome, self._regions(decoded), self._kept(image, request)
+        decoded = self.service.decode(image, crop=crop, min_size_px=self._regions_decode_px() if with_regions else None)
+        keeping = self._keep(image, request)  # the photo decoded: keep it while the model looks at it
+        outcome = self.service.search_decoded(decoded, k=request.k, filters=filters, crop=crop, colour=request.colour)
+        regions = self._regions(decoded) if with_regions else []
+        return outcome, regions, self._kept_id(request, keeping)
 
     def _query_photo(self, request: SearchRequest, sent_file: bytes | None) -> bytes:
         """The bytes of the one photo source the request names (any but a key)."""
@@ -194,14 +198,21 @@ class SearchApi:
             raise InvalidRequestError("the request names no photo", code="ambiguous_query")
         return sent_file
 
-    def _kept(self, image: bytes, request: SearchRequest) -> str | None:
-        """The upload id of the query photo: the one it came by, or, for a photo sent in this request, the id under
-        which it is now kept (after its search succeeded, so a photo that does not decode is never kept)."""
+    def _keep(self, image: bytes, request: SearchRequest) -> Future[str | None] | None:
+        """Starts keeping a photo sent in this request (called once it decoded, so a photo that does not decode is
+        never kept); None when there is nothing to keep: a URL query is shared by its URL, a kept one by its id."""
+        if request.upload is not None or request.url is not None or self.shared_uploads is None:
+            return None
+        assert self._keeper is not None
+        return self._keeper.submit(self.shared_uploads.keep, image)
+
+    @staticmethod
+    def _kept_id(request: SearchRequest, keeping: Future[str | None] | None) -> str | None:
+        """The upload id of the query photo: the one it came by, or the one it was just kept under (waited for, so
+        that the id a client receives always names a stored photo)."""
         if request.upload is not None:
             return request.upload
-        if request.url is not None or self.shared_uploads is None:
-            return None  # a URL query is shared by its URL
-        return self.shared_uploads.keep(image)
+        return keeping.result() if keeping is not None else None
 
     def _regions_decode_px(self) -> int:
         # Each half of the photo is looked at on its own (services/hotspots.py): it must still fill the model.

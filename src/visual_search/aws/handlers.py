@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import sys
 
 from visual_search.api.results import error_result
 from visual_search.aws.api_key_parameter import with_parameter_keys
@@ -20,8 +23,10 @@ from visual_search.aws.s3_events import parse_event
 from visual_search.bootstrap.aws_runtime import (
     INDEX_BATCH_SIZE,
     EventIndexerRuntime,
+    RefitRuntime,
     SearchFunctionRuntime,
     build_event_indexer_runtime,
+    build_refit_runtime,
     build_search_function_runtime,
 )
 from visual_search.core.deadline import deadline_after
@@ -45,9 +50,12 @@ SEARCH_SETTINGS = (
     "presigned_url_expiry_s",
     "read_api_key_parameter",
     "write_api_key_parameter",
+    "adapt_live_every",
+    "adapt_live_client_salt",
 )
 INDEX_SETTINGS = ("index", "embedder", "sagemaker_endpoint", "sagemaker_budget_s", "image_store", "catalogue_manifest")
-__all__ = ["INDEX_BATCH_SIZE", "index_handler", "search_handler"]
+REFIT_SETTINGS = ("index", "adapt_live_every")
+__all__ = ["INDEX_BATCH_SIZE", "index_handler", "refit_handler", "search_handler"]
 
 
 class IndexBatchFailedError(VisualSearchError):
@@ -58,19 +66,55 @@ class IndexBatchFailedError(VisualSearchError):
     http_status = 500
 
 
+class RefitFailedError(VisualSearchError):
+    """The scheduled refit failed (recorded in the shared state, the sums kept): raised so that Lambda counts an
+    error (RefitFunctionErrorsAlarm). Its retries find nothing due: the next window refits again."""
+
+    code = "refit_failed"
+    http_status = 500
+
+
 def search_runtime_from_env() -> SearchFunctionRuntime:
     # Keys not set themselves are read from their SSM parameters: unreadable, the function refuses to start (503).
-    return build_search_function_runtime(with_parameter_keys(Settings.from_env()))
+    runtime = build_search_function_runtime(with_parameter_keys(Settings.from_env()))
+    flush_on_shutdown(runtime)
+    return runtime
+
+
+def flush_on_shutdown(runtime: SearchFunctionRuntime) -> None:
+    """On Lambda (AWS_LAMBDA_FUNCTION_NAME set), send live learning's buffered searches when the instance is shut
+    down. Lambda signals the runtime (SIGTERM) only when an extension is registered (Lambda Insights, ADOT...);
+    without one there is no hook, and the buffer (at most adapt_live_flush_every searches) is simply lost."""
+    if runtime.learner is None or "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
+        return
+    learner, previous = runtime.learner, signal.getsignal(signal.SIGTERM)
+
+    def flush_then_go_on(signum, frame) -> None:
+        learner.flush()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            sys.exit(0)
+
+    try:
+        signal.signal(signal.SIGTERM, flush_then_go_on)
+    except ValueError:  # not the main thread (Lambda's runtime calls handlers on it): no hook, as without one
+        logger.info("live learning's buffer will not be flushed at shutdown: not on the main thread")
 
 
 def event_indexer_from_env() -> EventIndexerRuntime:
     return build_event_indexer_runtime(Settings.from_env())
 
 
+def refit_runtime_from_env() -> RefitRuntime:
+    return build_refit_runtime(Settings.from_env())
+
+
 # One runtime per container, built by the first invocation (not at import time, so a cold start that fails
 # reports its error per request and is retried by the next one).
 _search_runtime = Lazy(search_runtime_from_env)
 _event_indexer = Lazy(event_indexer_from_env)
+_refit_runtime = Lazy(refit_runtime_from_env)
 
 
 def search_handler(event: dict, context=None) -> dict:
@@ -172,7 +216,27 @@ def batch_item_failures(message_ids: list[str]) -> dict:
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in message_ids]}
 
 
+def refit_handler(event: dict, context=None) -> dict:
+    """RefitFunction, on its schedule (EventBridge): refit live learning's query-domain centre when the shared
+    window is full or an operator asked (POST /adaptation refit), outside every search's request path. A refit
+    that fails is recorded in the shared state (GET /adaptation shows it), logged and raised (RefitFailedError);
+    the sums are kept."""
+    with deadline_after(seconds_left(context)):
+        try:
+            runtime = _refit_runtime.get()
+        except NotFoundError:  # a new stack before its first image: nothing to centre yet, and no alarm for it
+            logger.info(json.dumps({"refit": False, "reason": "the index does not exist yet"}))
+            return {"enabled": True, "refitted": False, "index_ready": False}
+        outcome = runtime.run()
+    if outcome.get("failed"):
+        logger.error(json.dumps({"refit": "failed", "reason": outcome["last_error"]}))
+        raise RefitFailedError(f"the query-domain centre refit failed: {outcome['last_error']}")
+    logger.info(json.dumps({"refit": outcome.get("refitted", False), "refits": outcome.get("refits")}))
+    return outcome
+
+
 def reset_cached_services() -> None:
     """Forget the runtimes built from the environment, so the next invocation rebuilds them."""
     _search_runtime.reset()
     _event_indexer.reset()
+    _refit_runtime.reset()

@@ -144,6 +144,31 @@ def _opensearch_options(location: str) -> tuple[str, dict]:
     return urlunsplit(parts._replace(query="")), options
 
 
+def live_learning_policy(settings: Settings):
+    """How live searches move the query-domain centre (services/adaptation.py), from the adapt_live_* settings."""
+    from visual_search.services.adaptation import LearningPolicy
+
+    return LearningPolicy(
+        refit_every=settings.adapt_live_every,
+        max_step=settings.adapt_live_max_step,
+        max_client_share=settings.adapt_live_client_share,
+    )
+
+
+def build_query_accumulator(settings: Settings, *, create: bool):
+    """The OpenSearch document that the AWS functions share live learning's sums in (beside the configured index).
+    `create`: make its side index when missing (only a role that may write the products index may)."""
+    from visual_search.indexes.opensearch.query_sums import OpenSearchQueryAccumulator
+
+    if not settings.index_is_opensearch:
+        raise InvalidSettingError(
+            "live learning on the AWS functions keeps its sums in OpenSearch: VISUAL_SEARCH_INDEX must be an "
+            "OpenSearch URL (or set VISUAL_SEARCH_ADAPT_LIVE_EVERY=0)"
+        )
+    url, _hnsw_options = _opensearch_options(settings.index)
+    return OpenSearchQueryAccumulator(url, auth=opensearch_auth(settings), create=create)
+
+
 def build_image_store(
     location: str, *, presigned_url_expiry_s: int = 300, follow_links_outside: bool = False
 ) -> ImageStore:

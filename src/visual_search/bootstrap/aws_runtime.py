@@ -1,6 +1,14 @@
 """The AWS functions' whole runtimes: the search function's (the search and catalogue APIs over OpenSearch, the
-SageMaker endpoint and the images bucket, writes going to the bucket) and the event indexer's (S3 object events
-applied to the index in sequencer order, labelled from object metadata and the catalogue manifest)."""
+SageMaker endpoint and the images bucket, writes going to the bucket), the event indexer's (S3 object events
+applied to the index in sequencer order, labelled from object metadata and the catalogue manifest) and the
+scheduled refit function's (live learning's query-domain centre, refitted outside the request path).
+
+Live learning on AWS (off unless VISUAL_SEARCH_ADAPT_LIVE_EVERY > 0): every search function instance buffers its
+searches' appearance vectors per hashed client and adds them to one shared OpenSearch document (indexes/
+opensearch/query_sums.py) in one scripted update every adapt_live_flush_every queries or adapt_live_flush_after_s
+seconds; the refit function, on its schedule, runs the same QueryDomainLearner.refit as the local server when the
+window is full or an operator asked, and `set_centre` re-projects the index. Searchers read the new centre from
+the index's `_meta` within CENTRE_TTL_S (indexes/opensearch/index.py)."""
 
 from __future__ import annotations
 
@@ -9,21 +17,27 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from visual_search.api.access import AccessKeys
+from visual_search.api.adaptation_api import AdaptationApi
 from visual_search.api.catalogue_api import CatalogueApi
 from visual_search.api.results import ImageAnswer
 from visual_search.api.routes import Apis
 from visual_search.bootstrap import (
     build_embedder,
     build_image_store,
+    build_query_accumulator,
     build_search_api,
     build_search_service,
+    live_learning_policy,
     open_index,
 )
-from visual_search.core.errors import MissingSettingError
+from visual_search.core.centre import split_space_id
+from visual_search.core.colour import colour_dimension_of
+from visual_search.core.errors import InvalidSettingError, MissingSettingError
 from visual_search.core.object_events import EventOutcome, ObjectEvent
-from visual_search.core.ports import ImageStore, VectorIndex
+from visual_search.core.ports import AdaptableIndex, ImageStore, VectorIndex
 from visual_search.core.records import ImageRecord
 from visual_search.core.settings import Settings
+from visual_search.services.adaptation import QueryDomainLearner
 from visual_search.services.bucket_reindex import reindex_bucket
 from visual_search.services.catalogue import BucketWriter
 from visual_search.services.catalogue_fields import CatalogueManifest
@@ -41,9 +55,33 @@ class SearchFunctionRuntime:
     apis: Apis
     keys: AccessKeys
     index: VectorIndex
+    learner: QueryDomainLearner | None = None
 
     def close(self) -> None:
+        if self.learner is not None:
+            self.learner.flush()  # what this instance buffered, when anything calls close before it goes
         self.index.close()
+
+
+@dataclass
+class RefitRuntime:
+    """The scheduled refit function's: the shared sums, and the index the centre is applied to."""
+
+    learner: QueryDomainLearner | None
+    index: VectorIndex | None
+
+    def run(self) -> dict:
+        """Refit when due (the window is full, or an operator asked); the learning state after it."""
+        if self.learner is None:
+            return {"enabled": False}
+        refitted = self.learner.refit_if_due()
+        state = self.learner.state()
+        # A refit that succeeds clears last_error: one set now is this run's.
+        return {"enabled": True, "refitted": refitted, "failed": refitted and bool(state["last_error"]), **state}
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
 
 
 @dataclass
@@ -97,7 +135,46 @@ def build_search_function_runtime(
         write=settings.effective_write_api_key,
         how_to_set_write_key=HOW_TO_SET_THE_WRITE_KEY,
     )
-    return SearchFunctionRuntime(Apis(search=search_api, catalogue=catalogue, serves_files=False), keys, service.index)
+    learner = _searches_learner(settings, service)
+    apis = Apis(search=search_api, catalogue=catalogue, adaptation=AdaptationApi(learner), serves_files=False)
+    return SearchFunctionRuntime(apis, keys, service.index, learner)
+
+
+def _searches_learner(settings: Settings, service: SearchService) -> QueryDomainLearner | None:
+    """The search function's half of live learning: it counts searches into the shared sums and never refits
+    (its role cannot write the index, and a refit is no request's business); None when learning is off."""
+    if settings.adapt_live_every <= 0:
+        return None
+    salt = settings.adapt_live_client_salt
+    learner = QueryDomainLearner(
+        live_learning_policy(settings),
+        colour_dimension=colour_dimension_of(service.embedder.model_id),
+        accumulator=build_query_accumulator(settings, create=False),
+        client_salt=salt.encode() if salt else None,
+        flush_every=settings.adapt_live_flush_every,
+        flush_after_s=settings.adapt_live_flush_after_s,
+        refits_here=False,
+    )
+    service.learner = learner
+    return learner
+
+
+def build_refit_runtime(settings: Settings) -> RefitRuntime:
+    """The refit function's runtime: the index opened for writing (for whatever model made it: no embedder, so no
+    endpoint call) and the shared sums, whose side index it creates when missing."""
+    if settings.adapt_live_every <= 0:
+        return RefitRuntime(None, None)
+    opened = open_index(settings, writable=True)
+    if not isinstance(opened, AdaptableIndex):
+        raise InvalidSettingError("live learning needs an index that can be centred (both built-in backends can)")
+    index: AdaptableIndex = opened
+    learner = QueryDomainLearner(
+        live_learning_policy(settings),
+        colour_dimension=colour_dimension_of(split_space_id(index.space_id)[0]),
+        index=lambda: index,
+        accumulator=build_query_accumulator(settings, create=True),
+    )
+    return RefitRuntime(learner, index)
 
 
 def build_event_indexer_runtime(

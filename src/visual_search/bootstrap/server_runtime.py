@@ -21,6 +21,7 @@ from visual_search.bootstrap import (
     build_image_store,
     build_search_api,
     build_search_service,
+    live_learning_policy,
     open_index,
     uploads_location,
 )
@@ -30,7 +31,7 @@ from visual_search.core.lazy import Lazy
 from visual_search.core.ports import AdaptableIndex, Embedder, VectorIndex
 from visual_search.core.records import ImageRecord
 from visual_search.core.settings import Settings
-from visual_search.services.adaptation import LearningPolicy, QueryDomainLearner
+from visual_search.services.adaptation import QueryDomainLearner
 from visual_search.services.catalogue import IndexingWriter
 from visual_search.services.indexing import IndexingService
 from visual_search.services.search import SearchService
@@ -163,13 +164,8 @@ def _live_learner(
     None unless VISUAL_SEARCH_ADAPT_LIVE_EVERY > 0. A refit writes through the process's one writer."""
     if settings.adapt_live_every <= 0:
         return None
-    policy = LearningPolicy(
-        refit_every=settings.adapt_live_every,
-        max_step=settings.adapt_live_max_step,
-        max_client_share=settings.adapt_live_client_share,
-    )
     learner = QueryDomainLearner(
-        policy,
+        live_learning_policy(settings),
         colour_dimension=colour_dimension_of(service.embedder.model_id),
         index=writer_index,
         background=True,

@@ -146,7 +146,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=commands.run_serve)
 
     invoke = sub.add_parser("invoke", parents=[common], help="run a Lambda handler in-process on an event file")
-    invoke.add_argument("function", choices=["search", "index"])
+    invoke.add_argument("function", choices=["search", "index", "refit"])
     invoke.add_argument("event", metavar="EVENT.json")
     invoke.add_argument("--bucket-dir", help="a local folder standing in for the images bucket")
     invoke.set_defaults(run=commands.run_invoke)

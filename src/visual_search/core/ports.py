@@ -138,6 +138,61 @@ class AdaptableIndex(VectorIndex, Protocol):
 
 
 @dataclass(frozen=True)
+class ClientQueries:
+    """Some searches of one client, as live learning adds them: the client's hashed id, how many queries, and the
+    sum (float64) of their unit appearance vectors. Never a single query's vector once more than one is summed."""
+
+    client: str
+    count: int
+    total: np.ndarray
+
+
+@dataclass(frozen=True)
+class LearningState:
+    """What a query accumulator holds: the running sum and count since the last reset, the current refit window
+    (queries accepted and refused since the last refit), the operator's controls and the refit bookkeeping."""
+
+    total: np.ndarray | None  # float64 sum of unit appearance vectors; None before the first query
+    count: int = 0
+    window_accepted: int = 0
+    window_refused: int = 0
+    frozen: bool = False
+    refit_requested: bool = False
+    refits: int = 0
+    last_refit_at: float | None = None
+    last_step: float = 0.0
+    centre_id: str | None = None
+    last_error: str | None = None
+
+
+@runtime_checkable
+class QueryAccumulator(Protocol):
+    """The running sum and count of query appearance vectors that live learning refits the centre from
+    (services/adaptation.py), shared by every process that counts searches: in memory for the local server, one
+    OpenSearch document for the AWS functions (instances that share no memory). Every change is atomic."""
+
+    def add(self, batch: Sequence[ClientQueries], per_client: int) -> int:
+        """Adds each client's queries while the client has used fewer than `per_client` of the current window
+        (a client over its share adds the mean of its queries times what is left of it); nothing while frozen.
+        Vectors of another length than the sum's (another model's) start the sums over. Returns how many queries
+        were accepted."""
+
+    def state(self) -> LearningState: ...
+
+    def set_frozen(self, frozen: bool) -> None: ...
+
+    def reset(self) -> None:
+        """Forgets the sum, the count and the window (the controls and the refit history stay)."""
+
+    def request_refit(self) -> None:
+        """Marks a refit as wanted now, whatever the window holds (the refit runner does it)."""
+
+    def record_refit(self, counted: int, *, centre_id: str | None, step: float, error: str | None = None) -> None:
+        """Closes the window of the `counted` queries a refit (failed: `error`) was decided on; queries added
+        meanwhile stay in the next window. A failed refit keeps the sums and the previous centre's bookkeeping."""
+
+
+@dataclass(frozen=True)
 class StoredObject:
     """An object's bytes and the user metadata stored with it (S3's x-amz-meta-*, names lower-cased; a folder
     has none)."""

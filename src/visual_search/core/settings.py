@@ -87,6 +87,12 @@ class Settings:
     adapt_live_every: int = 0
     adapt_live_max_step: float = 0.2
     adapt_live_client_share: float = 0.1
+    # On AWS (bootstrap/aws_runtime.py), where instances share the sums in OpenSearch: clients are hashed with this
+    # salt (the same in every instance, so a client's share holds across them; unset: random per instance), and
+    # an instance sends its buffered queries in one update every flush_every queries or flush_after_s seconds.
+    adapt_live_client_salt: str | None = None
+    adapt_live_flush_every: int = 10
+    adapt_live_flush_after_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Settings:

@@ -6,7 +6,9 @@
   query appearance vectors (never a photo, never a vector of one query once added), refits after
   `refit_every` new queries, and bounds what any burst can do: one client counts for at most
   `max_client_share` of a refit's queries (more are not added at all), and one refit moves the centre by at
-  most `max_step` (L2), so steering the ranking takes many refits' worth of many clients' queries.
+  most `max_step` (L2), so steering the ranking takes many refits' worth of many clients' queries. The sums
+  live in a QueryAccumulator: in memory on the local server, one shared OpenSearch document for the AWS
+  functions, whose scheduled refit function runs the same `refit` (bootstrap/aws_runtime.py).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -26,7 +28,8 @@ from visual_search.core.centre import Centre, appearance_units, fit_centre
 from visual_search.core.colour import colour_dimension_of
 from visual_search.core.errors import InvalidRequestError, VisualSearchError
 from visual_search.core.images import DEFAULT_MAX_PIXELS, decode_image
-from visual_search.core.ports import AdaptableIndex, Embedder
+from visual_search.core.ports import AdaptableIndex, ClientQueries, Embedder, QueryAccumulator
+from visual_search.services.query_accumulator import InMemoryQueryAccumulator
 
 logger = logging.getLogger(__name__)
 
@@ -112,21 +115,19 @@ class LearningPolicy:
         return max(1, int(self.refit_every * self.max_client_share))
 
 
-@dataclass
-class _Window:
-    """The queries accepted since the last refit: how many, and how many per (hashed) client."""
-
-    accepted: int = 0
-    refused: int = 0
-    per_client: dict[str, int] = field(default_factory=dict)
-
-
 class QueryDomainLearner:
-    """Learns the centre from live query vectors. Thread-safe; refits run in a background thread.
+    """Learns the centre from live query vectors, kept in a QueryAccumulator (core/ports.py). Thread-safe.
 
-    `index` is where the centre is read from and applied (`set_centre`): the server passes its one writer, so a
-    refit takes the writer's place in the one-writer rule (see LocalIndex.set_centre). With `index=None` the
-    learner only computes (`centre`), as the benchmark does.
+    Where it runs decides its parts. The local server: the in-memory accumulator, every query added at once, and
+    a refit in a background thread once `refit_every` queries are in (`index` is its one writer, so a refit
+    takes the writer's place in the one-writer rule, see LocalIndex.set_centre). The AWS search function:
+    OpenSearch's shared accumulator, queries buffered per client and added by one update every `flush_every`
+    queries or `flush_after_s` seconds, and `refits_here=False`, so `refit()` only asks the scheduled refit
+    function (bootstrap/aws_runtime.py) to run it, outside the request path. With `index=None` a refit only
+    computes (`centre`), as the benchmark does.
+
+    Clients are hashed with `client_salt` (default: random per process); processes that share an accumulator
+    share a salt, so a client's share of the window holds across them.
     """
 
     def __init__(
@@ -136,81 +137,125 @@ class QueryDomainLearner:
         colour_dimension: int,
         index: Callable[[], AdaptableIndex] | None = None,
         background: bool = False,
+        accumulator: QueryAccumulator | None = None,
+        client_salt: bytes | None = None,
+        flush_every: int = 1,
+        flush_after_s: float | None = None,
+        refits_here: bool = True,
     ):
         self.policy = policy
         self.colour_dimension = colour_dimension
+        self.accumulator: QueryAccumulator = accumulator if accumulator is not None else InMemoryQueryAccumulator()
         self._index = index
         self._background = background
+        self._refits_here = refits_here
+        self._flush_every = max(1, flush_every)
+        self._flush_after_s = flush_after_s
         self._lock = threading.Lock()
         self._refit_lock = threading.Lock()
-        self._salt = os.urandom(16)  # client ids are hashed with a per-process salt: never stored as given
-        self._sum: np.ndarray | None = None  # float64 running sum of unit appearance vectors
-        self._count = 0
-        self._window = _Window()
-        self.frozen = False
+        self._salt = client_salt if client_salt is not None else os.urandom(16)  # never stored as given
+        self._buffer: dict[str, ClientQueries] = {}
+        self._buffered = 0
+        self._buffered_since: float | None = None
         self.centre: Centre | None = None
-        self.refits = 0
-        self.last_refit_at: float | None = None
-        self.last_step = 0.0
-        self.last_error: str | None = None
         self._refit_thread: threading.Thread | None = None
 
     def observe(self, signature: np.ndarray, client: str | None = None) -> bool:
         """Count one query's appearance vector. False when it was not added (frozen, or the client's share of
-        this refit is used up)."""
+        this window is used up); a buffered query counts as added (its flush applies the same rules)."""
         appearance = appearance_units(signature, self.colour_dimension)[0].astype(np.float64)
         who = hashlib.sha256(self._salt + (client or "").encode()).hexdigest()[:16]
-        with self._lock:
-            if self.frozen:
-                return False
-            if self._window.per_client.get(who, 0) >= self.policy.per_client:
-                self._window.refused += 1
-                return False
-            self._window.per_client[who] = self._window.per_client.get(who, 0) + 1
-            self._sum = appearance if self._sum is None else np.add(self._sum, appearance)
-            self._count += 1
-            self._window.accepted += 1
-            due = self._window.accepted >= self.policy.refit_every
-            if due:
-                self._window = _Window()
-        if due:
+        query = ClientQueries(who, 1, appearance)
+        if self._flush_every == 1:
+            accepted = self.accumulator.add([query], self.policy.per_client) > 0
+        else:
+            accepted = True
+            with self._lock:
+                held = self._buffer.get(who)
+                self._buffer[who] = (
+                    query if held is None else ClientQueries(who, held.count + 1, held.total + appearance)
+                )
+                self._buffered += 1
+                self._buffered_since = self._buffered_since or time.monotonic()
+            if self._flush_due():
+                self.flush()
+        if accepted and self._refits_here and self._window_full():
             self._start_refit()
-        return True
+        return accepted
+
+    def _flush_due(self) -> bool:
+        with self._lock:
+            if self._buffered >= self._flush_every:
+                return True
+            since, after = self._buffered_since, self._flush_after_s
+            return since is not None and after is not None and time.monotonic() - since >= after
+
+    def flush(self) -> int:
+        """Add the buffered queries to the accumulator (one update); returns how many it accepted. A failed
+        flush drops them (logged): a few queries of learning lost, never a wrong centre."""
+        with self._lock:
+            batch, self._buffer, self._buffered, self._buffered_since = list(self._buffer.values()), {}, 0, None
+        if not batch:
+            return 0
+        try:
+            return self.accumulator.add(batch, self.policy.per_client)
+        except Exception as error:  # noqa: BLE001 - learning must never fail a search
+            logger.warning("live learning dropped %d queries: %s", sum(q.count for q in batch), error)
+            return 0
+
+    def _window_full(self) -> bool:
+        return self.accumulator.state().window_accepted >= self.policy.refit_every
 
     def _start_refit(self) -> None:
         if not self._background:
             self.refit()
             return
         if self._refit_thread is not None and self._refit_thread.is_alive():
-            return  # one at a time; the sums keep growing and the next window refits again
+            return  # one at a time; the sums keep growing and the window stays full until it is recorded
         self._refit_thread = threading.Thread(target=self.refit, name="centre-refit", daemon=True)
         self._refit_thread.start()
 
+    def refit_if_due(self) -> bool:
+        """Refit when the window is full or an operator asked for one (the scheduled refit function's call)."""
+        state = self.accumulator.state()
+        if state.frozen or state.count == 0:
+            return False
+        if state.window_accepted >= self.policy.refit_every or state.refit_requested:
+            self.refit()
+            return True
+        return False
+
     def refit(self) -> Centre | None:
-        """Move the centre towards the running mean by at most `max_step`, and apply it to the index."""
+        """Move the centre towards the running mean by at most `max_step`, and apply it to the index. Where
+        refits run elsewhere (`refits_here=False`), ask for one instead."""
+        self.flush()
+        if not self._refits_here:
+            self.accumulator.request_refit()
+            return self.centre
         with self._refit_lock:
-            with self._lock:
-                if self._sum is None or self._count == 0 or self.frozen:
-                    return self.centre
-                target = np.asarray(self._sum / self._count, dtype=np.float32)
-                count = self._count
+            state = self.accumulator.state()
+            if state.total is None or state.count == 0 or state.frozen:
+                return self.centre
+            target = np.asarray(state.total / state.count, dtype=np.float32)
             try:
                 index = self._index() if self._index is not None else None
                 current = index.centre if index is not None else self.centre
-                new = _bounded_step(current, target, self.policy.max_step, count)
+                new = _bounded_step(current, target, self.policy.max_step, state.count)
                 if index is not None:
                     index.set_centre(new)
                 step = new.distance_to(current)
-                self.last_error = None
             except Exception as error:  # noqa: BLE001 - a failed refit (index locked, node down) keeps the sums
-                self.last_error = f"{type(error).__name__}: {error}"
-                logger.warning("query-domain centre refit failed: %s", self.last_error)
+                message = f"{type(error).__name__}: {error}"
+                logger.warning("query-domain centre refit failed: %s", message)
+                self.accumulator.record_refit(state.window_accepted, centre_id=None, step=0.0, error=message)
                 return self.centre
-            with self._lock:
-                self.centre, self.last_step = new, step
-                self.refits += 1
-                self.last_refit_at = time.time()
+            self.accumulator.record_refit(state.window_accepted, centre_id=new.centre_id, step=step)
+            self.centre = new
             return new
+
+    @property
+    def refits(self) -> int:
+        return self.accumulator.state().refits
 
     def wait(self, timeout_s: float = 60.0) -> None:
         """Until a background refit in progress has finished (for tests and orderly shutdown)."""
@@ -219,36 +264,40 @@ class QueryDomainLearner:
             thread.join(timeout_s)
 
     def freeze(self) -> None:
-        with self._lock:
-            self.frozen = True
+        self.flush()
+        self.accumulator.set_frozen(True)
 
     def unfreeze(self) -> None:
-        with self._lock:
-            self.frozen = False
+        self.accumulator.set_frozen(False)
 
     def reset(self) -> None:
         """Forget the running sum and count (the index keeps the centre it has; `visual-search adapt --clear`
         removes it)."""
         with self._lock:
-            self._sum, self._count, self._window = None, 0, _Window()
+            self._buffer, self._buffered, self._buffered_since = {}, 0, None
+        self.accumulator.reset()
 
     def state(self) -> dict:
         """What /stats shows: no vector, no client."""
+        state = self.accumulator.state()
         with self._lock:
-            return {
-                "frozen": self.frozen,
-                "queries_counted": self._count,
-                "queries_since_refit": self._window.accepted,
-                "queries_refused_since_refit": self._window.refused,
-                "refit_every": self.policy.refit_every,
-                "max_step": self.policy.max_step,
-                "max_client_share": self.policy.max_client_share,
-                "refits": self.refits,
-                "last_refit_at": self.last_refit_at,
-                "last_step": round(self.last_step, 6),
-                "centre_id": self.centre.centre_id if self.centre is not None else None,
-                "last_error": self.last_error,
-            }
+            buffered = self._buffered
+        return {
+            "frozen": state.frozen,
+            "queries_counted": state.count,
+            "queries_since_refit": state.window_accepted,
+            "queries_refused_since_refit": state.window_refused,
+            "queries_buffered_here": buffered,
+            "refit_every": self.policy.refit_every,
+            "max_step": self.policy.max_step,
+            "max_client_share": self.policy.max_client_share,
+            "refits": state.refits,
+            "refit_requested": state.refit_requested,
+            "last_refit_at": state.last_refit_at,
+            "last_step": round(state.last_step, 6),
+            "centre_id": state.centre_id,
+            "last_error": state.last_error,
+        }
 
 
 def _bounded_step(current: Centre | None, target: np.ndarray, max_step: float, photos: int) -> Centre:

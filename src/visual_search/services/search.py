@@ -55,6 +55,8 @@ class SearchService:
     def decode(self, data: bytes, *, crop: CropBox | None = None, min_size_px: int | None = None) -> DecodedImage:
         """The photo decoded as a search needs it: at least the model's input size (or `min_size_px`), and a
         small `crop` region correspondingly larger, since it is enlarged to the model's size."""
+        if crop is not None:
+            crop.validate()
         zoom = 1.0 / min(crop.w, crop.h) if crop is not None else 1.0
         needed = max(int(self.embedder.spec.size_px * zoom), min_size_px or 0)
         return decode_image(data, min_size_px=needed, max_pixels=self.max_pixels)
@@ -79,7 +81,9 @@ class SearchService:
             vector = self.embedder.embed([image])[0]
         hits = self._search(vector, k, filters, colour)
         if self.learner is not None:
-            self.learner.observe(vector, current_client.get())  # after the search: a query never waits for it
+            # After the search, so no hit waits for it; on AWS one search in adapt_live_flush_every also sends the
+            # instance's buffered sums before it answers (docs/DEPLOY.md: 12-40 ms on the local node).
+            self.learner.observe(vector, current_client.get())
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(

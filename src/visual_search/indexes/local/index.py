@@ -34,6 +34,7 @@ from visual_search.indexes.local.identity import checked_identity, checked_new_i
 from visual_search.indexes.local.integrity import integrity_problems
 from visual_search.indexes.local.lock import WriterLock
 from visual_search.indexes.local.nearest import nearest, rescored
+from visual_search.indexes.local.record_cache import RecordCache
 from visual_search.indexes.local.vector_file import remove_vector_files
 
 DEFAULT_ANN_THRESHOLD = 20_000
@@ -122,6 +123,7 @@ class LocalIndex:
         self._sidecar = GraphSidecar(self._store, self.directory, self.dimension, hnsw, self.colour_dimension)
         self._view = SnapshotFollower(self.directory, self.dimension, self._sidecar, self.colour_dimension)
         self._filters = FilterCache()
+        self._records = RecordCache()
 
     def _stored_meta(self) -> dict[str, str]:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
@@ -253,22 +255,26 @@ class LocalIndex:
                 else None
             )
             graph = None if exact else self._sidecar.graph
-            seqs, _ = nearest(
+            # Without a float16 base every row the matrix scores is float32 already: its scores are final.
+            all_float32 = self._view.matrix.base_rows == 0
+            seqs, scores = nearest(
                 self._view.matrix,
                 graph,
                 query,
-                k + _RESCORE_EXTRA,
+                k if all_float32 else k + _RESCORE_EXTRA,
                 only=only,
                 excluded_seqs=excluded,
                 exact_below=self.ann_threshold,
             )
-            full_vectors = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
-            if centre is not None:
-                full_vectors = {
-                    seq: domain_centre.project(raw, centre, self.colour_dimension) for seq, raw in full_vectors.items()
-                }
-            seqs, scores = rescored(full_vectors, seqs, query, k)
-            records = self._db.records_by_seq(seqs.tolist())
+            if not all_float32:
+                full_vectors = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
+                if centre is not None:
+                    full_vectors = {
+                        seq: domain_centre.project(raw, centre, self.colour_dimension)
+                        for seq, raw in full_vectors.items()
+                    }
+                seqs, scores = rescored(full_vectors, seqs, query, k)
+            records = self._records.records(seqs.tolist(), self._view.seen_generation, self._db.records_by_seq)
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
     @property
