@@ -16,6 +16,27 @@ import numpy as np
 SIDECAR_PREFIX = "hnsw-"
 SIDECAR_SUFFIX = ".faiss"
 _STORAGES = {"SQ8": "QT_8bit", "SQfp16": "QT_fp16", "Flat": ""}
+# faiss computes scalar-quantised distances with SIMD only when the dimension is a multiple of the vector width
+# (8 floats for AVX2, 16 for AVX-512); any other dimension takes its scalar code. The product's vectors are
+# 1332-d (1280 appearance + 52 colour): 1.52 us a distance scalar against 0.30 us padded to 1344 with zeros,
+# which leave every inner product unchanged (docs/BENCHMARKS.md, issue 24). A graph is built padded; one saved
+# unpadded keeps working, at the old speed, until it is rebuilt.
+_SIMD_WIDTH = 16
+
+
+def padded_dimension(dimension: int) -> int:
+    return -(-dimension // _SIMD_WIDTH) * _SIMD_WIDTH
+
+
+def _padded(vectors: np.ndarray, width: int) -> np.ndarray:
+    """float32 C-contiguous `vectors` (n, d) with zero columns appended up to `width`."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    missing = width - vectors.shape[-1]
+    if missing == 0:
+        return vectors
+    out = np.zeros((vectors.shape[0], width), dtype=np.float32)
+    out[:, : vectors.shape[-1]] = vectors
+    return out
 
 
 @dataclass(frozen=True)
@@ -78,11 +99,12 @@ class HnswGraph:
         if params.storage not in _STORAGES:
             raise ValueError(f"HNSW storage must be one of {sorted(_STORAGES)}, not {params.storage!r}")
         graph: faiss.IndexHNSW
+        width = padded_dimension(dimension)
         if params.storage == "Flat":
-            graph = faiss.IndexHNSWFlat(dimension, params.m, faiss.METRIC_INNER_PRODUCT)
+            graph = faiss.IndexHNSWFlat(width, params.m, faiss.METRIC_INNER_PRODUCT)
         else:
             quantizer = getattr(faiss.ScalarQuantizer, _STORAGES[params.storage])
-            graph = faiss.IndexHNSWSQ(dimension, quantizer, params.m, faiss.METRIC_INNER_PRODUCT)
+            graph = faiss.IndexHNSWSQ(width, quantizer, params.m, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = params.ef_construction
         return cls(faiss.IndexIDMap(graph), 0, params)  # IDMap2's reverse map would cost ~50 B a vector
 
@@ -102,12 +124,15 @@ class HnswGraph:
 
     def add(self, seqs: np.ndarray, vectors: np.ndarray, watermark: int) -> None:
         """Add unit vectors float32 (n, dimension) under their seqs; the graph then covers seqs up to `watermark`."""
-        if len(seqs) and not self._index.is_trained:
+        if not len(seqs):
+            self.watermark = watermark
+            return
+        vectors = _padded(vectors, self._index.d)
+        if not self._index.is_trained:
             # The quantiser learns each dimension's range from the first rows; later outliers are clipped,
             # which only costs graph accuracy (the re-rank uses the full vectors).
-            self._index.train(np.ascontiguousarray(vectors, dtype=np.float32))
-        if len(seqs):
-            self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), seqs.astype(np.int64))
+            self._index.train(vectors)
+        self._index.add_with_ids(vectors, seqs.astype(np.int64))
         self.watermark = watermark
 
     def search(
@@ -131,7 +156,7 @@ class HnswGraph:
             selector = faiss.IDSelectorBitmap(len(only_bitmap), faiss.swig_ptr(only_bitmap))
             parameters.sel = selector  # `selector` and the bitmap must outlive the search: both are locals here
         with _single_thread():
-            scores, seqs = self._index.search(query.reshape(1, -1), fetch, params=parameters)
+            scores, seqs = self._index.search(_padded(query.reshape(1, -1), self._index.d), fetch, params=parameters)
         found = seqs[0] >= 0  # faiss pads with -1 when the graph yields fewer than `fetch`
         return seqs[0][found], scores[0][found]
 

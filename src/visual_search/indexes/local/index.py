@@ -38,8 +38,9 @@ from visual_search.indexes.local.record_cache import RecordCache
 from visual_search.indexes.local.vector_file import remove_vector_files
 
 DEFAULT_ANN_THRESHOLD = 20_000
-# Candidates beyond k re-scored in float32, so float16 rounding cannot push a true top-k hit out.
-_RESCORE_EXTRA = 8
+# Candidates beyond k re-scored in float32, so the graph's 8-bit (or the copy's float16) rounding cannot push a
+# true top-k hit out: at 200k (bench_scale) 16 gave the recall@10 of a float16 re-rank of 40 first; 8 lost 0.0005.
+_RESCORE_EXTRA = 16
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +256,8 @@ class LocalIndex:
                 else None
             )
             graph = None if exact else self._sidecar.graph
-            # Without a float16 base every row the matrix scores is float32 already: its scores are final.
-            all_float32 = self._view.matrix.base_rows == 0
+            # Without a graph (its scores come from 8-bit codes) or a float16 base, every score is float32: final.
+            all_float32 = graph is None and self._view.matrix.base_rows == 0
             seqs, scores = nearest(
                 self._view.matrix,
                 graph,
