@@ -140,20 +140,24 @@ class VectorMatrix:
         `only_seqs` restricts to those seqs, `after_seq` to rows added after it; `excluded_seqs` are skipped.
         """
         start = int(np.searchsorted(self._seqs[: self._rows], after_seq, side="right"))
-        eligible = self._alive[: self._rows].copy()
-        eligible[:start] = False
+        if start >= self._rows:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+        # Everything below works on rows [start, rows): the tail after a graph is usually small or empty, and a
+        # copy of the whole alive mask (1 MB at 1M rows) cost more than the rest of such a call.
+        eligible = self._alive[start : self._rows].copy()
         if excluded_seqs is not None and len(excluded_seqs):
-            eligible[self.rows_of(excluded_seqs)] = False
+            excluded_rows = self.rows_of(excluded_seqs)
+            eligible[excluded_rows[excluded_rows >= start] - start] = False
         if only_seqs is not None:
-            allowed = self.rows_of(only_seqs)
-            allowed = allowed[eligible[allowed]]
+            allowed = self.rows_of(only_seqs[np.searchsorted(only_seqs, after_seq, side="right") :])  # ascending
+            allowed = allowed[eligible[allowed - start]]
             if len(allowed) <= _GATHER_FRACTION * (self._rows - start):
                 return self._best(self.vectors_of_rows(allowed) @ query, self._seqs[allowed], k)
-            wanted = np.zeros(self._rows, dtype=bool)
-            wanted[allowed] = True
+            wanted = np.zeros(self._rows - start, dtype=bool)
+            wanted[allowed - start] = True
             eligible &= wanted
         scores = self._scan(query, start)
-        scores[~eligible[start:]] = -np.inf
+        scores[~eligible] = -np.inf
         return self._best(scores, self._seqs[start : self._rows], k)
 
     def _scan(self, query: np.ndarray, start: int) -> np.ndarray:
