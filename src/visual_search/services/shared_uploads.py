@@ -5,8 +5,9 @@ The photo's id is the sha256 of its bytes (64 lowercase hex digits), so the same
 can never name anything but a file of this store (no path, no suffix: an S3 event or a folder listing never
 takes it for a catalogue image). The store is bounded twice: photos older than `max_age_s` are refused (410) and
 deleted, and past `max_bytes` the oldest are deleted first. Only photos that a search decoded are kept (the
-caller keeps a photo after its search succeeded). Keeping never fails a search: a store that cannot be written
-is logged and the search answers without an id.
+caller starts keeping a photo once it decoded, beside the search's model step, and waits for it before
+answering). Keeping never fails a search: a store that cannot be written is logged and the search answers
+without an id.
 """
 
 from __future__ import annotations
