@@ -129,10 +129,13 @@ def test_an_operator_freezes_asks_for_a_refit_and_resets_through_the_search_func
     assert status == 200 and state["frozen"] is True and state["enabled"] is True
     for photo in demo_photos[4:6]:
         search(photo, "198.51.100.1")
+    # The instance sends a due buffer beside its next search, or when an operator reads the state (as here).
+    assert call("GET", "/adaptation")[1]["queries_buffered_here"] == 0
     assert accumulator.state().count == 0 and accumulator.state().window_refused == 2
     call("POST", "/adaptation", body=b'{"action": "unfreeze"}')
     for photo in demo_photos[4:6]:
         search(photo, "198.51.100.1")
+    assert call("GET", "/adaptation")[1]["queries_buffered_here"] == 0
     assert accumulator.state().count == 2
     assert refit()["refitted"] is False and index.centre is None  # half a window: not due
 

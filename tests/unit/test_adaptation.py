@@ -130,3 +130,47 @@ def test_index_locked_error_is_what_a_second_writer_gets(tmp_path):
     with LocalIndex(tmp_path / "i", model_id="m", dimension=DIMENSION, writable=True):
         with pytest.raises(IndexLockedError):
             LocalIndex(tmp_path / "i", writable=True)
+
+
+class _RecordingAccumulator:
+    """The in-memory accumulator, recording which thread each add ran on."""
+
+    def __init__(self):
+        from visual_search.services.query_accumulator import InMemoryQueryAccumulator
+
+        self.inner = InMemoryQueryAccumulator()
+        self.add_threads: list[str] = []
+
+    def add(self, queries, per_client):
+        import threading
+
+        self.add_threads.append(threading.current_thread().name)
+        return self.inner.add(queries, per_client)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_buffering_search_function_sends_a_due_buffer_beside_the_next_search_and_before_any_state_read():
+    accumulator = _RecordingAccumulator()
+    learning = QueryDomainLearner(
+        LearningPolicy(refit_every=100),
+        colour_dimension=0,
+        accumulator=accumulator,
+        flush_every=3,
+        refits_here=False,
+        flush_beside_searches=True,
+    )
+    queries = shoppers(7)
+    for query in queries[:3]:
+        assert learning.start_due_flush() is None  # nothing due yet
+        learning.observe(query, "client-a")
+    assert accumulator.add_threads == []  # the third query made the buffer due, and no search waited for it
+    flushing = learning.start_due_flush()  # the fourth search starts: the buffer goes out beside it
+    assert flushing is not None
+    learning.observe(queries[3], "client-b")
+    learning.finish_flush(flushing)
+    assert len(accumulator.add_threads) == 1 and accumulator.add_threads[0].startswith("learning-flush")
+    assert accumulator.inner.state().count == 3
+    assert learning.state()["queries_counted"] == 4  # an operator's read first sends what this instance holds
+    assert learning.state()["queries_buffered_here"] == 0

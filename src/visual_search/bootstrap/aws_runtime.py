@@ -154,6 +154,7 @@ def _searches_learner(settings: Settings, service: SearchService) -> QueryDomain
         flush_every=settings.adapt_live_flush_every,
         flush_after_s=settings.adapt_live_flush_after_s,
         refits_here=False,
+        flush_beside_searches=True,
     )
     service.learner = learner
     return learner

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,6 +143,7 @@ class QueryDomainLearner:
         flush_every: int = 1,
         flush_after_s: float | None = None,
         refits_here: bool = True,
+        flush_beside_searches: bool = False,
     ):
         self.policy = policy
         self.colour_dimension = colour_dimension
@@ -151,6 +153,8 @@ class QueryDomainLearner:
         self._refits_here = refits_here
         self._flush_every = max(1, flush_every)
         self._flush_after_s = flush_after_s
+        self._flush_beside = flush_beside_searches and self._flush_every > 1
+        self._flusher: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._refit_lock = threading.Lock()
         self._salt = client_salt if client_salt is not None else os.urandom(16)  # never stored as given
@@ -177,11 +181,27 @@ class QueryDomainLearner:
                 )
                 self._buffered += 1
                 self._buffered_since = self._buffered_since or time.monotonic()
-            if self._flush_due():
+            if not self._flush_beside and self._flush_due():
                 self.flush()
         if accepted and self._refits_here and self._window_full():
             self._start_refit()
         return accepted
+
+    def start_due_flush(self) -> Future[int] | None:
+        """With `flush_beside_searches` (the search function): when this instance's buffer is due, start sending it
+        now, in a thread, so that the update runs beside the search about to start (its model and index calls)
+        rather than after them. `finish_flush` joins it before the search answers: a Lambda instance is frozen
+        once it has answered. The buffer so waits one search longer; `state()` sends it first."""
+        if not self._flush_beside or not self._flush_due():
+            return None
+        if self._flusher is None:
+            self._flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learning-flush")
+        return self._flusher.submit(self.flush)
+
+    @staticmethod
+    def finish_flush(flushing: Future[int] | None) -> None:
+        if flushing is not None:
+            flushing.result()  # flush() logs and swallows its own failures
 
     def _flush_due(self) -> bool:
         with self._lock:
@@ -278,7 +298,10 @@ class QueryDomainLearner:
         self.accumulator.reset()
 
     def state(self) -> dict:
-        """What /stats shows: no vector, no client."""
+        """What /stats shows: no vector, no client. A buffering instance first sends what it holds, so that an
+        operator's read counts every query this instance has seen."""
+        if self._flush_beside:
+            self.flush()
         state = self.accumulator.state()
         with self._lock:
             buffered = self._buffered

@@ -75,15 +75,20 @@ class SearchService:
         started = time.perf_counter() if started is None else started
         _check_query(k, colour, crop)
         image = crop_image(decoded, crop) if crop is not None else decoded.image
-        if self._query_embedder is not None:
-            vector = self._query_embedder.embed_query(image, with_colour=colour > 0)  # no colour at weight 0
-        else:
-            vector = self.embedder.embed([image])[0]
-        hits = self._search(vector, k, filters, colour)
-        if self.learner is not None:
-            # After the search, so no hit waits for it; on AWS one search in adapt_live_flush_every also sends the
-            # instance's buffered sums before it answers (docs/DEPLOY.md: 12-40 ms on the local node).
-            self.learner.observe(vector, current_client.get())
+        # On AWS one search in adapt_live_flush_every also sends the instance's buffered sums (docs/DEPLOY.md:
+        # one scripted update, 12-40 ms on the local node): beside this search's model and index calls.
+        flushing = self.learner.start_due_flush() if self.learner is not None else None
+        try:
+            if self._query_embedder is not None:
+                vector = self._query_embedder.embed_query(image, with_colour=colour > 0)  # no colour at weight 0
+            else:
+                vector = self.embedder.embed([image])[0]
+            hits = self._search(vector, k, filters, colour)
+            if self.learner is not None:
+                self.learner.observe(vector, current_client.get())  # after the search: no hit waits for it
+        finally:
+            if self.learner is not None:
+                self.learner.finish_flush(flushing)
         return SearchOutcome(hits=hits, took_ms=_elapsed_ms(started))
 
     def search_key(
