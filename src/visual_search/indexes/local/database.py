@@ -194,6 +194,15 @@ class IndexDatabase:
             blob = b"".join(row[1] for row in rows)
             yield seqs, np.frombuffer(blob, dtype=np.float32).reshape(len(rows), dimension)
 
+    def vectors_by_seq(self, seqs: Sequence[int], dimension: int) -> dict[int, np.ndarray]:
+        """seq -> float32 (dimension,) of the live ones among `seqs`: the full-precision re-score of a few hits."""
+        found: dict[int, np.ndarray] = {}
+        for chunk in chunks(list(seqs)):
+            marks = ",".join("?" * len(chunk))
+            for seq, blob in self.connection.execute(f"SELECT seq, vector FROM vectors WHERE seq IN ({marks})", chunk):
+                found[seq] = np.frombuffer(blob, dtype=np.float32, count=dimension)
+        return found
+
     def live_seqs_through(self, seq: int) -> np.ndarray:
         """Ascending int64 seqs of the live vectors with seq up to `seq`."""
         rows = self.connection.execute("SELECT seq FROM vectors WHERE seq <= ? ORDER BY seq", (seq,))
@@ -211,17 +220,6 @@ class IndexDatabase:
             marks = ",".join("?" * len(chunk))
             for row in self.connection.execute(f"SELECT {RECORD_COLUMNS} FROM images WHERE seq IN ({marks})", chunk):
                 found[row[0]] = record_of_row(row)
-        return found
-
-    def hits_by_seq(self, seqs: Sequence[int], dimension: int) -> dict[int, tuple[np.ndarray, ImageRecord]]:
-        """seq -> (float32 vector (dimension,), record) of the live ones among `seqs`, in one read: the final
-        re-score of a search's best candidates and the records it answers with."""
-        found: dict[int, tuple[np.ndarray, ImageRecord]] = {}
-        for chunk in chunks(list(seqs)):
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT vector, {RECORD_COLUMNS} FROM images JOIN vectors USING (seq) WHERE seq IN ({marks})"
-            for row in self.connection.execute(query, chunk):
-                found[row[1]] = (np.frombuffer(row[0], dtype=np.float32, count=dimension), record_of_row(row[1:]))
         return found
 
     def records_by_key(self, keys: Sequence[str]) -> dict[str, ImageRecord]:

@@ -38,12 +38,9 @@ from visual_search.indexes.local.record_cache import RecordCache
 from visual_search.indexes.local.vector_file import remove_vector_files
 
 DEFAULT_ANN_THRESHOLD = 20_000
-# Candidates beyond k re-ranked from the float16 copy, so the graph's 8-bit rounding cannot push a true top-k hit
-# out (at 200k, bench_scale: 16 gave the recall@10 of re-ranking 40; 8 lost 0.0005); of those, k + _FLOAT32_EXTRA
-# are re-scored in float32 (float16 is within 5e-4, and a photo searched for itself must score 1.0), read in
-# one SQLite query with their records.
+# Candidates beyond k re-scored in float32, so the graph's 8-bit (or the copy's float16) rounding cannot push a
+# true top-k hit out: at 200k (bench_scale) 16 gave the recall@10 of a float16 re-rank of 40 first; 8 lost 0.0005.
 _RESCORE_EXTRA = 16
-_FLOAT32_EXTRA = 4
 
 logger = logging.getLogger(__name__)
 
@@ -270,19 +267,15 @@ class LocalIndex:
                 excluded_seqs=excluded,
                 exact_below=self.ann_threshold,
             )
-            if all_float32:
-                records = self._records.records(seqs.tolist(), self._view.seen_generation, self._db.records_by_seq)
-            else:
-                if graph is not None:  # the graph's 8-bit scores, re-ranked from the float16 copy (a pread each)
-                    seqs, scores = self._view.matrix.scores_of(seqs, query)
-                best = seqs[np.lexsort((seqs, -scores))[: k + _FLOAT32_EXTRA]]
-                hits = self._db.hits_by_seq(best.tolist(), self.dimension)
-                full_vectors = {
-                    seq: domain_centre.project(raw, centre, self.colour_dimension) if centre is not None else raw
-                    for seq, (raw, _) in hits.items()
-                }
-                seqs, scores = rescored(full_vectors, best, query, k)
-                records = {seq: record for seq, (_, record) in hits.items()}
+            if not all_float32:
+                full_vectors = self._db.vectors_by_seq(seqs.tolist(), self.dimension)
+                if centre is not None:
+                    full_vectors = {
+                        seq: domain_centre.project(raw, centre, self.colour_dimension)
+                        for seq, raw in full_vectors.items()
+                    }
+                seqs, scores = rescored(full_vectors, seqs, query, k)
+            records = self._records.records(seqs.tolist(), self._view.seen_generation, self._db.records_by_seq)
         return [SearchHit(records[seq], float(score)) for seq, score in zip(seqs.tolist(), scores) if seq in records]
 
     @property

@@ -126,11 +126,6 @@ class VectorMatrix:
             out[~in_base] = self._tail[rows[~in_base] - self.base_rows]
         return out
 
-    def scores_of(self, seqs: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(live seqs among `seqs`, their scores from this matrix's rows: float16 base, float32 tail)."""
-        rows = self.rows_of(seqs)
-        return self._seqs[rows], self.vectors_of_rows(rows) @ query
-
     def top_k(
         self,
         query: np.ndarray,
