@@ -94,12 +94,16 @@ def memory_of_this_process() -> dict:
     return {name: value * 1024 for name, value in kib.items()}
 
 
-def build_embedded(catalogue: np.ndarray, directory: Path) -> dict:
+def build_embedded(catalogue: np.ndarray, directory: Path, hnsw_m: int | None = None) -> dict:
     from visual_search.core.records import ImageRecord
+    from visual_search.indexes.local.hnsw import HnswParams
     from visual_search.indexes.local.index import LocalIndex
 
+    params = HnswParams() if hnsw_m is None else HnswParams(m=hnsw_m)
     started = time.perf_counter()
-    with LocalIndex(directory, model_id="bench-scale", dimension=catalogue.shape[1], writable=True) as index:
+    with LocalIndex(
+        directory, model_id="bench-scale", dimension=catalogue.shape[1], writable=True, hnsw=params
+    ) as index:
         for start in range(0, len(catalogue), _BATCH):
             chunk = np.asarray(catalogue[start : start + _BATCH])
             records = [
@@ -144,11 +148,15 @@ def search_child(directory: Path, queries_path: Path) -> dict:
     return figures
 
 
-def bench_embedded(catalogue: np.ndarray, queries: np.ndarray, workdir: Path, reuse: bool = False) -> dict:
-    directory = workdir / f"index-{len(catalogue)}"
+def bench_embedded(
+    catalogue: np.ndarray, queries: np.ndarray, workdir: Path, reuse: bool = False, hnsw_m: int | None = None
+) -> dict:
+    directory = workdir / (f"index-{len(catalogue)}" + (f"-m{hnsw_m}" if hnsw_m else ""))
     if directory.exists() and not reuse:
         raise SystemExit(f"{directory} exists; remove it to build afresh, or pass --reuse-index to search it again")
-    figures = {"build_s": None, "reused_index": str(directory)} if reuse else build_embedded(catalogue, directory)
+    figures = (
+        {"build_s": None, "reused_index": str(directory)} if reuse else build_embedded(catalogue, directory, hnsw_m)
+    )
     queries_path = workdir / "queries.npy"
     np.save(queries_path, queries)
     child = subprocess.run(
@@ -203,6 +211,9 @@ def main() -> int:
     parser.add_argument(
         "--reuse-index", action="store_true", help="search the index a previous run built (no build figures)"
     )
+    parser.add_argument(
+        "--hnsw-m", type=int, help="build the graph with this M instead of the product's default (index-N-mM)"
+    )
     parser.add_argument("--search-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.search_child:
@@ -221,7 +232,7 @@ def main() -> int:
         "machine": machine_facts(),
     }
     if arguments.backend == "embedded":
-        report.update(bench_embedded(catalogue, queries, arguments.workdir, arguments.reuse_index))
+        report.update(bench_embedded(catalogue, queries, arguments.workdir, arguments.reuse_index, arguments.hnsw_m))
     else:
         from bench_scale_opensearch import bench_opensearch
 
