@@ -32,10 +32,10 @@ def test_a_padded_graph_scores_exactly_the_unpadded_inner_products(tmp_path):
     seqs, scores = graph.search(query, 10)
     assert seqs[0] == 8  # itself
     np.testing.assert_allclose(scores, vectors[seqs - 1] @ query, atol=1e-5)
-    # and after a save and a mapped load, as a reader opens it
+    # and after a save and a read-only load, as a reader opens it
     name = graph.save(tmp_path)
-    mapped = HnswGraph.load(tmp_path / name, 300, HnswParams(storage="Flat"), mapped=True)
-    assert list(mapped.search(query, 10)[0]) == list(seqs)
+    reader = HnswGraph.load(tmp_path / name, 300, HnswParams(storage="Flat"), read_only=True)
+    assert list(reader.search(query, 10)[0]) == list(seqs)
 
 
 def test_a_graph_saved_unpadded_still_answers(tmp_path):

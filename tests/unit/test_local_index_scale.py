@@ -157,9 +157,9 @@ def test_a_truncated_vector_file_is_refused(tmp_path):
 def test_a_writer_that_searched_the_mapped_graph_can_still_extend_it(directory, vectors):
     fresh = clustered_unit_vectors(500, seed=11)
     with LocalIndex(directory, writable=True, ann_threshold=THRESHOLD) as writer:
-        assert writer.search(vectors[3], 1)[0].record.key == "item-3"  # loads the published graph, mapped
+        assert writer.search(vectors[3], 1)[0].record.key == "item-3"  # loads the published graph, read-only
         writer.upsert([ImageRecord(f"fresh-{i}", "/f.jpg", "0" * 64, 1, 1, "common") for i in range(500)], fresh)
-        writer.optimize()  # extends the graph: from a copy read afresh, never the read-only map
+        writer.optimize()  # extends the graph: from a copy read afresh, never the read-only one
         assert writer.ann_size == COUNT + 500
         assert writer.search(fresh[17], 1)[0].record.key == "fresh-17"
     with LocalIndex(directory) as reader:

@@ -40,15 +40,17 @@ class GraphSidecar:
             meta = {**meta, "ann_file": ""}  # a graph of vectors projected with another centre is never searched
         if meta["ann_file"] == self.file:
             return True
-        self.graph = self._named_graph(meta, mapped=True)
+        self.graph = self._named_graph(meta, read_only=True)
         self.file = meta["ann_file"] if self.graph is not None else ""
         return self.graph is not None or not meta["ann_file"]
 
-    def _named_graph(self, meta: dict[str, str], *, mapped: bool) -> HnswGraph | None:
-        """The graph `meta` names; `mapped=False` (the writer, which extends it) reads a mapped one afresh."""
-        if meta["ann_file"] == self.file and (mapped or self.graph is None or not self.graph.mapped):
+    def _named_graph(self, meta: dict[str, str], *, read_only: bool) -> HnswGraph | None:
+        """The graph `meta` names; `read_only=False` (the writer, which extends it) reads a read-only one afresh."""
+        if meta["ann_file"] == self.file and (read_only or self.graph is None or not self.graph.read_only):
             return self.graph
-        return load_sidecar(self._directory, meta["ann_file"], int(meta["ann_watermark"]), self._params, mapped=mapped)
+        return load_sidecar(
+            self._directory, meta["ann_file"], int(meta["ann_watermark"]), self._params, read_only=read_only
+        )
 
     def maintain(self, ann_threshold: int, min_tail: int | None) -> None:
         """Writer only. `min_tail`: how many uncovered rows justify extending; None (after an upsert) means as
@@ -67,7 +69,7 @@ class GraphSidecar:
             centre = centre_of_meta(meta)
             if meta.get("vector_centre_id", "") != meta.get("centre_id", "") and meta["ann_file"]:
                 meta = {**meta, "ann_file": ""}  # made with another centre: start a new graph
-            graph = self._named_graph(meta, mapped=False)
+            graph = self._named_graph(meta, read_only=False)
             covered_live = self._store.count_vectors_through(graph.watermark) if graph else 0
             if graph is not None and graph.size - covered_live > _REBUILD_TOMBSTONE_FRACTION * graph.size:
                 graph = None
