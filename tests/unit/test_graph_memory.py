@@ -91,3 +91,15 @@ def test_huge_pages_are_not_offered_when_the_kernel_switches_them_off(tmp_path, 
         assert not graph_memory.huge_pages_offered()
     finally:
         graph_memory.huge_pages_offered.cache_clear()
+
+
+def test_without_room_for_a_private_copy_the_reader_maps_the_file(saved_graph, monkeypatch):
+    path, vectors = saved_graph
+
+    def no_memory(_path):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(hnsw, "read_into_huge_pages", no_memory)
+    monkeypatch.setattr(hnsw, "huge_pages_offered", lambda: True)
+    reader = HnswGraph.load(path, 2000, HnswParams(), read_only=True)
+    assert reader.search(vectors[9], 1)[0].tolist() == [10]

@@ -124,7 +124,12 @@ class HnswGraph:
         import faiss
 
         if read_only and huge_pages_offered():
-            memory = read_into_huge_pages(path)
+            try:
+                memory = read_into_huge_pages(path)
+            except FileNotFoundError:
+                raise
+            except (OSError, ValueError, MemoryError):  # no room for a private copy: the file map still answers
+                return cls(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), watermark, params, read_only=True)
             reader = faiss.ZeroCopyIOReader(faiss.swig_ptr(memory), memory.size)  # type: ignore[attr-defined]  # absent from faiss's type stubs
             index = faiss.read_index(reader)
             return cls(index, watermark, params, read_only=True, memory=memory)
