@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -23,6 +24,8 @@ from visual_search.core.images import CropBox, PreprocessSpec, normalise_pixels,
 from visual_search.embedders.onnx import activation_regions, pooling
 from visual_search.embedders.onnx.resolved_model import ResolvedModel
 from visual_search.embedders.onnx.resolver import resolve_model
+
+_Result = TypeVar("_Result")
 
 logger = logging.getLogger(__name__)
 
@@ -108,16 +111,12 @@ class OnnxEmbedder:
         pooled in its own stream, so R-MAC and colour run beside the other stream's inference, not after it."""
         if len(inputs) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        chunk = min(self.batch_size, -(-len(inputs) // self.streams))
-        chunks = [inputs[i : i + chunk] for i in range(0, len(inputs), chunk)]
-        if self.streams == 1 or len(chunks) == 1:
-            return np.concatenate([self._chunk_signatures(part, with_colour, from_pixels) for part in chunks])
-        pool = self._stream_pool()
-
-        def in_stream(part: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-            return self._chunk_signatures(part, with_colour, from_pixels, reuse_memory=True)
-
-        return np.concatenate(list(pool.map(in_stream, chunks)))
+        return np.concatenate(
+            self._in_streams(
+                inputs,
+                lambda part, on_stream: self._chunk_signatures(part, with_colour, from_pixels, reuse_memory=on_stream),
+            )
+        )
 
     def _chunk_signatures(
         self,
@@ -200,7 +199,8 @@ class OnnxEmbedder:
     def object_colour(self, tensor: np.ndarray, feature_map: np.ndarray) -> np.ndarray:
         """The colour descriptor of the very pixels the network saw (a grid of about 48 x 48 of them, undoing the
         normalisation), weighted by where the network found the object."""
-        sampled = tensor[:, :: self._colour_stride(), :: self._colour_stride()]
+        stride = self._colour_stride()
+        sampled = tensor[:, ::stride, ::stride]
         std, mean = (
             np.asarray(self.spec.std, np.float32)[:, None, None],
             np.asarray(self.spec.mean, np.float32)[:, None, None],
@@ -209,7 +209,8 @@ class OnnxEmbedder:
 
     def _pixel_grid(self, pixels: np.ndarray) -> np.ndarray:
         """The same grid as object_colour's from uint8 (size, size, 3) pixels, as float32 RGB."""
-        return pixels[:: self._colour_stride(), :: self._colour_stride()].astype(np.float32)
+        stride = self._colour_stride()
+        return pixels[::stride, ::stride].astype(np.float32)
 
     def _colour_stride(self) -> int:
         return max(1, self.spec.size_px // _COLOUR_GRID_PX)
@@ -239,13 +240,19 @@ class OnnxEmbedder:
         return np.ascontiguousarray(batch, dtype=np.float32)
 
     def _run_chunked(self, output_names: list[str], batch: np.ndarray) -> list[np.ndarray]:
-        """Runs chunks of at most batch_size, `streams` of them at a time; one array per output, rows in input order."""
-        chunk = min(self.batch_size, -(-len(batch) // self.streams))
-        chunks = [batch[i : i + chunk] for i in range(0, len(batch), chunk)]
+        """Runs the batch in streams (`_in_streams`); one array per output, rows in input order."""
+        return _concatenate_outputs(self._in_streams(batch, lambda part, _on_stream: self._run(output_names, part)))
+
+    def _in_streams(
+        self, inputs: Sequence[np.ndarray] | np.ndarray, work: Callable[[Any, bool], _Result]
+    ) -> list[_Result]:
+        """`work(part, on_stream)` on chunks of at most batch_size, `streams` of them at a time, results in input
+        order. `on_stream` tells whether it runs on a stream thread, whose memory may be kept between calls."""
+        chunk = min(self.batch_size, -(-len(inputs) // self.streams))
+        chunks = [inputs[i : i + chunk] for i in range(0, len(inputs), chunk)]
         if self.streams == 1 or len(chunks) == 1:
-            return _concatenate_outputs([self._run(output_names, part) for part in chunks])
-        pool = self._stream_pool()
-        return _concatenate_outputs(list(pool.map(lambda part: self._run(output_names, part), chunks)))
+            return [work(part, False) for part in chunks]
+        return list(self._stream_pool().map(lambda part: work(part, True), chunks))
 
     def _run(self, output_names: list[str], batch: np.ndarray) -> list[np.ndarray]:
         return self._get_session().run(output_names, {self.model.input_name: batch})

@@ -33,8 +33,9 @@ def nearest(
     candidates (a product over them is cheap, and graph search under a selective filter loses recall). Otherwise the graph
     answers for the seqs it covers (skipping non-matching ones inside the traversal, so a broad filter keeps
     its recall), over-fetching to make up for tombstones and exclusions; its candidates keep the graph's own
-    (8-bit) scores, which the caller re-scores, and an exact pass covers the rows added since the graph was saved. When the graph cannot produce k
-    eligible hits the search falls back to exact, so a search returns k hits whenever k records match.
+    (8-bit) scores, which the caller re-scores, and an exact pass covers the rows added since the graph was
+    saved. When the graph cannot produce k eligible hits the search falls back to exact, so a search returns k
+    hits whenever k records match.
     """
     only_seqs = only.seqs if only is not None else None
     if graph is None or (only_seqs is not None and len(only_seqs) < min(exact_below, _EXACT_FILTER_ROWS)):
